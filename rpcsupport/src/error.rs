@@ -1,0 +1,183 @@
+//! Typed outcomes of a crawl step and of a save.
+//!
+//! These are the services' own answers and travel inside the RPC's return
+//! value; failures of the RPC itself (deadline, disconnect) are tarpc's
+//! `RpcError`, a separate layer. Each error has a short [`kind`] used to
+//! count outcomes in summaries and metrics.
+//!
+//! [`kind`]: CrawlError::kind
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why a worker could not turn a request into a [`crate::ParseResult`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum CrawlError {
+    /// The page could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The page was fetched but the parser failed or does not exist.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+}
+
+impl CrawlError {
+    /// A short label for counting, e.g. `http_404`, `timeout`, `unknown_parser`.
+    pub fn kind(&self) -> String {
+        match self {
+            CrawlError::Fetch(e) => e.kind(),
+            CrawlError::Parse(e) => e.kind().to_owned(),
+        }
+    }
+
+    /// Whether trying the same request again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CrawlError::Fetch(e) if e.is_transient())
+    }
+}
+
+/// Why a page could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum FetchError {
+    /// The server answered with a non-success status.
+    #[error("{url}: HTTP status {status}")]
+    Status {
+        /// The URL asked for.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The `Retry-After` header in seconds, when the server sent one.
+        retry_after_secs: Option<u64>,
+    },
+    /// Connecting or reading took longer than the configured timeout.
+    #[error("{url}: timed out")]
+    Timeout {
+        /// The URL asked for.
+        url: String,
+    },
+    /// The connection could not be made or broke off.
+    #[error("{url}: connection failed: {reason}")]
+    Connect {
+        /// The URL asked for.
+        url: String,
+        /// What the network stack said.
+        reason: String,
+    },
+    /// The body (after decompression) is larger than the configured cap.
+    #[error("{url}: body larger than {limit} bytes")]
+    TooLarge {
+        /// The URL asked for.
+        url: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The response is not HTML and the parser did not ask for other types.
+    #[error("{url}: not HTML (content type {content_type:?})")]
+    NotHtml {
+        /// The URL asked for.
+        url: String,
+        /// The Content-Type header as sent.
+        content_type: String,
+    },
+    /// More redirects than the configured limit (or a loop).
+    #[error("{url}: too many redirects")]
+    TooManyRedirects {
+        /// The URL asked for.
+        url: String,
+    },
+    /// The URL cannot be fetched at all (bad syntax, unsupported scheme).
+    #[error("{url}: invalid URL: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Any other failure while fetching.
+    #[error("{url}: {reason}")]
+    Other {
+        /// The URL asked for.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl FetchError {
+    /// A short label for counting.
+    pub fn kind(&self) -> String {
+        match self {
+            FetchError::Status { status, .. } => format!("http_{status}"),
+            FetchError::Timeout { .. } => "timeout".into(),
+            FetchError::Connect { .. } => "connect".into(),
+            FetchError::TooLarge { .. } => "too_large".into(),
+            FetchError::NotHtml { .. } => "not_html".into(),
+            FetchError::TooManyRedirects { .. } => "too_many_redirects".into(),
+            FetchError::InvalidUrl { .. } => "invalid_url".into(),
+            FetchError::Other { .. } => "fetch_other".into(),
+        }
+    }
+
+    /// Whether the same fetch may succeed later: timeouts, connection
+    /// failures, 429 and the 5xx statuses that mean "try again".
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            FetchError::Timeout { .. } | FetchError::Connect { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Why a fetched page could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum ParseError {
+    /// No parser of this name is registered on the worker.
+    #[error("unknown parser {0:?}")]
+    UnknownParser(String),
+    /// The parser exists but its arguments are wrong.
+    #[error("parser {parser:?}: bad arguments: {reason}")]
+    BadArgs {
+        /// The parser's name.
+        parser: String,
+        /// What is wrong with the arguments.
+        reason: String,
+    },
+    /// The page does not have the shape the parser expects.
+    #[error("parser {parser:?} on {url}: {reason}")]
+    Page {
+        /// The parser's name.
+        parser: String,
+        /// The page's URL.
+        url: String,
+        /// What was missing or malformed.
+        reason: String,
+    },
+}
+
+impl ParseError {
+    /// A short label for counting.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::UnknownParser(_) => "unknown_parser",
+            ParseError::BadArgs { .. } => "bad_parser_args",
+            ParseError::Page { .. } => "parse_page",
+        }
+    }
+}
+
+/// Why the itemsaver did not store a batch. The batch as a whole is then not
+/// acknowledged and the engine keeps its items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum SaveError {
+    /// The store failed (disk, index, cluster); retrying later may succeed.
+    #[error("store failed: {0}")]
+    Store(String),
+    /// The batch or an item in it breaks a limit or is malformed; retrying
+    /// the same batch will fail again.
+    #[error("batch rejected: {0}")]
+    Rejected(String),
+    /// A search query that cannot be parsed.
+    #[error("bad query: {0}")]
+    BadQuery(String),
+}

@@ -1,0 +1,39 @@
+//! The contract every crawler process shares.
+//!
+//! The engine, the workers and the itemsaver are separate processes that only
+//! agree on what is in this crate. Read it first.
+//!
+//! # Layout
+//!
+//! - [`config`]: reads one process's section of `config.toml`, with errors
+//!   that name the offending key.
+//! - [`types`]: what crosses the wire. A [`Request`] is a URL plus a
+//!   [`ParserSpec`] (a parser is *data*, a name and its arguments, so any
+//!   worker can run it); a worker answers with a [`ParseResult`] of new
+//!   requests and [`Item`]s whose payload keeps typed [`Value`]s.
+//! - [`error`]: typed, serializable outcomes of a crawl step
+//!   ([`CrawlError`], [`FetchError`], [`ParseError`]) and of a save
+//!   ([`SaveError`]). Transport failures stay tarpc's `RpcError`.
+//! - [`service`]: the two tarpc services, [`Crawl`] (served by workers) and
+//!   [`ItemSaver`] (served by the itemsaver).
+//! - [`transport`]: [`serve`] and the `connect_*` helpers every binary and
+//!   test uses: TCP, length-delimited bincode frames with an explicit maximum
+//!   size, and the `:9000` / `host:port` / `[::1]:9000` host syntax
+//!   ([`HostAddr`]).
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod service;
+pub mod transport;
+pub mod types;
+
+pub use error::{CrawlError, FetchError, ParseError, SaveError};
+pub use service::{Crawl, CrawlClient, ItemSaver, ItemSaverClient};
+pub use transport::{
+    connect_crawl, connect_itemsaver, serve, ConnectOptions, HostAddr, HostError, ServeOptions,
+};
+pub use types::{
+    Item, ParseResult, ParserSpec, Request, SaveAck, SearchRequest, SearchResponse, Value,
+    WorkerStatus,
+};

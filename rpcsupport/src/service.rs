@@ -1,0 +1,32 @@
+//! The tarpc services. `#[tarpc::service]` generates, for each trait, a
+//! client (`CrawlClient`, `ItemSaverClient`) and a `serve()` adapter for
+//! implementations.
+
+use crate::error::{CrawlError, SaveError};
+use crate::types::{
+    Item, ParseResult, Request, SaveAck, SearchRequest, SearchResponse, WorkerStatus,
+};
+
+/// Served by each worker: fetch and parse one page.
+#[tarpc::service]
+pub trait Crawl {
+    /// Fetch `request.url` and run `request.parser` on it.
+    async fn process(request: Request) -> Result<ParseResult, CrawlError>;
+    /// A cheap liveness check that touches no page, so the engine can tell a
+    /// slow page from a dead worker.
+    async fn status() -> WorkerStatus;
+}
+
+/// Served by the itemsaver: durable storage of items, and reads over them.
+#[tarpc::service]
+pub trait ItemSaver {
+    /// Store a batch; the answer comes only once every item is durable.
+    /// Items are upserted by [`Item::key`], so resending a batch is safe.
+    async fn save(items: Vec<Item>) -> Result<SaveAck, SaveError>;
+    /// One item by its key.
+    async fn get(id: String) -> Result<Option<Item>, SaveError>;
+    /// How many items are stored.
+    async fn count() -> Result<u64, SaveError>;
+    /// Query the stored items.
+    async fn search(request: SearchRequest) -> Result<SearchResponse, SaveError>;
+}

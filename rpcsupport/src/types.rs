@@ -1,0 +1,358 @@
+//! The data that crosses the wire between engine, workers and itemsaver.
+//!
+//! Everything here is encoded with bincode, which cannot decode
+//! self-describing values such as `serde_json::Value` (it needs
+//! `deserialize_any`). Payload values are therefore our own [`Value`] enum,
+//! which bincode round-trips and which keeps numbers as numbers, so a store
+//! can range-query them. [`Value::to_json`] / [`Value::from_json`] convert at
+//! the edges (stores, printing).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One page to fetch and the parser that understands it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Which parser the worker runs on the fetched page.
+    pub parser: ParserSpec,
+    /// Links followed from the seed to reach this page (seeds are 0).
+    pub depth: u32,
+}
+
+/// A parser described as data, so it can travel to any worker: a name looked
+/// up in the worker's registry, plus arguments for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ParserSpec {
+    /// Registry name, e.g. `city_list`.
+    pub name: String,
+    /// Parser-specific arguments; most parsers take none.
+    pub args: BTreeMap<String, String>,
+}
+
+impl ParserSpec {
+    /// A parser spec without arguments.
+    pub fn named(name: impl Into<String>) -> Self {
+        ParserSpec {
+            name: name.into(),
+            args: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a worker found on one page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParseResult {
+    /// Links to crawl next (the engine dedups them).
+    pub requests: Vec<Request>,
+    /// Structured records extracted from the page.
+    pub items: Vec<Item>,
+}
+
+/// A structured record extracted from a page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// The page the item came from.
+    pub url: String,
+    /// What sort of record this is, e.g. `profile`.
+    pub kind: String,
+    /// Identity used to upsert; `None` means "derive one from url and kind"
+    /// (see [`Item::key`]).
+    pub id: Option<String>,
+    /// The record's fields, typed.
+    pub payload: BTreeMap<String, Value>,
+}
+
+impl Item {
+    /// The id a store files this item under: its own id, or a stable one
+    /// derived from kind and URL, so re-saving an id-less item still
+    /// overwrites rather than duplicates.
+    pub fn key(&self) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => format!(
+                "h{:032x}",
+                fnv1a128(&[self.kind.as_bytes(), b"\n", self.url.as_bytes()])
+            ),
+        }
+    }
+
+    /// The whole item as a JSON object (`url`, `kind`, `id`, `payload`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "url": self.url,
+            "kind": self.kind,
+            "id": self.key(),
+            "payload": Value::Map(self.payload.clone()).to_json(),
+        })
+    }
+
+    /// Inverse of [`Item::to_json`]; `None` if a required key is missing.
+    pub fn from_json(json: &serde_json::Value) -> Option<Item> {
+        let text = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let payload = match json.get("payload").map(Value::from_json) {
+            Some(Value::Map(m)) => m,
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(_) => return None,
+        };
+        Some(Item {
+            url: text("url")?,
+            kind: text("kind")?,
+            id: text("id"),
+            payload,
+        })
+    }
+}
+
+/// FNV-1a, 128 bits: tiny, stable across versions and platforms (unlike
+/// `std`'s hasher), and wide enough that derived ids do not collide in
+/// practice.
+fn fnv1a128(parts: &[&[u8]]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut h = OFFSET;
+    for part in parts {
+        for &b in *part {
+            h ^= b as u128;
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h
+}
+
+/// A typed payload value. Numbers stay numbers end to end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// Absent or JSON null.
+    Null,
+    /// true / false.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// Text.
+    Str(String),
+    /// An ordered list.
+    List(Vec<Value>),
+    /// Named values.
+    Map(BTreeMap<String, Value>),
+}
+
+impl Value {
+    /// The JSON form: numbers as JSON numbers, maps as objects. A NaN or
+    /// infinite float becomes null, as JSON has no such numbers.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::List(l) => J::Array(l.iter().map(Value::to_json).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+        }
+    }
+
+    /// From JSON. Integers that fit `i64` stay integers; other numbers
+    /// become floats.
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        match json {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Value::Str(s.clone()),
+            J::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
+            J::Object(o) => Value::Map(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The text of a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number of an integer value.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => f.write_str(s),
+            other => write!(f, "{}", other.to_json()),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+/// The itemsaver's answer to a batch: every item in it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveAck {
+    /// Items written (upserted) by this batch.
+    pub stored: u32,
+}
+
+/// A search over stored items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchRequest {
+    /// Query text: free text, `field:value`, AND/OR/NOT.
+    pub query: String,
+    /// Hits to skip (for paging).
+    pub from: u32,
+    /// Hits to return.
+    pub size: u32,
+}
+
+/// One page of search hits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Hits for the whole query, not just this page.
+    pub total: u64,
+    /// The hits on this page, best first.
+    pub items: Vec<Item>,
+}
+
+/// A worker's answer to a health check: cheap, independent of any page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Requests being processed right now.
+    pub in_flight: u32,
+    /// Requests finished since the worker started.
+    pub served: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_item() -> Item {
+        let mut payload = BTreeMap::new();
+        payload.insert("name".into(), Value::from("安静的雪"));
+        payload.insert("age".into(), Value::Int(31));
+        payload.insert("height".into(), Value::Float(172.5));
+        payload.insert("verified".into(), Value::Bool(true));
+        payload.insert("tags".into(), Value::List(vec!["a".into(), Value::Null]));
+        let mut nested = BTreeMap::new();
+        nested.insert("min".into(), Value::Int(-3));
+        payload.insert("income".into(), Value::Map(nested));
+        Item {
+            url: "http://127.0.0.1:8080/profile/7".into(),
+            kind: "profile".into(),
+            id: Some("7".into()),
+            payload,
+        }
+    }
+
+    /// Encodes and decodes `value` with the exact codec our transport uses.
+    fn round_trip<T>(value: &T) -> T
+    where
+        T: Serialize + for<'de> Deserialize<'de> + Unpin,
+    {
+        use std::pin::Pin;
+        use tarpc::tokio_serde::{formats::Bincode, Deserializer, Serializer};
+        use tarpc::tokio_util::bytes::BytesMut;
+        let mut codec = Bincode::<T, T>::default();
+        let bytes = Pin::new(&mut codec).serialize(value).expect("encodes");
+        Pin::new(&mut codec)
+            .deserialize(&BytesMut::from(&bytes[..]))
+            .expect("decodes")
+    }
+
+    /// Every wire type survives the bincode codec tarpc uses, numbers included.
+    #[test]
+    fn wire_types_round_trip_through_bincode() {
+        let result = ParseResult {
+            requests: vec![Request {
+                url: "http://x/a".into(),
+                parser: ParserSpec {
+                    name: "profile".into(),
+                    args: [("k".to_string(), "v".to_string())].into(),
+                },
+                depth: 3,
+            }],
+            items: vec![sample_item()],
+        };
+        let back = round_trip(&result);
+        assert_eq!(back, result);
+        assert_eq!(back.items[0].payload["age"], Value::Int(31));
+
+        let err = crate::CrawlError::from(crate::FetchError::Status {
+            url: "http://x/".into(),
+            status: 503,
+            retry_after_secs: Some(4),
+        });
+        assert_eq!(round_trip(&err), err);
+    }
+
+    /// JSON conversion keeps integers as integers and floats as floats.
+    #[test]
+    fn item_json_round_trip_keeps_types() {
+        let item = sample_item();
+        let json = item.to_json();
+        assert!(json["payload"]["age"].is_i64());
+        assert!(json["payload"]["height"].is_f64());
+        assert_eq!(Item::from_json(&json).unwrap(), item);
+    }
+
+    /// An item without id gets the same derived key every time, distinct per kind.
+    #[test]
+    fn derived_key_is_stable_and_kind_specific() {
+        let mut a = sample_item();
+        a.id = None;
+        let mut b = a.clone();
+        assert_eq!(a.key(), b.key());
+        b.kind = "other".into();
+        assert_ne!(a.key(), b.key());
+        assert_eq!(a.key().len(), 33);
+    }
+}
