@@ -1,0 +1,491 @@
+//! The crawl loop: seeds -> scheduler -> worker pool -> results back into
+//! the scheduler, items out to the sink, until nothing is queued or in
+//! flight.
+//!
+//! One task owns all crawl state (queue, seen set, in-flight table,
+//! counters), so none of it needs a lock; each call to a worker runs in its
+//! own task and reports back. Like a MapReduce coordinator, the loop knows
+//! every request's state: queued, in flight (in `in_flight`, until its
+//! outcome arrives), done or failed. A call that fails at the transport
+//! level puts its request back in the queue for another worker; only a
+//! request that failed `max_attempts` times, or whose page itself failed,
+//! is recorded as failed.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rpcsupport::{
+    connect_itemsaver, ConnectOptions, CrawlError, Item, ParseError, ParseResult, Request,
+};
+use tarpc::client::RpcError;
+use thiserror::Error;
+use tokio::task::JoinSet;
+
+use crate::config::Settings;
+use crate::items::{ItemSink, SinkOptions};
+use crate::pool::{deadline_in, NoWorkers, WorkerPool};
+use crate::scheduler::{fingerprint, Dropped, Scheduler, Task};
+use crate::state::{Snapshot, StateDir};
+use crate::summary::Summary;
+
+/// Why a crawl could not run or had to stop.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// No worker answered at start.
+    #[error(transparent)]
+    NoWorkers(#[from] NoWorkers),
+    /// The itemsaver did not answer at start.
+    #[error("itemsaver at {addr} could not be reached: {reason}")]
+    ItemsaverUnreachable {
+        /// Its address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A request named a parser the workers do not have: a configuration
+    /// mistake that would fail every page, so the crawl stops.
+    #[error("unknown parser {name:?} (requested for {url}); check engine.parser / --parser")]
+    UnknownParser {
+        /// The parser name.
+        name: String,
+        /// The request that named it.
+        url: String,
+    },
+    /// Every worker stayed down longer than `worker_wait_ms`.
+    #[error("every worker has been down for {0:?}; giving up (pending work is kept in the state dir, if one is set)")]
+    WorkersGone(Duration),
+    /// The state directory cannot be read or written.
+    #[error("state dir {path}: {source}")]
+    State {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What a dispatch task reports back.
+struct Outcome {
+    id: u64,
+    worker: usize,
+    result: CallResult,
+}
+
+enum CallResult {
+    /// The worker answered (with a page or a page error).
+    Answered(Result<ParseResult, CrawlError>),
+    /// The call itself failed: deadline, disconnect.
+    Failed { kind: &'static str, reason: String },
+}
+
+/// Runs one crawl to the end, or until `shutdown` completes; then stops
+/// dispatching, waits up to `shutdown_grace` for calls in flight, flushes
+/// items and writes the state before returning the summary.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, EngineError> {
+    let connect = ConnectOptions {
+        connect_timeout: settings.connect_timeout,
+        ..ConnectOptions::default()
+    };
+    let pool = Arc::new(WorkerPool::connect(&settings.workers, connect).await?);
+    let saver = connect_checked_saver(&settings, connect).await?;
+
+    let (mut state, loaded) = match &settings.state_dir {
+        Some(dir) => {
+            let (state, loaded) = StateDir::open(dir).map_err(|source| EngineError::State {
+                path: dir.clone(),
+                source,
+            })?;
+            (Some(state), Some(loaded))
+        }
+        None => (None, None),
+    };
+    let mut crawl = Crawl::new(
+        &settings,
+        pool.addrs().iter().map(|a| a.to_string()).collect(),
+    );
+    let mut carried_items = Vec::new();
+    let mut done_since = HashSet::new();
+    match loaded {
+        Some(loaded) if loaded.snapshot.is_some() => {
+            let snap = loaded.snapshot.expect("checked");
+            tracing::info!(
+                pending = snap.pending.len(),
+                seen = snap.seen.len(),
+                unacked_items = snap.unacked.len(),
+                finished = snap.finished,
+                "resuming crawl from the state dir; seeds are not queued again"
+            );
+            crawl.scheduler = Scheduler::restore(settings.max_depth, snap.pending, snap.seen);
+            crawl.summary = Summary {
+                resumed: true,
+                interrupted: false,
+                per_worker: crawl.summary.per_worker.clone(),
+                ..snap.summary
+            };
+            carried_items = snap.unacked;
+            done_since = loaded.done_since;
+        }
+        _ => {
+            for seed in settings.seeds.iter().cloned() {
+                crawl.enqueue(seed);
+            }
+        }
+    }
+    let sink = ItemSink::spawn(
+        Some(saver),
+        SinkOptions {
+            addr: settings.itemsaver.clone(),
+            connect,
+            batch_size: settings.item_batch_size,
+            linger: settings.item_linger,
+            rpc_timeout: settings.rpc_timeout,
+            memory_items: settings.item_buffer_items,
+            spill_dir: settings
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("crawler-engine")),
+            finish_timeout: settings.itemsaver_wait,
+        },
+        carried_items,
+    );
+    tracing::info!(
+        workers = pool.len(),
+        itemsaver = %settings.itemsaver,
+        queued = crawl.scheduler.len(),
+        "crawl starting"
+    );
+
+    let started = Instant::now();
+    let elapsed_before = crawl.summary.elapsed;
+    let mut in_flight: HashMap<u64, Task> = HashMap::new();
+    let mut next_id = 0u64;
+    let mut calls = JoinSet::new();
+    let mut stop_deadline: Option<Instant> = None;
+    let mut fatal: Option<EngineError> = None;
+    let mut waiting_since: Option<Instant> = None;
+    let mut last_wait_log = Instant::now();
+    let mut last_state_write = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+
+    loop {
+        let stopping = stop_deadline.is_some() || fatal.is_some();
+        while !stopping && in_flight.len() < settings.worker_count {
+            let Some(task) = crawl.scheduler.next_task() else {
+                break;
+            };
+            let id = next_id;
+            next_id += 1;
+            calls.spawn(call(
+                pool.clone(),
+                id,
+                task.request.clone(),
+                settings.rpc_timeout,
+            ));
+            in_flight.insert(id, task);
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(joined) = calls.join_next() => {
+                let Ok(Outcome { id, worker, result }) = joined else {
+                    // A call task panicked or was aborted; its request stays
+                    // in `in_flight` and is requeued below.
+                    continue;
+                };
+                let Some(task) = in_flight.remove(&id) else { continue };
+                match result {
+                    CallResult::Answered(Ok(parsed)) => {
+                        let fp = fingerprint(&task.request.url);
+                        if done_since.remove(&fp) {
+                            crawl.summary.refetched += 1;
+                        }
+                        if let Some(state) = state.as_mut() {
+                            state.record_done(fp);
+                        }
+                        crawl.summary.pages += 1;
+                        crawl.summary.per_worker[worker].1 += 1;
+                        for request in parsed.requests {
+                            crawl.enqueue(request);
+                        }
+                        sink.send(parsed.items);
+                    }
+                    CallResult::Answered(Err(CrawlError::Parse(ParseError::UnknownParser(name)))) => {
+                        tracing::error!(parser = %name, url = %task.request.url, "unknown parser; stopping the crawl");
+                        // Not done: keep it pending so a fixed worker can resume it.
+                        crawl.scheduler.retry(task.clone());
+                        fatal.get_or_insert(EngineError::UnknownParser { name, url: task.request.url });
+                    }
+                    CallResult::Answered(Err(e)) => {
+                        tracing::warn!(url = %task.request.url, error = %e, "page failed");
+                        crawl.fail(&task, &e.kind(), &e.to_string());
+                    }
+                    CallResult::Failed { kind, reason } => {
+                        let attempts = task.attempts + 1;
+                        if attempts < settings.max_attempts {
+                            tracing::warn!(url = %task.request.url, %reason, attempts, "worker call failed; will retry on another worker");
+                            crawl.summary.retries += 1;
+                            crawl.scheduler.retry(Task { attempts, ..task });
+                        } else {
+                            tracing::error!(url = %task.request.url, %reason, attempts, "worker call failed; giving up on this request");
+                            crawl.fail(&Task { attempts, ..task }, kind, &reason);
+                        }
+                    }
+                }
+            }
+            _ = &mut shutdown, if stop_deadline.is_none() => {
+                tracing::info!(in_flight = in_flight.len(), grace = ?settings.shutdown_grace, "stopping: no new dispatches; waiting for calls in flight");
+                stop_deadline = Some(Instant::now() + settings.shutdown_grace);
+                crawl.summary.interrupted = true;
+            }
+            _ = tick.tick() => {
+                // Waiting for workers: count it, say so, give up eventually.
+                if pool.up_count() == 0 {
+                    let since = *waiting_since.get_or_insert_with(|| {
+                        tracing::warn!(give_up_after = ?settings.worker_wait, "every worker is down; waiting for one to come back");
+                        Instant::now()
+                    });
+                    if last_wait_log.elapsed() >= Duration::from_secs(10) {
+                        tracing::warn!(waited = ?since.elapsed(), give_up_after = ?settings.worker_wait, "still waiting for a worker");
+                        last_wait_log = Instant::now();
+                    }
+                    if since.elapsed() >= settings.worker_wait && fatal.is_none() {
+                        fatal = Some(EngineError::WorkersGone(since.elapsed()));
+                        stop_deadline.get_or_insert_with(Instant::now);
+                    }
+                } else if let Some(since) = waiting_since.take() {
+                    crawl.summary.waited_for_workers += since.elapsed();
+                    tracing::info!(waited = ?since.elapsed(), "a worker is back; carrying on");
+                }
+                if stop_deadline.is_some_and(|d| Instant::now() >= d) {
+                    tracing::warn!(abandoned = in_flight.len(), "calls still in flight; leaving them pending");
+                    break;
+                }
+                if let Some(state) = state.as_mut() {
+                    if last_state_write.elapsed() >= settings.state_interval {
+                        let mut snap = crawl.snapshot(in_flight.values(), sink.unacked().await);
+                        snap.summary.elapsed = elapsed_before + started.elapsed();
+                        if let Err(e) = state.write(&mut snap) {
+                            tracing::error!(error = %e, dir = %state.path().display(), "cannot write crawl state");
+                        }
+                        last_state_write = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+    if let Some(since) = waiting_since {
+        crawl.summary.waited_for_workers += since.elapsed();
+    }
+    calls.abort_all();
+    // Calls abandoned at stop are still pending work.
+    let abandoned: Vec<Task> = in_flight.into_values().collect();
+
+    let finished = sink.finish().await;
+    let summary = &mut crawl.summary;
+    summary.items_saved += finished.stats.saved;
+    summary.save_retries += finished.stats.save_retries;
+    summary.items_rejected += finished.stats.rejected;
+    summary.waited_for_itemsaver += finished.stats.waited;
+    summary.items_unsaved = finished.unsaved.len() as u64;
+    summary.elapsed = elapsed_before + started.elapsed();
+    summary.left_pending = (crawl.scheduler.len() + abandoned.len()) as u64;
+
+    match state.as_mut() {
+        Some(state) => {
+            let mut snap = crawl.snapshot(abandoned.iter(), finished.unsaved);
+            snap.finished =
+                fatal.is_none() && !crawl.summary.interrupted && snap.pending.is_empty();
+            state
+                .write(&mut snap)
+                .map_err(|source| EngineError::State {
+                    path: state.path().to_owned(),
+                    source,
+                })?;
+            tracing::info!(dir = %state.path().display(), pending = snap.pending.len(), unsaved_items = snap.unacked.len(), "crawl state written");
+        }
+        None if !finished.unsaved.is_empty() => {
+            let path = settings
+                .failures_file
+                .as_deref()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."))
+                .join("unsaved-items.jsonl");
+            match write_jsonl(&path, finished.unsaved.iter().map(Item::to_json)) {
+                Ok(()) => {
+                    tracing::error!(items = finished.unsaved.len(), path = %path.display(), "itemsaver unreachable; unsaved items written to a file")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "itemsaver unreachable and unsaved items cannot be written")
+                }
+            }
+        }
+        None => {}
+    }
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(crawl.summary),
+    }
+}
+
+/// The loop's own state, kept together so snapshots see all of it.
+struct Crawl {
+    scheduler: Scheduler,
+    summary: Summary,
+    failures: FailureLog,
+}
+
+impl Crawl {
+    fn new(settings: &Settings, workers: Vec<String>) -> Crawl {
+        Crawl {
+            scheduler: Scheduler::new(settings.max_depth),
+            summary: Summary {
+                per_worker: workers.into_iter().map(|w| (w, 0)).collect(),
+                ..Summary::default()
+            },
+            failures: FailureLog::new(settings.failures_file.clone()),
+        }
+    }
+
+    fn enqueue(&mut self, request: Request) {
+        match self.scheduler.enqueue(request) {
+            Ok(()) => {}
+            Err(Dropped::Duplicate) => self.summary.duplicates += 1,
+            Err(Dropped::TooDeep) => self.summary.too_deep += 1,
+            Err(Dropped::BadUrl) => self.summary.bad_urls += 1,
+        }
+    }
+
+    fn fail(&mut self, task: &Task, kind: &str, reason: &str) {
+        *self.summary.errors.entry(kind.to_owned()).or_default() += 1;
+        self.failures.record(task, kind, reason);
+    }
+
+    fn snapshot<'a>(
+        &self,
+        in_flight: impl Iterator<Item = &'a Task>,
+        unacked: Vec<Item>,
+    ) -> Snapshot {
+        let mut pending: Vec<Task> = in_flight.cloned().collect();
+        pending.extend(self.scheduler.pending().cloned());
+        Snapshot {
+            pending,
+            seen: self.scheduler.seen_fingerprints(),
+            unacked,
+            summary: self.summary.clone(),
+            ..Snapshot::default()
+        }
+    }
+}
+
+/// One call to the next worker. A failed call is followed by a health check
+/// so the pool can tell a slow page (worker answers `status`) from a dead
+/// worker (it does not, or the connection is gone).
+async fn call(pool: Arc<WorkerPool>, id: u64, request: Request, timeout: Duration) -> Outcome {
+    let worker = pool.next().await;
+    let result = match worker.client.process(deadline_in(timeout), request).await {
+        Ok(answer) => CallResult::Answered(answer),
+        Err(e) => {
+            let (kind, broken) = match &e {
+                RpcError::DeadlineExceeded => ("rpc_deadline", false),
+                RpcError::Server(_) => ("rpc_server", false),
+                _ => ("rpc_disconnected", true),
+            };
+            pool.check(&worker, broken).await;
+            CallResult::Failed {
+                kind,
+                reason: format!("worker {}: {e}", worker.addr),
+            }
+        }
+    };
+    Outcome {
+        id,
+        worker: worker.index,
+        result,
+    }
+}
+
+async fn connect_checked_saver(
+    settings: &Settings,
+    connect: ConnectOptions,
+) -> Result<rpcsupport::ItemSaverClient, EngineError> {
+    let unreachable = |reason: String| EngineError::ItemsaverUnreachable {
+        addr: settings.itemsaver.to_string(),
+        reason,
+    };
+    let client = connect_itemsaver(&settings.itemsaver, connect)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    match client.count(deadline_in(settings.connect_timeout)).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(e) => Err(unreachable(e.to_string())),
+    }
+}
+
+/// Requests that finally failed, one JSON object per line, opened on the
+/// first failure.
+struct FailureLog {
+    path: Option<PathBuf>,
+    file: Option<File>,
+}
+
+impl FailureLog {
+    fn new(path: Option<PathBuf>) -> FailureLog {
+        FailureLog { path, file: None }
+    }
+
+    fn record(&mut self, task: &Task, kind: &str, reason: &str) {
+        let Some(path) = &self.path else { return };
+        if self.file.is_none() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            match OpenOptions::new().create(true).append(true).open(path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "cannot open failures file; failures only counted");
+                    self.path = None;
+                    return;
+                }
+            }
+        }
+        let line = serde_json::json!({
+            "url": task.request.url,
+            "parser": task.request.parser.name,
+            "depth": task.request.depth,
+            "attempts": task.attempts.max(1),
+            "kind": kind,
+            "reason": reason,
+            "at": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        });
+        if let Some(f) = self.file.as_mut() {
+            if let Err(e) = writeln!(f, "{line}") {
+                tracing::error!(error = %e, "cannot write failures file");
+            }
+        }
+    }
+}
+
+fn write_jsonl(path: &Path, lines: impl Iterator<Item = serde_json::Value>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::io::BufWriter::new(OpenOptions::new().create(true).append(true).open(path)?);
+    for line in lines {
+        writeln!(f, "{line}")?;
+    }
+    f.flush()?;
+    f.get_ref().sync_all()
+}

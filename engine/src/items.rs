@@ -1,0 +1,567 @@
+//! Items out: batches items and sends them to the itemsaver, losing none.
+//!
+//! A batch goes out when it holds `batch_size` items or its first item has
+//! waited `linger`, so a trickle still reaches the store promptly and a
+//! stream costs one RPC per batch. The sink never blocks the crawl: while
+//! the itemsaver is down or slow, items pile up in memory up to
+//! `memory_items`, then in a spill file on disk, and go out when it answers
+//! again (reconnecting as needed, with backoff). An item is dropped from the
+//! sink only once the itemsaver acknowledged the batch holding it, and the
+//! itemsaver upserts by id, so a batch sent twice stores nothing twice.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, SaveError};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::pool::deadline_in;
+
+/// What happened to the items sent to the sink.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemStats {
+    /// Items the itemsaver acknowledged.
+    pub saved: u64,
+    /// Save calls that failed and were tried again.
+    pub save_retries: u64,
+    /// Items the itemsaver refused as malformed (retrying cannot help).
+    pub rejected: u64,
+    /// Time during which saves were failing.
+    pub waited: Duration,
+}
+
+/// How the sink batches, buffers and retries.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// Where the itemsaver listens.
+    pub addr: HostAddr,
+    /// How to connect to it.
+    pub connect: ConnectOptions,
+    /// Items per save call.
+    pub batch_size: usize,
+    /// Longest a partial batch waits.
+    pub linger: Duration,
+    /// Deadline of one save call.
+    pub rpc_timeout: Duration,
+    /// Items kept in memory before spilling to disk.
+    pub memory_items: usize,
+    /// Directory for the spill file.
+    pub spill_dir: PathBuf,
+    /// When finishing, how long to keep trying an unreachable itemsaver
+    /// before handing the remaining items back to the caller.
+    pub finish_timeout: Duration,
+}
+
+enum Msg {
+    Items(Vec<Item>),
+    /// Reply with every item not yet acknowledged, in order.
+    Unacked(oneshot::Sender<Vec<Item>>),
+}
+
+/// What the sink returns when it finishes.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Final counts.
+    pub stats: ItemStats,
+    /// Items still unacknowledged after `finish_timeout` (itemsaver down):
+    /// the caller must keep them.
+    pub unsaved: Vec<Item>,
+}
+
+/// Handle to the sink task.
+pub struct ItemSink {
+    tx: mpsc::UnboundedSender<Msg>,
+    task: JoinHandle<Finished>,
+}
+
+impl ItemSink {
+    /// Starts the sink with `client` (already connected, or `None`) and
+    /// items left unacknowledged by an earlier run.
+    pub fn spawn(
+        client: Option<ItemSaverClient>,
+        opts: SinkOptions,
+        carried_over: Vec<Item>,
+    ) -> ItemSink {
+        // Unbounded on purpose: the sink task only moves items into its own
+        // bounded memory buffer or the spill file, so it drains this channel
+        // as fast as the crawl fills it and never stalls the crawl loop.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut sink = Sink::new(client, opts);
+        sink.push(carried_over);
+        let task = tokio::spawn(sink.run(rx));
+        ItemSink { tx, task }
+    }
+
+    /// Queues items for saving.
+    pub fn send(&self, items: Vec<Item>) {
+        if !items.is_empty() && self.tx.send(Msg::Items(items)).is_err() {
+            // Only possible if the task panicked; its JoinError surfaces in
+            // `finish`.
+            tracing::error!("item sink stopped early");
+        }
+    }
+
+    /// Every item sent so far and not yet acknowledged, for the state file.
+    pub async fn unacked(&self) -> Vec<Item> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Unacked(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Saves everything queued (waiting up to `finish_timeout` for an
+    /// itemsaver that is down) and returns the counts and any items that
+    /// could not be saved.
+    pub async fn finish(self) -> Finished {
+        drop(self.tx);
+        match self.task.await {
+            Ok(finished) => finished,
+            Err(e) => {
+                tracing::error!(error = %e, "item sink task failed");
+                Finished::default()
+            }
+        }
+    }
+}
+
+type SaveOutcome = (Option<ItemSaverClient>, Vec<Item>, Result<(), SaveFailure>);
+
+enum SaveFailure {
+    /// Worth retrying: itemsaver down, deadline, store error.
+    Transient(String),
+    /// The itemsaver refused the batch as malformed.
+    Rejected(String),
+}
+
+struct Sink {
+    opts: SinkOptions,
+    /// `None` while not connected (taken while a save is in flight).
+    client: Option<ItemSaverClient>,
+    memory: VecDeque<Item>,
+    spill: Option<Spill>,
+    in_flight: Option<JoinHandle<SaveOutcome>>,
+    /// The batch in flight, kept so `unacked` can include it.
+    in_flight_items: Vec<Item>,
+    /// No save before this (backoff after a failure).
+    not_before: Instant,
+    backoff: Duration,
+    /// When the oldest item still waiting arrived (for linger).
+    oldest: Option<Instant>,
+    failing_since: Option<Instant>,
+    stats: ItemStats,
+}
+
+impl Sink {
+    fn new(client: Option<ItemSaverClient>, opts: SinkOptions) -> Sink {
+        Sink {
+            opts,
+            client,
+            memory: VecDeque::new(),
+            spill: None,
+            in_flight: None,
+            in_flight_items: Vec::new(),
+            not_before: Instant::now(),
+            backoff: Duration::from_millis(100),
+            oldest: None,
+            failing_since: None,
+            stats: ItemStats::default(),
+        }
+    }
+
+    fn waiting(&self) -> usize {
+        self.memory.len() + self.spill.as_ref().map_or(0, |s| s.count)
+    }
+
+    fn push(&mut self, items: Vec<Item>) {
+        if items.is_empty() {
+            return;
+        }
+        self.oldest.get_or_insert_with(Instant::now);
+        for item in items {
+            if self.memory.len() < self.opts.memory_items
+                && self.spill.as_ref().is_none_or(|s| s.count == 0)
+            {
+                self.memory.push_back(item);
+            } else {
+                self.spill_one(item);
+            }
+        }
+    }
+
+    fn spill_one(&mut self, item: Item) {
+        if self.spill.is_none() {
+            match Spill::create(&self.opts.spill_dir) {
+                Ok(spill) => {
+                    tracing::warn!(path = %spill.path.display(), "item buffer full; spilling items to disk until the itemsaver catches up");
+                    self.spill = Some(spill);
+                }
+                Err(e) => {
+                    // Nowhere to spill: keep it in memory rather than lose it.
+                    tracing::error!(error = %e, "cannot create item spill file; buffering in memory");
+                    self.memory.push_back(item);
+                    return;
+                }
+            }
+        }
+        let spill = self.spill.as_mut().expect("created above");
+        if let Err(e) = spill.append(&item) {
+            tracing::error!(error = %e, "cannot write item spill file; buffering in memory");
+            self.memory.push_back(item);
+        }
+    }
+
+    /// Refills memory from the spill file once memory has drained.
+    fn unspill(&mut self) {
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        if spill.count == 0 || self.memory.len() >= self.opts.batch_size {
+            return;
+        }
+        match spill.take(self.opts.memory_items / 2 + 1) {
+            Ok(items) => self.memory.extend(items),
+            Err(e) => tracing::error!(error = %e, "cannot read item spill file"),
+        }
+    }
+
+    fn batch_ready(&self, closing: bool) -> bool {
+        let waiting = self.waiting();
+        waiting > 0
+            && (closing
+                || waiting >= self.opts.batch_size
+                || self.oldest.is_some_and(|t| t.elapsed() >= self.opts.linger))
+    }
+
+    fn start_save(&mut self) {
+        self.unspill();
+        let n = self.memory.len().min(self.opts.batch_size);
+        let batch: Vec<Item> = self.memory.drain(..n).collect();
+        self.oldest = if self.waiting() > 0 {
+            Some(Instant::now())
+        } else {
+            None
+        };
+        self.in_flight_items = batch.clone();
+        let client = self.client.take();
+        let opts = self.opts.clone();
+        self.in_flight = Some(tokio::spawn(
+            async move { save(client, &opts, batch).await },
+        ));
+    }
+
+    fn finish_save(&mut self, (client, batch, result): SaveOutcome) {
+        self.client = client;
+        self.in_flight_items.clear();
+        match result {
+            Ok(()) => {
+                self.stats.saved += batch.len() as u64;
+                self.backoff = Duration::from_millis(100);
+                if let Some(since) = self.failing_since.take() {
+                    self.stats.waited += since.elapsed();
+                    tracing::info!(waited = ?since.elapsed(), "itemsaver answering again");
+                }
+            }
+            Err(SaveFailure::Rejected(reason)) => {
+                tracing::error!(items = batch.len(), %reason, "itemsaver rejected a batch");
+                self.stats.rejected += batch.len() as u64;
+            }
+            Err(SaveFailure::Transient(reason)) => {
+                if self.failing_since.is_none() {
+                    self.failing_since = Some(Instant::now());
+                }
+                tracing::warn!(
+                    items = batch.len(),
+                    waiting = self.waiting() + batch.len(),
+                    %reason,
+                    retry_in = ?self.backoff,
+                    "items not saved yet; retrying"
+                );
+                self.stats.save_retries += 1;
+                // Back to the front, so order is kept and nothing is lost.
+                for item in batch.into_iter().rev() {
+                    self.memory.push_front(item);
+                }
+                self.oldest.get_or_insert_with(Instant::now);
+                self.not_before = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    fn unacked(&mut self) -> Vec<Item> {
+        let mut all = self.in_flight_items.clone();
+        all.extend(self.memory.iter().cloned());
+        if let Some(spill) = self.spill.as_mut() {
+            match spill.peek_all() {
+                Ok(items) => all.extend(items),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read item spill file for the state snapshot")
+                }
+            }
+        }
+        all
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) -> Finished {
+        let mut closing_since: Option<Instant> = None;
+        loop {
+            let closing = closing_since.is_some();
+            if self.in_flight.is_none()
+                && Instant::now() >= self.not_before
+                && self.batch_ready(closing)
+            {
+                self.start_save();
+            }
+            if closing && self.in_flight.is_none() && self.waiting() == 0 {
+                break;
+            }
+            if let Some(since) = closing_since {
+                if self.in_flight.is_none() && since.elapsed() >= self.opts.finish_timeout {
+                    tracing::error!(
+                        items = self.waiting(),
+                        "itemsaver still unreachable; handing unsaved items back"
+                    );
+                    break;
+                }
+            }
+            // Wake for the next linger deadline or the end of a backoff.
+            let wake = match self.oldest {
+                Some(t) => (t + self.opts.linger).max(self.not_before),
+                None => Instant::now() + Duration::from_secs(3600),
+            };
+            tokio::select! {
+                msg = rx.recv(), if !closing => match msg {
+                    Some(Msg::Items(items)) => self.push(items),
+                    Some(Msg::Unacked(reply)) => {
+                        let _ = reply.send(self.unacked());
+                    }
+                    None => closing_since = Some(Instant::now()),
+                },
+                outcome = async { self.in_flight.as_mut().expect("guarded").await }, if self.in_flight.is_some() => {
+                    self.in_flight = None;
+                    match outcome {
+                        Ok(outcome) => self.finish_save(outcome),
+                        Err(e) => {
+                            // The save task panicked; treat as a failed try.
+                            tracing::error!(error = %e, "save task failed");
+                            let batch = std::mem::take(&mut self.in_flight_items);
+                            self.finish_save((None, batch, Err(SaveFailure::Transient(e.to_string()))));
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake), if self.in_flight.is_none() => {}
+            }
+        }
+        if let Some(since) = self.failing_since {
+            self.stats.waited += since.elapsed();
+        }
+        let unsaved = self.unacked();
+        if let Some(spill) = self.spill.take() {
+            spill.remove();
+        }
+        Finished {
+            stats: self.stats,
+            unsaved,
+        }
+    }
+}
+
+/// One save try, connecting first if needed. Returns the client (or `None`
+/// if the connection is broken) with the batch and the result.
+async fn save(
+    client: Option<ItemSaverClient>,
+    opts: &SinkOptions,
+    batch: Vec<Item>,
+) -> SaveOutcome {
+    let client = match client {
+        Some(c) => c,
+        None => match connect_itemsaver(&opts.addr, opts.connect).await {
+            Ok(c) => c,
+            Err(e) => {
+                return (
+                    None,
+                    batch,
+                    Err(SaveFailure::Transient(format!(
+                        "connect {}: {e}",
+                        opts.addr
+                    ))),
+                )
+            }
+        },
+    };
+    match client
+        .save(deadline_in(opts.rpc_timeout), batch.clone())
+        .await
+    {
+        Ok(Ok(_ack)) => (Some(client), batch, Ok(())),
+        Ok(Err(SaveError::Rejected(reason))) => {
+            (Some(client), batch, Err(SaveFailure::Rejected(reason)))
+        }
+        Ok(Err(e)) => (
+            Some(client),
+            batch,
+            Err(SaveFailure::Transient(e.to_string())),
+        ),
+        // A deadline may just mean a slow commit; anything else means the
+        // connection is gone. Reconnect in both cases: cheap and safe.
+        Err(e) => (
+            None,
+            batch,
+            Err(SaveFailure::Transient(format!("rpc: {e}"))),
+        ),
+    }
+}
+
+/// Items on disk, appended as length-prefixed bincode records and read back
+/// from a cursor, oldest first.
+struct Spill {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    read_pos: u64,
+    count: usize,
+}
+
+impl Spill {
+    fn create(dir: &Path) -> io::Result<Spill> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("items-spill-{}.bin", std::process::id()));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        Ok(Spill {
+            path,
+            writer: BufWriter::new(file),
+            read_pos: 0,
+            count: 0,
+        })
+    }
+
+    fn append(&mut self, item: &Item) -> io::Result<()> {
+        let bytes = bincode::serialize(item).map_err(io::Error::other)?;
+        self.writer.write_all(&(bytes.len() as u64).to_le_bytes())?;
+        self.writer.write_all(&bytes)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn read_from(&mut self, pos: u64, max: usize) -> io::Result<(Vec<Item>, u64)> {
+        self.writer.flush()?;
+        let mut file = BufReader::new(File::open(&self.path)?);
+        file.seek(SeekFrom::Start(pos))?;
+        let mut items = Vec::new();
+        let mut pos = pos;
+        let mut len = [0u8; 8];
+        while items.len() < max {
+            match file.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e),
+            }
+            let n = u64::from_le_bytes(len);
+            let mut buf = vec![0u8; n as usize];
+            file.read_exact(&mut buf)?;
+            items.push(bincode::deserialize(&buf).map_err(io::Error::other)?);
+            pos += 8 + n;
+        }
+        Ok((items, pos))
+    }
+
+    fn take(&mut self, max: usize) -> io::Result<Vec<Item>> {
+        let (items, pos) = self.read_from(self.read_pos, max)?;
+        self.read_pos = pos;
+        self.count -= items.len();
+        if self.count == 0 {
+            // Drained: start the file over so it does not grow forever.
+            self.writer.get_mut().set_len(0)?;
+            self.writer.seek(SeekFrom::Start(0))?;
+            self.read_pos = 0;
+        }
+        Ok(items)
+    }
+
+    fn peek_all(&mut self) -> io::Result<Vec<Item>> {
+        Ok(self.read_from(self.read_pos, usize::MAX)?.0)
+    }
+
+    fn remove(self) {
+        drop(self.writer);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn item(i: u64) -> Item {
+        Item {
+            url: format!("http://h/{i}"),
+            kind: "t".into(),
+            id: Some(i.to_string()),
+            payload: BTreeMap::from([("n".to_string(), rpcsupport::Value::Int(i as i64))]),
+        }
+    }
+
+    /// Spilled items come back in order and the file restarts when drained.
+    #[test]
+    fn spill_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::create(dir.path()).unwrap();
+        for i in 0..10 {
+            spill.append(&item(i)).unwrap();
+        }
+        assert_eq!(spill.peek_all().unwrap().len(), 10);
+        let first = spill.take(4).unwrap();
+        assert_eq!(first, (0..4).map(item).collect::<Vec<_>>());
+        let rest = spill.take(100).unwrap();
+        assert_eq!(rest, (4..10).map(item).collect::<Vec<_>>());
+        assert_eq!(spill.count, 0);
+        spill.append(&item(42)).unwrap();
+        assert_eq!(spill.take(5).unwrap(), vec![item(42)]);
+    }
+
+    /// With no itemsaver at all, items are neither lost nor counted saved:
+    /// they come back from `finish` after the timeout, spill included.
+    #[tokio::test]
+    async fn unreachable_itemsaver_hands_items_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let opts = SinkOptions {
+            addr: format!(":{port}").parse().unwrap(),
+            connect: ConnectOptions::default(),
+            batch_size: 3,
+            linger: Duration::from_millis(10),
+            rpc_timeout: Duration::from_secs(1),
+            memory_items: 4,
+            spill_dir: dir.path().to_owned(),
+            finish_timeout: Duration::from_millis(300),
+        };
+        let sink = ItemSink::spawn(None, opts, vec![item(0)]);
+        sink.send((1..10).map(item).collect());
+        assert_eq!(sink.unacked().await.len(), 10);
+        let finished = sink.finish().await;
+        assert_eq!(finished.stats.saved, 0);
+        let mut ids: Vec<u64> = finished
+            .unsaved
+            .iter()
+            .map(|i| i.id.as_ref().unwrap().parse().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, (0..10).collect::<Vec<_>>());
+        assert!(finished.stats.save_retries > 0);
+    }
+}

@@ -1,0 +1,297 @@
+//! Step 3: the worker pool. One RPC client per worker host, handed out
+//! round-robin through a channel: a feeder task cycles over the workers that
+//! are up and pushes each into a bounded channel; a dispatch task takes
+//! whichever comes next. tarpc clients multiplex many calls on one
+//! connection, so a handed-out client is a cheap clone, never exclusive.
+//!
+//! A worker whose connection breaks, or that stops answering even the cheap
+//! `status` call, is marked down: the feeder skips it and a background task
+//! reconnects with backoff, putting it back when it answers. So a worker
+//! restarted on the same address rejoins by itself, and a worker that is
+//! merely slow on one page is never taken out (see [`WorkerPool::check`]).
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr};
+use tarpc::context;
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// One worker's client and where it lives.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    /// Position in the pool, for per-worker counts.
+    pub index: usize,
+    /// The worker's address.
+    pub addr: HostAddr,
+    /// The RPC client.
+    pub client: CrawlClient,
+    /// Which connection of this worker the client belongs to; a failure
+    /// reported for an older connection does not take down a newer one.
+    generation: u64,
+}
+
+/// No worker could be used at start.
+#[derive(Debug, Error)]
+#[error("none of the worker hosts could be reached: {details}")]
+pub struct NoWorkers {
+    /// Each host with why it failed.
+    pub details: String,
+}
+
+struct Slot {
+    addr: HostAddr,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// `None` while the worker is down.
+    client: Option<CrawlClient>,
+    generation: u64,
+}
+
+struct Shared {
+    slots: Vec<Slot>,
+    /// Bumped whenever a worker comes back, so an idle feeder wakes up.
+    up_events: watch::Sender<u64>,
+    opts: ConnectOptions,
+}
+
+/// The pool; dropping it stops the feeder and the reconnect tasks.
+pub struct WorkerPool {
+    next: async_channel::Receiver<WorkerHandle>,
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Connects and checks the worker answers a status call.
+async fn connect_checked(addr: &HostAddr, opts: ConnectOptions) -> Result<CrawlClient, String> {
+    let client = connect_crawl(addr, opts).await.map_err(|e| e.to_string())?;
+    client
+        .status(deadline_in(opts.connect_timeout))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+impl WorkerPool {
+    /// Connects to every host and checks each answers. Hosts that fail are
+    /// logged and retried in the background; if all fail, the error names
+    /// them.
+    pub async fn connect(
+        hosts: &[HostAddr],
+        opts: ConnectOptions,
+    ) -> Result<WorkerPool, NoWorkers> {
+        let attempts = hosts.iter().map(|addr| connect_checked(addr, opts));
+        let results = futures::future::join_all(attempts).await;
+        let mut details = String::new();
+        let mut slots = Vec::new();
+        for (addr, result) in hosts.iter().zip(results) {
+            let client = match result {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    tracing::warn!(worker = %addr, error = %e, "worker unreachable at start; will keep trying");
+                    let sep = if details.is_empty() { "" } else { "; " };
+                    let _ = write!(details, "{sep}{addr} ({e})");
+                    None
+                }
+            };
+            slots.push(Slot {
+                addr: addr.clone(),
+                state: Mutex::new(SlotState {
+                    client,
+                    generation: 0,
+                }),
+            });
+        }
+        if slots
+            .iter()
+            .all(|s| s.state.lock().unwrap().client.is_none())
+        {
+            return Err(NoWorkers { details });
+        }
+        let (up_events, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            slots,
+            up_events,
+            opts,
+        });
+        // Capacity 1: the channel holds just the *next* worker, so the
+        // rotation stays round-robin however many dispatchers wait.
+        let (tx, next) = async_channel::bounded(1);
+        let feeder = tokio::spawn(feed(shared.clone(), tx));
+        let pool = WorkerPool {
+            next,
+            shared,
+            tasks: Mutex::new(vec![feeder]),
+        };
+        for index in 0..pool.shared.slots.len() {
+            if pool.handle(index).is_none() {
+                pool.spawn_reconnect(index);
+            }
+        }
+        Ok(pool)
+    }
+
+    /// The next worker that is up, in rotation. Waits while all are down.
+    pub async fn next(&self) -> WorkerHandle {
+        loop {
+            // The feeder stops only when the pool is dropped, so the channel
+            // stays open while `self` exists.
+            let handle = self
+                .next
+                .recv()
+                .await
+                .expect("pool feeder stopped while the pool is alive");
+            // A handle may have waited in the channel while its worker went
+            // down; skip it rather than send a request to a dead connection.
+            if self.is_current(&handle) {
+                return handle;
+            }
+        }
+    }
+
+    /// Number of workers, up or down.
+    pub fn len(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// Whether the pool has no workers at all (never true once connected).
+    pub fn is_empty(&self) -> bool {
+        self.shared.slots.is_empty()
+    }
+
+    /// Addresses by index.
+    pub fn addrs(&self) -> Vec<HostAddr> {
+        self.shared.slots.iter().map(|s| s.addr.clone()).collect()
+    }
+
+    /// Workers currently up.
+    pub fn up_count(&self) -> usize {
+        (0..self.len())
+            .filter(|&i| self.handle(i).is_some())
+            .count()
+    }
+
+    fn handle(&self, index: usize) -> Option<WorkerHandle> {
+        self.shared.handle(index)
+    }
+
+    fn is_current(&self, h: &WorkerHandle) -> bool {
+        let state = self.shared.slots[h.index].state.lock().unwrap();
+        state.client.is_some() && state.generation == h.generation
+    }
+
+    /// After a call to `handle` failed at the transport level: asks the
+    /// worker for its status with a short deadline. If it answers, the
+    /// worker is fine and only the page was slow; if not, it is marked down
+    /// and reconnected in the background. Returns whether it is up.
+    pub async fn check(&self, handle: &WorkerHandle, broken_connection: bool) -> bool {
+        if !broken_connection {
+            let probe = handle
+                .client
+                .status(deadline_in(self.shared.opts.connect_timeout))
+                .await;
+            if probe.is_ok() {
+                return true;
+            }
+        }
+        self.mark_down(handle);
+        false
+    }
+
+    fn mark_down(&self, handle: &WorkerHandle) {
+        {
+            let mut state = self.shared.slots[handle.index].state.lock().unwrap();
+            if state.generation != handle.generation || state.client.is_none() {
+                return; // already handled for this connection
+            }
+            state.client = None;
+            state.generation += 1;
+        }
+        tracing::warn!(worker = %handle.addr, "worker down; taken out of rotation, reconnecting in the background");
+        self.spawn_reconnect(handle.index);
+    }
+
+    fn spawn_reconnect(&self, index: usize) {
+        let shared = self.shared.clone();
+        let task = tokio::spawn(async move {
+            let addr = shared.slots[index].addr.clone();
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(backoff).await;
+                match connect_checked(&addr, shared.opts).await {
+                    Ok(client) => {
+                        {
+                            let mut state = shared.slots[index].state.lock().unwrap();
+                            state.client = Some(client);
+                            state.generation += 1;
+                        }
+                        shared.up_events.send_modify(|n| *n += 1);
+                        tracing::info!(worker = %addr, "worker back in rotation");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(worker = %addr, error = %e, retry_in = ?backoff, "worker still down");
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        });
+        let mut tasks = self.tasks.lock().unwrap();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+}
+
+impl Shared {
+    fn handle(&self, index: usize) -> Option<WorkerHandle> {
+        let slot = &self.slots[index];
+        let state = slot.state.lock().unwrap();
+        state.client.as_ref().map(|client| WorkerHandle {
+            index,
+            addr: slot.addr.clone(),
+            client: client.clone(),
+            generation: state.generation,
+        })
+    }
+}
+
+/// Cycles over the workers that are up, forever; sleeps while none is.
+async fn feed(shared: Arc<Shared>, tx: async_channel::Sender<WorkerHandle>) {
+    let mut up_events = shared.up_events.subscribe();
+    loop {
+        up_events.borrow_and_update();
+        let mut sent = false;
+        for index in 0..shared.slots.len() {
+            if let Some(handle) = shared.handle(index) {
+                if tx.send(handle).await.is_err() {
+                    return; // pool dropped
+                }
+                sent = true;
+            }
+        }
+        if !sent && up_events.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// A context whose deadline is `timeout` from now.
+pub fn deadline_in(timeout: Duration) -> context::Context {
+    let mut ctx = context::current();
+    ctx.deadline = Instant::now() + timeout;
+    ctx
+}

@@ -1,0 +1,141 @@
+//! The end-of-crawl report.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Counts for one crawl, printed when it ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Pages a worker fetched and parsed successfully.
+    pub pages: u64,
+    /// Items the itemsaver acknowledged.
+    pub items_saved: u64,
+    /// Items the itemsaver refused as malformed.
+    pub items_rejected: u64,
+    /// Items still unacknowledged when the engine exited (itemsaver down);
+    /// kept in the state dir, or written to a file named in the log.
+    pub items_unsaved: u64,
+    /// Failed requests by kind (`http_404`, `timeout`, `rpc_deadline`...).
+    pub errors: BTreeMap<String, u64>,
+    /// Requests sent again after a failed worker call.
+    pub retries: u64,
+    /// Pages fetched a second time after a resume (finished after the last
+    /// state snapshot the engine was killed).
+    pub refetched: u64,
+    /// Time every worker was down and the engine waited.
+    pub waited_for_workers: Duration,
+    /// Time saves to the itemsaver were failing.
+    pub waited_for_itemsaver: Duration,
+    /// The crawl carried on from a state dir.
+    pub resumed: bool,
+    /// Save calls sent again.
+    pub save_retries: u64,
+    /// Links dropped because their URL was already seen.
+    pub duplicates: u64,
+    /// Links dropped by the depth limit.
+    pub too_deep: u64,
+    /// Links that were not crawlable URLs.
+    pub bad_urls: u64,
+    /// Pages per worker address, in pool order.
+    pub per_worker: Vec<(String, u64)>,
+    /// Wall time of the crawl.
+    pub elapsed: Duration,
+    /// Whether the crawl was stopped before the queue ran dry.
+    pub interrupted: bool,
+    /// Requests still queued when the crawl stopped.
+    pub left_pending: u64,
+}
+
+impl Summary {
+    /// Pages per second over the whole crawl.
+    pub fn pages_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.pages as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Total failed requests.
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+fn write_counts(
+    f: &mut fmt::Formatter<'_>,
+    label: &str,
+    counts: &BTreeMap<String, u64>,
+) -> fmt::Result {
+    if counts.is_empty() {
+        return writeln!(f, "  {label:<14} none");
+    }
+    let list: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(f, "  {label:<14} {}", list.join(", "))
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = if self.interrupted {
+            "stopped"
+        } else {
+            "finished"
+        };
+        writeln!(f, "crawl {how} in {:.1}s", self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "  {:<14} {} ({:.1} pages/s)",
+            "pages",
+            self.pages,
+            self.pages_per_sec()
+        )?;
+        writeln!(f, "  {:<14} {}", "items saved", self.items_saved)?;
+        if self.items_rejected + self.items_unsaved > 0 {
+            writeln!(
+                f,
+                "  {:<14} {} rejected by the itemsaver, {} not saved yet",
+                "items problems", self.items_rejected, self.items_unsaved
+            )?;
+        }
+        writeln!(f, "  {:<14} {}", "failed", self.failed())?;
+        write_counts(f, "by kind", &self.errors)?;
+        writeln!(
+            f,
+            "  {:<14} {} duplicate, {} too deep, {} bad URL",
+            "links dropped", self.duplicates, self.too_deep, self.bad_urls
+        )?;
+        writeln!(
+            f,
+            "  {:<14} {} worker calls, {} item saves",
+            "retries", self.retries, self.save_retries
+        )?;
+        writeln!(
+            f,
+            "  {:<14} {:.1}s for workers, {:.1}s for the itemsaver",
+            "waited",
+            self.waited_for_workers.as_secs_f64(),
+            self.waited_for_itemsaver.as_secs_f64()
+        )?;
+        if self.resumed {
+            writeln!(
+                f,
+                "  {:<14} yes; {} pages fetched twice",
+                "resumed", self.refetched
+            )?;
+        }
+        let per: Vec<String> = self
+            .per_worker
+            .iter()
+            .map(|(w, n)| format!("{w} {n}"))
+            .collect();
+        writeln!(f, "  {:<14} {}", "per worker", per.join(", "))?;
+        if self.interrupted {
+            writeln!(f, "  {:<14} {}", "left pending", self.left_pending)?;
+        }
+        Ok(())
+    }
+}

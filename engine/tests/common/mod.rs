@@ -1,0 +1,91 @@
+//! Starts the real servers a crawl needs, each on 127.0.0.1:0, in this test
+//! process (mini-redis's `start_server()` pattern).
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use demosite::{Site, SiteConfig};
+use engine::EngineConfig;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Stops a server when dropped or when `stop` is called.
+pub struct Stop(Option<oneshot::Sender<()>>);
+
+impl Stop {
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn stopper() -> (Stop, impl Future<Output = ()> + Send + 'static) {
+    let (tx, rx) = oneshot::channel();
+    (Stop(Some(tx)), async move {
+        let _ = rx.await;
+    })
+}
+
+async fn listen() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// The demo site; returns the site model (for expected counts and fields)
+/// and its base URL.
+pub async fn start_site(config: SiteConfig) -> (Arc<Site>, String, Stop) {
+    let (listener, addr) = listen().await;
+    let site = Arc::new(Site::new(config));
+    let (stop, shutdown) = stopper();
+    tokio::spawn(demosite::serve_site(listener, site.clone(), shutdown));
+    (site, format!("http://{addr}/"), stop)
+}
+
+pub async fn start_worker() -> (SocketAddr, Stop) {
+    let (listener, addr) = listen().await;
+    let (stop, shutdown) = stopper();
+    tokio::spawn(async move {
+        worker::serve(listener, worker::WorkerConfig::default(), shutdown)
+            .await
+            .expect("worker serves")
+    });
+    (addr, stop)
+}
+
+pub async fn start_itemsaver(dir: &Path) -> (SocketAddr, Stop) {
+    let (listener, addr) = listen().await;
+    let (stop, shutdown) = stopper();
+    let store = Arc::new(itemsaver::open_embedded(dir).expect("open store"));
+    let config = itemsaver::ItemsaverConfig::default();
+    tokio::spawn(async move {
+        itemsaver::serve(listener, store, &config, shutdown)
+            .await
+            .expect("itemsaver serves")
+    });
+    (addr, stop)
+}
+
+/// Engine config for a crawl of `site_url` over these servers.
+pub fn engine_config(site_url: &str, workers: &[SocketAddr], saver: SocketAddr) -> EngineConfig {
+    EngineConfig {
+        itemsaver_host: saver.to_string(),
+        worker_hosts: workers.iter().map(|w| w.to_string()).collect(),
+        seeds: vec![site_url.to_owned()],
+        parser: "city_list".into(),
+        item_linger_ms: 50,
+        ..EngineConfig::default()
+    }
+}

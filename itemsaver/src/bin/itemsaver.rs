@@ -1,0 +1,226 @@
+//! `itemsaver`: serve the item store, or query a running one.
+//!
+//! ```text
+//! itemsaver [--port 1234] [--bind ADDR] [--data_dir DIR] [--config config.toml]
+//! itemsaver count [--itemsaver_host :1234]
+//! itemsaver search "QUERY" [--from N] [--size N] [--itemsaver_host :1234]
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use itemsaver::ItemsaverConfig;
+use rpcsupport::{ConnectOptions, HostAddr, ItemSaverClient, SearchRequest};
+use tarpc::context;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "itemsaver",
+    about = "Stores crawled items; serves them over RPC."
+)]
+struct Cli {
+    /// Port to listen on (overrides `port` in the config file).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind (overrides `bind`).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Directory of the embedded index (overrides `data_dir`).
+    #[arg(long = "data_dir")]
+    data_dir: Option<PathBuf>,
+    /// Config file; its [itemsaver] section is read. Must exist only if given.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print how many items a running itemsaver holds.
+    Count {
+        /// The itemsaver to ask: :PORT, HOST:PORT or [IPv6]:PORT.
+        #[arg(long = "itemsaver_host", default_value = ":1234")]
+        itemsaver_host: HostAddr,
+    },
+    /// Search a running itemsaver and print the hits.
+    Search {
+        /// Free text, `field:value`, `age:[20 TO 30]`, AND/OR/NOT; empty lists all.
+        query: String,
+        /// Hits to skip.
+        #[arg(long, default_value_t = 0)]
+        from: u32,
+        /// Hits to print.
+        #[arg(long, default_value_t = 10)]
+        size: u32,
+        /// The itemsaver to ask: :PORT, HOST:PORT or [IPv6]:PORT.
+        #[arg(long = "itemsaver_host", default_value = ":1234")]
+        itemsaver_host: HostAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run_server(cli.port, cli.bind, cli.data_dir, cli.config).await,
+        Some(Command::Count { itemsaver_host }) => count(&itemsaver_host).await,
+        Some(Command::Search {
+            query,
+            from,
+            size,
+            itemsaver_host,
+        }) => search(&itemsaver_host, query, from, size).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("itemsaver: {}", message(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, joined with ": ". A cause already quoted by
+/// the message above it is skipped: many errors (ours, tantivy's, the
+/// config loader's) put their source in their own message too, and `{:#}`
+/// would print it twice.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+async fn run_server(
+    port: Option<u16>,
+    bind: Option<String>,
+    data_dir: Option<PathBuf>,
+    config_path: Option<PathBuf>,
+) -> Result<()> {
+    let required = config_path.is_some();
+    let config_path = config_path.unwrap_or_else(|| PathBuf::from("config.toml"));
+    let mut config: ItemsaverConfig =
+        rpcsupport::config::load_section(&config_path, "itemsaver", required)?;
+    if let Some(port) = port {
+        config.port = port;
+    }
+    if let Some(bind) = bind {
+        config.bind = bind;
+    }
+    if let Some(data_dir) = data_dir {
+        config.data_dir = data_dir;
+    }
+    config.validate()?;
+
+    let store = itemsaver::open_embedded(&config.data_dir)?;
+    let items = itemsaver::ItemStore::count(&store).await?;
+    let dir = store
+        .dir()
+        .canonicalize()
+        .unwrap_or_else(|_| store.dir().to_owned());
+    let listener = tokio::net::TcpListener::bind((config.bind.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+    let addr = listener.local_addr()?;
+    // The one line on stdout: scripts and tests wait for it.
+    println!(
+        "itemsaver listening on {addr} (embedded store at {}, {items} items)",
+        dir.display()
+    );
+    itemsaver::serve(listener, Arc::new(store), &config, shutdown_signal()).await?;
+    // Dropping the store (the last Arc, once in-flight requests finish)
+    // releases the index lock; commits already running complete first,
+    // because the runtime waits for blocking tasks.
+    tracing::info!("itemsaver stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        _ = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+async fn connect(host: &HostAddr) -> Result<ItemSaverClient> {
+    rpcsupport::connect_itemsaver(host, ConnectOptions::default())
+        .await
+        .with_context(|| format!("cannot reach itemsaver at {host}"))
+}
+
+async fn count(host: &HostAddr) -> Result<()> {
+    let client = connect(host).await?;
+    let n = client
+        .count(context::current())
+        .await
+        .with_context(|| format!("count request to {host} failed"))??;
+    println!("{n}");
+    Ok(())
+}
+
+async fn search(host: &HostAddr, query: String, from: u32, size: u32) -> Result<()> {
+    let client = connect(host).await?;
+    let request = SearchRequest { query, from, size };
+    let response = client
+        .search(context::current(), request)
+        .await
+        .with_context(|| format!("search request to {host} failed"))??;
+    let shown = response.items.len();
+    if shown == 0 {
+        println!("{} hits", response.total);
+    } else {
+        println!(
+            "{} hits, showing {} to {}",
+            response.total,
+            from as u64 + 1,
+            from as u64 + shown as u64
+        );
+    }
+    for (n, item) in response.items.iter().enumerate() {
+        println!();
+        println!("[{}] id: {}", from as u64 + n as u64 + 1, item.key());
+        println!("    kind: {}", item.kind);
+        println!("    url: {}", item.url);
+        for (key, value) in &item.payload {
+            println!("    {key}: {value}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,673 @@
+//! The default store: a tantivy index in a local directory.
+//!
+//! Each item is one document:
+//!
+//! | field     | options                | why                                          |
+//! |-----------|------------------------|----------------------------------------------|
+//! | `id`      | STRING, STORED         | the upsert key ([`Item::key`]), exact match  |
+//! | `url`     | STRING, STORED         | exact match, e.g. `url:"http://…"`           |
+//! | `kind`    | STRING, STORED         | exact match, e.g. `kind:profile`             |
+//! | `payload` | JSON: TEXT, FAST       | `age:31`, `age:[20 TO 30]`, `city:shanghai`  |
+//! | `all`     | TEXT                   | the payload's strings, for free text         |
+//! | `item`    | STORED                 | the whole item as JSON, returned by reads    |
+//!
+//! Reads return the `item` field rather than rebuilding the item from the
+//! indexed ones: tantivy turns date-like strings into dates and may widen
+//! numbers, while `Item::to_json` / `Item::from_json` round-trip exactly
+//! (integers stay `Int`, floats stay `Float`). So `payload` is not stored
+//! a second time.
+//!
+//! Writes go through one `IndexWriter` behind a mutex and are group
+//! committed: batches that arrive while a commit is running are queued and
+//! all written by the next commit, so many small concurrent batches cost one
+//! fsync instead of one each.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rpcsupport::{Item, SearchRequest, SearchResponse, Value};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{Query, QueryParser, TermQuery};
+use tantivy::query_grammar::{UserInputAst, UserInputLeaf};
+use tantivy::schema::{
+    Field, IndexRecordOption, OwnedValue, Schema, Value as _, FAST, STORED, STRING, TEXT,
+};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+    TantivyError, Term,
+};
+use tokio::sync::oneshot;
+
+use super::{ItemStore, StoreError, MAX_RESULT_WINDOW};
+
+/// Memory the writer may use before it flushes a segment. Items are small
+/// and every batch is committed at once, so buffers rarely fill; this only
+/// bounds the worst case (a 10 000-item batch of large items).
+const WRITER_MEMORY_BYTES: usize = 50_000_000;
+
+/// Opens the index in `dir`, creating the directory and an empty index if
+/// needed. Fails with [`StoreError::Locked`] if another writer has it open.
+pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+    let open_error = |reason: String| StoreError::Open {
+        path: dir.to_owned(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+    let directory = MmapDirectory::open(dir).map_err(|e| open_error(e.to_string()))?;
+    let (schema, fields) = schema();
+    // Fails if the directory holds an index with a different schema.
+    let index = Index::open_or_create(directory, schema).map_err(|e| open_error(e.to_string()))?;
+    let writer: IndexWriter = index.writer(WRITER_MEMORY_BYTES).map_err(|e| match e {
+        TantivyError::LockFailure(..) => StoreError::Locked {
+            path: dir.to_owned(),
+        },
+        other => open_error(other.to_string()),
+    })?;
+    // Reloaded by hand after each commit, so a save is visible to reads as
+    // soon as it is acknowledged (the default policy lags behind).
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .map_err(|e| open_error(e.to_string()))?;
+    let mut parser = QueryParser::for_index(&index, vec![fields.all, fields.kind, fields.url]);
+    // `red car` means both words, as in most search boxes.
+    parser.set_conjunction_by_default();
+    Ok(EmbeddedStore {
+        inner: Arc::new(Inner {
+            dir: dir.to_owned(),
+            schema: index.schema(),
+            fields,
+            reader,
+            parser,
+            writer: Mutex::new(writer),
+            pending: Mutex::new(Vec::new()),
+        }),
+    })
+}
+
+/// A tantivy index in a directory. Cheap to clone; clones share the index.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// The directory holding the index.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    schema: Schema,
+    fields: Fields,
+    reader: IndexReader,
+    parser: QueryParser,
+    /// The only writer; tantivy allows one per index. Locked only on
+    /// blocking threads, for the length of one group commit.
+    writer: Mutex<IndexWriter>,
+    /// Batches waiting for the next commit. Whoever holds `writer` next
+    /// takes all of them.
+    pending: Mutex<Vec<PendingBatch>>,
+}
+
+struct PendingBatch {
+    items: Vec<Item>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    url: Field,
+    kind: Field,
+    payload: Field,
+    all: Field,
+    item: Field,
+}
+
+/// The schema in the module docs. Changing it makes existing data
+/// directories fail to open (tantivy compares schemas), so do it with a
+/// migration, not casually.
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let fields = Fields {
+        id: builder.add_text_field("id", STRING | STORED),
+        url: builder.add_text_field("url", STRING | STORED),
+        kind: builder.add_text_field("kind", STRING | STORED),
+        // FAST because tantivy range queries on JSON fields need it.
+        payload: builder.add_json_field("payload", TEXT | FAST),
+        all: builder.add_text_field("all", TEXT),
+        item: builder.add_text_field("item", STORED),
+    };
+    (builder.build(), fields)
+}
+
+#[async_trait]
+impl ItemStore for EmbeddedStore {
+    async fn put_batch(&self, items: Vec<Item>) -> Result<u32, StoreError> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let accepted = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        let (done, committed) = oneshot::channel();
+        lock(&self.inner.pending).push(PendingBatch { items, done });
+        let inner = self.inner.clone();
+        // This task may find our batch already taken by an earlier task's
+        // group commit; it then has nothing to do. Either way, some task
+        // that starts after our push commits our batch.
+        tokio::task::spawn_blocking(move || inner.commit_pending());
+        match committed.await {
+            Ok(result) => result.map(|()| accepted),
+            // The sender is dropped unanswered only if the committing task
+            // panicked.
+            Err(_) => Err(StoreError::Task("commit task panicked".into())),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        let inner = self.inner.clone();
+        let id = id.to_owned();
+        blocking(move || inner.get(&id)).await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        // Reads segment metadata only; no need for a blocking thread.
+        Ok(self.inner.reader.searcher().num_docs())
+    }
+
+    async fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError> {
+        let inner = self.inner.clone();
+        let request = request.clone();
+        blocking(move || inner.search(&request)).await
+    }
+}
+
+impl Inner {
+    /// Writes and commits every pending batch, then answers each.
+    fn commit_pending(&self) {
+        let mut writer = match self.writer.lock() {
+            Ok(writer) => writer,
+            Err(poisoned) => {
+                // A commit panicked halfway; drop whatever it had added so
+                // it is not committed with the next group.
+                self.writer.clear_poison();
+                let mut writer = poisoned.into_inner();
+                if let Err(e) = writer.rollback() {
+                    tracing::error!(error = %e, "rollback after a panicked commit failed");
+                }
+                writer
+            }
+        };
+        // Taken only now that we hold the writer, so batches that queued up
+        // during the previous commit all go into this one.
+        let group = std::mem::take(&mut *lock(&self.pending));
+        if group.is_empty() {
+            return;
+        }
+        let result = self.write_group(&mut writer, &group);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, batches = group.len(), "commit failed");
+            // Otherwise the failed group's documents would be committed
+            // with the next one, after its callers were told it failed.
+            if let Err(e) = writer.rollback() {
+                tracing::error!(error = %e, "rollback after a failed commit failed");
+            }
+        }
+        drop(writer);
+        for batch in group {
+            // The caller may have gone away (client disconnected); the
+            // items are stored regardless.
+            let _ = batch.done.send(result.clone());
+        }
+    }
+
+    fn write_group(
+        &self,
+        writer: &mut IndexWriter,
+        group: &[PendingBatch],
+    ) -> Result<(), StoreError> {
+        // Last item with a key wins, across the whole group, as batches are
+        // queued in arrival order. Writing each key once also saves tantivy
+        // from indexing documents it would delete in the same commit.
+        let mut latest: Vec<(String, &Item)> = Vec::new();
+        let mut position: HashMap<String, usize> = HashMap::new();
+        for item in group.iter().flat_map(|batch| &batch.items) {
+            let key = item.key();
+            match position.get(&key) {
+                Some(&at) => latest[at].1 = item,
+                None => {
+                    position.insert(key.clone(), latest.len());
+                    latest.push((key, item));
+                }
+            }
+        }
+        for (key, item) in latest {
+            // A delete only affects documents added before it, so the new
+            // version added right after survives.
+            writer.delete_term(Term::from_field_text(self.fields.id, &key));
+            writer.add_document(self.document(&key, item))?;
+        }
+        // Returns once segment files and meta.json are fsynced.
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn document(&self, key: &str, item: &Item) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::new();
+        doc.add_text(f.id, key);
+        doc.add_text(f.url, &item.url);
+        doc.add_text(f.kind, &item.kind);
+        let payload = OwnedValue::from(Value::Map(item.payload.clone()).to_json());
+        doc.add_field_value(f.payload, &payload);
+        let mut text = String::new();
+        for value in item.payload.values() {
+            collect_text(value, &mut text);
+        }
+        doc.add_text(f.all, &text);
+        doc.add_text(f.item, stored_json(item));
+        doc
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        // Upserts keep at most one live document per id.
+        let hits = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
+        match hits.first() {
+            Some(&(_, address)) => self.load(&searcher, address).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError> {
+        let window = u64::from(request.from) + u64::from(request.size);
+        if window > MAX_RESULT_WINDOW {
+            return Err(StoreError::BadQuery(format!(
+                "from + size is {window}, at most {MAX_RESULT_WINDOW} allowed"
+            )));
+        }
+        let query = self.parse_query(&request.query)?;
+        let searcher = self.reader.searcher();
+        let run_error = |e: TantivyError| match e {
+            // Raised while building the query's weight, e.g. a range over a
+            // field that cannot be ranged: still the query's fault.
+            TantivyError::InvalidArgument(message) => StoreError::BadQuery(message),
+            other => StoreError::Index(other),
+        };
+        let (total, hits) = if request.size == 0 {
+            // TopDocs cannot collect zero hits; the caller only wants a count.
+            let total = searcher.search(&query, &Count).map_err(run_error)?;
+            (total, Vec::new())
+        } else {
+            let top = TopDocs::with_limit(request.size as usize)
+                .and_offset(request.from as usize)
+                .order_by_score();
+            searcher.search(&query, &(Count, top)).map_err(run_error)?
+        };
+        let items = hits
+            .into_iter()
+            .map(|(_, address)| self.load(&searcher, address))
+            .collect::<Result<_, _>>()?;
+        Ok(SearchResponse {
+            total: total as u64,
+            items,
+        })
+    }
+
+    /// Parses the query language described on [`QueryParser`], with one
+    /// addition: a field name that is not a top-level field (`age:31`,
+    /// `age:[20 TO 30]`, `age:<30`) means that key of the payload, so users
+    /// need not write `payload.age`. Payload keys named like a top-level
+    /// field (`kind`, `url`, `id`, `all`) still need the prefix.
+    fn parse_query(&self, text: &str) -> Result<Box<dyn Query>, StoreError> {
+        // An empty query lists everything, so `search ""` pages through the
+        // store.
+        let text = if text.trim().is_empty() { "*" } else { text };
+        let mut ast = tantivy::query_grammar::parse_query(text)
+            .map_err(|_| StoreError::BadQuery(format!("cannot parse query {text:?}")))?;
+        route_to_payload(&mut ast, &self.schema);
+        self.parser
+            .build_query_from_user_input_ast(ast)
+            .map_err(|e| StoreError::BadQuery(format!("query {text:?}: {e}")))
+    }
+
+    fn load(&self, searcher: &Searcher, address: DocAddress) -> Result<Item, StoreError> {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let text = |field| doc.get_first(field).and_then(|v| v.as_str());
+        let id = text(self.fields.id).unwrap_or_default().to_owned();
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            id: id.clone(),
+            reason: reason.to_owned(),
+        };
+        let stored = text(self.fields.item).ok_or_else(|| corrupt("no stored item"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(stored).map_err(|e| corrupt(&e.to_string()))?;
+        Item::from_json(&json).ok_or_else(|| corrupt("not an item"))
+    }
+}
+
+/// The item as stored: `Item::to_json`, but with the item's own `id`
+/// (possibly none) instead of the derived key, so reads return exactly what
+/// was saved.
+fn stored_json(item: &Item) -> String {
+    let mut json = item.to_json();
+    json["id"] = item
+        .id
+        .clone()
+        .map_or(serde_json::Value::Null, serde_json::Value::String);
+    json.to_string()
+}
+
+/// Appends every string inside `value` to `out`, one per line.
+fn collect_text(value: &Value, out: &mut String) {
+    match value {
+        Value::Str(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::List(values) => values.iter().for_each(|v| collect_text(v, out)),
+        Value::Map(map) => map.values().for_each(|v| collect_text(v, out)),
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+    }
+}
+
+/// Rewrites field names that are not schema fields to `payload.<name>`.
+/// tantivy's parser already falls back to a default JSON field for plain
+/// terms, but not for ranges, sets or `field:*`, so we do it for all.
+fn route_to_payload(ast: &mut UserInputAst, schema: &Schema) {
+    match ast {
+        UserInputAst::Clause(clauses) => {
+            for (_, clause) in clauses {
+                route_to_payload(clause, schema);
+            }
+        }
+        UserInputAst::Boost(inner, _) => route_to_payload(inner, schema),
+        UserInputAst::Leaf(leaf) => {
+            let field = match leaf.as_mut() {
+                UserInputLeaf::Literal(literal) => literal.field_name.as_mut(),
+                UserInputLeaf::Range { field, .. }
+                | UserInputLeaf::Set { field, .. }
+                | UserInputLeaf::Regex { field, .. } => field.as_mut(),
+                UserInputLeaf::Exists { field } => Some(field),
+                UserInputLeaf::All => None,
+            };
+            if let Some(name) = field {
+                if schema.find_field(name).is_none() {
+                    *name = format!("payload.{name}");
+                }
+            }
+        }
+    }
+}
+
+/// Runs blocking index work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked
+/// (the pending queue is only ever pushed to or taken whole).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn item(id: &str, payload: &[(&str, Value)]) -> Item {
+        Item {
+            url: format!("http://127.0.0.1:1/profile/{id}"),
+            kind: "profile".into(),
+            id: Some(id.into()),
+            payload: payload
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    fn request(query: &str, from: u32, size: u32) -> SearchRequest {
+        SearchRequest {
+            query: query.into(),
+            from,
+            size,
+        }
+    }
+
+    /// Saving the same id twice stores one item, the newer one.
+    #[tokio::test]
+    async fn upsert_keeps_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        store
+            .put_batch(vec![item("1", &[("name", "old".into())])])
+            .await
+            .unwrap();
+        store
+            .put_batch(vec![item("1", &[("name", "new".into())])])
+            .await
+            .unwrap();
+        assert_eq!(store.count().await.unwrap(), 1);
+        let got = store.get("1").await.unwrap().unwrap();
+        assert_eq!(got.payload["name"], Value::from("new"));
+        assert_eq!(store.search(&request("old", 0, 10)).await.unwrap().total, 0);
+    }
+
+    /// Within one batch the last item with a key wins.
+    #[tokio::test]
+    async fn last_in_batch_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let batch = vec![
+            item("1", &[("v", Value::Int(1))]),
+            item("2", &[("v", Value::Int(2))]),
+            item("1", &[("v", Value::Int(3))]),
+        ];
+        assert_eq!(store.put_batch(batch).await.unwrap(), 3);
+        assert_eq!(store.count().await.unwrap(), 2);
+        let got = store.get("1").await.unwrap().unwrap();
+        assert_eq!(got.payload["v"], Value::Int(3));
+    }
+
+    /// Re-sending a whole batch (an engine retry) changes nothing.
+    #[tokio::test]
+    async fn resaving_a_batch_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let batch: Vec<Item> = (0..20)
+            .map(|i| item(&i.to_string(), &[("n", Value::Int(i))]))
+            .collect();
+        store.put_batch(batch.clone()).await.unwrap();
+        store.put_batch(batch.clone()).await.unwrap();
+        assert_eq!(store.count().await.unwrap(), 20);
+        assert_eq!(store.get("7").await.unwrap().unwrap(), batch[7]);
+        assert_eq!(store.get("missing").await.unwrap(), None);
+    }
+
+    /// Integers, floats, nested maps, lists, nulls and a missing id come back exactly.
+    #[tokio::test]
+    async fn typed_payload_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let mut income = BTreeMap::new();
+        income.insert("min".to_string(), Value::Int(-3));
+        income.insert("max".to_string(), Value::Float(5.0));
+        let mut original = item(
+            "x",
+            &[
+                ("name", Value::from("安静的雪")),
+                ("age", Value::Int(31)),
+                ("height", Value::Float(172.5)),
+                ("whole_float", Value::Float(3.0)),
+                ("verified", Value::Bool(true)),
+                ("when", Value::from("2024-01-02T03:04:05Z")),
+                ("tags", Value::List(vec!["a".into(), Value::Null])),
+                ("income", Value::Map(income)),
+            ],
+        );
+        original.id = None;
+        store.put_batch(vec![original.clone()]).await.unwrap();
+        let got = store.get(&original.key()).await.unwrap().unwrap();
+        assert_eq!(got, original);
+        assert_eq!(got.payload["whole_float"], Value::Float(3.0));
+    }
+
+    /// Free text matches payload strings; pages are disjoint and cover every hit.
+    #[tokio::test]
+    async fn free_text_search_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let batch: Vec<Item> = (0..25)
+            .map(|i| {
+                let city = if i % 2 == 0 { "Shanghai" } else { "Beijing" };
+                item(
+                    &i.to_string(),
+                    &[("city", city.into()), ("age", Value::Int(20 + i))],
+                )
+            })
+            .collect();
+        store.put_batch(batch).await.unwrap();
+
+        let mut seen = Vec::new();
+        for from in [0, 5, 10] {
+            let page = store.search(&request("shanghai", from, 5)).await.unwrap();
+            assert_eq!(page.total, 13);
+            seen.extend(page.items.into_iter().map(|i| i.key()));
+        }
+        let last = store.search(&request("shanghai", 10, 5)).await.unwrap();
+        assert_eq!(last.items.len(), 3);
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 13);
+
+        let none = store.search(&request("shanghai", 0, 0)).await.unwrap();
+        assert_eq!((none.total, none.items.len()), (13, 0));
+        assert_eq!(store.search(&request("", 0, 1)).await.unwrap().total, 25);
+    }
+
+    /// Payload fields can be queried without prefix, by value and numeric range.
+    #[tokio::test]
+    async fn payload_field_and_range_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let batch: Vec<Item> = (0..10)
+            .map(|i| {
+                item(
+                    &i.to_string(),
+                    &[
+                        ("age", Value::Int(20 + i)),
+                        ("height", Value::Float(160.5 + i as f64)),
+                        (
+                            "city",
+                            Value::from(if i < 3 { "Shanghai" } else { "Beijing" }),
+                        ),
+                    ],
+                )
+            })
+            .collect();
+        store.put_batch(batch).await.unwrap();
+        let total = |q: &str| {
+            let store = store.clone();
+            let q = q.to_owned();
+            async move { store.search(&request(&q, 0, 10)).await.unwrap().total }
+        };
+        assert_eq!(total("age:25").await, 1);
+        assert_eq!(total("payload.age:25").await, 1);
+        assert_eq!(total("age:[22 TO 24]").await, 3);
+        assert_eq!(total("age:<23").await, 3);
+        assert_eq!(total("height:[162 TO 164]").await, 2);
+        assert_eq!(total("city:shanghai AND age:>20").await, 2);
+        assert_eq!(total("kind:profile").await, 10);
+        assert_eq!(total("beijing -age:29").await, 6);
+    }
+
+    /// A malformed query is a BadQuery error, not a store failure.
+    #[tokio::test]
+    async fn bad_query_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        for bad in ["age:[1 TO", "(unclosed"] {
+            let err = store.search(&request(bad, 0, 10)).await.unwrap_err();
+            assert!(matches!(err, StoreError::BadQuery(_)), "{bad}: {err:?}");
+        }
+        let err = store.search(&request("x", 9_999, 10)).await.unwrap_err();
+        assert!(matches!(err, StoreError::BadQuery(_)), "{err:?}");
+    }
+
+    /// Saved items are still there after the store is closed and reopened.
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = item("keep", &[("age", Value::Int(40))]);
+        {
+            let store = open(dir.path()).unwrap();
+            store.put_batch(vec![saved.clone()]).await.unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        assert_eq!(store.count().await.unwrap(), 1);
+        assert_eq!(store.get("keep").await.unwrap(), Some(saved));
+        assert_eq!(
+            store.search(&request("age:40", 0, 1)).await.unwrap().total,
+            1
+        );
+    }
+
+    /// A second writer on the same directory gets a clear Locked error.
+    #[tokio::test]
+    async fn second_open_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = open(dir.path()).unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        assert!(err.to_string().contains("locked"), "{err}");
+    }
+
+    /// Concurrent batches are all stored (and share commits).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_batches_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let mut tasks = Vec::new();
+        for b in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let batch = (0..10)
+                    .map(|i| item(&format!("{b}-{i}"), &[("b", Value::Int(b))]))
+                    .collect();
+                store.put_batch(batch).await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), 10);
+        }
+        assert_eq!(store.count().await.unwrap(), 160);
+    }
+}

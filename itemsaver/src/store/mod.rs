@@ -1,0 +1,91 @@
+//! Step 7: where items end up. [`ItemStore`] is the whole interface the
+//! service needs, so another backend (Elasticsearch, later) can sit behind
+//! the same `Arc<dyn ItemStore>`.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use rpcsupport::{Item, SaveError, SearchRequest, SearchResponse};
+use thiserror::Error;
+
+pub mod embedded;
+
+/// Largest `from + size` a search may ask for. Deep pages cost memory in
+/// proportion to `from + size` (every skipped hit is still ranked), so a
+/// client cannot make the store rank millions of hits; Elasticsearch has
+/// the same limit, under the name `max_result_window`.
+pub const MAX_RESULT_WINDOW: u64 = 10_000;
+
+/// Durable storage of items, keyed by [`Item::key`].
+///
+/// Implementations are shared between connections, hence `Send + Sync`,
+/// and are used as `Arc<dyn ItemStore>`.
+#[async_trait]
+pub trait ItemStore: Send + Sync + 'static {
+    /// Upserts `items` by [`Item::key`]; within a batch the last item with a
+    /// key wins. Returns the number of items accepted, and only once all of
+    /// them are durable (an acknowledged batch survives a crash).
+    async fn put_batch(&self, items: Vec<Item>) -> Result<u32, StoreError>;
+
+    /// The item stored under `id`, exactly as it was saved.
+    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError>;
+
+    /// How many items are stored.
+    async fn count(&self) -> Result<u64, StoreError>;
+
+    /// The total number of hits for `request.query` and the page
+    /// `from..from + size` of them, best first.
+    async fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError>;
+}
+
+/// Why a store operation failed.
+///
+/// `Clone` because one failed commit answers every batch that was waiting
+/// on it.
+#[derive(Debug, Clone, Error)]
+pub enum StoreError {
+    /// Another process (or another store in this one) has the index open
+    /// for writing.
+    #[error("store at {path} is locked by another writer (is another itemsaver running on it?)")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The data directory cannot be created or is not a usable index.
+    #[error("cannot open store at {path}: {reason}")]
+    Open {
+        /// The data directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The index failed while reading or writing.
+    #[error("index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    /// The search query cannot be parsed or run.
+    #[error("{0}")]
+    BadQuery(String),
+    /// A stored item cannot be decoded; the index was written by something
+    /// else or is damaged.
+    #[error("stored item {id:?} is unreadable: {reason}")]
+    Corrupt {
+        /// The item's key.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The background task doing the work panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+impl From<StoreError> for SaveError {
+    /// A bad query is the caller's fault and stays one; anything else may
+    /// pass (disk full, lock released), so the engine should retry.
+    fn from(e: StoreError) -> SaveError {
+        match e {
+            StoreError::BadQuery(message) => SaveError::BadQuery(message),
+            other => SaveError::Store(other.to_string()),
+        }
+    }
+}

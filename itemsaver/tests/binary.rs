@@ -1,0 +1,153 @@
+//! The `itemsaver` binary: ready line, subcommands, errors, clean SIGTERM exit.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use rpcsupport::{ConnectOptions, HostAddr, Item, Value};
+use tarpc::context;
+
+const BIN: &str = env!("CARGO_BIN_EXE_itemsaver");
+
+/// A running server; killed on drop so a failing test leaves nothing behind.
+struct Running {
+    child: Child,
+    addr: String,
+    ready_line: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on 127.0.0.1 with a free port and waits for its ready line.
+fn start(work_dir: &Path, data_dir: &Path) -> Running {
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--bind", "127.0.0.1", "--data_dir"])
+        .arg(data_dir)
+        // So no stray config.toml from the caller's directory is read.
+        .current_dir(work_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("itemsaver listening on ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+        .to_owned();
+    Running {
+        child,
+        addr,
+        ready_line: line,
+    }
+}
+
+fn run(work_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(work_dir)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// Serve, save over RPC, then `count` and `search` print what was saved; SIGTERM exits 0.
+#[tokio::test]
+async fn serves_counts_searches_and_stops() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("items");
+    let mut server = start(work.path(), &data);
+    assert!(
+        server.ready_line.ends_with(", 0 items)\n"),
+        "{}",
+        server.ready_line
+    );
+
+    let host: HostAddr = server.addr.parse().unwrap();
+    let client = rpcsupport::connect_itemsaver(&host, ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut payload = BTreeMap::new();
+    payload.insert("name".to_string(), Value::from("Quiet Snow"));
+    payload.insert("age".to_string(), Value::Int(31));
+    let item = Item {
+        url: "http://127.0.0.1:1/profile/7".into(),
+        kind: "profile".into(),
+        id: Some("7".into()),
+        payload,
+    };
+    client
+        .save(context::current(), vec![item])
+        .await
+        .unwrap()
+        .unwrap();
+
+    let out = stdout(&run(
+        work.path(),
+        &["count", "--itemsaver_host", &server.addr],
+    ));
+    assert_eq!(out, "1\n");
+    let out = stdout(&run(
+        work.path(),
+        &["search", "snow", "--itemsaver_host", &server.addr],
+    ));
+    assert!(out.starts_with("1 hits"), "{out}");
+    for expected in ["id: 7", "kind: profile", "age: 31", "name: Quiet Snow"] {
+        assert!(out.contains(expected), "{expected:?} missing from {out}");
+    }
+
+    // A second server on the same data directory refuses to start.
+    let second = run(
+        work.path(),
+        &["--port", "0", "--data_dir", data.to_str().unwrap()],
+    );
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("locked"));
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(server.child.wait().unwrap().success());
+
+    // Restarted, it finds the item again.
+    let server = start(work.path(), &data);
+    assert!(
+        server.ready_line.ends_with(", 1 items)\n"),
+        "{}",
+        server.ready_line
+    );
+}
+
+/// Bad flags, a missing explicit config and an unreachable host exit non-zero with a message.
+#[test]
+fn errors_exit_non_zero() {
+    let work = tempfile::tempdir().unwrap();
+    let cases: [&[&str]; 4] = [
+        &["--config", "missing.toml"],
+        &["--bind", "not an address", "--port", "0"],
+        &["count", "--itemsaver_host", "nonsense"],
+        // Port 1 on 127.0.0.1: nothing listens there in a test environment.
+        &["count", "--itemsaver_host", ":1"],
+    ];
+    for args in cases {
+        let output = run(work.path(), args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(!output.stderr.is_empty(), "{args:?} printed no message");
+    }
+}

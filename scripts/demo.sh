@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A complete local crawl in one command: builds the binaries, starts the demo
+# site, two workers and the itemsaver (embedded store in ./data/demo), runs the
+# engine to the end, prints its summary and stops everything it started.
+#
+#   PROFILES=5000 bash scripts/demo.sh     # a bigger site (default 2000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profiles=${PROFILES:-2000}
+cargo build --release --quiet --bins
+bin=target/release
+run_dir=$(mktemp -d)
+data_dir=data/demo
+rm -rf "$data_dir"
+mkdir -p "$data_dir"
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$run_dir"
+}
+trap cleanup EXIT INT TERM
+
+# start NAME ARGS...: runs a server on an ephemeral port and prints the
+# address from its "listening on" line.
+start() {
+    local name=$1 out="$run_dir/$1.$RANDOM.out"
+    shift
+    "$bin/$name" "$@" >"$out" 2>"$out.log" &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        if grep -q "listening on" "$out" 2>/dev/null; then
+            sed -n 's/.*listening on \(http:\/\/\)\{0,1\}\([^ /]*\).*/\2/p' "$out" | head -n 1
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "demo: $name did not start; its log:" >&2
+    cat "$out.log" >&2
+    return 1
+}
+
+site=$(start demosite --port 0 --profiles "$profiles")
+w1=$(start worker --port 0)
+w2=$(start worker --port 0)
+saver=$(start itemsaver --port 0 --data_dir "$data_dir")
+echo "demo: site http://$site/ ($profiles profiles), workers $w1 $w2, itemsaver $saver (store in $data_dir)"
+
+"$bin/engine" --seed "http://$site/" --parser city_list \
+    --worker_hosts "$w1,$w2" --itemsaver_host "$saver"
+
+echo "demo: the itemsaver reports $("$bin/itemsaver" count --itemsaver_host "$saver") items stored"
