@@ -288,6 +288,7 @@ pub async fn run(
     if let Some(since) = waiting_since {
         crawl.summary.waited_for_workers += since.elapsed();
     }
+    crawl.summary.worker_outages += pool.outages();
     calls.abort_all();
     // Calls abandoned at stop are still pending work.
     let abandoned: Vec<Task> = in_flight.into_values().collect();

@@ -11,6 +11,7 @@
 //! merely slow on one page is never taken out (see [`WorkerPool::check`]).
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,8 @@ struct Shared {
     slots: Vec<Slot>,
     /// Bumped whenever a worker comes back, so an idle feeder wakes up.
     up_events: watch::Sender<u64>,
+    /// Times a worker was taken out of rotation.
+    outages: AtomicU64,
     opts: ConnectOptions,
 }
 
@@ -118,6 +121,7 @@ impl WorkerPool {
         let shared = Arc::new(Shared {
             slots,
             up_events,
+            outages: AtomicU64::new(0),
             opts,
         });
         // Capacity 1: the channel holds just the *next* worker, so the
@@ -170,6 +174,11 @@ impl WorkerPool {
         self.shared.slots.iter().map(|s| s.addr.clone()).collect()
     }
 
+    /// Times a worker was taken out of rotation so far.
+    pub fn outages(&self) -> u64 {
+        self.shared.outages.load(Ordering::Relaxed)
+    }
+
     /// Workers currently up.
     pub fn up_count(&self) -> usize {
         (0..self.len())
@@ -213,6 +222,7 @@ impl WorkerPool {
             state.client = None;
             state.generation += 1;
         }
+        self.shared.outages.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(worker = %handle.addr, "worker down; taken out of rotation, reconnecting in the background");
         self.spawn_reconnect(handle.index);
     }

@@ -25,6 +25,8 @@ pub struct Summary {
     /// Pages fetched a second time after a resume (finished after the last
     /// state snapshot the engine was killed).
     pub refetched: u64,
+    /// Times a worker was taken out of rotation (dead or not answering).
+    pub worker_outages: u64,
     /// Time every worker was down and the engine waited.
     pub waited_for_workers: Duration,
     /// Time saves to the itemsaver were failing.
@@ -113,6 +115,7 @@ impl fmt::Display for Summary {
             "  {:<14} {} worker calls, {} item saves",
             "retries", self.retries, self.save_retries
         )?;
+        writeln!(f, "  {:<14} {}", "worker outages", self.worker_outages)?;
         writeln!(
             f,
             "  {:<14} {:.1}s for workers, {:.1}s for the itemsaver",

@@ -2,6 +2,8 @@
 //! process (mini-redis's `start_server()` pattern).
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod procs;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,0 +1,470 @@
+//! The site's shape (cities, pagination, which page links where) and the
+//! HTML of every page, independent of HTTP so tests can walk it directly.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::profile::{self, Profile};
+
+/// How big the generated site is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteConfig {
+    /// Profiles, with ids `1..=profiles`.
+    pub profiles: u64,
+    /// Cities; profile `id` is listed under city `(id - 1) % cities`.
+    /// Zero is treated as one.
+    pub cities: u32,
+    /// Profiles per city list page. Zero is treated as one.
+    pub page_size: u32,
+}
+
+impl Default for SiteConfig {
+    /// 1000 profiles in 20 cities, 20 per page: 3 pages per city, 1061 pages.
+    fn default() -> Self {
+        SiteConfig {
+            profiles: 1000,
+            cities: 20,
+            page_size: 20,
+        }
+    }
+}
+
+/// How a page's bytes are encoded and where that is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageEncoding {
+    /// UTF-8, declared in the header and in `<meta charset="utf-8">`.
+    Utf8,
+    /// GBK, declared only in the header (`text/html; charset=gbk`).
+    GbkHeader,
+    /// GBK, declared only in `<meta charset="gbk">` (header `text/html`).
+    GbkMeta,
+}
+
+impl PageEncoding {
+    /// The Content-Type header value the page is served with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PageEncoding::Utf8 => "text/html; charset=utf-8",
+            PageEncoding::GbkHeader => "text/html; charset=gbk",
+            PageEncoding::GbkMeta => "text/html",
+        }
+    }
+
+    fn meta(self) -> &'static str {
+        match self {
+            PageEncoding::Utf8 => "<meta charset=\"utf-8\">\n",
+            PageEncoding::GbkHeader => "",
+            PageEncoding::GbkMeta => "<meta charset=\"gbk\">\n",
+        }
+    }
+}
+
+/// A rendered page: encoded bytes plus the header that describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The body, already in [`Page::encoding`].
+    pub body: Vec<u8>,
+    /// How the body is encoded; gives the Content-Type.
+    pub encoding: PageEncoding,
+}
+
+impl Page {
+    fn encode(html: String, encoding: PageEncoding) -> Page {
+        let body = match encoding {
+            PageEncoding::Utf8 => html.into_bytes(),
+            // Every character on the site is in GBK (see the tables in
+            // `profile`), so nothing is lost to replacement.
+            PageEncoding::GbkHeader | PageEncoding::GbkMeta => {
+                encoding_rs::GBK.encode(&html).0.into_owned()
+            }
+        };
+        Page { body, encoding }
+    }
+}
+
+struct City {
+    name: String,
+    slug: String,
+}
+
+/// Chinese name and URL slug of the first cities; later ones reuse these
+/// with a district number (`beijing-2`, 北京2区).
+const CITY_TABLE: &[(&str, &str)] = &[
+    ("北京", "beijing"),
+    ("上海", "shanghai"),
+    ("广州", "guangzhou"),
+    ("深圳", "shenzhen"),
+    ("天津", "tianjin"),
+    ("重庆", "chongqing"),
+    ("成都", "chengdu"),
+    ("武汉", "wuhan"),
+    ("杭州", "hangzhou"),
+    ("南京", "nanjing"),
+    ("西安", "xian"),
+    ("苏州", "suzhou"),
+    ("长沙", "changsha"),
+    ("郑州", "zhengzhou"),
+    ("沈阳", "shenyang"),
+    ("青岛", "qingdao"),
+    ("大连", "dalian"),
+    ("厦门", "xiamen"),
+    ("济南", "jinan"),
+    ("哈尔滨", "haerbin"),
+    ("长春", "changchun"),
+    ("福州", "fuzhou"),
+    ("合肥", "hefei"),
+    ("昆明", "kunming"),
+    ("南昌", "nanchang"),
+    ("贵阳", "guiyang"),
+    ("南宁", "nanning"),
+    ("太原", "taiyuan"),
+    ("石家庄", "shijiazhuang"),
+    ("兰州", "lanzhou"),
+    ("宁波", "ningbo"),
+    ("无锡", "wuxi"),
+];
+
+/// Number of "you may also like" links on a profile page.
+pub const RECOMMENDATIONS: usize = 4;
+
+/// The generated site: city tables built once, everything else computed
+/// per request from integers.
+pub struct Site {
+    config: SiteConfig,
+    cities: Vec<City>,
+    slug_index: HashMap<String, u32>,
+    page_count: u64,
+}
+
+impl Site {
+    /// Builds the city tables for `config`.
+    pub fn new(mut config: SiteConfig) -> Site {
+        config.cities = config.cities.max(1);
+        config.page_size = config.page_size.max(1);
+        let cities: Vec<City> = (0..config.cities)
+            .map(|i| {
+                let (name, slug) = CITY_TABLE[i as usize % CITY_TABLE.len()];
+                let round = i as usize / CITY_TABLE.len();
+                if round == 0 {
+                    City {
+                        name: name.to_owned(),
+                        slug: slug.to_owned(),
+                    }
+                } else {
+                    City {
+                        name: format!("{name}{}区", round + 1),
+                        slug: format!("{slug}-{}", round + 1),
+                    }
+                }
+            })
+            .collect();
+        let slug_index = cities
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.slug.clone(), i as u32))
+            .collect();
+        let mut site = Site {
+            config,
+            cities,
+            slug_index,
+            page_count: 0,
+        };
+        let city_pages: u64 = (0..config.cities).map(|i| site.city_pages(i)).sum();
+        site.page_count = 1 + city_pages + config.profiles;
+        site
+    }
+
+    /// The configuration in use (zero cities or page size raised to one).
+    pub fn config(&self) -> SiteConfig {
+        self.config
+    }
+
+    /// Number of profiles (ids `1..=profile_count()`).
+    pub fn profile_count(&self) -> u64 {
+        self.config.profiles
+    }
+
+    /// Number of cities.
+    pub fn city_count(&self) -> u32 {
+        self.config.cities
+    }
+
+    /// Distinct pages a full crawl fetches: the city list, every page of
+    /// every city, every profile.
+    pub fn page_count(&self) -> u64 {
+        self.page_count
+    }
+
+    /// URL slug of city `i`, e.g. `beijing`.
+    pub fn city_slug(&self, i: u32) -> Option<&str> {
+        self.cities.get(i as usize).map(|c| c.slug.as_str())
+    }
+
+    /// Chinese name of city `i`, e.g. 北京.
+    pub fn city_name(&self, i: u32) -> Option<&str> {
+        self.cities.get(i as usize).map(|c| c.name.as_str())
+    }
+
+    /// Index of the city with this slug.
+    pub fn city_index(&self, slug: &str) -> Option<u32> {
+        self.slug_index.get(slug).copied()
+    }
+
+    /// Profiles listed under city `i`.
+    pub fn city_profile_count(&self, i: u32) -> u64 {
+        let (i, n) = (u64::from(i), u64::from(self.config.cities));
+        if i >= n || self.config.profiles <= i {
+            0
+        } else {
+            (self.config.profiles - 1 - i) / n + 1
+        }
+    }
+
+    /// List pages of city `i` (at least one, even when it has no profiles).
+    pub fn city_pages(&self, i: u32) -> u64 {
+        self.city_profile_count(i)
+            .div_ceil(u64::from(self.config.page_size))
+            .max(1)
+    }
+
+    /// Path of page `page` (1-based) of city `i`: page 1 has no query.
+    pub fn city_path(&self, i: u32, page: u64) -> Option<String> {
+        let slug = self.city_slug(i)?;
+        Some(if page <= 1 {
+            format!("/city/{slug}")
+        } else {
+            format!("/city/{slug}?page={page}")
+        })
+    }
+
+    /// Path of profile `id`.
+    pub fn profile_path(id: u64) -> String {
+        format!("/profile/{id}")
+    }
+
+    /// Profile `id`, or `None` outside `1..=profile_count()`.
+    pub fn profile(&self, id: u64) -> Option<Profile> {
+        if id == 0 || id > self.config.profiles {
+            return None;
+        }
+        let city = self.city_of(id);
+        Some(profile::build(id, &self.cities[city as usize].name))
+    }
+
+    /// The city profile `id` is listed under.
+    pub fn city_of(&self, id: u64) -> u32 {
+        ((id.saturating_sub(1)) % u64::from(self.config.cities)) as u32
+    }
+
+    /// The "you may also like" targets of profile `id`: other existing
+    /// profiles, fixed per id. Empty when the site has a single profile.
+    pub fn recommendations(&self, id: u64) -> Vec<u64> {
+        let n = self.config.profiles;
+        if n < 2 {
+            return Vec::new();
+        }
+        (0..RECOMMENDATIONS as u64)
+            .map(|k| {
+                let t = 1 + profile::field_hash(id, 100 + k) % n;
+                // Never recommend the profile to itself; the next id is
+                // as good as any.
+                if t == id {
+                    t % n + 1
+                } else {
+                    t
+                }
+            })
+            .collect()
+    }
+
+    /// How profile `id`'s page is encoded: ids ending in 3 are GBK, with
+    /// 3, 23, 43… declared in the header and 13, 33, 53… only in `<meta>`.
+    pub fn profile_encoding(id: u64) -> PageEncoding {
+        match (id % 10, (id / 10) % 2) {
+            (3, 0) => PageEncoding::GbkHeader,
+            (3, _) => PageEncoding::GbkMeta,
+            _ => PageEncoding::Utf8,
+        }
+    }
+
+    /// Whether profile `id`'s page carries `<base href="/profile/all/">`
+    /// and relative links that only resolve correctly against it.
+    pub fn profile_has_base(id: u64) -> bool {
+        id % 10 == 7
+    }
+
+    /// How page `page` of city `i` is encoded: one in five is GBK, half of
+    /// those declared in the header (page 1 of city 1 among them).
+    pub fn city_encoding(i: u32, page: u64) -> PageEncoding {
+        match (u64::from(i) + page) % 10 {
+            2 => PageEncoding::GbkHeader,
+            7 => PageEncoding::GbkMeta,
+            _ => PageEncoding::Utf8,
+        }
+    }
+
+    /// The page at `path` (with optional query), or `None` for a 404.
+    /// Only `page=N` is read from the query; other parameters are ignored.
+    pub fn render(&self, path: &str, query: Option<&str>) -> Option<Page> {
+        if path == "/" {
+            return Some(self.render_city_list());
+        }
+        if let Some(slug) = path.strip_prefix("/city/") {
+            let city = self.city_index(slug)?;
+            let page = match query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("page=")))
+            {
+                None => 1,
+                Some(n) => n.parse().ok()?,
+            };
+            return self.render_city(city, page);
+        }
+        if let Some(id) = path.strip_prefix("/profile/") {
+            // Only canonical decimal ids: "007" or "+7" would be a second URL
+            // for the same page and break the page count.
+            if id.starts_with('0') || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            return self.render_profile(id.parse().ok()?);
+        }
+        None
+    }
+
+    /// `/`: a link to every city, plus links a parser must skip.
+    pub fn render_city_list(&self) -> Page {
+        let mut html = String::with_capacity(600 + 60 * self.cities.len());
+        head(&mut html, PageEncoding::Utf8, "城市列表 - 示例交友网", None);
+        html.push_str("<div class=\"city-list\">\n<h1>城市列表</h1>\n<ul>\n");
+        for city in &self.cities {
+            let _ = writeln!(
+                html,
+                "<li><a href=\"/city/{}\">{}</a></li>",
+                city.slug, city.name
+            );
+        }
+        html.push_str(
+            "</ul>\n<p class=\"more\"><a href=\"javascript:void(0)\">更多城市</a> \
+             <a href=\"mailto:x@y\">合作联系</a> <a href=\"#top\">返回顶部</a></p>\n</div>\n",
+        );
+        tail(&mut html);
+        Page::encode(html, PageEncoding::Utf8)
+    }
+
+    /// `/city/{slug}?page=N`: that page's profiles and a link to the next
+    /// page while there is one. `None` for a page past the end.
+    pub fn render_city(&self, city: u32, page: u64) -> Option<Page> {
+        let pages = self.city_pages(city);
+        if page == 0 || page > pages {
+            return None;
+        }
+        let c = self.cities.get(city as usize)?;
+        let size = u64::from(self.config.page_size);
+        let first = (page - 1) * size;
+        let last = (first + size).min(self.city_profile_count(city));
+        let encoding = Site::city_encoding(city, page);
+        let mut html = String::with_capacity(700 + 90 * (last - first) as usize);
+        let title = format!("{}征婚交友 第{page}页 - 示例交友网", c.name);
+        head(&mut html, encoding, &title, None);
+        let _ = write!(
+            html,
+            "<div class=\"nav\"><a href=\"/\">首页</a></div>\n\
+             <h1 class=\"city\">{}征婚交友</h1>\n<ul class=\"profile-list\">\n",
+            c.name
+        );
+        for j in first..last {
+            let id = u64::from(city) + 1 + j * u64::from(self.config.cities);
+            // Every third link is relative to /city/, to exercise resolution.
+            let prefix = if id % 3 == 0 {
+                "../profile/"
+            } else {
+                "/profile/"
+            };
+            let _ = write!(html, "<li><a href=\"{prefix}{id}\">");
+            profile::write_name(id, &mut html);
+            let _ = writeln!(
+                html,
+                "</a> <span class=\"age\">{}岁</span></li>",
+                profile::age(id)
+            );
+        }
+        let _ = write!(html, "</ul>\n<div class=\"pager\">第{page}/{pages}页");
+        if page < pages {
+            // Alternate a query-only relative link with an absolute path.
+            let next = page + 1;
+            if next.is_multiple_of(2) {
+                let _ = write!(html, " <a class=\"next\" href=\"?page={next}\">下一页</a>");
+            } else {
+                let _ = write!(
+                    html,
+                    " <a class=\"next\" href=\"/city/{}?page={next}\">下一页</a>",
+                    c.slug
+                );
+            }
+        }
+        html.push_str(" <a href=\"#top\">返回顶部</a></div>\n");
+        tail(&mut html);
+        Some(Page::encode(html, encoding))
+    }
+
+    /// `/profile/{id}`: the profile table and four recommendations.
+    pub fn render_profile(&self, id: u64) -> Option<Page> {
+        let p = self.profile(id)?;
+        let encoding = Site::profile_encoding(id);
+        let has_base = Site::profile_has_base(id);
+        let mut html = String::with_capacity(2048);
+        let title = format!("{}的征婚资料 - 示例交友网", p.name);
+        head(
+            &mut html,
+            encoding,
+            &title,
+            has_base.then_some("/profile/all/"),
+        );
+        let slug = &self.cities[self.city_of(id) as usize].slug;
+        let _ = write!(
+            html,
+            "<div class=\"nav\"><a href=\"/\">首页</a> &gt; <a href=\"/city/{slug}\">{}</a></div>\n\
+             <h1 class=\"name\">{}</h1>\n",
+            p.city, p.name
+        );
+        p.write_table(&mut html);
+        html.push_str("<div class=\"guess-you-like\">\n<h2>猜你喜欢</h2>\n<ul>\n");
+        for (k, t) in self.recommendations(id).into_iter().enumerate() {
+            let href = match ((id + k as u64) % 4, has_base) {
+                (0, _) => format!("/profile/{t}"),
+                // Against <base href="/profile/all/"> only; against the
+                // page URL it would give /{t}, a 404.
+                (_, true) => format!("../{t}"),
+                (1, false) => format!("../profile/{t}"),
+                (2, false) => format!("{t}"),
+                _ => format!("/profile/{t}#comments"),
+            };
+            let _ = write!(html, "<li><a href=\"{href}\">");
+            profile::write_name(t, &mut html);
+            html.push_str("</a></li>\n");
+        }
+        html.push_str(
+            "<li><a href=\"javascript:void(0)\">换一批</a></li>\n</ul>\n</div>\n\
+             <div class=\"footer\"><a href=\"#top\">返回顶部</a> \
+             <a href=\"mailto:x@y\">联系我们</a></div>\n",
+        );
+        tail(&mut html);
+        Some(Page::encode(html, encoding))
+    }
+}
+
+fn head(html: &mut String, encoding: PageEncoding, title: &str, base: Option<&str>) {
+    // The charset declaration comes first so it is inside the 1024 bytes a
+    // browser (and our worker) sniffs.
+    html.push_str("<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n");
+    html.push_str(encoding.meta());
+    if let Some(base) = base {
+        let _ = writeln!(html, "<base href=\"{base}\">");
+    }
+    let _ = write!(
+        html,
+        "<title>{title}</title>\n</head>\n<body>\n<a id=\"top\"></a>\n"
+    );
+}
+
+fn tail(html: &mut String) {
+    html.push_str("</body>\n</html>\n");
+}

@@ -1,0 +1,279 @@
+//! Never lose work (issue 4): workers and the itemsaver are real processes,
+//! killed with SIGKILL mid-crawl; the crawl still stores every profile
+//! exactly once. Each test is bounded by its site size and explicit limits.
+
+mod common;
+
+use std::future::pending;
+use std::time::Duration;
+
+use common::procs::{stored, wait_for_items, Proc};
+use common::*;
+use demosite::SiteConfig;
+use rpcsupport::{connect_crawl, ConnectOptions, HostAddr};
+use tarpc::context;
+
+const PROFILES: u64 = 3000;
+const LIMIT: Duration = Duration::from_secs(120);
+
+async fn site() -> (std::sync::Arc<demosite::Site>, String, Stop) {
+    start_site(SiteConfig {
+        profiles: PROFILES,
+        ..SiteConfig::default()
+    })
+    .await
+}
+
+fn saver_proc(dir: &std::path::Path, port: &str) -> Proc {
+    Proc::start(
+        "itemsaver",
+        &[
+            "--config",
+            "/dev/null",
+            "--port",
+            port,
+            "--data_dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+}
+
+fn worker_proc(port: &str) -> Proc {
+    Proc::start("worker", &["--config", "/dev/null", "--port", port])
+}
+
+fn config(url: &str, workers: &[&Proc], saver: &Proc) -> engine::EngineConfig {
+    engine::EngineConfig {
+        itemsaver_host: saver.addr.clone(),
+        worker_hosts: workers.iter().map(|w| w.addr.clone()).collect(),
+        seeds: vec![url.to_owned()],
+        item_linger_ms: 50,
+        failures_file: String::new(),
+        ..engine::EngineConfig::default()
+    }
+}
+
+/// SIGKILL one of two workers mid-crawl: its requests go to the other one
+/// and every profile is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_mid_crawl_loses_nothing() {
+    let (site, url, _s) = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let saver = saver_proc(dir.path(), "0");
+    let mut w1 = worker_proc("0");
+    let w2 = worker_proc("0");
+    let settings = config(&url, &[&w1, &w2], &saver).validate().unwrap();
+    let crawl = tokio::spawn(engine::run(settings, pending()));
+
+    wait_for_items(&saver.addr, 300, LIMIT).await;
+    w1.kill9();
+    let summary = tokio::time::timeout(LIMIT, crawl)
+        .await
+        .expect("crawl ends")
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(stored(&saver.addr).await, Some(PROFILES), "{summary}");
+    assert_eq!(summary.items_saved, PROFILES, "{summary}");
+    assert_eq!(summary.pages, site.page_count(), "{summary}");
+    assert!(summary.errors.is_empty(), "{summary}");
+    assert!(summary.worker_outages >= 1, "{summary}");
+}
+
+/// A worker killed and restarted on the same port rejoins the pool by
+/// itself and receives requests again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_worker_receives_requests_again() {
+    let (_site, url, _s) = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let saver = saver_proc(dir.path(), "0");
+    let mut w1 = worker_proc("0");
+    let w2 = worker_proc("0");
+    let settings = config(&url, &[&w1, &w2], &saver).validate().unwrap();
+    let crawl = tokio::spawn(engine::run(settings, pending()));
+
+    wait_for_items(&saver.addr, 200, LIMIT).await;
+    let port = w1.port();
+    w1.kill9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let w1 = worker_proc(&port);
+    let summary = tokio::time::timeout(LIMIT, crawl)
+        .await
+        .expect("crawl ends")
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(stored(&saver.addr).await, Some(PROFILES), "{summary}");
+    let client = connect_crawl(
+        &w1.addr.parse::<HostAddr>().unwrap(),
+        ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let status = client.status(context::current()).await.unwrap();
+    assert!(
+        status.served > 0,
+        "the restarted worker got no requests: {summary}"
+    );
+}
+
+/// The itemsaver is killed mid-crawl and started again seconds later on the
+/// same port and data dir: the engine buffers items meanwhile, and every
+/// profile is stored exactly once; the wait shows in the summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn itemsaver_outage_loses_nothing() {
+    let (_site, url, _s) = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut saver = saver_proc(dir.path(), "0");
+    let w1 = worker_proc("0");
+    let w2 = worker_proc("0");
+    let mut config = config(&url, &[&w1, &w2], &saver);
+    // Small memory buffer, so the outage also exercises the disk spill.
+    config.item_buffer_items = 200;
+    config.state_dir = tempfile::tempdir()
+        .unwrap()
+        .keep()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let settings = config.validate().unwrap();
+    let crawl = tokio::spawn(engine::run(settings, pending()));
+
+    wait_for_items(&saver.addr, 300, LIMIT).await;
+    let port = saver.port();
+    saver.kill9();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let saver = saver_proc(dir.path(), &port);
+    let summary = tokio::time::timeout(LIMIT, crawl)
+        .await
+        .expect("crawl ends")
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(stored(&saver.addr).await, Some(PROFILES), "{summary}");
+    assert_eq!(summary.items_unsaved, 0, "{summary}");
+    assert!(summary.save_retries > 0, "{summary}");
+    assert!(
+        summary.waited_for_itemsaver >= Duration::from_secs(1),
+        "{summary}"
+    );
+    let text = summary.to_string();
+    assert!(
+        text.contains("waited") && text.contains("for the itemsaver"),
+        "{text}"
+    );
+}
+
+/// SIGKILL the engine mid-crawl and start it again with the same state dir:
+/// every profile stored exactly once, every page counted once, and the
+/// pages fetched twice are reported and few.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_killed_and_resumed_loses_nothing() {
+    let (site, url, _s) = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let saver = saver_proc(dir.path(), "0");
+    let w1 = worker_proc("0");
+    let w2 = worker_proc("0");
+    let hosts = format!("{},{}", w1.addr, w2.addr);
+    let args: Vec<String> = [
+        "--config",
+        "/dev/null",
+        "--seed",
+        &url,
+        "--worker_hosts",
+        &hosts,
+        "--itemsaver_host",
+        &saver.addr,
+        "--state_dir",
+        state.path().to_str().unwrap(),
+        "--state_interval_ms",
+        "300",
+        "--failures_file",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut first = std::process::Command::new(common::procs::bin("engine"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_items(&saver.addr, 1000, LIMIT).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        stored(&saver.addr).await.unwrap() < PROFILES,
+        "killed too late to test anything"
+    );
+
+    let second = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::procs::bin("engine"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    });
+    let out = tokio::time::timeout(LIMIT, second)
+        .await
+        .expect("resumed crawl ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&saver.addr).await, Some(PROFILES), "{text}");
+    assert!(
+        text.contains(&format!("pages          {} ", site.page_count())),
+        "{text}"
+    );
+    let refetched: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("resumed        yes; "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume line: {text}"));
+    // At most the pages of one state interval plus those in flight.
+    assert!(refetched < 600, "{refetched} pages fetched twice: {text}");
+}
+
+/// A page slower than the RPC deadline is not mistaken for a dead worker:
+/// the worker stays in the pool (it answers the status check) and the
+/// request ends as a counted failure after its attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_page_does_not_take_worker_out() {
+    let (_site, url, _s) = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s2) = start_itemsaver(dir.path()).await;
+    let (w1, _s3) = start_worker().await;
+    let slow = format!("{url}fault/slow/1500");
+    let mut config = engine_config(&slow, &[w1], saver);
+    config.parser = "profile".into();
+    config.rpc_timeout_ms = 300;
+    config.max_attempts = 2;
+    config.failures_file = dir
+        .path()
+        .join("failures.jsonl")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let summary = engine::run(config.validate().unwrap(), pending())
+        .await
+        .expect("a slow page is no reason to fail the crawl");
+    assert_eq!(summary.errors.get("rpc_deadline"), Some(&1), "{summary}");
+    assert_eq!(summary.retries, 1, "{summary}");
+    assert_eq!(
+        summary.worker_outages, 0,
+        "a slow page took its worker out: {summary}"
+    );
+    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    assert!(
+        failures.contains("fault/slow/1500") && failures.contains("rpc_deadline"),
+        "{failures}"
+    );
+    assert_eq!(failures.lines().count(), 1);
+}

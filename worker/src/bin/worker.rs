@@ -1,0 +1,128 @@
+//! `worker`: serves the Crawl RPC until Ctrl-C or SIGTERM.
+//!
+//! Settings come from the `[worker]` section of the config file, then from
+//! flags (flags win). Prints `worker listening on ADDR` to stdout once it
+//! accepts connections; logs go to stderr.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use worker::WorkerConfig;
+
+/// Fetches pages and parses them for the crawl engine.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Config file; its `[worker]` section is read. Must exist if given;
+    /// the default `config.toml` is optional.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// TCP port to serve on (0 = any free port) [config: port, default 9000].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind [config: bind, default 127.0.0.1].
+    #[arg(long)]
+    bind: Option<String>,
+    /// Milliseconds to wait for a connection to a site [default 5000].
+    #[arg(long = "connect_timeout_ms")]
+    connect_timeout_ms: Option<u64>,
+    /// Milliseconds for a whole fetch, body included [default 15000].
+    #[arg(long = "timeout_ms")]
+    timeout_ms: Option<u64>,
+    /// User-Agent header [default crawler/0.1].
+    #[arg(long = "user_agent")]
+    user_agent: Option<String>,
+    /// Largest body accepted, after decompression [default 10485760].
+    #[arg(long = "max_body_bytes")]
+    max_body_bytes: Option<u64>,
+    /// Redirects followed per fetch [default 5].
+    #[arg(long = "max_redirects")]
+    max_redirects: Option<usize>,
+    /// Largest RPC frame [default 16777216].
+    #[arg(long = "max_frame_bytes")]
+    max_frame_bytes: Option<usize>,
+    /// Requests in progress per RPC connection [default 4096].
+    #[arg(long = "max_concurrent_requests")]
+    max_concurrent_requests: Option<usize>,
+}
+
+impl Args {
+    /// The file's settings with every given flag applied on top.
+    fn config(&self) -> anyhow::Result<WorkerConfig> {
+        let (path, required) = match &self.config {
+            Some(path) => (path.clone(), true),
+            None => (PathBuf::from("config.toml"), false),
+        };
+        let mut c: WorkerConfig = rpcsupport::config::load_section(&path, "worker", required)?;
+        macro_rules! flag {
+            ($($field:ident),*) => {
+                $(if let Some(v) = &self.$field { c.$field = v.clone(); })*
+            };
+        }
+        flag!(
+            port,
+            bind,
+            connect_timeout_ms,
+            timeout_ms,
+            user_agent,
+            max_body_bytes,
+            max_redirects,
+            max_frame_bytes,
+            max_concurrent_requests
+        );
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Args::parse().config()?;
+    let worker = worker::Worker::new(&config)?;
+    let listener = tokio::net::TcpListener::bind((config.bind.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+    let shutdown = shutdown_signal()?;
+    println!("worker listening on {}", listener.local_addr()?);
+    worker::serve_worker(listener, worker, shutdown)
+        .await
+        .context("RPC server failed")?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Registers for Ctrl-C and, on Unix, SIGTERM (what `kill` and container
+/// runtimes send), and returns a future that completes on either. The
+/// handlers are installed here, before the ready line is printed, so a
+/// signal sent right after it cannot hit the default "terminate" action.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("shutting down");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tracing::info!("shutting down");
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! `city_list`: the site's front page (`/`) -> one `city` request per city.
+
+use std::sync::LazyLock;
+
+use rpcsupport::{ParseError, ParseResult};
+use scraper::Selector;
+
+use super::{no_args, selector, Page, Parser};
+
+/// Registry entry.
+pub const PARSER: Parser = Parser {
+    name: "city_list",
+    check_args: no_args,
+    parse,
+};
+
+static LIST: LazyLock<Selector> = LazyLock::new(|| selector(".city-list"));
+static LINKS: LazyLock<Selector> = LazyLock::new(|| selector(".city-list a[href]"));
+
+/// Every link in the `.city-list` block becomes a `city` request.
+pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
+    // Without the block this is not a city list (wrong parser for the URL,
+    // or the site changed): say so rather than return an empty success.
+    if page.html.select(&LIST).next().is_none() {
+        return Err(page.error("no .city-list block"));
+    }
+    let requests = page
+        .links(&LINKS)
+        .into_iter()
+        .map(|url| page.follow(url, super::city::PARSER.name))
+        .collect();
+    Ok(ParseResult {
+        requests,
+        items: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{run, run_text, urls};
+    use rpcsupport::ParseError;
+
+    /// The demosite front page yields its 20 cities and skips junk links.
+    #[test]
+    fn front_page_lists_cities() {
+        let result = run("city_list", &[], "http://127.0.0.1:8080/", "city_list.html").unwrap();
+        let urls = urls(&result);
+        assert_eq!(urls.len(), 20);
+        assert_eq!(
+            urls[0],
+            ("http://127.0.0.1:8080/city/beijing".into(), "city".into())
+        );
+        assert!(urls
+            .iter()
+            .all(|(u, p)| u.contains("/city/") && p == "city"));
+        assert!(result.items.is_empty());
+        assert!(result.requests.iter().all(|r| r.depth == 3));
+    }
+
+    /// A page without the city list is a Page error, not an empty success.
+    #[test]
+    fn other_page_is_an_error() {
+        let err = run_text("city_list", &[], "http://h/", "<p>hi</p>").unwrap_err();
+        assert!(matches!(err, ParseError::Page { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,365 @@
+//! Step 5: parsers. A parser is looked up by the name the engine sends
+//! ([`rpcsupport::ParserSpec`]), so adding one means a new file here and a
+//! line in [`Registry::standard`]; the engine and the wire format do not
+//! change.
+//!
+//! Every parser gets the page as a [`Page`] and uses the link helpers below,
+//! which do the URL work once and correctly: `<base href>`, relative
+//! references, fragments, and skipping `javascript:`/`mailto:`/... links.
+
+pub mod city;
+pub mod city_list;
+pub mod profile;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
+
+use rpcsupport::{ParseError, ParseResult, ParserSpec, Request};
+use scraper::{Html, Selector};
+use url::Url;
+
+/// What a parser sees: the request it answers, where the page really came
+/// from (after redirects) and the parsed document.
+pub struct Page<'a> {
+    /// The request being processed (parser args, depth).
+    pub request: &'a Request,
+    /// The final URL of the page.
+    pub url: &'a Url,
+    /// The document.
+    pub html: &'a Html,
+}
+
+impl Page<'_> {
+    /// A `Page` error for this page and parser.
+    pub fn error(&self, reason: impl Into<String>) -> ParseError {
+        ParseError::Page {
+            parser: self.request.parser.name.clone(),
+            url: self.url.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A request for `url`, one link deeper than this page.
+    pub fn follow(&self, url: Url, parser: &str) -> Request {
+        Request {
+            url: url.into(),
+            parser: ParserSpec::named(parser),
+            depth: self.request.depth.saturating_add(1),
+        }
+    }
+
+    /// The URL relative links resolve against: the page's own URL, or its
+    /// first `<base href>` when that is a valid http(s) URL.
+    pub fn base_url(&self) -> Url {
+        static BASE: LazyLock<Selector> = LazyLock::new(|| selector("base[href]"));
+        self.html
+            .select(&BASE)
+            .next()
+            .and_then(|base| base.value().attr("href"))
+            .and_then(|href| self.url.join(href.trim()).ok())
+            .filter(is_http)
+            .unwrap_or_else(|| self.url.clone())
+    }
+
+    /// The crawlable targets of the `<a href>`s matched by `links`, in page
+    /// order, without duplicates or fragments. Junk hrefs are skipped.
+    pub fn links(&self, links: &Selector) -> Vec<Url> {
+        let base = self.base_url();
+        let mut seen = HashSet::new();
+        self.html
+            .select(links)
+            .filter_map(|a| a.value().attr("href"))
+            .filter_map(|href| resolve(&base, href))
+            .filter(|url| seen.insert(url.as_str().to_owned()))
+            .collect()
+    }
+}
+
+/// Resolves `href` against `base` to a crawlable URL, or `None` for links a
+/// crawler must skip: empty or fragment-only (they mean "this page", but
+/// resolve against `<base href>`, not the page), unparsable, or a scheme
+/// other than http(s) (`javascript:`, `mailto:`, `tel:`, `data:`...).
+/// The fragment is dropped: `/a#x` and `/a#y` are one page.
+pub fn resolve(base: &Url, href: &str) -> Option<Url> {
+    let href = href.trim();
+    if href.is_empty() || href.starts_with('#') {
+        return None;
+    }
+    let mut url = base.join(href).ok()?;
+    if !is_http(&url) {
+        return None;
+    }
+    url.set_fragment(None);
+    Some(url)
+}
+
+fn is_http(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https") && url.host().is_some()
+}
+
+/// Compiles a selector written in this crate. Only called from `LazyLock`
+/// statics with literal selectors, which tests exercise, so a typo fails
+/// every test rather than a crawl.
+pub(crate) fn selector(css: &str) -> Selector {
+    Selector::parse(css).unwrap_or_else(|e| panic!("bad built-in selector {css:?}: {e}"))
+}
+
+/// A parser's entry point.
+pub type ParseFn = fn(&Page<'_>) -> Result<ParseResult, ParseError>;
+
+/// Checks a parser's arguments; the error says what is wrong.
+pub type CheckArgsFn = fn(&BTreeMap<String, String>) -> Result<(), String>;
+
+/// One registered parser.
+#[derive(Clone, Copy)]
+pub struct Parser {
+    /// The name requests use.
+    pub name: &'static str,
+    /// Validates arguments before anything is fetched.
+    pub check_args: CheckArgsFn,
+    /// Extracts requests and items.
+    pub parse: ParseFn,
+}
+
+impl Parser {
+    /// Parses `text` (already decoded) as the page at `url` and runs the
+    /// parser on it.
+    pub fn run(&self, request: &Request, url: &Url, text: &str) -> Result<ParseResult, ParseError> {
+        let html = Html::parse_document(text);
+        (self.parse)(&Page {
+            request,
+            url,
+            html: &html,
+        })
+    }
+}
+
+/// For parsers that take no arguments.
+pub fn no_args(args: &BTreeMap<String, String>) -> Result<(), String> {
+    match args.keys().next() {
+        None => Ok(()),
+        Some(key) => Err(format!("takes no arguments, got {key:?}")),
+    }
+}
+
+/// The parsers a worker knows, by name. Built once per [`crate::Worker`].
+pub struct Registry {
+    parsers: HashMap<&'static str, Parser>,
+}
+
+impl Registry {
+    /// The demosite parsers: `city_list`, `city`, `profile`.
+    pub fn standard() -> Registry {
+        let mut registry = Registry {
+            parsers: HashMap::new(),
+        };
+        registry.add(city_list::PARSER);
+        registry.add(city::PARSER);
+        registry.add(profile::PARSER);
+        registry
+    }
+
+    /// Registers `parser`, replacing any of the same name.
+    pub fn add(&mut self, parser: Parser) {
+        self.parsers.insert(parser.name, parser);
+    }
+
+    /// The parser `spec` names, after checking its arguments.
+    pub fn get(&self, spec: &ParserSpec) -> Result<&Parser, ParseError> {
+        let parser = self
+            .parsers
+            .get(spec.name.as_str())
+            .ok_or_else(|| ParseError::UnknownParser(spec.name.clone()))?;
+        (parser.check_args)(&spec.args).map_err(|reason| ParseError::BadArgs {
+            parser: spec.name.clone(),
+            reason,
+        })?;
+        Ok(parser)
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.parsers.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// Shared by the parsers' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// Reads `worker/tests/data/{name}`.
+    pub fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Runs the parser `name` on fixture `file` as if fetched from `url`.
+    pub fn run(
+        name: &str,
+        args: &[(&str, &str)],
+        url: &str,
+        file: &str,
+    ) -> Result<ParseResult, ParseError> {
+        let bytes = fixture(file);
+        let text = crate::decode::decode(&bytes, None).text;
+        run_text(name, args, url, &text)
+    }
+
+    /// Runs the parser `name` on `text` as if fetched from `url`.
+    pub fn run_text(
+        name: &str,
+        args: &[(&str, &str)],
+        url: &str,
+        text: &str,
+    ) -> Result<ParseResult, ParseError> {
+        let request = Request {
+            url: url.into(),
+            parser: ParserSpec {
+                name: name.into(),
+                args: args
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            depth: 2,
+        };
+        let parser = Registry::standard().get(&request.parser)?.to_owned();
+        parser.run(&request, &Url::parse(url).unwrap(), text)
+    }
+
+    /// The URLs of `result`'s requests, with their parser names.
+    pub fn urls(result: &ParseResult) -> Vec<(String, String)> {
+        result
+            .requests
+            .iter()
+            .map(|r| (r.url.clone(), r.parser.name.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("http://127.0.0.1:8080/profile/5").unwrap()
+    }
+
+    fn r(href: &str) -> Option<String> {
+        resolve(&base(), href).map(String::from)
+    }
+
+    /// Relative, absolute-path, dot-segment and query-only hrefs resolve
+    /// against the page URL.
+    #[test]
+    fn relative_links_resolve() {
+        assert_eq!(r("12").unwrap(), "http://127.0.0.1:8080/profile/12");
+        assert_eq!(
+            r("../profile/12").unwrap(),
+            "http://127.0.0.1:8080/profile/12"
+        );
+        assert_eq!(r("./12").unwrap(), "http://127.0.0.1:8080/profile/12");
+        assert_eq!(
+            r("/city/beijing").unwrap(),
+            "http://127.0.0.1:8080/city/beijing"
+        );
+        assert_eq!(
+            r("?page=2").unwrap(),
+            "http://127.0.0.1:8080/profile/5?page=2"
+        );
+        assert_eq!(r("//127.0.0.1:9/x").unwrap(), "http://127.0.0.1:9/x");
+        assert_eq!(r("  /a\n").unwrap(), "http://127.0.0.1:8080/a");
+        assert_eq!(
+            r("HTTP://127.0.0.1:8080/A").unwrap(),
+            "http://127.0.0.1:8080/A"
+        );
+    }
+
+    /// Fragments are dropped, and fragment-only links are skipped.
+    #[test]
+    fn fragments() {
+        assert_eq!(
+            r("/profile/7#comments").unwrap(),
+            "http://127.0.0.1:8080/profile/7"
+        );
+        assert_eq!(r("#top"), None);
+        assert_eq!(r(""), None);
+        assert_eq!(r("   "), None);
+    }
+
+    /// Non-http(s) schemes and unparsable hrefs are skipped.
+    #[test]
+    fn junk_links_are_skipped() {
+        for junk in [
+            "javascript:void(0)",
+            "JavaScript:alert(1)",
+            "mailto:x@y",
+            "tel:+861234",
+            "data:text/html,hi",
+            "ftp://127.0.0.1/file",
+            "http://[not-an-ip/",
+            "http://",
+        ] {
+            assert_eq!(r(junk), None, "{junk}");
+        }
+    }
+
+    /// `<base href>` changes what relative links mean, fragment-only links
+    /// included; an unusable base is ignored.
+    #[test]
+    fn base_href_is_honoured() {
+        let request = Request {
+            url: base().into(),
+            parser: ParserSpec::named("x"),
+            depth: 0,
+        };
+        static A: LazyLock<Selector> = LazyLock::new(|| selector("a"));
+        let url = base();
+        let html = Html::parse_document(
+            "<html><head><base href=\"/profile/all/\"></head><body>\
+             <a href=\"../12\">x</a><a href=\"#top\">t</a><a href=\"/profile/12#c\">dup</a>\
+             <a href=\"13\">y</a></body></html>",
+        );
+        let page = Page {
+            request: &request,
+            url: &url,
+            html: &html,
+        };
+        let links: Vec<String> = page.links(&A).into_iter().map(String::from).collect();
+        assert_eq!(
+            links,
+            [
+                "http://127.0.0.1:8080/profile/12",
+                "http://127.0.0.1:8080/profile/all/13"
+            ]
+        );
+
+        let html = Html::parse_document("<base href=\"javascript:x\"><a href=\"12\">x</a>");
+        let page = Page {
+            request: &request,
+            url: &url,
+            html: &html,
+        };
+        assert_eq!(page.base_url(), url);
+    }
+
+    /// Unknown names and bad arguments are typed errors.
+    #[test]
+    fn registry_lookup() {
+        let registry = Registry::standard();
+        assert_eq!(registry.names(), ["city", "city_list", "profile"]);
+        assert_eq!(
+            registry.get(&ParserSpec::named("nope")).err(),
+            Some(ParseError::UnknownParser("nope".into()))
+        );
+        let mut spec = ParserSpec::named("profile");
+        spec.args.insert("x".into(), "1".into());
+        assert!(matches!(
+            registry.get(&spec),
+            Err(ParseError::BadArgs { parser, .. }) if parser == "profile"
+        ));
+    }
+}

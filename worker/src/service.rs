@@ -1,0 +1,31 @@
+//! The tarpc face of a [`Worker`]: `process` and `status` delegate to it.
+//! Kept apart so [`Worker`] stays usable in-process (benchmarks, tests)
+//! without any RPC.
+
+use rpcsupport::{Crawl, CrawlError, ParseResult, Request, WorkerStatus};
+use tarpc::context::Context;
+
+use crate::Worker;
+
+/// Implements [`Crawl`] over a [`Worker`]. Cloned per request, cheaply.
+#[derive(Clone)]
+pub struct CrawlService {
+    worker: Worker,
+}
+
+impl CrawlService {
+    /// Serves `worker`.
+    pub fn new(worker: Worker) -> Self {
+        CrawlService { worker }
+    }
+}
+
+impl Crawl for CrawlService {
+    async fn process(self, _: Context, request: Request) -> Result<ParseResult, CrawlError> {
+        self.worker.process(request).await
+    }
+
+    async fn status(self, _: Context) -> WorkerStatus {
+        self.worker.status()
+    }
+}

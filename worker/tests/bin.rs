@@ -1,0 +1,72 @@
+//! The `worker` binary: ready line, flags, config errors, SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn worker() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
+    // Run where no config.toml exists, so only the flags count.
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// It prints its address once listening and exits 0 on SIGTERM.
+#[test]
+fn ready_line_and_sigterm() {
+    let mut child = worker()
+        .args(["--port=0", "--timeout_ms", "1000", "--user_agent", "t/1"])
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("worker listening on 127.0.0.1:"),
+        "{line:?}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}
+
+/// A missing explicit config file, a bad key and a bad value each fail
+/// with a message naming the problem.
+#[test]
+fn bad_config_fails_clearly() {
+    let dir = std::env::temp_dir().join(format!("worker-bin-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad_key = dir.join("bad_key.toml");
+    std::fs::write(&bad_key, "[worker]\ntimeout_msec = 5\n").unwrap();
+    let cases = [
+        (
+            vec![
+                "--config".to_owned(),
+                dir.join("missing.toml").display().to_string(),
+            ],
+            "missing.toml",
+        ),
+        (
+            vec!["--config".to_owned(), bad_key.display().to_string()],
+            "timeout_msec",
+        ),
+        (
+            vec!["--timeout_ms".to_owned(), "0".to_owned()],
+            "timeout_ms",
+        ),
+        (vec!["--port".to_owned(), "http".to_owned()], "--port"),
+    ];
+    for (args, needle) in cases {
+        let out = worker().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
