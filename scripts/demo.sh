@@ -48,7 +48,9 @@ w2=$(start worker --port 0)
 saver=$(start itemsaver --port 0 --data_dir "$data_dir")
 echo "demo: site http://$site/ ($profiles profiles), workers $w1 $w2, itemsaver $saver (store in $data_dir)"
 
+# The demo site is our own, on this machine: lift the per-host politeness
+# limits that protect other people's sites.
 "$bin/engine" --seed "http://$site/" --parser city_list \
-    --worker_hosts "$w1,$w2" --itemsaver_host "$saver"
+    --worker_hosts "$w1,$w2" --itemsaver_host "$saver" --per_host_concurrency 100
 
 echo "demo: the itemsaver reports $("$bin/itemsaver" count --itemsaver_host "$saver") items stored"

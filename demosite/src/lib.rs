@@ -35,6 +35,8 @@ pub mod http;
 pub mod profile;
 pub mod site;
 
-pub use http::{router, serve, serve_site};
+pub use http::{
+    router, router_with, serve, serve_router, serve_site, LoggedRequest, RequestLog, SiteOptions,
+};
 pub use profile::Profile;
 pub use site::{Page, PageEncoding, Site, SiteConfig};

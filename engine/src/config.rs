@@ -1,17 +1,32 @@
 //! The engine's settings: `[engine]` in `config.toml`, then flags, then
 //! validation into [`Settings`], the checked form the crawl uses.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use regex::Regex;
 use rpcsupport::{HostAddr, ParserSpec, Request};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::scheduler::{HostLimits, Politeness};
+use crate::scope::Scope;
+
+/// Limits for one domain, under `[engine.hosts."example.com"]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostOverride {
+    /// Requests in flight at once to the domain's hosts.
+    pub concurrency: Option<u32>,
+    /// Milliseconds between request starts to one of its hosts.
+    pub delay_ms: Option<u64>,
+}
 
 /// `[engine]` as written in `config.toml`. Every key is optional; the
 /// defaults are documented on [`EngineConfig::default`] and in the shipped
 /// `config.toml`. Flags of the same name override these.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Where the itemsaver listens.
@@ -57,6 +72,44 @@ pub struct EngineConfig {
     /// Requests that finally failed are appended here as JSON lines; empty
     /// for none.
     pub failures_file: String,
+    /// Requests in flight at once to one host (the whole pool together).
+    pub per_host_concurrency: u32,
+    /// Least milliseconds between two request starts to one host.
+    pub per_host_delay_ms: u64,
+    /// Per-domain overrides of the two limits above.
+    pub hosts: BTreeMap<String, HostOverride>,
+    /// Fetch robots.txt once per host and obey it.
+    pub obey_robots: bool,
+    /// The product token looked up in robots.txt.
+    pub robots_user_agent: String,
+    /// Seconds a fetched robots.txt is trusted.
+    pub robots_ttl_s: u64,
+    /// Cap on a robots.txt Crawl-delay, in milliseconds.
+    pub max_crawl_delay_ms: u64,
+    /// Slow a host down when its latency rises or it answers 429/503.
+    pub autothrottle: bool,
+    /// Ceiling of the adaptive delay, in milliseconds.
+    pub autothrottle_max_delay_ms: u64,
+    /// Retries of a fetch that failed transiently (timeout, connection,
+    /// 429, 500, 502, 503, 504).
+    pub retry_times: u32,
+    /// First retry delay in milliseconds; doubles each time, with jitter.
+    pub retry_backoff_ms: u64,
+    /// Longest retry delay in milliseconds (also caps `Retry-After`).
+    pub retry_max_backoff_ms: u64,
+    /// Domains the crawl stays in (subdomains included); empty means the
+    /// seeds' hosts, `"*"` means anywhere.
+    pub allowed_domains: Vec<String>,
+    /// Regexes a URL must match one of (empty: no constraint).
+    pub include: Vec<String>,
+    /// Regexes that exclude a URL.
+    pub exclude: Vec<String>,
+    /// Query parameters removed before dedup; `name*` matches a prefix.
+    pub strip_query_params: Vec<String>,
+    /// Stop after this many pages; 0 for no limit.
+    pub max_pages: u64,
+    /// Stop after this many seconds; 0 for no limit.
+    pub max_duration_s: u64,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +133,26 @@ impl Default for EngineConfig {
             state_dir: String::new(),
             state_interval_ms: 5_000,
             failures_file: "data/failures.jsonl".into(),
+            per_host_concurrency: 8,
+            per_host_delay_ms: 0,
+            hosts: BTreeMap::new(),
+            obey_robots: true,
+            robots_user_agent: "crawler".into(),
+            robots_ttl_s: 86_400,
+            max_crawl_delay_ms: 10_000,
+            autothrottle: false,
+            autothrottle_max_delay_ms: 30_000,
+            retry_times: 3,
+            retry_backoff_ms: 500,
+            retry_max_backoff_ms: 60_000,
+            allowed_domains: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            strip_query_params: ["utm_*", "gclid", "fbclid", "msclkid", "mc_cid", "mc_eid"]
+                .map(String::from)
+                .to_vec(),
+            max_pages: 0,
+            max_duration_s: 0,
         }
     }
 }
@@ -121,6 +194,20 @@ pub struct Settings {
     pub state_interval: Duration,
     /// Where final failures are recorded, if anywhere.
     pub failures_file: Option<PathBuf>,
+    /// What is crawled.
+    pub scope: Scope,
+    /// Per-host limits, robots.txt, throttle.
+    pub politeness: Politeness,
+    /// Retries of transient fetch failures.
+    pub retry_times: u32,
+    /// First retry delay.
+    pub retry_backoff: Duration,
+    /// Longest retry delay.
+    pub retry_max_backoff: Duration,
+    /// Page limit, if any.
+    pub max_pages: Option<u64>,
+    /// Time limit, if any.
+    pub max_duration: Option<Duration>,
 }
 
 /// A config value that cannot be used; names the key.
@@ -199,7 +286,75 @@ impl EngineConfig {
         at_least_one("max_attempts", self.max_attempts as u64)?;
         at_least_one("item_buffer_items", self.item_buffer_items as u64)?;
         at_least_one("state_interval_ms", self.state_interval_ms)?;
+        at_least_one("per_host_concurrency", self.per_host_concurrency as u64)?;
         let path = |s: &str| (!s.trim().is_empty()).then(|| PathBuf::from(s.trim()));
+        let regexes = |key: &'static str, list: &[String]| {
+            list.iter()
+                .map(|r| Regex::new(r).map_err(|e| invalid(key, format!("bad regex {r:?}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let allowed_domains = if self.allowed_domains.is_empty() {
+            // The seeds' hosts: a crawl stays on the sites it was pointed at.
+            let mut hosts: Vec<String> = seeds
+                .iter()
+                .filter_map(|r| url::Url::parse(&r.url).ok()?.host_str().map(str::to_owned))
+                .collect();
+            hosts.dedup();
+            hosts
+        } else {
+            for d in &self.allowed_domains {
+                if d.trim().is_empty() || d.contains(['/', ':', ' ']) {
+                    return Err(invalid(
+                        "allowed_domains",
+                        format!("{d:?} is not a domain name (write example.com, or \"*\")"),
+                    ));
+                }
+            }
+            self.allowed_domains.clone()
+        };
+        let scope = Scope::new(
+            allowed_domains,
+            regexes("include", &self.include)?,
+            regexes("exclude", &self.exclude)?,
+            self.strip_query_params.clone(),
+        );
+        let default_limits = HostLimits {
+            concurrency: self.per_host_concurrency,
+            delay: Duration::from_millis(self.per_host_delay_ms),
+        };
+        let mut overrides = Vec::new();
+        for (domain, o) in &self.hosts {
+            if o.concurrency == Some(0) {
+                return Err(invalid(
+                    "hosts",
+                    format!("{domain}: concurrency must be at least 1"),
+                ));
+            }
+            overrides.push((
+                domain.clone(),
+                HostLimits {
+                    concurrency: o.concurrency.unwrap_or(default_limits.concurrency),
+                    delay: o
+                        .delay_ms
+                        .map_or(default_limits.delay, Duration::from_millis),
+                },
+            ));
+        }
+        // Most specific domain first, so `a.example.com` beats `example.com`.
+        overrides.sort_by_key(|(d, _)| std::cmp::Reverse(d.len()));
+        if self.robots_user_agent.trim().is_empty() {
+            return Err(invalid("robots_user_agent", "empty product token"));
+        }
+        let politeness = Politeness {
+            default: default_limits,
+            overrides,
+            obey_robots: self.obey_robots,
+            robots_agent: self.robots_user_agent.trim().to_owned(),
+            robots_ttl: Duration::from_secs(self.robots_ttl_s),
+            max_crawl_delay: Duration::from_millis(self.max_crawl_delay_ms),
+            autothrottle: self.autothrottle,
+            max_delay: Duration::from_millis(self.autothrottle_max_delay_ms),
+        };
         Ok(Settings {
             itemsaver,
             workers,
@@ -218,6 +373,14 @@ impl EngineConfig {
             state_dir: path(&self.state_dir),
             state_interval: Duration::from_millis(self.state_interval_ms),
             failures_file: path(&self.failures_file),
+            scope,
+            politeness,
+            retry_times: self.retry_times,
+            retry_backoff: Duration::from_millis(self.retry_backoff_ms),
+            retry_max_backoff: Duration::from_millis(self.retry_max_backoff_ms),
+            max_pages: (self.max_pages > 0).then_some(self.max_pages),
+            max_duration: (self.max_duration_s > 0)
+                .then(|| Duration::from_secs(self.max_duration_s)),
         })
     }
 }
@@ -246,6 +409,11 @@ mod tests {
         assert_eq!(s.itemsaver.to_string(), "127.0.0.1:1234");
         assert_eq!(s.max_depth, None);
         assert_eq!(s.seeds[0].parser.name, "city_list");
+        assert_eq!(
+            s.scope.policy.allowed_domains,
+            vec!["127.0.0.1".to_string()]
+        );
+        assert!(s.politeness.obey_robots);
     }
 
     /// Each bad value is reported under its own key.

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpcsupport::{
-    connect_itemsaver, ConnectOptions, CrawlError, Item, ParseError, ParseResult, Request,
+    connect_itemsaver, ConnectOptions, CrawlError, FetchError, FetchPolicy, Item, ParseError,
+    ParseResult, Request,
 };
 use tarpc::client::RpcError;
 use thiserror::Error;
@@ -29,7 +30,8 @@ use tokio::task::JoinSet;
 use crate::config::Settings;
 use crate::items::{ItemSink, SinkOptions};
 use crate::pool::{deadline_in, NoWorkers, WorkerPool};
-use crate::scheduler::{fingerprint, Dropped, Scheduler, Task};
+use crate::scheduler::{fingerprint, Dropped, Next, Scheduler, Task};
+use crate::scope::OutOfScope;
 use crate::state::{Snapshot, StateDir};
 use crate::summary::Summary;
 
@@ -71,7 +73,6 @@ pub enum EngineError {
 
 /// What a dispatch task reports back.
 struct Outcome {
-    id: u64,
     worker: usize,
     result: CallResult,
 }
@@ -123,7 +124,7 @@ pub async fn run(
                 finished = snap.finished,
                 "resuming crawl from the state dir; seeds are not queued again"
             );
-            crawl.scheduler = Scheduler::restore(settings.max_depth, snap.pending, snap.seen);
+            crawl.scheduler.restore(snap.pending, snap.seen);
             crawl.summary = Summary {
                 resumed: true,
                 interrupted: false,
@@ -165,8 +166,10 @@ pub async fn run(
 
     let started = Instant::now();
     let elapsed_before = crawl.summary.elapsed;
-    let mut in_flight: HashMap<u64, Task> = HashMap::new();
-    let mut next_id = 0u64;
+    let policy = settings.scope.policy.clone();
+    // Every request sent to a worker and not yet answered, by call task:
+    // what a restart must redo.
+    let mut in_flight: HashMap<tokio::task::Id, (Task, Instant)> = HashMap::new();
     let mut calls = JoinSet::new();
     let mut stop_deadline: Option<Instant> = None;
     let mut fatal: Option<EngineError> = None;
@@ -178,33 +181,81 @@ pub async fn run(
     tokio::pin!(shutdown);
 
     loop {
-        let stopping = stop_deadline.is_some() || fatal.is_some();
-        while !stopping && in_flight.len() < settings.worker_count {
-            let Some(task) = crawl.scheduler.next_task() else {
-                break;
+        // Page and time limits end the crawl like a stop, with a reason.
+        if stop_deadline.is_none() {
+            let reason = if settings
+                .max_pages
+                .is_some_and(|max| crawl.summary.pages >= max)
+            {
+                Some("page limit reached")
+            } else if settings
+                .max_duration
+                .is_some_and(|max| elapsed_before + started.elapsed() >= max)
+            {
+                Some("time limit reached")
+            } else {
+                None
             };
-            let id = next_id;
-            next_id += 1;
-            calls.spawn(call(
-                pool.clone(),
-                id,
-                task.request.clone(),
-                settings.rpc_timeout,
-            ));
-            in_flight.insert(id, task);
+            if let Some(reason) = reason {
+                tracing::info!(reason, "stopping: no new dispatches");
+                crawl.summary.stop_reason = Some(reason.into());
+                crawl.summary.interrupted = true;
+                stop_deadline = Some(Instant::now() + settings.shutdown_grace);
+            }
         }
-        if in_flight.is_empty() {
+        let stopping = stop_deadline.is_some() || fatal.is_some();
+        // Page budget: do not start more pages than the limit allows.
+        let budget = settings.max_pages.map_or(usize::MAX, |max| {
+            max.saturating_sub(crawl.summary.pages) as usize
+        });
+        let mut wake: Option<Instant> = None;
+        while !stopping && in_flight.len() < settings.worker_count.min(budget) {
+            match crawl.scheduler.next(Instant::now().into()) {
+                Next::Task(task) => {
+                    let handle = calls.spawn(call(
+                        pool.clone(),
+                        task.request.clone(),
+                        policy.clone(),
+                        settings.rpc_timeout,
+                    ));
+                    in_flight.insert(handle.id(), (task, Instant::now()));
+                }
+                Next::Wait(at) => {
+                    wake = at.map(Into::into);
+                    break;
+                }
+                Next::Idle => break,
+            }
+        }
+        if in_flight.is_empty() && (stopping || crawl.scheduler.is_idle()) {
             break;
+        }
+        if in_flight.is_empty() && wake.is_none() {
+            // Work is queued but nothing is in flight to wake us: only
+            // possible while limits say "not yet"; look again shortly.
+            wake = Some(Instant::now() + Duration::from_millis(50));
         }
         tokio::select! {
             biased;
-            Some(joined) = calls.join_next() => {
-                let Ok(Outcome { id, worker, result }) = joined else {
-                    // A call task panicked or was aborted; its request stays
-                    // in `in_flight` and is requeued below.
+            Some(joined) = calls.join_next_with_id() => {
+                let (id, outcome) = match joined {
+                    Ok((id, outcome)) => (id, Some(outcome)),
+                    Err(e) => (e.id(), None),
+                };
+                let Some((task, sent_at)) = in_flight.remove(&id) else { continue };
+                let latency = sent_at.elapsed();
+                let Some(Outcome { worker, result }) = outcome else {
+                    // The call task panicked: nothing was learnt, send again.
+                    crawl.scheduler.done(&task, latency, false);
+                    crawl.scheduler.retry(task);
                     continue;
                 };
-                let Some(task) = in_flight.remove(&id) else { continue };
+                let throttle = matches!(&result, CallResult::Answered(Err(CrawlError::Fetch(FetchError::Status { status: 429 | 503, .. }))));
+                crawl.scheduler.done(&task, latency, throttle);
+                if task.robots {
+                    crawl.robots_answer(task, result);
+                    continue;
+                }
                 match result {
                     CallResult::Answered(Ok(parsed)) => {
                         let fp = fingerprint(&task.request.url);
@@ -227,10 +278,7 @@ pub async fn run(
                         crawl.scheduler.retry(task.clone());
                         fatal.get_or_insert(EngineError::UnknownParser { name, url: task.request.url });
                     }
-                    CallResult::Answered(Err(e)) => {
-                        tracing::warn!(url = %task.request.url, error = %e, "page failed");
-                        crawl.fail(&task, &e.kind(), &e.to_string());
-                    }
+                    CallResult::Answered(Err(e)) => crawl.page_failed(task, e, &settings),
                     CallResult::Failed { kind, reason } => {
                         let attempts = task.attempts + 1;
                         if attempts < settings.max_attempts {
@@ -248,7 +296,9 @@ pub async fn run(
                 tracing::info!(in_flight = in_flight.len(), grace = ?settings.shutdown_grace, "stopping: no new dispatches; waiting for calls in flight");
                 stop_deadline = Some(Instant::now() + settings.shutdown_grace);
                 crawl.summary.interrupted = true;
+                crawl.summary.stop_reason = Some("stopped by signal".into());
             }
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
             _ = tick.tick() => {
                 // Waiting for workers: count it, say so, give up eventually.
                 if pool.up_count() == 0 {
@@ -274,7 +324,7 @@ pub async fn run(
                 }
                 if let Some(state) = state.as_mut() {
                     if last_state_write.elapsed() >= settings.state_interval {
-                        let mut snap = crawl.snapshot(in_flight.values(), sink.unacked().await);
+                        let mut snap = crawl.snapshot(in_flight.values().map(|(t, _)| t), sink.unacked().await);
                         snap.summary.elapsed = elapsed_before + started.elapsed();
                         if let Err(e) = state.write(&mut snap) {
                             tracing::error!(error = %e, dir = %state.path().display(), "cannot write crawl state");
@@ -290,8 +340,14 @@ pub async fn run(
     }
     crawl.summary.worker_outages += pool.outages();
     calls.abort_all();
-    // Calls abandoned at stop are still pending work.
-    let abandoned: Vec<Task> = in_flight.into_values().collect();
+    // Calls abandoned at stop are still pending work (robots fetches are
+    // redone on resume, so they are not kept).
+    let abandoned: Vec<Task> = in_flight
+        .into_values()
+        .map(|(t, _)| t)
+        .filter(|t| !t.robots)
+        .collect();
+    crawl.absorb_scheduler_counts();
 
     let finished = sink.finish().await;
     let summary = &mut crawl.summary;
@@ -350,7 +406,11 @@ struct Crawl {
 impl Crawl {
     fn new(settings: &Settings, workers: Vec<String>) -> Crawl {
         Crawl {
-            scheduler: Scheduler::new(settings.max_depth),
+            scheduler: Scheduler::new(
+                settings.max_depth,
+                settings.scope.clone(),
+                settings.politeness.clone(),
+            ),
             summary: Summary {
                 per_worker: workers.into_iter().map(|w| (w, 0)).collect(),
                 ..Summary::default()
@@ -364,7 +424,94 @@ impl Crawl {
             Ok(()) => {}
             Err(Dropped::Duplicate) => self.summary.duplicates += 1,
             Err(Dropped::TooDeep) => self.summary.too_deep += 1,
-            Err(Dropped::BadUrl) => self.summary.bad_urls += 1,
+            Err(Dropped::OutOfScope(OutOfScope::BadUrl)) => self.summary.bad_urls += 1,
+            Err(Dropped::OutOfScope(_)) => self.summary.out_of_scope += 1,
+        }
+    }
+
+    /// A page's fetch or parse failed: transient fetch failures wait out a
+    /// backoff and go again; content that is not HTML and redirects out of
+    /// scope are skipped; the rest failed for good.
+    fn page_failed(&mut self, task: Task, e: CrawlError, settings: &Settings) {
+        match &e {
+            CrawlError::Fetch(FetchError::NotHtml { .. }) => return self.skip("not_html"),
+            CrawlError::Fetch(FetchError::OffsiteRedirect { .. }) => {
+                return self.skip("offsite_redirect")
+            }
+            _ => {}
+        }
+        if e.is_transient() && task.retries < settings.retry_times {
+            let retry_after = match &e {
+                CrawlError::Fetch(FetchError::Status {
+                    retry_after_secs, ..
+                }) => retry_after_secs.map(Duration::from_secs),
+                _ => None,
+            };
+            let delay = backoff(settings, task.retries, retry_after);
+            tracing::info!(url = %task.request.url, error = %e, retry_in = ?delay, "transient failure; retrying later");
+            *self.summary.fetch_retries.entry(e.kind()).or_default() += 1;
+            let at = tokio::time::Instant::now() + delay;
+            self.scheduler.retry_at(
+                Task {
+                    retries: task.retries + 1,
+                    ..task
+                },
+                at,
+            );
+            return;
+        }
+        tracing::warn!(url = %task.request.url, error = %e, "page failed");
+        self.fail(&task, &e.kind(), &e.to_string());
+    }
+
+    fn skip(&mut self, why: &str) {
+        *self.summary.skipped.entry(why.to_owned()).or_default() += 1;
+    }
+
+    /// The answer to a robots.txt fetch: the file, "none" (4xx: allow all)
+    /// or "try again" (5xx, unreachable: the host waits).
+    fn robots_answer(&mut self, task: Task, result: CallResult) {
+        let now = tokio::time::Instant::now();
+        match result {
+            CallResult::Answered(Ok(parsed)) => {
+                let text = parsed
+                    .items
+                    .first()
+                    .and_then(|i| i.payload.get("body"))
+                    .and_then(|v| v.as_str());
+                self.scheduler
+                    .robots_loaded(&task, Some(text.unwrap_or("")), now);
+            }
+            CallResult::Answered(Err(CrawlError::Fetch(FetchError::Status { status, .. })))
+                if (400..500).contains(&status) && status != 429 =>
+            {
+                self.scheduler.robots_loaded(&task, None, now);
+            }
+            CallResult::Answered(Err(e)) if !e.is_transient() => {
+                // Redirected off-site, too large, unparsable: like a
+                // missing file, RFC 9309 says to treat it as allow-all.
+                tracing::info!(url = %task.request.url, error = %e, "robots.txt unusable; allowing all");
+                self.scheduler.robots_loaded(&task, None, now);
+            }
+            _ => self.scheduler.robots_failed(&task, now),
+        }
+    }
+
+    fn absorb_scheduler_counts(&mut self) {
+        let counts = std::mem::take(&mut self.scheduler.counts);
+        if counts.robots_disallowed > 0 {
+            *self
+                .summary
+                .skipped
+                .entry("robots_disallowed".into())
+                .or_default() += counts.robots_disallowed;
+        }
+        if counts.robots_unreachable > 0 {
+            *self
+                .summary
+                .skipped
+                .entry("robots_unreachable".into())
+                .or_default() += counts.robots_unreachable;
         }
     }
 
@@ -390,12 +537,33 @@ impl Crawl {
     }
 }
 
+/// Exponential backoff with jitter (between half and all of the step), at
+/// least the server's `Retry-After`, at most the configured ceiling.
+fn backoff(settings: &Settings, retries: u32, retry_after: Option<Duration>) -> Duration {
+    let step = settings
+        .retry_backoff
+        .saturating_mul(2u32.saturating_pow(retries.min(20)));
+    let jittered = step.mul_f64(0.5 + fastrand::f64() * 0.5);
+    jittered
+        .max(retry_after.unwrap_or_default())
+        .min(settings.retry_max_backoff)
+}
+
 /// One call to the next worker. A failed call is followed by a health check
 /// so the pool can tell a slow page (worker answers `status`) from a dead
 /// worker (it does not, or the connection is gone).
-async fn call(pool: Arc<WorkerPool>, id: u64, request: Request, timeout: Duration) -> Outcome {
+async fn call(
+    pool: Arc<WorkerPool>,
+    request: Request,
+    policy: FetchPolicy,
+    timeout: Duration,
+) -> Outcome {
     let worker = pool.next().await;
-    let result = match worker.client.process(deadline_in(timeout), request).await {
+    let result = match worker
+        .client
+        .process(deadline_in(timeout), request, policy)
+        .await
+    {
         Ok(answer) => CallResult::Answered(answer),
         Err(e) => {
             let (kind, broken) = match &e {
@@ -411,7 +579,6 @@ async fn call(pool: Arc<WorkerPool>, id: u64, request: Request, timeout: Duratio
         }
     };
     Outcome {
-        id,
         worker: worker.index,
         result,
     }

@@ -8,8 +8,11 @@
 //!
 //! - [`config`]: `[engine]` of `config.toml` plus flags, validated into
 //!   [`Settings`] (seeds, worker and itemsaver addresses, limits).
-//! - [`scheduler`]: step 2, the FIFO of pending requests, URL normalization
-//!   and dedup, the depth limit.
+//! - [`scope`]: URL normalization (the form dedup uses) and what is in
+//!   scope: allowed domains, include/exclude patterns.
+//! - [`scheduler`]: step 2, the frontier: one queue per host served
+//!   round-robin under per-host limits, robots.txt ([`robots`]) fetched
+//!   through a worker and obeyed, delayed retries, URL dedup, depth limit.
 //! - [`pool`]: step 3, one tarpc client per worker host, handed out
 //!   round-robin through a channel.
 //! - [`crawl`]: the loop that ties them together: dispatches up to
@@ -25,7 +28,9 @@ pub mod config;
 pub mod crawl;
 pub mod items;
 pub mod pool;
+pub mod robots;
 pub mod scheduler;
+pub mod scope;
 pub mod state;
 pub mod summary;
 

@@ -1,25 +1,58 @@
-//! Step 2: the queue of pending requests, with URL dedup and a depth limit.
+//! Step 2: the frontier. Pending requests wait in one queue per host; ready
+//! hosts are served round-robin, so a slow or rate-limited host never holds
+//! up the others. Because the engine sees every request of the crawl, the
+//! per-host limits here hold for the whole worker pool, however many
+//! workers there are:
 //!
-//! The interface is deliberately as small as Scrapy's scheduler:
-//! [`Scheduler::enqueue`] (false when the request is dropped),
-//! [`Scheduler::next_task`], [`Scheduler::has_pending`], plus
-//! [`Scheduler::retry`] for a request whose call failed, which must not be
-//! dropped as a duplicate of itself.
+//! - at most `concurrency` requests in flight per host, and at least
+//!   `delay` between the starts of two requests to it (config defaults,
+//!   per-domain overrides, robots.txt `Crawl-delay`, adaptive throttle);
+//! - robots.txt fetched once per host (through a worker, as a request of
+//!   its own) before any other request to it, re-fetched after its TTL;
+//!   while it is unreachable the host waits and the fetch is retried;
+//! - requests that failed transiently wait in a timer heap until their
+//!   backoff is over.
+//!
+//! Dedup happens on enqueue, on the normalized URL (see [`crate::scope`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Duration;
 
-use rpcsupport::Request;
+use rpcsupport::types::host_in_domain;
+use rpcsupport::{ParserSpec, Request};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use url::Url;
 
-/// A request and how many times it has been sent to a worker already.
+use crate::robots::Robots;
+use crate::scope::{OutOfScope, Scope};
+
+/// A request and what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// What to fetch and parse.
     pub request: Request,
-    /// Calls already made for it (0 for a fresh request).
+    /// Worker calls already made for it that failed at the transport level.
     pub attempts: u32,
+    /// Fetches retried after a transient failure (timeout, 503...).
+    #[serde(default)]
+    pub retries: u32,
+    /// A robots.txt fetch made by the scheduler, not a crawl request.
+    #[serde(default)]
+    pub robots: bool,
+}
+
+impl Task {
+    fn new(request: Request) -> Task {
+        Task {
+            request,
+            attempts: 0,
+            retries: 0,
+            robots: false,
+        }
+    }
 }
 
 /// Why [`Scheduler::enqueue`] did not queue a request.
@@ -29,71 +62,421 @@ pub enum Dropped {
     Duplicate,
     /// It is deeper than the depth limit.
     TooDeep,
-    /// Not an absolute http(s) URL.
-    BadUrl,
+    /// Outside the crawl's scope (or not a crawlable URL).
+    OutOfScope(OutOfScope),
 }
 
-/// FIFO of tasks plus the set of URLs ever enqueued.
+/// What the dispatcher should do next.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// Send this task to a worker.
+    Task(Task),
+    /// Nothing is ready: come back at this time, or (`None`) when a call in
+    /// flight finishes.
+    Wait(Option<Instant>),
+    /// Nothing is queued or waiting at all.
+    Idle,
+}
+
+/// Per-host limits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HostLimits {
+    /// Requests in flight at once to the host.
+    pub concurrency: u32,
+    /// Least time between two request starts to the host.
+    pub delay: Duration,
+}
+
+/// How the scheduler treats robots.txt and slow hosts.
+#[derive(Debug, Clone)]
+pub struct Politeness {
+    /// Limits for hosts no override names.
+    pub default: HostLimits,
+    /// Per-domain limits; the first whose domain matches the host applies.
+    pub overrides: Vec<(String, HostLimits)>,
+    /// Fetch and obey robots.txt.
+    pub obey_robots: bool,
+    /// Product token looked up in robots.txt groups.
+    pub robots_agent: String,
+    /// How long a fetched robots.txt is trusted.
+    pub robots_ttl: Duration,
+    /// Cap on a robots.txt `Crawl-delay`.
+    pub max_crawl_delay: Duration,
+    /// Adapt each host's delay to its latency and to 429/503 answers.
+    pub autothrottle: bool,
+    /// Ceiling of the adaptive delay.
+    pub max_delay: Duration,
+}
+
+impl Default for Politeness {
+    fn default() -> Self {
+        Politeness {
+            default: HostLimits {
+                concurrency: 8,
+                delay: Duration::ZERO,
+            },
+            overrides: Vec::new(),
+            obey_robots: false,
+            robots_agent: "crawler".into(),
+            robots_ttl: Duration::from_secs(86_400),
+            max_crawl_delay: Duration::from_secs(10),
+            autothrottle: false,
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum RobotsState {
+    /// Not fetched yet (or expired): the next dispatch to the host fetches it.
+    Unknown,
+    /// A robots request is in flight.
+    Fetching,
+    /// Rules known until `until`.
+    Ready { robots: Robots, until: Instant },
+    /// Fetch failed transiently; try again at `retry_at`.
+    Unavailable { retry_at: Instant },
+}
+
+#[derive(Debug)]
+struct Host {
+    queue: VecDeque<Task>,
+    in_flight: u32,
+    next_start: Instant,
+    limits: HostLimits,
+    /// The delay in force: limits.delay, raised by Crawl-delay and throttle.
+    delay: Duration,
+    /// The floor of `delay`: limits.delay or the robots Crawl-delay.
+    base_delay: Duration,
+    robots: RobotsState,
+    /// robots.txt fetches failed in a row.
+    robots_failures: u32,
+    /// `scheme://host[:port]` of the first URL seen, for robots.txt.
+    origin: String,
+    in_ring: bool,
+}
+
+/// Counters the crawl reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SchedulerCounts {
+    /// Requests skipped because robots.txt disallows them.
+    pub robots_disallowed: u64,
+    /// Requests skipped because the host's robots.txt stayed unreachable.
+    pub robots_unreachable: u64,
+}
+
+/// Timer heap entry: a task waiting out its backoff.
+#[derive(Debug)]
+struct Delayed {
+    at: Instant,
+    seq: u64,
+    task: Task,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Robots.txt fetches that fail transiently are retried this many times
+/// before the host is treated as disallowed (RFC 9309: an unreachable
+/// robots.txt means "assume complete disallow").
+const ROBOTS_MAX_FAILURES: u32 = 4;
+
+/// The frontier.
 #[derive(Debug, Default)]
 pub struct Scheduler {
-    queue: VecDeque<Task>,
+    hosts: HashMap<String, Host>,
+    /// Hosts with queued work, in round-robin order.
+    ring: VecDeque<String>,
+    delayed: BinaryHeap<Reverse<Delayed>>,
+    seq: u64,
+    queued: usize,
     /// 64-bit fingerprints of normalized URLs rather than the URLs: about
     /// 9 bytes per URL in the table instead of a heap string each. A false
     /// "seen" needs two URLs with the same 64-bit hash (odds near 1 in 10^7
     /// at a billion URLs), which we accept for a crawler.
     seen: HashSet<u64, BuildHasherDefault<PreHashed>>,
     max_depth: Option<u32>,
+    scope: Scope,
+    politeness: Politeness,
+    /// Counters for the summary.
+    pub counts: SchedulerCounts,
 }
 
 impl Scheduler {
-    /// An empty scheduler; `max_depth` of `None` means no limit.
-    pub fn new(max_depth: Option<u32>) -> Self {
+    /// An empty frontier.
+    pub fn new(max_depth: Option<u32>, scope: Scope, politeness: Politeness) -> Self {
         Scheduler {
             max_depth,
+            scope,
+            politeness,
             ..Scheduler::default()
         }
     }
 
-    /// Queues `request` unless it is a duplicate, too deep or not crawlable.
+    /// Queues `request` unless it is a duplicate, too deep or out of scope.
     pub fn enqueue(&mut self, mut request: Request) -> Result<(), Dropped> {
         if self.max_depth.is_some_and(|max| request.depth > max) {
             return Err(Dropped::TooDeep);
         }
-        let normalized = normalize(&request.url).ok_or(Dropped::BadUrl)?;
+        let normalized = self
+            .scope
+            .admit(&request.url)
+            .map_err(Dropped::OutOfScope)?;
         if !self.seen.insert(fingerprint(&normalized)) {
             return Err(Dropped::Duplicate);
         }
         request.url = normalized;
-        self.queue.push_back(Task {
-            request,
-            attempts: 0,
-        });
+        self.push(Task::new(request), false);
         Ok(())
     }
 
-    /// Puts back a task whose call failed; it was already counted as seen.
+    /// Puts back, at the front of its host's queue, a task whose worker
+    /// call failed; it was already counted as seen.
     pub fn retry(&mut self, task: Task) {
-        self.queue.push_back(task);
+        self.push(task, true);
     }
 
-    /// The oldest pending task.
-    pub fn next_task(&mut self) -> Option<Task> {
-        self.queue.pop_front()
+    /// Puts back a task to be dispatched again no earlier than `at`.
+    pub fn retry_at(&mut self, task: Task, at: Instant) {
+        self.seq += 1;
+        self.delayed.push(Reverse(Delayed {
+            at,
+            seq: self.seq,
+            task,
+        }));
     }
 
-    /// Whether anything is queued.
-    pub fn has_pending(&self) -> bool {
-        !self.queue.is_empty()
+    fn push(&mut self, task: Task, front: bool) {
+        let Some((key, origin)) = host_of(&task.request.url) else {
+            return; // not reachable: enqueue only admits http(s) URLs
+        };
+        let politeness = &self.politeness;
+        let host = self.hosts.entry(key.clone()).or_insert_with(|| {
+            let limits = politeness
+                .overrides
+                .iter()
+                .find(|(domain, _)| host_in_domain(&key, domain))
+                .map_or(politeness.default, |(_, l)| *l);
+            Host {
+                queue: VecDeque::new(),
+                in_flight: 0,
+                next_start: Instant::now(),
+                limits,
+                delay: limits.delay,
+                base_delay: limits.delay,
+                robots: if politeness.obey_robots {
+                    RobotsState::Unknown
+                } else {
+                    RobotsState::Ready {
+                        robots: Robots::allow_all(),
+                        until: far_future(),
+                    }
+                },
+                robots_failures: 0,
+                origin,
+                in_ring: false,
+            }
+        });
+        if front {
+            host.queue.push_front(task);
+        } else {
+            host.queue.push_back(task);
+        }
+        self.queued += 1;
+        if !host.in_ring {
+            host.in_ring = true;
+            self.ring.push_back(key);
+        }
     }
 
-    /// Tasks queued.
+    /// The next task to dispatch at `now`, respecting every host's limits.
+    pub fn next(&mut self, now: Instant) -> Next {
+        while self.delayed.peek().is_some_and(|d| d.0.at <= now) {
+            let Reverse(d) = self.delayed.pop().expect("peeked");
+            self.push(d.task, true);
+        }
+        let mut wake: Option<Instant> = self.delayed.peek().map(|d| d.0.at);
+        let mut earliest = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        for _ in 0..self.ring.len() {
+            let key = self.ring.pop_front().expect("counted");
+            let host = self.hosts.get_mut(&key).expect("ring holds known hosts");
+            if host.queue.is_empty() {
+                host.in_ring = false;
+                continue;
+            }
+            // Robots first: expired rules and retry times turn back into
+            // Unknown, which dispatches the robots fetch itself.
+            match &host.robots {
+                RobotsState::Ready { until, .. } if now >= *until => {
+                    host.robots = RobotsState::Unknown
+                }
+                RobotsState::Unavailable { retry_at } if now >= *retry_at => {
+                    host.robots = RobotsState::Unknown
+                }
+                RobotsState::Unavailable { retry_at } => {
+                    earliest(*retry_at);
+                    self.ring.push_back(key);
+                    continue;
+                }
+                RobotsState::Fetching => {
+                    self.ring.push_back(key);
+                    continue;
+                }
+                _ => {}
+            }
+            if host.in_flight >= host.limits.concurrency.max(1) {
+                self.ring.push_back(key);
+                continue; // a finishing call wakes us
+            }
+            if now < host.next_start {
+                earliest(host.next_start);
+                self.ring.push_back(key);
+                continue;
+            }
+            if matches!(host.robots, RobotsState::Unknown) {
+                host.robots = RobotsState::Fetching;
+                host.in_flight += 1;
+                host.next_start = now + host.delay;
+                let request = Request {
+                    url: format!("{}/robots.txt", host.origin),
+                    parser: ParserSpec::named("robots"),
+                    depth: 0,
+                };
+                self.ring.push_back(key);
+                return Next::Task(Task {
+                    robots: true,
+                    ..Task::new(request)
+                });
+            }
+            let RobotsState::Ready { robots, .. } = &host.robots else {
+                unreachable!("all other states handled above")
+            };
+            while let Some(task) = host.queue.pop_front() {
+                self.queued -= 1;
+                if !robots.allows(path_and_query(&task.request.url)) {
+                    self.counts.robots_disallowed += 1;
+                    continue;
+                }
+                host.in_flight += 1;
+                host.next_start = now + host.delay;
+                if host.queue.is_empty() {
+                    host.in_ring = false;
+                } else {
+                    self.ring.push_back(key);
+                }
+                return Next::Task(task);
+            }
+            host.in_ring = false;
+        }
+        if self.queued == 0 && self.delayed.is_empty() {
+            Next::Idle
+        } else {
+            Next::Wait(wake)
+        }
+    }
+
+    /// A call for `task` finished (whatever its outcome): frees its host
+    /// slot. `latency` and `throttle` (429/503 seen) feed the adaptive
+    /// delay.
+    pub fn done(&mut self, task: &Task, latency: Duration, throttle: bool) {
+        let Some((key, _)) = host_of(&task.request.url) else {
+            return;
+        };
+        let Some(host) = self.hosts.get_mut(&key) else {
+            return;
+        };
+        host.in_flight = host.in_flight.saturating_sub(1);
+        if self.politeness.autothrottle && !task.robots {
+            let max = self.politeness.max_delay;
+            host.delay = if throttle {
+                (host.delay * 2).max(Duration::from_millis(250)).min(max)
+            } else {
+                // Scrapy's AutoThrottle: move halfway towards the latency,
+                // never below the configured floor.
+                ((host.delay + latency) / 2).max(host.base_delay).min(max)
+            };
+        }
+    }
+
+    /// The robots.txt for `task`'s host arrived: `Some(text)`, or `None`
+    /// when the server says there is none (4xx), which allows everything.
+    pub fn robots_loaded(&mut self, task: &Task, text: Option<&str>, now: Instant) {
+        let Some(host) = host_of(&task.request.url).and_then(|(k, _)| self.hosts.get_mut(&k))
+        else {
+            return;
+        };
+        let robots = text.map_or_else(Robots::allow_all, |t| {
+            Robots::parse(t, &self.politeness.robots_agent)
+        });
+        if let Some(delay) = robots.crawl_delay {
+            let delay = delay.min(self.politeness.max_crawl_delay);
+            host.base_delay = host.limits.delay.max(delay);
+            host.delay = host.delay.max(host.base_delay);
+            // The robots fetch itself was a request to the host.
+            host.next_start = host.next_start.max(now + host.delay);
+        }
+        host.robots_failures = 0;
+        host.robots = RobotsState::Ready {
+            robots,
+            until: now + self.politeness.robots_ttl,
+        };
+    }
+
+    /// Fetching robots.txt for `task`'s host failed transiently (5xx,
+    /// timeout, unreachable): the host waits and the fetch is retried with
+    /// backoff; after a few failures the host counts as disallowed.
+    pub fn robots_failed(&mut self, task: &Task, now: Instant) {
+        let Some(host) = host_of(&task.request.url).and_then(|(k, _)| self.hosts.get_mut(&k))
+        else {
+            return;
+        };
+        host.robots_failures += 1;
+        let failures = host.robots_failures;
+        if failures >= ROBOTS_MAX_FAILURES {
+            tracing::warn!(host = %host.origin, "robots.txt unreachable; skipping the host's requests");
+            self.counts.robots_unreachable += host.queue.len() as u64;
+            self.queued -= host.queue.len();
+            host.queue.clear();
+            host.robots = RobotsState::Ready {
+                robots: Robots::disallow_all(),
+                until: now + self.politeness.robots_ttl,
+            };
+            return;
+        }
+        let backoff = Duration::from_secs(1) * 2u32.pow(failures - 1);
+        tracing::warn!(host = %host.origin, retry_in = ?backoff, "robots.txt unavailable; the host waits");
+        host.robots = RobotsState::Unavailable {
+            retry_at: now + backoff,
+        };
+    }
+
+    /// Whether nothing is queued or waiting.
+    pub fn is_idle(&self) -> bool {
+        self.queued == 0 && self.delayed.is_empty()
+    }
+
+    /// Tasks queued or waiting out a backoff.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.queued + self.delayed.len()
     }
 
-    /// Whether nothing is queued.
+    /// Whether [`Scheduler::len`] is 0.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
     /// Distinct URLs ever enqueued.
@@ -101,9 +484,14 @@ impl Scheduler {
         self.seen.len()
     }
 
-    /// The queued tasks, oldest first (for the state file).
+    /// Every crawl task queued or waiting (for the state file); robots
+    /// fetches are not crawl tasks and are redone after a restart.
     pub fn pending(&self) -> impl Iterator<Item = &Task> {
-        self.queue.iter()
+        self.hosts
+            .values()
+            .flat_map(|h| h.queue.iter())
+            .chain(self.delayed.iter().map(|d| &d.0.task))
+            .filter(|t| !t.robots)
     }
 
     /// The seen-URL fingerprints (for the state file).
@@ -111,32 +499,43 @@ impl Scheduler {
         self.seen.iter().copied().collect()
     }
 
-    /// A scheduler as saved: these tasks queued, these URLs seen.
-    pub fn restore(max_depth: Option<u32>, pending: Vec<Task>, seen: Vec<u64>) -> Self {
-        let mut s = Scheduler::new(max_depth);
-        s.seen.extend(seen);
-        // Pending tasks were seen when first queued; make sure even a
-        // hand-edited state cannot queue them twice later.
-        for task in &pending {
-            if let Some(n) = normalize(&task.request.url) {
-                s.seen.insert(fingerprint(&n));
-            }
+    /// Loads saved state: these tasks queued, these URLs seen.
+    pub fn restore(&mut self, pending: Vec<Task>, seen: Vec<u64>) {
+        self.seen.extend(seen);
+        for task in pending.into_iter().filter(|t| !t.robots) {
+            // Pending tasks were seen when first queued; make sure even a
+            // hand-edited state cannot queue them twice later.
+            self.seen.insert(fingerprint(&task.request.url));
+            self.push(task, false);
         }
-        s.queue = pending.into();
-        s
+    }
+
+    /// The crawl's scope (its fetch policy goes to workers).
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 }
 
-/// The form of a URL used for dedup: parsed (which lowercases scheme and
-/// host, drops default ports and resolves dot segments) and without its
-/// fragment. `None` for anything but absolute http(s) URLs.
-pub fn normalize(raw: &str) -> Option<String> {
-    let mut url = Url::parse(raw.trim()).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return None;
+/// The politeness key of a URL (its lowercase host name, without port) and
+/// its origin for robots.txt.
+fn host_of(url: &str) -> Option<(String, String)> {
+    let url = Url::parse(url).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let origin = url.origin().ascii_serialization();
+    Some((host, origin))
+}
+
+fn path_and_query(url: &str) -> &str {
+    // After "scheme://authority": the first '/' past the "//".
+    let after_scheme = url.find("//").map_or(0, |i| i + 2);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[after_scheme + i..],
+        None => "/",
     }
-    url.set_fragment(None);
-    Some(url.into())
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 86_400)
 }
 
 /// The 64-bit fingerprint of a normalized URL; FNV-1a, stable across Rust
@@ -173,7 +572,6 @@ impl Hasher for PreHashed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rpcsupport::ParserSpec;
 
     fn req(url: &str, depth: u32) -> Request {
         Request {
@@ -183,10 +581,22 @@ mod tests {
         }
     }
 
+    fn open() -> Scheduler {
+        let scope = Scope::new(vec!["*".into()], vec![], vec![], vec![]);
+        Scheduler::new(None, scope, Politeness::default())
+    }
+
+    fn take(s: &mut Scheduler, now: Instant) -> Task {
+        match s.next(now) {
+            Next::Task(t) => t,
+            other => panic!("expected a task, got {other:?}"),
+        }
+    }
+
     /// Equivalent spellings of one URL are crawled once.
     #[test]
     fn dedups_normalized_urls() {
-        let mut s = Scheduler::new(None);
+        let mut s = open();
         assert_eq!(
             s.enqueue(req("http://Example.COM:80/a/./b/../c#frag", 0)),
             Ok(())
@@ -201,21 +611,32 @@ mod tests {
         );
         assert_eq!(s.enqueue(req("https://example.com/a/c", 1)), Ok(()));
         assert_eq!(s.len(), 2);
-        assert_eq!(s.next_task().unwrap().request.url, "http://example.com/a/c");
+        assert_eq!(
+            take(&mut s, Instant::now()).request.url,
+            "http://example.com/a/c"
+        );
     }
 
     /// Requests deeper than the limit are dropped; the limit itself is allowed.
     #[test]
     fn depth_limit() {
-        let mut s = Scheduler::new(Some(2));
+        let mut s = Scheduler::new(
+            Some(2),
+            Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+            Politeness::default(),
+        );
         assert_eq!(s.enqueue(req("http://h/1", 2)), Ok(()));
         assert_eq!(s.enqueue(req("http://h/2", 3)), Err(Dropped::TooDeep));
     }
 
-    /// Non-http(s) and relative URLs never reach a worker.
+    /// Non-http(s), relative and out-of-domain URLs never reach a worker.
     #[test]
-    fn rejects_uncrawlable_urls() {
-        let mut s = Scheduler::new(None);
+    fn rejects_out_of_scope() {
+        let mut s = Scheduler::new(
+            None,
+            Scope::new(vec!["h".into()], vec![], vec![], vec![]),
+            Politeness::default(),
+        );
         for bad in [
             "mailto:a@b",
             "javascript:void(0)",
@@ -223,33 +644,164 @@ mod tests {
             "ftp://h/x",
             "",
         ] {
-            assert_eq!(s.enqueue(req(bad, 0)), Err(Dropped::BadUrl), "{bad}");
+            assert_eq!(
+                s.enqueue(req(bad, 0)),
+                Err(Dropped::OutOfScope(OutOfScope::BadUrl)),
+                "{bad}"
+            );
         }
+        assert_eq!(
+            s.enqueue(req("http://other/x", 0)),
+            Err(Dropped::OutOfScope(OutOfScope::Domain))
+        );
+    }
+
+    /// A host never has more than `concurrency` requests in flight, and
+    /// its requests start at least `delay` apart, while another host is
+    /// served in between.
+    #[test]
+    fn per_host_limits_hold() {
+        let p = Politeness {
+            default: HostLimits {
+                concurrency: 2,
+                delay: Duration::from_millis(100),
+            },
+            ..Politeness::default()
+        };
+        let mut s = Scheduler::new(
+            None,
+            Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+            p,
+        );
+        for i in 0..5 {
+            s.enqueue(req(&format!("http://a/{i}"), 0)).unwrap();
+            s.enqueue(req(&format!("http://b/{i}"), 0)).unwrap();
+        }
+        let t0 = Instant::now();
+        let a0 = take(&mut s, t0);
+        let b0 = take(&mut s, t0);
+        assert!(a0.request.url.starts_with("http://a/") && b0.request.url.starts_with("http://b/"));
+        // Both hosts wait out their delay.
+        assert_eq!(
+            s.next(t0),
+            Next::Wait(Some(t0 + Duration::from_millis(100)))
+        );
+        let t1 = t0 + Duration::from_millis(100);
+        let a1 = take(&mut s, t1);
+        let _b1 = take(&mut s, t1);
+        // Two in flight per host: nothing more until one finishes.
+        let t2 = t1 + Duration::from_millis(100);
+        assert_eq!(s.next(t2), Next::Wait(None));
+        s.done(&a1, Duration::from_millis(5), false);
+        assert!(take(&mut s, t2).request.url.starts_with("http://a/"));
+        assert_eq!(s.next(t2), Next::Wait(None));
+    }
+
+    /// robots.txt is fetched first, once per host; disallowed URLs are
+    /// skipped and counted; Crawl-delay raises the host delay.
+    #[test]
+    fn robots_gate_the_host() {
+        let p = Politeness {
+            obey_robots: true,
+            ..Politeness::default()
+        };
+        let mut s = Scheduler::new(
+            None,
+            Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+            p,
+        );
+        s.enqueue(req("http://h:8080/private/1", 0)).unwrap();
+        s.enqueue(req("http://h:8080/public/1", 0)).unwrap();
+        s.enqueue(req("http://h:8080/public/2", 0)).unwrap();
+        let t0 = Instant::now();
+        let robots = take(&mut s, t0);
+        assert!(robots.robots);
+        assert_eq!(robots.request.url, "http://h:8080/robots.txt");
+        assert_eq!(
+            s.next(t0),
+            Next::Wait(None),
+            "the host waits for its robots.txt"
+        );
+        s.done(&robots, Duration::ZERO, false);
+        s.robots_loaded(
+            &robots,
+            Some("User-agent: *\nDisallow: /private\nCrawl-delay: 1\n"),
+            t0,
+        );
+        // The robots fetch counts as a request: the delay runs from it.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(s.next(t0), Next::Wait(Some(t1)));
+        let first = take(&mut s, t1);
+        assert_eq!(first.request.url, "http://h:8080/public/1");
+        assert_eq!(s.counts.robots_disallowed, 1);
+        assert_eq!(s.next(t1), Next::Wait(Some(t1 + Duration::from_secs(1))));
+    }
+
+    /// An unavailable robots.txt delays the host and is fetched again; a
+    /// missing one allows all.
+    #[test]
+    fn robots_unavailable_then_missing() {
+        let p = Politeness {
+            obey_robots: true,
+            ..Politeness::default()
+        };
+        let mut s = Scheduler::new(
+            None,
+            Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+            p,
+        );
+        s.enqueue(req("http://h/a", 0)).unwrap();
+        let t0 = Instant::now();
+        let robots = take(&mut s, t0);
+        s.done(&robots, Duration::ZERO, false);
+        s.robots_failed(&robots, t0);
+        assert_eq!(s.next(t0), Next::Wait(Some(t0 + Duration::from_secs(1))));
+        let t1 = t0 + Duration::from_secs(1);
+        let again = take(&mut s, t1);
+        assert!(again.robots);
+        s.done(&again, Duration::ZERO, false);
+        s.robots_loaded(&again, None, t1);
+        assert_eq!(take(&mut s, t1).request.url, "http://h/a");
+        assert_eq!(s.next(t1), Next::Idle);
+    }
+
+    /// A task retried later waits out its time, then goes first.
+    #[test]
+    fn delayed_retry() {
+        let mut s = open();
+        s.enqueue(req("http://h/a", 0)).unwrap();
+        let t0 = Instant::now();
+        let mut t = take(&mut s, t0);
+        s.done(&t, Duration::ZERO, false);
+        t.retries += 1;
+        s.retry_at(t.clone(), t0 + Duration::from_secs(2));
+        assert_eq!(s.next(t0), Next::Wait(Some(t0 + Duration::from_secs(2))));
+        assert_eq!(take(&mut s, t0 + Duration::from_secs(2)), t);
+        assert!(s.is_idle());
     }
 
     /// A restored scheduler keeps its queue and still rejects seen URLs.
     #[test]
     fn restore_keeps_queue_and_seen() {
-        let mut s = Scheduler::new(None);
+        let mut s = open();
         s.enqueue(req("http://h/a", 0)).unwrap();
         s.enqueue(req("http://h/b", 0)).unwrap();
-        s.next_task();
+        let first = take(&mut s, Instant::now());
         let pending: Vec<Task> = s.pending().cloned().collect();
-        let mut r = Scheduler::restore(None, pending, s.seen_fingerprints());
-        assert_eq!(r.enqueue(req("http://h/a", 0)), Err(Dropped::Duplicate));
-        assert_eq!(r.next_task().unwrap().request.url, "http://h/b");
-        assert!(r.next_task().is_none());
+        let mut r = open();
+        r.restore(pending, s.seen_fingerprints());
+        assert_eq!(
+            r.enqueue(req(&first.request.url, 0)),
+            Err(Dropped::Duplicate)
+        );
+        assert_eq!(take(&mut r, Instant::now()).request.url, "http://h/b");
+        assert_eq!(r.next(Instant::now()), Next::Idle);
     }
 
-    /// A retried task goes back in the queue even though its URL is seen.
+    /// The path and query robots rules are matched against.
     #[test]
-    fn retry_requeues_seen_task() {
-        let mut s = Scheduler::new(None);
-        s.enqueue(req("http://h/x", 0)).unwrap();
-        let mut t = s.next_task().unwrap();
-        t.attempts += 1;
-        s.retry(t.clone());
-        assert_eq!(s.next_task(), Some(t));
-        assert!(!s.has_pending());
+    fn robots_path() {
+        assert_eq!(path_and_query("http://h:1/a/b?c=d"), "/a/b?c=d");
+        assert_eq!(path_and_query("http://h"), "/");
     }
 }

@@ -167,6 +167,8 @@ mod tests {
                     depth: 2,
                 },
                 attempts: 1,
+                retries: 0,
+                robots: false,
             }],
             seen: vec![1, 2, 3],
             summary: Summary {

@@ -41,6 +41,15 @@ pub struct Summary {
     pub too_deep: u64,
     /// Links that were not crawlable URLs.
     pub bad_urls: u64,
+    /// Links outside the allowed domains or include/exclude patterns.
+    pub out_of_scope: u64,
+    /// Requests not crawled on purpose, by reason (`robots_disallowed`,
+    /// `not_html`, `offsite_redirect`...): not failures.
+    pub skipped: BTreeMap<String, u64>,
+    /// Fetches retried after a transient failure, by kind.
+    pub fetch_retries: BTreeMap<String, u64>,
+    /// Why the crawl stopped early, if it did.
+    pub stop_reason: Option<String>,
     /// Pages per worker address, in pool order.
     pub per_worker: Vec<(String, u64)>,
     /// Wall time of the crawl.
@@ -107,9 +116,11 @@ impl fmt::Display for Summary {
         write_counts(f, "by kind", &self.errors)?;
         writeln!(
             f,
-            "  {:<14} {} duplicate, {} too deep, {} bad URL",
-            "links dropped", self.duplicates, self.too_deep, self.bad_urls
+            "  {:<14} {} duplicate, {} too deep, {} out of scope, {} bad URL",
+            "links dropped", self.duplicates, self.too_deep, self.out_of_scope, self.bad_urls
         )?;
+        write_counts(f, "skipped", &self.skipped)?;
+        write_counts(f, "fetch retries", &self.fetch_retries)?;
         writeln!(
             f,
             "  {:<14} {} worker calls, {} item saves",

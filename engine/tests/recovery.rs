@@ -48,6 +48,7 @@ fn config(url: &str, workers: &[&Proc], saver: &Proc) -> engine::EngineConfig {
         worker_hosts: workers.iter().map(|w| w.addr.clone()).collect(),
         seeds: vec![url.to_owned()],
         item_linger_ms: 50,
+        per_host_concurrency: 32,
         failures_file: String::new(),
         ..engine::EngineConfig::default()
     }
@@ -191,6 +192,8 @@ async fn engine_killed_and_resumed_loses_nothing() {
         "300",
         "--failures_file",
         "",
+        "--per_host_concurrency",
+        "32",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -5,16 +5,22 @@
 //! # Layout
 //!
 //! - this file: [`ItemsaverConfig`] (the `[itemsaver]` section of
-//!   `config.toml`) and [`serve`], which attaches the service to a listener.
+//!   `config.toml`), [`open_store`], which picks the backend from it, and
+//!   [`serve`], which attaches the service to a listener.
 //! - [`service`]: step 6, the [`rpcsupport::ItemSaver`] implementation.
 //!   Checks batches against the limits ([`service::Limits`]), then calls the
 //!   store; store errors become `SaveError::Store` (retry) or
 //!   `SaveError::BadQuery`, broken limits `SaveError::Rejected`.
 //! - [`store`]: step 7, the [`ItemStore`] trait (`put_batch`, `get`,
 //!   `count`, `search`) every backend implements, and [`StoreError`].
+//! - [`store::query`]: the search language, parsed once for both backends
+//!   (`age:31` means the payload's `age`).
 //! - [`store::embedded`]: the default backend, a tantivy index in
 //!   `data_dir`, opened with [`open_embedded`]. Upserts by `Item::key`,
 //!   group-commits concurrent batches, fsyncs before acknowledging.
+//! - [`store::elastic`]: the cluster backend, an Elasticsearch index, used
+//!   when `es_urls` is set ([`open_elastic`]). One `_bulk` per batch,
+//!   transient item failures retried, query tree translated to query DSL.
 //! - `src/bin/itemsaver.rs`: thin binary. Flags and config, then [`serve`]
 //!   until Ctrl-C / SIGTERM; `count` and `search` subcommands query a
 //!   running itemsaver.
@@ -32,6 +38,7 @@ use thiserror::Error;
 pub mod service;
 pub mod store;
 
+pub use store::elastic::ElasticStore;
 pub use store::embedded::EmbeddedStore;
 pub use store::{ItemStore, StoreError};
 
@@ -58,6 +65,24 @@ pub struct ItemsaverConfig {
     pub max_frame_bytes: usize,
     /// Requests one connection may have in progress. Default 1024.
     pub max_concurrent_requests: usize,
+    /// Elasticsearch nodes, e.g. `["http://es1:9200", "http://es2:9200"]`;
+    /// requests go to them in turn. Default empty: use the embedded store
+    /// in `data_dir` instead.
+    pub es_urls: Vec<String>,
+    /// The Elasticsearch index holding the items; created with its mapping
+    /// if missing. Default `crawler_items`.
+    pub index: String,
+    /// Basic-auth user for Elasticsearch; empty for none. Needs
+    /// `es_password`.
+    pub es_username: String,
+    /// Basic-auth password for Elasticsearch.
+    pub es_password: String,
+    /// Elasticsearch API key, `id:key` or ES's base64 `encoded` form; empty
+    /// for none. Instead of user and password.
+    pub es_api_key: String,
+    /// PEM file of the CA that signed the cluster's TLS certificate (ES 8
+    /// makes its own by default); empty trusts the usual web roots.
+    pub es_ca_cert: PathBuf,
 }
 
 impl Default for ItemsaverConfig {
@@ -70,6 +95,12 @@ impl Default for ItemsaverConfig {
             max_item_bytes: 1024 * 1024,
             max_frame_bytes: 64 * 1024 * 1024,
             max_concurrent_requests: 1024,
+            es_urls: Vec::new(),
+            index: "crawler_items".into(),
+            es_username: String::new(),
+            es_password: String::new(),
+            es_api_key: String::new(),
+            es_ca_cert: PathBuf::new(),
         }
     }
 }
@@ -104,13 +135,123 @@ impl ItemsaverConfig {
                 return invalid(key, "must be at least 1");
             }
         }
-        Ok(())
+        self.elastic_settings().map(|_| ())
     }
+
+    /// The Elasticsearch settings, or `None` for the embedded store.
+    pub fn elastic_settings(&self) -> Result<Option<store::elastic::Settings>, InvalidConfig> {
+        let invalid = |key, expected| Err(InvalidConfig { key, expected });
+        if self.es_urls.is_empty() {
+            return Ok(None);
+        }
+        let mut urls = Vec::new();
+        for text in &self.es_urls {
+            match url::Url::parse(text.trim()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+                    urls.push(url)
+                }
+                _ => {
+                    return invalid(
+                        "es_urls",
+                        "must be http(s) URLs, e.g. http://127.0.0.1:9200",
+                    )
+                }
+            }
+        }
+        if !valid_index_name(&self.index) {
+            return invalid(
+                "index",
+                "must be an Elasticsearch index name: lowercase, no spaces or \\/*?\"<>|,#:, \
+                 not starting with -, _ or +",
+            );
+        }
+        let auth = match (
+            self.es_username.is_empty(),
+            self.es_password.is_empty(),
+            self.es_api_key.is_empty(),
+        ) {
+            (true, true, true) => None,
+            (false, false, true) => Some(store::elastic::Auth::Basic {
+                username: self.es_username.clone(),
+                password: self.es_password.clone(),
+            }),
+            (true, true, false) => Some(store::elastic::Auth::ApiKey(self.es_api_key.clone())),
+            (_, _, false) => {
+                return invalid(
+                    "es_api_key",
+                    "must not be set together with es_username / es_password",
+                )
+            }
+            (false, true, _) => return invalid("es_password", "must be set with es_username"),
+            (true, false, _) => return invalid("es_username", "must be set with es_password"),
+        };
+        let ca_cert = (!self.es_ca_cert.as_os_str().is_empty()).then(|| self.es_ca_cert.clone());
+        Ok(Some(store::elastic::Settings {
+            urls,
+            index: self.index.clone(),
+            auth,
+            ca_cert,
+        }))
+    }
+}
+
+/// Why [`open_store`] failed.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// The config names no usable store.
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
+    /// The store could not be opened or reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Elasticsearch's rules for index names.
+fn valid_index_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.starts_with(['-', '_', '+'])
+        && !name
+            .chars()
+            .any(|c| c.is_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#:".contains(c))
 }
 
 /// Opens (or creates) the embedded tantivy store in `dir`.
 pub fn open_embedded(dir: &Path) -> Result<EmbeddedStore, StoreError> {
     store::embedded::open(dir)
+}
+
+/// Connects to Elasticsearch, checks it answers and creates the index if
+/// missing.
+pub async fn open_elastic(settings: &store::elastic::Settings) -> Result<ElasticStore, StoreError> {
+    store::elastic::connect(settings).await
+}
+
+/// The store `config` asks for: Elasticsearch when `es_urls` is set,
+/// otherwise the embedded index in `data_dir`. Also returns a description
+/// for the ready line, e.g. `embedded store at /data/items`. `config` must
+/// be valid.
+pub async fn open_store(
+    config: &ItemsaverConfig,
+) -> Result<(Arc<dyn ItemStore>, String), OpenError> {
+    match config.elastic_settings()? {
+        Some(settings) => {
+            let store = open_elastic(&settings).await?;
+            let description = format!("elasticsearch index {} at {}", store.index(), store.urls());
+            Ok((Arc::new(store), description))
+        }
+        None => {
+            let store = open_embedded(&config.data_dir)?;
+            let dir = store
+                .dir()
+                .canonicalize()
+                .unwrap_or_else(|_| store.dir().to_owned());
+            let description = format!("embedded store at {}", dir.display());
+            Ok((Arc::new(store), description))
+        }
+    }
 }
 
 /// Serves the itemsaver on `listener` until `shutdown` completes.

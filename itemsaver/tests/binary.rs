@@ -26,9 +26,13 @@ impl Drop for Running {
 
 /// Starts the binary on 127.0.0.1 with a free port and waits for its ready line.
 fn start(work_dir: &Path, data_dir: &Path) -> Running {
+    start_with(work_dir, &["--data_dir", data_dir.to_str().unwrap()])
+}
+
+fn start_with(work_dir: &Path, store_args: &[&str]) -> Running {
     let mut child = Command::new(BIN)
-        .args(["--port", "0", "--bind", "127.0.0.1", "--data_dir"])
-        .arg(data_dir)
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .args(store_args)
         // So no stray config.toml from the caller's directory is read.
         .current_dir(work_dir)
         .stdout(Stdio::piped())
@@ -138,9 +142,18 @@ async fn serves_counts_searches_and_stops() {
 #[test]
 fn errors_exit_non_zero() {
     let work = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 6] = [
         &["--config", "missing.toml"],
         &["--bind", "not an address", "--port", "0"],
+        &["--port", "0", "--es_url", "ftp://127.0.0.1:9200"],
+        &[
+            "--port",
+            "0",
+            "--es_url",
+            "http://127.0.0.1:1",
+            "--index",
+            "Bad Name",
+        ],
         &["count", "--itemsaver_host", "nonsense"],
         // Port 1 on 127.0.0.1: nothing listens there in a test environment.
         &["count", "--itemsaver_host", ":1"],
@@ -150,4 +163,78 @@ fn errors_exit_non_zero() {
         assert!(!output.status.success(), "{args:?} succeeded");
         assert!(!output.stderr.is_empty(), "{args:?} printed no message");
     }
+    let output = run(
+        work.path(),
+        &["--port", "0", "--es_url", "http://127.0.0.1:1"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot reach Elasticsearch at http://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+/// With `--es_url`, the binary serves from Elasticsearch, and `count` and `search` work the same (issue 3).
+#[tokio::test]
+async fn serves_from_elasticsearch() {
+    let Some(url) = std::env::var("CRAWLER_TEST_ES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CRAWLER_TEST_ES_URL is not set, and CI must run the Elasticsearch tests"
+        );
+        eprintln!("notice: serves_from_elasticsearch skipped: set CRAWLER_TEST_ES_URL to run it");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let index = format!("binary-{}", std::process::id());
+    let server = start_with(work.path(), &["--es_url", &url, "--index", &index]);
+    assert!(
+        server
+            .ready_line
+            .contains(&format!("elasticsearch index {index} at ")),
+        "{}",
+        server.ready_line
+    );
+    let host: HostAddr = server.addr.parse().unwrap();
+    let client = rpcsupport::connect_itemsaver(&host, ConnectOptions::default())
+        .await
+        .unwrap();
+    let items: Vec<Item> = (0..3)
+        .map(|i| Item {
+            url: format!("http://127.0.0.1:1/profile/{i}"),
+            kind: "profile".into(),
+            id: Some(i.to_string()),
+            payload: [
+                ("name".to_string(), Value::from(format!("Quiet Snow {i}"))),
+                ("age".to_string(), Value::Int(30 + i)),
+            ]
+            .into(),
+        })
+        .collect();
+    client
+        .save(context::current(), items)
+        .await
+        .unwrap()
+        .unwrap();
+    let out = stdout(&run(
+        work.path(),
+        &["count", "--itemsaver_host", &server.addr],
+    ));
+    assert_eq!(out, "3\n");
+    let out = stdout(&run(
+        work.path(),
+        &[
+            "search",
+            "snow AND age:>30",
+            "--size",
+            "1",
+            "--itemsaver_host",
+            &server.addr,
+        ],
+    ));
+    assert!(out.starts_with("2 hits, showing 1 to 1"), "{out}");
 }

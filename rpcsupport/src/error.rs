@@ -85,6 +85,15 @@ pub enum FetchError {
         /// The URL asked for.
         url: String,
     },
+    /// A redirect pointed outside the crawl's allowed domains and was not
+    /// followed.
+    #[error("{url}: redirect to {target} leaves the allowed domains; not followed")]
+    OffsiteRedirect {
+        /// The URL asked for.
+        url: String,
+        /// Where the redirect pointed.
+        target: String,
+    },
     /// The URL cannot be fetched at all (bad syntax, unsupported scheme).
     #[error("{url}: invalid URL: {reason}")]
     InvalidUrl {
@@ -113,6 +122,7 @@ impl FetchError {
             FetchError::TooLarge { .. } => "too_large".into(),
             FetchError::NotHtml { .. } => "not_html".into(),
             FetchError::TooManyRedirects { .. } => "too_many_redirects".into(),
+            FetchError::OffsiteRedirect { .. } => "offsite_redirect".into(),
             FetchError::InvalidUrl { .. } => "invalid_url".into(),
             FetchError::Other { .. } => "fetch_other".into(),
         }

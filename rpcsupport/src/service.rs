@@ -4,14 +4,14 @@
 
 use crate::error::{CrawlError, SaveError};
 use crate::types::{
-    Item, ParseResult, Request, SaveAck, SearchRequest, SearchResponse, WorkerStatus,
+    FetchPolicy, Item, ParseResult, Request, SaveAck, SearchRequest, SearchResponse, WorkerStatus,
 };
 
 /// Served by each worker: fetch and parse one page.
 #[tarpc::service]
 pub trait Crawl {
-    /// Fetch `request.url` and run `request.parser` on it.
-    async fn process(request: Request) -> Result<ParseResult, CrawlError>;
+    /// Fetch `request.url` under `policy` and run `request.parser` on it.
+    async fn process(request: Request, policy: FetchPolicy) -> Result<ParseResult, CrawlError>;
     /// A cheap liveness check that touches no page, so the engine can tell a
     /// slow page from a dead worker.
     async fn status() -> WorkerStatus;

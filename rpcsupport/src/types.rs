@@ -43,6 +43,44 @@ impl ParserSpec {
     }
 }
 
+/// Crawl-wide rules a worker applies to every fetch, sent by the engine with
+/// each request (a few bytes), so workers keep no per-crawl state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchPolicy {
+    /// Hosts the crawl may reach; a redirect to any other host is not
+    /// followed. A host matches a domain when equal to it or a subdomain of
+    /// it (`a.example.com` matches `example.com`). Empty, or a `*` entry,
+    /// means any host.
+    pub allowed_domains: Vec<String>,
+}
+
+impl FetchPolicy {
+    /// Whether `host` (as in a URL, any case) is inside the allowed domains.
+    pub fn allows_host(&self, host: &str) -> bool {
+        if self.allowed_domains.is_empty() {
+            return true;
+        }
+        self.allowed_domains
+            .iter()
+            .any(|d| d == "*" || host_in_domain(host, d))
+    }
+}
+
+/// Whether `host` is `domain` or one of its subdomains, ignoring case and a
+/// trailing dot.
+pub fn host_in_domain(host: &str, domain: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    let d = domain.trim_end_matches('.');
+    if d.is_empty() {
+        return false;
+    }
+    host.eq_ignore_ascii_case(d)
+        || (host.len() > d.len()
+            && host.as_bytes()[host.len() - d.len() - 1] == b'.'
+            && host.is_char_boundary(host.len() - d.len())
+            && host[host.len() - d.len()..].eq_ignore_ascii_case(d))
+}
+
 /// What a worker found on one page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ParseResult {
@@ -332,6 +370,27 @@ mod tests {
             retry_after_secs: Some(4),
         });
         assert_eq!(round_trip(&err), err);
+    }
+
+    /// Allowed domains match themselves and their subdomains, nothing else.
+    #[test]
+    fn policy_matches_domains_and_subdomains() {
+        let p = FetchPolicy {
+            allowed_domains: vec!["example.com".into(), "127.0.0.1".into()],
+        };
+        for ok in [
+            "example.com",
+            "EXAMPLE.com",
+            "a.b.example.com",
+            "127.0.0.1",
+            "example.com.",
+        ] {
+            assert!(p.allows_host(ok), "{ok}");
+        }
+        for bad in ["badexample.com", "example.com.evil", "127.0.0.2", "com", ""] {
+            assert!(!p.allows_host(bad), "{bad}");
+        }
+        assert!(FetchPolicy::default().allows_host("anything"));
     }
 
     /// JSON conversion keeps integers as integers and floats as floats.

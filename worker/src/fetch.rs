@@ -2,11 +2,12 @@
 //! pool, so repeated fetches from a site reuse connections), and the
 //! mapping of every way a fetch can fail onto [`FetchError`].
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::redirect::Policy;
-use reqwest::{Client, Url};
-use rpcsupport::FetchError;
+use reqwest::{Client, Response, Url};
+use rpcsupport::{FetchError, FetchPolicy};
 
+use crate::parse::Content;
 use crate::{WorkerConfig, WorkerError};
 
 /// A fetched HTML page.
@@ -25,6 +26,7 @@ pub struct Fetched {
 pub struct Fetcher {
     client: Client,
     max_body_bytes: u64,
+    max_redirects: usize,
 }
 
 impl Fetcher {
@@ -36,9 +38,9 @@ impl Fetcher {
             .user_agent(&config.user_agent)
             .gzip(true)
             .brotli(true)
-            // `limited(0)` makes any redirect an error rather than handing
-            // back a 3xx page to parse.
-            .redirect(Policy::limited(config.max_redirects))
+            // Redirects are followed by hand in `fetch`, so each hop can be
+            // checked against the crawl's allowed domains before it is made.
+            .redirect(Policy::none())
             // Crawling goes straight to the site; an HTTP_PROXY inherited
             // from the environment would silently reroute every fetch.
             .no_proxy()
@@ -47,28 +49,47 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             max_body_bytes: config.max_body_bytes,
+            max_redirects: config.max_redirects,
         })
     }
 
-    /// GETs `url` and returns its body if it is a 2xx HTML page within the
-    /// size cap.
-    pub async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
-        let parsed = Url::parse(url).map_err(|e| FetchError::InvalidUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(FetchError::InvalidUrl {
-                url: url.to_owned(),
-                reason: format!("unsupported scheme {:?}", parsed.scheme()),
-            });
-        }
-        let mut response = self
-            .client
-            .get(parsed)
-            .send()
-            .await
-            .map_err(|e| map_error(url, e))?;
+    /// GETs `url` and returns its body if it is a 2xx page within the size
+    /// cap: HTML only, unless `content` is [`Content::Text`]. Redirects are
+    /// followed up to the configured limit, but never to a host outside
+    /// `policy`'s allowed domains.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        policy: &FetchPolicy,
+        content: Content,
+    ) -> Result<Fetched, FetchError> {
+        let mut current = http_url(url, url)?;
+        let mut hops = 0;
+        let mut response = loop {
+            let response = self
+                .client
+                .get(current.clone())
+                .send()
+                .await
+                .map_err(|e| map_error(url, e))?;
+            let Some(target) = redirect_target(&response, &current) else {
+                break response;
+            };
+            let target = http_url(url, target.as_str())?;
+            if !target.host_str().is_some_and(|h| policy.allows_host(h)) {
+                return Err(FetchError::OffsiteRedirect {
+                    url: url.to_owned(),
+                    target: target.into(),
+                });
+            }
+            hops += 1;
+            if hops > self.max_redirects {
+                return Err(FetchError::TooManyRedirects {
+                    url: url.to_owned(),
+                });
+            }
+            current = target;
+        };
 
         let status = response.status();
         if !status.is_success() {
@@ -83,7 +104,7 @@ impl Fetcher {
             .headers()
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        if let Some(ct) = &content_type {
+        if let (Content::Html, Some(ct)) = (content, &content_type) {
             if !is_html(ct) {
                 return Err(FetchError::NotHtml {
                     url: url.to_owned(),
@@ -116,6 +137,32 @@ impl Fetcher {
             body,
         })
     }
+}
+
+/// `raw` as an absolute http(s) URL, or why not (reported for `url`).
+fn http_url(url: &str, raw: &str) -> Result<Url, FetchError> {
+    let parsed = Url::parse(raw).map_err(|e| FetchError::InvalidUrl {
+        url: url.to_owned(),
+        reason: format!("{raw}: {e}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(FetchError::InvalidUrl {
+            url: url.to_owned(),
+            reason: format!("{raw}: not an http(s) URL"),
+        });
+    }
+    Ok(parsed)
+}
+
+/// Where a redirect response points, resolved against the URL that
+/// answered; `None` for anything that is not a redirect with a usable
+/// Location (a 3xx without one is then reported as its status).
+fn redirect_target(response: &Response, current: &Url) -> Option<Url> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    current.join(location.trim()).ok()
 }
 
 /// HTML or XHTML; parameters (charset) and case do not matter.

@@ -23,7 +23,8 @@
 //! - [`parse`]: step 5, the parser registry keyed by name, and the link
 //!   helpers every parser uses (base href, relative URLs, junk links).
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
-//!   [`parse::profile`].
+//!   [`parse::profile`]; [`parse::links`] (follow every link, for any
+//!   site) and [`parse::robots`] (robots.txt as text, for the engine).
 
 pub mod decode;
 pub mod fetch;
@@ -36,7 +37,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rpcsupport::{CrawlError, ParseError, ParseResult, Request, ServeOptions, WorkerStatus};
+use rpcsupport::{
+    CrawlError, FetchPolicy, ParseError, ParseResult, Request, ServeOptions, WorkerStatus,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -224,8 +227,18 @@ impl Worker {
     /// Fetches `request.url` and runs `request.parser` on it. The parser is
     /// looked up first, so an unknown parser or bad arguments cost no fetch.
     pub async fn process(&self, request: Request) -> Result<ParseResult, CrawlError> {
+        self.process_with(request, &FetchPolicy::default()).await
+    }
+
+    /// Like [`Worker::process`], under the crawl's fetch `policy` (allowed
+    /// domains for redirects).
+    pub async fn process_with(
+        &self,
+        request: Request,
+        policy: &FetchPolicy,
+    ) -> Result<ParseResult, CrawlError> {
         let _in_flight = InFlight::enter(&self.inner.in_flight);
-        let result = self.process_inner(request.clone()).await;
+        let result = self.process_inner(request.clone(), policy).await;
         self.inner.served.fetch_add(1, Ordering::Relaxed);
         match &result {
             Ok(r) => tracing::debug!(
@@ -246,9 +259,17 @@ impl Worker {
         result
     }
 
-    async fn process_inner(&self, request: Request) -> Result<ParseResult, CrawlError> {
+    async fn process_inner(
+        &self,
+        request: Request,
+        policy: &FetchPolicy,
+    ) -> Result<ParseResult, CrawlError> {
         let parser = *self.inner.registry.get(&request.parser)?;
-        let fetched = self.inner.fetcher.fetch(&request.url).await?;
+        let fetched = self
+            .inner
+            .fetcher
+            .fetch(&request.url, policy, parser.content)
+            .await?;
         if fetched.body.len() <= INLINE_PARSE_BYTES {
             return Ok(parse_fetched(parser, &request, &fetched)?);
         }

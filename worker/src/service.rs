@@ -2,7 +2,7 @@
 //! Kept apart so [`Worker`] stays usable in-process (benchmarks, tests)
 //! without any RPC.
 
-use rpcsupport::{Crawl, CrawlError, ParseResult, Request, WorkerStatus};
+use rpcsupport::{Crawl, CrawlError, FetchPolicy, ParseResult, Request, WorkerStatus};
 use tarpc::context::Context;
 
 use crate::Worker;
@@ -21,8 +21,13 @@ impl CrawlService {
 }
 
 impl Crawl for CrawlService {
-    async fn process(self, _: Context, request: Request) -> Result<ParseResult, CrawlError> {
-        self.worker.process(request).await
+    async fn process(
+        self,
+        _: Context,
+        request: Request,
+        policy: FetchPolicy,
+    ) -> Result<ParseResult, CrawlError> {
+        self.worker.process_with(request, &policy).await
     }
 
     async fn status(self, _: Context) -> WorkerStatus {

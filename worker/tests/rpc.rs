@@ -70,7 +70,7 @@ fn request(url: String, parser: &str) -> Request {
 
 async fn call(client: &CrawlClient, req: Request) -> Result<ParseResult, CrawlError> {
     client
-        .process(tarpc::context::current(), req)
+        .process(tarpc::context::current(), req, Default::default())
         .await
         .expect("RPC itself succeeds")
 }

@@ -7,97 +7,115 @@ use anyhow::Context as _;
 use clap::Parser;
 use engine::EngineConfig;
 
-/// Runs a crawl over a pool of workers, storing items through an itemsaver.
-#[derive(Debug, Parser)]
-#[command(name = "engine", version)]
-struct Flags {
-    /// Config file; its [engine] section gives defaults for every flag below.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Itemsaver address: :PORT, HOST:PORT or [IPv6]:PORT.
-    #[arg(long = "itemsaver_host")]
-    itemsaver_host: Option<String>,
-    /// Worker addresses, comma-separated.
-    #[arg(long = "worker_hosts", value_delimiter = ',')]
-    worker_hosts: Option<Vec<String>>,
-    /// Seed URL; repeat for several.
-    #[arg(long = "seed")]
-    seeds: Vec<String>,
-    /// Parser for the seed pages.
-    #[arg(long)]
-    parser: Option<String>,
-    /// Requests in flight at once across all workers.
-    #[arg(long = "worker_count")]
-    worker_count: Option<usize>,
-    /// Link depth limit; 0 for none.
-    #[arg(long = "max_depth")]
-    max_depth: Option<u32>,
-    /// Items per save call.
-    #[arg(long = "item_batch_size")]
-    item_batch_size: Option<usize>,
-    /// Milliseconds a partial item batch may wait.
-    #[arg(long = "item_linger_ms")]
-    item_linger_ms: Option<u64>,
-    /// Deadline of one worker call, in milliseconds.
-    #[arg(long = "rpc_timeout_ms")]
-    rpc_timeout_ms: Option<u64>,
-    /// TCP connect timeout, in milliseconds.
-    #[arg(long = "connect_timeout_ms")]
-    connect_timeout_ms: Option<u64>,
-    /// Tries per request when worker calls fail.
-    #[arg(long = "max_attempts")]
-    max_attempts: Option<u32>,
-    /// Milliseconds to wait while every worker is down before giving up.
-    #[arg(long = "worker_wait_ms")]
-    worker_wait_ms: Option<u64>,
-    /// Items buffered in memory while the itemsaver is down (then on disk).
-    #[arg(long = "item_buffer_items")]
-    item_buffer_items: Option<usize>,
-    /// Milliseconds to wait for a down itemsaver at the end of the crawl.
-    #[arg(long = "itemsaver_wait_ms")]
-    itemsaver_wait_ms: Option<u64>,
-    /// Milliseconds Ctrl-C waits for calls in flight.
-    #[arg(long = "shutdown_grace_ms")]
-    shutdown_grace_ms: Option<u64>,
-    /// Keep the crawl's state here; start again with the same dir to resume.
-    #[arg(long = "state_dir")]
-    state_dir: Option<String>,
-    /// Milliseconds between state writes.
-    #[arg(long = "state_interval_ms")]
-    state_interval_ms: Option<u64>,
-    /// File to append finally failed requests to (JSON lines); "" for none.
-    #[arg(long = "failures_file")]
-    failures_file: Option<String>,
-}
+/// Declares the flags, one per `[engine]` key of the same name (see
+/// `config.toml` for what each means), and how they override the file.
+/// One list, so a new key cannot get a flag that is never applied.
+macro_rules! flags {
+    (
+        scalars { $( $(#[$sdoc:meta])* $scalar:ident : $sty:ty, )* }
+        lists { $( $(#[$ldoc:meta])* $list:ident, )* }
+    ) => {
+        /// Runs a crawl over a pool of workers, storing items through an
+        /// itemsaver. Every flag overrides the `[engine]` key of the same
+        /// name in the config file.
+        #[derive(Debug, Parser)]
+        #[command(name = "engine", version)]
+        struct Flags {
+            /// Config file (default ./config.toml, if present).
+            #[arg(long)]
+            config: Option<PathBuf>,
+            /// Seed URL; repeat for several (replaces engine.seeds).
+            #[arg(long = "seed")]
+            seeds: Vec<String>,
+            $( $(#[$sdoc])* #[arg(long = stringify!($scalar))] $scalar: Option<$sty>, )*
+            $( $(#[$ldoc])* #[arg(long = stringify!($list), value_delimiter = ',')] $list: Option<Vec<String>>, )*
+        }
 
-impl Flags {
-    /// Flags win over the file.
-    fn apply(self, config: &mut EngineConfig) {
-        fn set<T>(slot: &mut T, flag: Option<T>) {
-            if let Some(v) = flag {
-                *slot = v;
+        impl Flags {
+            /// Flags win over the file.
+            fn apply(self, config: &mut EngineConfig) {
+                if !self.seeds.is_empty() {
+                    config.seeds = self.seeds;
+                }
+                $( if let Some(v) = self.$scalar { config.$scalar = v; } )*
+                $( if let Some(v) = self.$list { config.$list = v; } )*
             }
         }
-        set(&mut config.itemsaver_host, self.itemsaver_host);
-        set(&mut config.worker_hosts, self.worker_hosts);
-        if !self.seeds.is_empty() {
-            config.seeds = self.seeds;
-        }
-        set(&mut config.parser, self.parser);
-        set(&mut config.worker_count, self.worker_count);
-        set(&mut config.max_depth, self.max_depth);
-        set(&mut config.item_batch_size, self.item_batch_size);
-        set(&mut config.item_linger_ms, self.item_linger_ms);
-        set(&mut config.rpc_timeout_ms, self.rpc_timeout_ms);
-        set(&mut config.connect_timeout_ms, self.connect_timeout_ms);
-        set(&mut config.max_attempts, self.max_attempts);
-        set(&mut config.worker_wait_ms, self.worker_wait_ms);
-        set(&mut config.item_buffer_items, self.item_buffer_items);
-        set(&mut config.itemsaver_wait_ms, self.itemsaver_wait_ms);
-        set(&mut config.shutdown_grace_ms, self.shutdown_grace_ms);
-        set(&mut config.state_dir, self.state_dir);
-        set(&mut config.state_interval_ms, self.state_interval_ms);
-        set(&mut config.failures_file, self.failures_file);
+    };
+}
+
+flags! {
+    scalars {
+        /// Itemsaver address: :PORT, HOST:PORT or [IPv6]:PORT.
+        itemsaver_host: String,
+        /// Parser for the seed pages.
+        parser: String,
+        /// Requests in flight at once across all workers.
+        worker_count: usize,
+        /// Link depth limit; 0 for none.
+        max_depth: u32,
+        /// Items per save call.
+        item_batch_size: usize,
+        /// Milliseconds a partial item batch may wait.
+        item_linger_ms: u64,
+        /// Deadline of one worker call, in milliseconds.
+        rpc_timeout_ms: u64,
+        /// TCP connect timeout, in milliseconds.
+        connect_timeout_ms: u64,
+        /// Tries per request when worker calls fail.
+        max_attempts: u32,
+        /// Milliseconds to wait while every worker is down before giving up.
+        worker_wait_ms: u64,
+        /// Items buffered in memory while the itemsaver is down (then on disk).
+        item_buffer_items: usize,
+        /// Milliseconds to wait for a down itemsaver at the end of the crawl.
+        itemsaver_wait_ms: u64,
+        /// Milliseconds Ctrl-C waits for calls in flight.
+        shutdown_grace_ms: u64,
+        /// Keep the crawl's state here; start again with the same dir to resume.
+        state_dir: String,
+        /// Milliseconds between state writes.
+        state_interval_ms: u64,
+        /// File to append finally failed requests to (JSON lines); "" for none.
+        failures_file: String,
+        /// Requests in flight at once to one host.
+        per_host_concurrency: u32,
+        /// Least milliseconds between request starts to one host.
+        per_host_delay_ms: u64,
+        /// Fetch and obey robots.txt (true/false).
+        obey_robots: bool,
+        /// Product token looked up in robots.txt.
+        robots_user_agent: String,
+        /// Seconds a robots.txt is trusted.
+        robots_ttl_s: u64,
+        /// Cap on robots.txt Crawl-delay, in milliseconds.
+        max_crawl_delay_ms: u64,
+        /// Adapt host delays to latency and 429/503 (true/false).
+        autothrottle: bool,
+        /// Ceiling of the adaptive delay, in milliseconds.
+        autothrottle_max_delay_ms: u64,
+        /// Retries of transient fetch failures.
+        retry_times: u32,
+        /// First retry delay in milliseconds (doubles, with jitter).
+        retry_backoff_ms: u64,
+        /// Longest retry delay in milliseconds.
+        retry_max_backoff_ms: u64,
+        /// Stop after this many pages; 0 for no limit.
+        max_pages: u64,
+        /// Stop after this many seconds; 0 for no limit.
+        max_duration_s: u64,
+    }
+    lists {
+        /// Worker addresses, comma-separated.
+        worker_hosts,
+        /// Domains to stay in, comma-separated ("*" for any).
+        allowed_domains,
+        /// URL regexes to include, comma-separated.
+        include,
+        /// URL regexes to exclude, comma-separated.
+        exclude,
+        /// Query parameters to strip before dedup, comma-separated.
+        strip_query_params,
     }
 }
 

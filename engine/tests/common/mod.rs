@@ -56,11 +56,31 @@ pub async fn start_site(config: SiteConfig) -> (Arc<Site>, String, Stop) {
     (site, format!("http://{addr}/"), stop)
 }
 
+/// The demo site with test knobs, on a chosen loopback address (tests of
+/// several hosts use 127.0.0.1 and 127.0.0.2); returns its request log.
+pub async fn start_site_with(
+    ip: &str,
+    config: SiteConfig,
+    options: demosite::SiteOptions,
+) -> (Arc<Site>, String, Arc<demosite::RequestLog>, Stop) {
+    let listener = TcpListener::bind((ip, 0)).await.expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    let site = Arc::new(Site::new(config));
+    let (router, log) = demosite::router_with(site.clone(), options);
+    let (stop, shutdown) = stopper();
+    tokio::spawn(demosite::serve_router(listener, router, shutdown));
+    (site, format!("http://{addr}/"), log, stop)
+}
+
 pub async fn start_worker() -> (SocketAddr, Stop) {
+    start_worker_with(worker::WorkerConfig::default()).await
+}
+
+pub async fn start_worker_with(config: worker::WorkerConfig) -> (SocketAddr, Stop) {
     let (listener, addr) = listen().await;
     let (stop, shutdown) = stopper();
     tokio::spawn(async move {
-        worker::serve(listener, worker::WorkerConfig::default(), shutdown)
+        worker::serve(listener, config, shutdown)
             .await
             .expect("worker serves")
     });
@@ -88,6 +108,8 @@ pub fn engine_config(site_url: &str, workers: &[SocketAddr], saver: SocketAddr) 
         seeds: vec![site_url.to_owned()],
         parser: "city_list".into(),
         item_linger_ms: 50,
+        // Our own local site: no need to be gentle.
+        per_host_concurrency: 32,
         ..EngineConfig::default()
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! itemsaver [--port 1234] [--bind ADDR] [--data_dir DIR] [--config config.toml]
+//!           [--es_url URL[,URL...] [--index NAME] [--es_username U --es_password P]
+//!            [--es_api_key KEY] [--es_ca_cert PEM]]
 //! itemsaver count [--itemsaver_host :1234]
 //! itemsaver search "QUERY" [--from N] [--size N] [--itemsaver_host :1234]
 //! ```
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
@@ -33,8 +34,58 @@ struct Cli {
     /// Config file; its [itemsaver] section is read. Must exist only if given.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    elastic: ElasticFlags,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Flags that select and reach an Elasticsearch store (override the
+/// `es_*` and `index` keys).
+#[derive(Debug, clap::Args)]
+struct ElasticFlags {
+    /// Store in Elasticsearch at these nodes (comma-separated, or repeat the
+    /// flag) instead of the embedded index.
+    #[arg(long = "es_url", value_delimiter = ',')]
+    es_urls: Vec<String>,
+    /// Elasticsearch index for the items (default crawler_items).
+    #[arg(long)]
+    index: Option<String>,
+    /// Elasticsearch basic-auth user.
+    #[arg(long = "es_username")]
+    es_username: Option<String>,
+    /// Elasticsearch basic-auth password (a config file keeps it out of `ps`).
+    #[arg(long = "es_password")]
+    es_password: Option<String>,
+    /// Elasticsearch API key, `id:key` or the base64 encoded form.
+    #[arg(long = "es_api_key")]
+    es_api_key: Option<String>,
+    /// PEM file of the CA that signed the cluster's certificate.
+    #[arg(long = "es_ca_cert")]
+    es_ca_cert: Option<PathBuf>,
+}
+
+impl ElasticFlags {
+    fn apply(self, config: &mut ItemsaverConfig) {
+        if !self.es_urls.is_empty() {
+            config.es_urls = self.es_urls;
+        }
+        if let Some(index) = self.index {
+            config.index = index;
+        }
+        if let Some(username) = self.es_username {
+            config.es_username = username;
+        }
+        if let Some(password) = self.es_password {
+            config.es_password = password;
+        }
+        if let Some(key) = self.es_api_key {
+            config.es_api_key = key;
+        }
+        if let Some(path) = self.es_ca_cert {
+            config.es_ca_cert = path;
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +123,7 @@ async fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => run_server(cli.port, cli.bind, cli.data_dir, cli.config).await,
+        None => run_server(cli.port, cli.bind, cli.data_dir, cli.config, cli.elastic).await,
         Some(Command::Count { itemsaver_host }) => count(&itemsaver_host).await,
         Some(Command::Search {
             query,
@@ -111,6 +162,7 @@ async fn run_server(
     bind: Option<String>,
     data_dir: Option<PathBuf>,
     config_path: Option<PathBuf>,
+    elastic: ElasticFlags,
 ) -> Result<()> {
     let required = config_path.is_some();
     let config_path = config_path.unwrap_or_else(|| PathBuf::from("config.toml"));
@@ -125,24 +177,18 @@ async fn run_server(
     if let Some(data_dir) = data_dir {
         config.data_dir = data_dir;
     }
+    elastic.apply(&mut config);
     config.validate()?;
 
-    let store = itemsaver::open_embedded(&config.data_dir)?;
-    let items = itemsaver::ItemStore::count(&store).await?;
-    let dir = store
-        .dir()
-        .canonicalize()
-        .unwrap_or_else(|_| store.dir().to_owned());
+    let (store, description) = itemsaver::open_store(&config).await?;
+    let items = store.count().await?;
     let listener = tokio::net::TcpListener::bind((config.bind.as_str(), config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
     let addr = listener.local_addr()?;
     // The one line on stdout: scripts and tests wait for it.
-    println!(
-        "itemsaver listening on {addr} (embedded store at {}, {items} items)",
-        dir.display()
-    );
-    itemsaver::serve(listener, Arc::new(store), &config, shutdown_signal()).await?;
+    println!("itemsaver listening on {addr} ({description}, {items} items)");
+    itemsaver::serve(listener, store, &config, shutdown_signal()).await?;
     // Dropping the store (the last Arc, once in-flight requests finish)
     // releases the index lock; commits already running complete first,
     // because the runtime waits for blocking tasks.

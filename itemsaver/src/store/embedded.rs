@@ -31,7 +31,6 @@ use rpcsupport::{Item, SearchRequest, SearchResponse, Value};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{Query, QueryParser, TermQuery};
-use tantivy::query_grammar::{UserInputAst, UserInputLeaf};
 use tantivy::schema::{
     Field, IndexRecordOption, OwnedValue, Schema, Value as _, FAST, STORED, STRING, TEXT,
 };
@@ -41,7 +40,7 @@ use tantivy::{
 };
 use tokio::sync::oneshot;
 
-use super::{ItemStore, StoreError, MAX_RESULT_WINDOW};
+use super::{query, ItemStore, StoreError, MAX_RESULT_WINDOW};
 
 /// Memory the writer may use before it flushes a segment. Items are small
 /// and every batch is committed at once, so buffers rarely fill; this only
@@ -79,7 +78,6 @@ pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
     Ok(EmbeddedStore {
         inner: Arc::new(Inner {
             dir: dir.to_owned(),
-            schema: index.schema(),
             fields,
             reader,
             parser,
@@ -112,7 +110,6 @@ impl EmbeddedStore {
 
 struct Inner {
     dir: PathBuf,
-    schema: Schema,
     fields: Fields,
     reader: IndexReader,
     parser: QueryParser,
@@ -333,18 +330,11 @@ impl Inner {
         })
     }
 
-    /// Parses the query language described on [`QueryParser`], with one
-    /// addition: a field name that is not a top-level field (`age:31`,
-    /// `age:[20 TO 30]`, `age:<30`) means that key of the payload, so users
-    /// need not write `payload.age`. Payload keys named like a top-level
-    /// field (`kind`, `url`, `id`, `all`) still need the prefix.
+    /// Parses the query language of [`super::query`] (which also routes
+    /// payload keys: `age:31` means `payload.age:31`) and builds tantivy's
+    /// query from the tree.
     fn parse_query(&self, text: &str) -> Result<Box<dyn Query>, StoreError> {
-        // An empty query lists everything, so `search ""` pages through the
-        // store.
-        let text = if text.trim().is_empty() { "*" } else { text };
-        let mut ast = tantivy::query_grammar::parse_query(text)
-            .map_err(|_| StoreError::BadQuery(format!("cannot parse query {text:?}")))?;
-        route_to_payload(&mut ast, &self.schema);
+        let ast = query::parse(text)?;
         self.parser
             .build_query_from_user_input_ast(ast)
             .map_err(|e| StoreError::BadQuery(format!("query {text:?}: {e}")))
@@ -368,7 +358,7 @@ impl Inner {
 /// The item as stored: `Item::to_json`, but with the item's own `id`
 /// (possibly none) instead of the derived key, so reads return exactly what
 /// was saved.
-fn stored_json(item: &Item) -> String {
+pub(super) fn stored_json(item: &Item) -> String {
     let mut json = item.to_json();
     json["id"] = item
         .id
@@ -378,7 +368,7 @@ fn stored_json(item: &Item) -> String {
 }
 
 /// Appends every string inside `value` to `out`, one per line.
-fn collect_text(value: &Value, out: &mut String) {
+pub(super) fn collect_text(value: &Value, out: &mut String) {
     match value {
         Value::Str(s) => {
             out.push_str(s);
@@ -387,35 +377,6 @@ fn collect_text(value: &Value, out: &mut String) {
         Value::List(values) => values.iter().for_each(|v| collect_text(v, out)),
         Value::Map(map) => map.values().for_each(|v| collect_text(v, out)),
         Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
-    }
-}
-
-/// Rewrites field names that are not schema fields to `payload.<name>`.
-/// tantivy's parser already falls back to a default JSON field for plain
-/// terms, but not for ranges, sets or `field:*`, so we do it for all.
-fn route_to_payload(ast: &mut UserInputAst, schema: &Schema) {
-    match ast {
-        UserInputAst::Clause(clauses) => {
-            for (_, clause) in clauses {
-                route_to_payload(clause, schema);
-            }
-        }
-        UserInputAst::Boost(inner, _) => route_to_payload(inner, schema),
-        UserInputAst::Leaf(leaf) => {
-            let field = match leaf.as_mut() {
-                UserInputLeaf::Literal(literal) => literal.field_name.as_mut(),
-                UserInputLeaf::Range { field, .. }
-                | UserInputLeaf::Set { field, .. }
-                | UserInputLeaf::Regex { field, .. } => field.as_mut(),
-                UserInputLeaf::Exists { field } => Some(field),
-                UserInputLeaf::All => None,
-            };
-            if let Some(name) = field {
-                if schema.find_field(name).is_none() {
-                    *name = format!("payload.{name}");
-                }
-            }
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Step 7: where items end up. [`ItemStore`] is the whole interface the
-//! service needs, so another backend (Elasticsearch, later) can sit behind
-//! the same `Arc<dyn ItemStore>`.
+//! service needs; the embedded tantivy index ([`embedded`]) and
+//! Elasticsearch ([`elastic`]) both sit behind the same
+//! `Arc<dyn ItemStore>`, and both read queries through [`query`].
 
 use std::path::PathBuf;
 
@@ -8,7 +9,9 @@ use async_trait::async_trait;
 use rpcsupport::{Item, SaveError, SearchRequest, SearchResponse};
 use thiserror::Error;
 
+pub mod elastic;
 pub mod embedded;
+pub mod query;
 
 /// Largest `from + size` a search may ask for. Deep pages cost memory in
 /// proportion to `from + size` (every skipped hit is still ranked), so a
@@ -77,14 +80,25 @@ pub enum StoreError {
     /// The background task doing the work panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
+    /// Elasticsearch could not be reached or failed the request as a whole
+    /// (after retries, for writes); trying again later may succeed.
+    #[error("elasticsearch: {0}")]
+    Cluster(String),
+    /// The store refused some items for good (e.g. a payload field whose
+    /// type clashes with the index mapping); the message names each one.
+    /// The other items of the batch are stored.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 impl From<StoreError> for SaveError {
-    /// A bad query is the caller's fault and stays one; anything else may
-    /// pass (disk full, lock released), so the engine should retry.
+    /// A bad query or a rejected item is the caller's fault and stays one;
+    /// anything else may pass (disk full, lock released, cluster back), so
+    /// the engine should retry.
     fn from(e: StoreError) -> SaveError {
         match e {
             StoreError::BadQuery(message) => SaveError::BadQuery(message),
+            StoreError::Rejected(message) => SaveError::Rejected(message),
             other => SaveError::Store(other.to_string()),
         }
     }

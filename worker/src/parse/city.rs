@@ -15,6 +15,7 @@ use super::{selector, Page, Parser};
 /// Registry entry.
 pub const PARSER: Parser = Parser {
     name: "city",
+    content: super::Content::Html,
     check_args,
     parse,
 };

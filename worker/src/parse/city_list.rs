@@ -10,6 +10,7 @@ use super::{no_args, selector, Page, Parser};
 /// Registry entry.
 pub const PARSER: Parser = Parser {
     name: "city_list",
+    content: super::Content::Html,
     check_args: no_args,
     parse,
 };

@@ -9,7 +9,9 @@
 
 pub mod city;
 pub mod city_list;
+pub mod links;
 pub mod profile;
+pub mod robots;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -25,8 +27,10 @@ pub struct Page<'a> {
     pub request: &'a Request,
     /// The final URL of the page.
     pub url: &'a Url,
-    /// The document.
+    /// The document (empty for [`Content::Text`] parsers).
     pub html: &'a Html,
+    /// The decoded text the document was parsed from.
+    pub text: &'a str,
 }
 
 impl Page<'_> {
@@ -110,11 +114,23 @@ pub type ParseFn = fn(&Page<'_>) -> Result<ParseResult, ParseError>;
 /// Checks a parser's arguments; the error says what is wrong.
 pub type CheckArgsFn = fn(&BTreeMap<String, String>) -> Result<(), String>;
 
+/// What a parser reads, which decides what the worker accepts for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// HTML pages only; other content types are `FetchError::NotHtml` and
+    /// never reach the parser.
+    Html,
+    /// Any content type, as text (e.g. robots.txt); no HTML parse is done.
+    Text,
+}
+
 /// One registered parser.
 #[derive(Clone, Copy)]
 pub struct Parser {
     /// The name requests use.
     pub name: &'static str,
+    /// What it reads.
+    pub content: Content,
     /// Validates arguments before anything is fetched.
     pub check_args: CheckArgsFn,
     /// Extracts requests and items.
@@ -125,11 +141,15 @@ impl Parser {
     /// Parses `text` (already decoded) as the page at `url` and runs the
     /// parser on it.
     pub fn run(&self, request: &Request, url: &Url, text: &str) -> Result<ParseResult, ParseError> {
-        let html = Html::parse_document(text);
+        let html = match self.content {
+            Content::Html => Html::parse_document(text),
+            Content::Text => Html::new_document(),
+        };
         (self.parse)(&Page {
             request,
             url,
             html: &html,
+            text,
         })
     }
 }
@@ -148,7 +168,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The demosite parsers: `city_list`, `city`, `profile`.
+    /// The demosite parsers (`city_list`, `city`, `profile`), the generic
+    /// `links` (follow every link), and `robots`, which the engine uses to
+    /// fetch robots.txt.
     pub fn standard() -> Registry {
         let mut registry = Registry {
             parsers: HashMap::new(),
@@ -156,6 +178,8 @@ impl Registry {
         registry.add(city_list::PARSER);
         registry.add(city::PARSER);
         registry.add(profile::PARSER);
+        registry.add(robots::PARSER);
+        registry.add(links::PARSER);
         registry
     }
 
@@ -327,6 +351,7 @@ mod tests {
             request: &request,
             url: &url,
             html: &html,
+            text: "",
         };
         let links: Vec<String> = page.links(&A).into_iter().map(String::from).collect();
         assert_eq!(
@@ -342,6 +367,7 @@ mod tests {
             request: &request,
             url: &url,
             html: &html,
+            text: "",
         };
         assert_eq!(page.base_url(), url);
     }
@@ -350,7 +376,10 @@ mod tests {
     #[test]
     fn registry_lookup() {
         let registry = Registry::standard();
-        assert_eq!(registry.names(), ["city", "city_list", "profile"]);
+        assert_eq!(
+            registry.names(),
+            ["city", "city_list", "links", "profile", "robots"]
+        );
         assert_eq!(
             registry.get(&ParserSpec::named("nope")).err(),
             Some(ParseError::UnknownParser("nope".into()))

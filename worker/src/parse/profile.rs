@@ -16,6 +16,7 @@ use super::{no_args, selector, Page, Parser};
 /// Registry entry.
 pub const PARSER: Parser = Parser {
     name: "profile",
+    content: super::Content::Html,
     check_args: no_args,
     parse,
 };

@@ -1,0 +1,219 @@
+//! What gets crawled: URL normalization (the form used for dedup) and the
+//! crawl's scope (allowed domains, include/exclude patterns).
+
+use regex::Regex;
+use rpcsupport::FetchPolicy;
+use url::Url;
+
+/// Why a URL is not crawled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfScope {
+    /// Not an absolute http(s) URL.
+    BadUrl,
+    /// Its host is not in the allowed domains.
+    Domain,
+    /// It matches no include pattern, or an exclude pattern.
+    Pattern,
+}
+
+/// The checked scope of one crawl.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Allowed domains, also sent to workers so redirects stay inside.
+    pub policy: FetchPolicy,
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+    /// Query parameters removed before dedup; a trailing `*` matches a
+    /// prefix (`utm_*`).
+    strip_params: Vec<String>,
+}
+
+impl Scope {
+    /// A scope; patterns are already compiled by config validation.
+    pub fn new(
+        allowed_domains: Vec<String>,
+        include: Vec<Regex>,
+        exclude: Vec<Regex>,
+        strip_params: Vec<String>,
+    ) -> Scope {
+        Scope {
+            policy: FetchPolicy { allowed_domains },
+            include,
+            exclude,
+            strip_params,
+        }
+    }
+
+    /// The normalized URL if it is in scope.
+    pub fn admit(&self, raw: &str) -> Result<String, OutOfScope> {
+        let url = normalize(raw, &self.strip_params).ok_or(OutOfScope::BadUrl)?;
+        if !url.host_str().is_some_and(|h| self.policy.allows_host(h)) {
+            return Err(OutOfScope::Domain);
+        }
+        let text = url.as_str();
+        if (!self.include.is_empty() && !self.include.iter().any(|r| r.is_match(text)))
+            || self.exclude.iter().any(|r| r.is_match(text))
+        {
+            return Err(OutOfScope::Pattern);
+        }
+        Ok(url.into())
+    }
+}
+
+/// The form of a URL used for dedup: scheme and host lowercased, default
+/// port dropped, dot segments resolved (all done by parsing), no fragment,
+/// percent-encoding in one form (uppercase hex; unreserved characters
+/// decoded), and the `strip` query parameters removed. `None` for anything
+/// but absolute http(s) URLs.
+pub fn normalize(raw: &str, strip: &[String]) -> Option<Url> {
+    let mut url = Url::parse(raw.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    url.set_fragment(None);
+    let path = canonical_percent(url.path());
+    url.set_path(&path);
+    if let Some(query) = url.query() {
+        let kept: Vec<String> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or("");
+                !strip.iter().any(|s| match s.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => name == s,
+                })
+            })
+            .map(canonical_percent)
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.set_query(Some(&kept.join("&")));
+        }
+    }
+    Some(url)
+}
+
+/// `%7e` -> `~`, `%2f` -> `%2F`: unreserved characters decoded, every other
+/// escape in uppercase hex. Reserved characters stay escaped, since
+/// decoding them could change the URL's meaning.
+fn canonical_percent(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                let byte = h * 16 + l;
+                if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                    out.push(byte as char);
+                } else {
+                    out.push('%');
+                    out.push(char::from(b[i + 1]).to_ascii_uppercase());
+                    out.push(char::from(b[i + 2]).to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        let ch = s[i..].chars().next().expect("in bounds");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+fn hex(b: Option<&u8>) -> Option<u8> {
+    let c = *b?;
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> String {
+        normalize(s, &["utm_*".into(), "gclid".into()])
+            .map(String::from)
+            .unwrap_or_default()
+    }
+
+    /// Spellings of one URL normalize to one string.
+    #[test]
+    fn normalization() {
+        assert_eq!(
+            norm("HTTP://Example.COM:80/a/./b/../c#x"),
+            "http://example.com/a/c"
+        );
+        assert_eq!(
+            norm("https://example.com:443/%7euser/%2f"),
+            "https://example.com/~user/%2F"
+        );
+        assert_eq!(
+            norm("http://h/p?utm_source=x&id=3&gclid=9"),
+            "http://h/p?id=3"
+        );
+        assert_eq!(norm("http://h/p?utm_medium=1"), "http://h/p");
+        assert_eq!(norm("http://h/p?a=%7e"), "http://h/p?a=~");
+        assert_eq!(norm("http://h"), "http://h/");
+        assert_eq!(
+            norm("http://xn--bcher-kva.example/"),
+            norm("http://bücher.example/")
+        );
+        for bad in [
+            "mailto:a@b",
+            "javascript:x",
+            "/rel",
+            "ftp://h/",
+            "data:text/html,x",
+            "",
+        ] {
+            assert_eq!(norm(bad), "", "{bad}");
+        }
+    }
+
+    /// Domains, includes and excludes decide what is in scope.
+    #[test]
+    fn scope_rules() {
+        let scope = Scope::new(
+            vec!["example.com".into()],
+            vec![Regex::new("/(shop|blog)/").unwrap()],
+            vec![Regex::new(r"\.pdf$").unwrap()],
+            vec![],
+        );
+        assert!(scope.admit("http://example.com/shop/1").is_ok());
+        assert!(scope.admit("http://www.example.com/blog/x").is_ok());
+        assert_eq!(
+            scope.admit("http://other.com/shop/1"),
+            Err(OutOfScope::Domain)
+        );
+        assert_eq!(
+            scope.admit("http://example.com/about"),
+            Err(OutOfScope::Pattern)
+        );
+        assert_eq!(
+            scope.admit("http://example.com/shop/a.pdf"),
+            Err(OutOfScope::Pattern)
+        );
+        assert_eq!(scope.admit("nonsense"), Err(OutOfScope::BadUrl));
+    }
+
+    /// Huge and exotic inputs are handled without panics.
+    #[test]
+    fn exotic_urls_never_panic() {
+        let long = format!("http://h/{}", "a".repeat(100_000));
+        assert!(normalize(&long, &[]).is_some());
+        for s in [
+            "http://[::1]:80/",
+            "http://h/%",
+            "http://h/%e",
+            "http://h/%zz%",
+            "http://h/ä%C3%A4",
+            "http://h/?&&=&",
+            "http://ü.例え.jp/",
+        ] {
+            let _ = normalize(s, &[]);
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! A polite, robust crawl (issue 5): per-host limits that hold across the
+//! whole worker pool, robots.txt, retries, and bad input that never stops a
+//! crawl. Everything runs on loopback; each crawl is small and bounded.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::future::pending;
+use std::time::Duration;
+
+use common::*;
+use demosite::{SiteConfig, SiteOptions};
+
+/// Request starts at the server are `delay` apart on average (one delay of
+/// slack for the transit jitter of the first and last) and never closer
+/// than half of it.
+fn assert_spaced(log: &demosite::RequestLog, delay: Duration) {
+    let entries = log.entries();
+    let span = entries.last().unwrap().start - entries[0].start;
+    let n = entries.len() as u32;
+    assert!(
+        span >= delay * (n - 2),
+        "{n} requests in {span:?}: closer than {delay:?} on average"
+    );
+    let gap = log.min_start_gap().unwrap();
+    assert!(gap >= delay / 2, "two starts only {gap:?} apart");
+}
+
+fn small_site() -> SiteConfig {
+    SiteConfig {
+        profiles: 60,
+        cities: 3,
+        page_size: 20,
+    }
+}
+
+/// With three workers on one host, the server never sees more than the
+/// per-host concurrency at once, and request starts are spaced by the
+/// per-host delay: the engine dispatches them that far apart, so at the
+/// server they are that far apart on average and never much closer (the
+/// path through a worker adds a little jitter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_host_limits_hold_across_three_workers() {
+    let (site, url, log, _s) =
+        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s1) = start_itemsaver(dir.path()).await;
+    let (w1, _s2) = start_worker().await;
+    let (w2, _s3) = start_worker().await;
+    let (w3, _s4) = start_worker().await;
+    let mut config = engine_config(&url, &[w1, w2, w3], saver);
+    config.per_host_concurrency = 2;
+    config.per_host_delay_ms = 100;
+    let summary = engine::run(config.validate().unwrap(), pending())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.pages, site.page_count(), "{summary}");
+    assert!(
+        log.max_concurrency() <= 2,
+        "server saw {} at once",
+        log.max_concurrency()
+    );
+    assert_spaced(&log, Duration::from_millis(100));
+    assert!(summary.per_worker.iter().all(|(_, n)| *n > 0), "{summary}");
+}
+
+/// A slow host does not hold up a fast one: the fast site is crawled to
+/// the end long before the slow one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_host_does_not_slow_another() {
+    let (_fast, fast_url, fast_log, _s) =
+        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
+    let slow_opts = SiteOptions {
+        page_delay: Duration::from_millis(250),
+        ..SiteOptions::default()
+    };
+    let slow_config = SiteConfig {
+        profiles: 10,
+        cities: 1,
+        page_size: 20,
+    };
+    let (_slow, slow_url, slow_log, _s0) =
+        start_site_with("127.0.0.2", slow_config, slow_opts).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s1) = start_itemsaver(dir.path()).await;
+    let (w1, _s2) = start_worker().await;
+    let mut config = engine_config(&fast_url, &[w1], saver);
+    config.seeds.push(slow_url);
+    config.per_host_concurrency = 1;
+    let summary = engine::run(config.validate().unwrap(), pending())
+        .await
+        .unwrap();
+    assert!(summary.errors.is_empty(), "{summary}");
+
+    let fast_end = fast_log.entries().iter().map(|e| e.end).max().unwrap();
+    let slow_end = slow_log.entries().iter().map(|e| e.end).max().unwrap();
+    // The slow site needs 12 pages x 250 ms one at a time: about 3 s.
+    assert!(
+        slow_end.duration_since(fast_end) > Duration::from_secs(1),
+        "the fast host finished only {:?} before the slow one",
+        slow_end.saturating_duration_since(fast_end)
+    );
+}
+
+/// robots.txt is fetched once, its Disallow skips pages (counted as
+/// skipped, not failed) and its Crawl-delay spaces the requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_disallow_and_crawl_delay() {
+    let options = SiteOptions {
+        robots: Some("User-agent: *\nDisallow: /profile/1\nCrawl-delay: 0.1\n".into()),
+        ..SiteOptions::default()
+    };
+    let (_site, url, log, _s) = start_site_with("127.0.0.1", small_site(), options).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s1) = start_itemsaver(dir.path()).await;
+    let (w1, _s2) = start_worker().await;
+    let summary = engine::run(
+        engine_config(&url, &[w1], saver).validate().unwrap(),
+        pending(),
+    )
+    .await
+    .unwrap();
+
+    let entries = log.entries();
+    assert_eq!(
+        entries.iter().filter(|e| e.path == "/robots.txt").count(),
+        1
+    );
+    assert_eq!(entries[0].path, "/robots.txt", "robots.txt comes first");
+    // /profile/1 and /profile/10..19 are disallowed (prefix match).
+    assert!(
+        entries.iter().all(|e| !e.path.starts_with("/profile/1")),
+        "a disallowed page was fetched"
+    );
+    assert_eq!(
+        summary.skipped.get("robots_disallowed"),
+        Some(&11),
+        "{summary}"
+    );
+    assert!(summary.errors.is_empty(), "{summary}");
+    assert_eq!(summary.items_saved, 60 - 11, "{summary}");
+    assert_spaced(&log, Duration::from_millis(100));
+}
+
+/// A missing robots.txt (404) allows everything; a 5xx one makes the host
+/// wait and is fetched again until it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_missing_and_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s1) = start_itemsaver(dir.path()).await;
+    let (w1, _s2) = start_worker().await;
+
+    let (site, url, log, _s) =
+        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
+    let summary = engine::run(
+        engine_config(&url, &[w1], saver).validate().unwrap(),
+        pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.pages, site.page_count(), "{summary}");
+    assert_eq!(
+        log.entries()
+            .iter()
+            .filter(|e| e.path == "/robots.txt")
+            .count(),
+        1
+    );
+
+    let options = SiteOptions {
+        robots: Some("User-agent: *\nAllow: /\n".into()),
+        robots_failures: 2,
+        ..SiteOptions::default()
+    };
+    let (site, url, log, _s) = start_site_with("127.0.0.2", small_site(), options).await;
+    let summary = engine::run(
+        engine_config(&url, &[w1], saver).validate().unwrap(),
+        pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.pages, site.page_count(), "{summary}");
+    let robots: Vec<_> = log
+        .entries()
+        .into_iter()
+        .filter(|e| e.path == "/robots.txt")
+        .collect();
+    assert_eq!(robots.len(), 3, "two 503s, then the file");
+    // Backoff between the tries: 1 s, then 2 s.
+    assert!(robots[2].start - robots[0].start >= Duration::from_millis(2900));
+    let first_page = log
+        .entries()
+        .into_iter()
+        .find(|e| e.path != "/robots.txt")
+        .unwrap();
+    assert!(
+        first_page.start > robots[2].start,
+        "no page before robots.txt answered"
+    );
+}
+
+/// Transient failures are retried with backoff (honouring Retry-After);
+/// permanent ones are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_permanent_ones_not() {
+    let (_site, url, log, _s) =
+        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s1) = start_itemsaver(dir.path()).await;
+    let (w1, _s2) = start_worker().await;
+    let mut config = engine_config(&format!("{url}fault/flaky/a/2?status=500"), &[w1], saver);
+    config.seeds.push(format!("{url}fault/status/404"));
+    config.seeds.push(format!("{url}fault/flaky/b/1"));
+    config.parser = "links".into();
+    config.retry_backoff_ms = 10;
+    let started = std::time::Instant::now();
+    let summary = engine::run(config.validate().unwrap(), pending())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.fetch_retries.get("http_500"), Some(&2), "{summary}");
+    assert_eq!(summary.fetch_retries.get("http_503"), Some(&1), "{summary}");
+    assert_eq!(
+        summary.errors,
+        BTreeMap::from([("http_404".to_string(), 1)]),
+        "{summary}"
+    );
+    assert_eq!(
+        log.entries()
+            .iter()
+            .filter(|e| e.path == "/fault/status/404")
+            .count(),
+        1
+    );
+    assert_eq!(
+        summary.pages, 2,
+        "both flaky pages end up fetched: {summary}"
+    );
+    // Retry-After: 1 on every flaky failure outweighs the 10 ms backoff.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After ignored"
+    );
+}
+
+/// Every failure route of the test site gets its outcome (retried, skipped
+/// or failed with a reason) and the crawl goes on to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_never_stops_a_crawl() {
+    let (_site, url, _log, _s) =
+        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
+    // The off-site target: a loopback address outside the allowed domains,
+    // so even a broken guard would never leave this machine.
+    let (_other, other_url, other_log, _s0) =
+        start_site_with("127.0.0.2", small_site(), SiteOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s1) = start_itemsaver(dir.path()).await;
+    let (w1, _s2) = start_worker_with(worker::WorkerConfig {
+        timeout_ms: 1000,
+        max_body_bytes: 1024 * 1024,
+        ..worker::WorkerConfig::default()
+    })
+    .await;
+    let routes = [
+        "fault/slow/3000",
+        "fault/truncated",
+        "fault/flaky/c/1?status=500",
+        "fault/status/429?retry_after=1",
+        "fault/redirect-loop",
+        &format!("fault/redirect-to?url={other_url}"),
+        "fault/big/52428800",
+        "fault/gzip-bomb/5242880",
+        "fault/invalid-utf8",
+        "fault/wrong-charset",
+        "fault/binary",
+        "fault/nested/20000",
+        "fault/links",
+        "fault/not-html",
+        "fault/status/404",
+    ];
+    let mut config = engine_config(&format!("{url}{}", routes[0]), &[w1], saver);
+    config.seeds = routes.iter().map(|r| format!("{url}{r}")).collect();
+    config.parser = "links".into();
+    config.retry_times = 1;
+    config.retry_backoff_ms = 10;
+    config.retry_max_backoff_ms = 1500;
+    config.failures_file = dir
+        .path()
+        .join("failures.jsonl")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let summary = engine::run(config.validate().unwrap(), pending())
+        .await
+        .expect("the crawl survives");
+
+    let errors = |k: &str| summary.errors.get(k).copied().unwrap_or(0);
+    assert_eq!(errors("timeout"), 1, "slow page: {summary}");
+    assert_eq!(errors("connect"), 1, "truncated body: {summary}");
+    assert_eq!(errors("http_429"), 1, "{summary}");
+    assert_eq!(errors("too_many_redirects"), 1, "{summary}");
+    assert_eq!(errors("too_large"), 2, "big body and gzip bomb: {summary}");
+    assert_eq!(errors("http_404"), 1, "{summary}");
+    assert_eq!(summary.failed(), 7, "{summary}");
+    assert_eq!(
+        summary.skipped.get("offsite_redirect"),
+        Some(&1),
+        "{summary}"
+    );
+    assert_eq!(summary.skipped.get("not_html"), Some(&1), "{summary}");
+    assert!(
+        other_log.entries().is_empty(),
+        "an off-site redirect was followed"
+    );
+    // Retried once each: timeout, truncated, 429, and the flaky page.
+    assert_eq!(summary.fetch_retries.values().sum::<u64>(), 4, "{summary}");
+    // Pages that parse: flaky (after its retry), invalid UTF-8, wrong
+    // charset, binary, nested, links, plus /fault/status/204 they link to.
+    assert_eq!(summary.pages, 7, "{summary}");
+    // Junk hrefs never leave the worker; off-site ones (unicode hosts, the
+    // huge URL) are dropped by the engine's scope.
+    assert!(summary.out_of_scope >= 3, "{summary}");
+    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    assert_eq!(failures.lines().count(), 7);
+    assert!(failures.contains("\"kind\":\"too_large\""));
+}

@@ -1,0 +1,52 @@
+//! `links`: a generic crawler parser. Follows every `<a href>` on the page
+//! with itself and extracts no items: enough to walk any site (the engine's
+//! scope decides which links are kept).
+
+use std::sync::LazyLock;
+
+use rpcsupport::{ParseError, ParseResult};
+use scraper::Selector;
+
+use super::{no_args, selector, Content, Page, Parser};
+
+/// Registry entry.
+pub const PARSER: Parser = Parser {
+    name: "links",
+    content: Content::Html,
+    check_args: no_args,
+    parse,
+};
+
+static A: LazyLock<Selector> = LazyLock::new(|| selector("a[href]"));
+
+fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
+    Ok(ParseResult {
+        requests: page
+            .links(&A)
+            .into_iter()
+            .map(|url| page.follow(url, PARSER.name))
+            .collect(),
+        items: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse::test_support::{run_text, urls};
+
+    /// Every crawlable link is followed with `links`; junk is skipped.
+    #[test]
+    fn follows_all_links() {
+        let html = r#"<a href="/a">a</a><a href="b#x">b</a><a href="mailto:x@y">m</a><a href="http://other/c">c</a>"#;
+        let result = run_text("links", &[], "http://h/dir/page", html).unwrap();
+        assert_eq!(
+            urls(&result),
+            [
+                ("http://h/a".to_string(), "links".to_string()),
+                ("http://h/dir/b".to_string(), "links".to_string()),
+                ("http://other/c".to_string(), "links".to_string()),
+            ]
+        );
+        assert!(result.items.is_empty());
+    }
+}
