@@ -116,7 +116,7 @@ t0=$(date +%s.%N)
 set +e
 timeout -k 10 "$timeout_secs" /usr/bin/time -f "%U %S %M" -o "$run_dir/engine.time" \
     "$bin/engine" --seed "http://$site/" --parser city_list \
-    --worker_hosts "$w1,$w2" --itemsaver_host "$saver" \
+    --worker_hosts "$w1,$w2" --itemsaver_host "$saver" --per_host_concurrency 200 \
     --failures_file "$run_dir/failures.jsonl" >"$run_dir/engine.out" 2>"$run_dir/engine.log"
 engine_rc=$?
 set -e

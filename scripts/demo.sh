@@ -23,16 +23,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# start NAME ARGS...: runs a server on an ephemeral port and prints the
-# address from its "listening on" line.
+# start VAR NAME ARGS...: runs a server on an ephemeral port and sets VAR to
+# the address from its "listening on" line. (Not `$(start ...)`: a command
+# substitution is a subshell, and the pid would never reach `pids`.)
 start() {
-    local name=$1 out="$run_dir/$1.$RANDOM.out"
-    shift
+    local var=$1 name=$2 out="$run_dir/$2.$RANDOM.out"
+    shift 2
     "$bin/$name" "$@" >"$out" 2>"$out.log" &
     pids+=($!)
     for _ in $(seq 1 100); do
         if grep -q "listening on" "$out" 2>/dev/null; then
-            sed -n 's/.*listening on \(http:\/\/\)\{0,1\}\([^ /]*\).*/\2/p' "$out" | head -n 1
+            printf -v "$var" '%s' "$(sed -n 's/.*listening on \(http:\/\/\)\{0,1\}\([^ /]*\).*/\2/p' "$out" | head -n 1)"
             return 0
         fi
         sleep 0.1
@@ -42,10 +43,10 @@ start() {
     return 1
 }
 
-site=$(start demosite --port 0 --profiles "$profiles")
-w1=$(start worker --port 0)
-w2=$(start worker --port 0)
-saver=$(start itemsaver --port 0 --data_dir "$data_dir")
+start site demosite --port 0 --profiles "$profiles"
+start w1 worker --port 0
+start w2 worker --port 0
+start saver itemsaver --port 0 --data_dir "$data_dir"
 echo "demo: site http://$site/ ($profiles profiles), workers $w1 $w2, itemsaver $saver (store in $data_dir)"
 
 # The demo site is our own, on this machine: lift the per-host politeness

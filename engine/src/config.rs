@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
 use rpcsupport::{HostAddr, ParserSpec, Request};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use worker::rules::{compile, parse_file, RuleSet, RulesFile};
 
 use crate::scheduler::{HostLimits, Politeness};
 use crate::scope::Scope;
@@ -110,6 +113,19 @@ pub struct EngineConfig {
     pub max_pages: u64,
     /// Stop after this many seconds; 0 for no limit.
     pub max_duration_s: u64,
+    /// Address to serve Prometheus metrics on (e.g. `127.0.0.1:9100`); ""
+    /// for none.
+    pub metrics_addr: String,
+    /// Milliseconds between progress log lines when stderr is not a
+    /// terminal (on a terminal a status line is redrawn); 0 for none.
+    pub progress_interval_ms: u64,
+    /// A rules file of declarative parsers (see the README); "" for none.
+    /// Without it, a `[rules]` section of the config file is used if present.
+    pub rules: String,
+    /// Rules given inline (the config file's `[rules]` section), set by the
+    /// binary; not an `[engine]` key.
+    #[serde(skip)]
+    pub inline_rules: Option<RulesFile>,
 }
 
 impl Default for EngineConfig {
@@ -121,7 +137,7 @@ impl Default for EngineConfig {
             parser: "city_list".into(),
             worker_count: 100,
             max_depth: 0,
-            item_batch_size: 500,
+            item_batch_size: 1000,
             item_linger_ms: 200,
             rpc_timeout_ms: 60_000,
             connect_timeout_ms: 5_000,
@@ -153,6 +169,10 @@ impl Default for EngineConfig {
                 .to_vec(),
             max_pages: 0,
             max_duration_s: 0,
+            metrics_addr: String::new(),
+            progress_interval_ms: 10_000,
+            rules: String::new(),
+            inline_rules: None,
         }
     }
 }
@@ -208,6 +228,17 @@ pub struct Settings {
     pub max_pages: Option<u64>,
     /// Time limit, if any.
     pub max_duration: Option<Duration>,
+    /// Declarative parsers, compiled (workers get them at connect).
+    pub rules: Option<Arc<RuleSet>>,
+    /// Progress line interval; zero for none.
+    pub progress_interval: Duration,
+    /// Where the crawl's metrics go (the binary serves them on
+    /// `--metrics_addr`; tests read them directly).
+    pub metrics: Arc<rpcsupport::metrics::Registry>,
+    /// Token and TLS for the RPC connections, from the shared `[rpc]`
+    /// section (not `[engine]`): the binary sets it after validation.
+    /// Open (no token, plain TCP) by default.
+    pub rpc_security: &'static rpcsupport::ClientSecurity,
 }
 
 /// A config value that cannot be used; names the key.
@@ -250,17 +281,31 @@ impl EngineConfig {
             }
             workers.push(addr);
         }
-        if self.seeds.is_empty() {
+        let rules = self.load_rules()?;
+        // Seeds and their parser travel together: the engine's own, or, when
+        // it has none, the rules file's seeds with its start parser.
+        let (seed_urls, parser) = match &rules {
+            Some(set) if self.seeds.is_empty() && !set.file.seeds.is_empty() => (
+                set.file.seeds.clone(),
+                set.file.start.clone().unwrap_or_default(),
+            ),
+            _ => (self.seeds.clone(), self.parser.trim().to_owned()),
+        };
+        if seed_urls.is_empty() {
             return Err(invalid(
                 "seeds",
-                "no seed URL: pass --seed URL or set engine.seeds",
+                "no seed URL: pass --seed URL or set engine.seeds (or seeds in the rules)",
             ));
         }
-        if self.parser.trim().is_empty() {
+        if parser.is_empty() {
             return Err(invalid("parser", "empty parser name"));
         }
+        let parser_spec = match &rules {
+            Some(set) => set.spec(&parser),
+            None => ParserSpec::named(&parser),
+        };
         let mut seeds = Vec::new();
-        for seed in &self.seeds {
+        for seed in &seed_urls {
             let url = url::Url::parse(seed)
                 .map_err(|e| invalid("seeds", format!("{seed:?} is not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
@@ -268,7 +313,7 @@ impl EngineConfig {
             }
             seeds.push(Request {
                 url: url.to_string(),
-                parser: ParserSpec::named(self.parser.trim()),
+                parser: parser_spec.clone(),
                 depth: 0,
             });
         }
@@ -381,7 +426,31 @@ impl EngineConfig {
             max_pages: (self.max_pages > 0).then_some(self.max_pages),
             max_duration: (self.max_duration_s > 0)
                 .then(|| Duration::from_secs(self.max_duration_s)),
+            rpc_security: &rpcsupport::ClientSecurity::OPEN,
+            rules,
+            progress_interval: Duration::from_millis(self.progress_interval_ms),
+            metrics: rpcsupport::metrics::Registry::new(),
         })
+    }
+}
+
+impl EngineConfig {
+    /// The rules file named by `rules`, else the inline `[rules]`, compiled
+    /// against the workers' built-in parser names.
+    fn load_rules(&self) -> Result<Option<Arc<RuleSet>>, InvalidSetting> {
+        let file = if !self.rules.trim().is_empty() {
+            let path = self.rules.trim();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid("rules", format!("cannot read {path}: {e}")))?;
+            parse_file(&text).map_err(|e| invalid("rules", format!("{path}: {e}")))?
+        } else if let Some(inline) = &self.inline_rules {
+            inline.clone()
+        } else {
+            return Ok(None);
+        };
+        let builtins = worker::parse::Registry::standard().names();
+        let set = compile(&file, &builtins).map_err(|e| invalid("rules", e.to_string()))?;
+        Ok(Some(Arc::new(set)))
     }
 }
 

@@ -30,10 +30,12 @@ use tokio::task::JoinSet;
 use crate::config::Settings;
 use crate::items::{ItemSink, SinkOptions};
 use crate::pool::{deadline_in, NoWorkers, WorkerPool};
+use crate::progress::{Progress, Status};
 use crate::scheduler::{fingerprint, Dropped, Next, Scheduler, Task};
 use crate::scope::OutOfScope;
 use crate::state::{Snapshot, StateDir};
 use crate::summary::Summary;
+use rpcsupport::metrics::{Counter, Gauge, Histogram, Registry};
 
 /// Why a crawl could not run or had to stop.
 #[derive(Debug, Error)]
@@ -51,7 +53,7 @@ pub enum EngineError {
     },
     /// A request named a parser the workers do not have: a configuration
     /// mistake that would fail every page, so the crawl stops.
-    #[error("unknown parser {name:?} (requested for {url}); check engine.parser / --parser")]
+    #[error("unknown parser {name:?} (requested for {url}); check engine.parser / --parser, or the rules")]
     UnknownParser {
         /// The parser name.
         name: String,
@@ -93,9 +95,25 @@ pub async fn run(
 ) -> Result<Summary, EngineError> {
     let connect = ConnectOptions {
         connect_timeout: settings.connect_timeout,
+        security: settings.rpc_security,
         ..ConnectOptions::default()
     };
-    let pool = Arc::new(WorkerPool::connect(&settings.workers, connect).await?);
+    let rules_json = settings.rules.as_ref().map(|r| r.to_json());
+    let pool = Arc::new(WorkerPool::connect(&settings.workers, connect, rules_json).await?);
+    // A seed parser the workers do not know would fail every page: say so
+    // now, before anything is fetched.
+    let builtins = pool.builtin_parsers();
+    for seed in &settings.seeds {
+        let p = &seed.parser;
+        if !p.args.contains_key(worker::rules::RULESET_ARG)
+            && !builtins.iter().any(|b| b == &p.name)
+        {
+            return Err(EngineError::UnknownParser {
+                name: p.name.clone(),
+                url: seed.url.clone(),
+            });
+        }
+    }
     let saver = connect_checked_saver(&settings, connect).await?;
 
     let (mut state, loaded) = match &settings.state_dir {
@@ -140,6 +158,8 @@ pub async fn run(
             }
         }
     }
+    let metrics = EngineMetrics::new(&settings.metrics, &pool.addrs());
+    let mut progress = Progress::new(settings.progress_interval);
     let sink = ItemSink::spawn(
         Some(saver),
         SinkOptions {
@@ -154,6 +174,7 @@ pub async fn run(
                 .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join("crawler-engine")),
             finish_timeout: settings.itemsaver_wait,
+            saved: metrics.items_saved.clone(),
         },
         carried_items,
     );
@@ -250,6 +271,7 @@ pub async fn run(
                     crawl.scheduler.retry(task);
                     continue;
                 };
+                metrics.latency[worker].observe(latency);
                 let throttle = matches!(&result, CallResult::Answered(Err(CrawlError::Fetch(FetchError::Status { status: 429 | 503, .. }))));
                 crawl.scheduler.done(&task, latency, throttle);
                 if task.robots {
@@ -267,6 +289,7 @@ pub async fn run(
                         }
                         crawl.summary.pages += 1;
                         crawl.summary.per_worker[worker].1 += 1;
+                        metrics.pages.inc();
                         for request in parsed.requests {
                             crawl.enqueue(request);
                         }
@@ -284,6 +307,7 @@ pub async fn run(
                         if attempts < settings.max_attempts {
                             tracing::warn!(url = %task.request.url, %reason, attempts, "worker call failed; will retry on another worker");
                             crawl.summary.retries += 1;
+                            metrics.registry.counter("crawler_rpc_retries_total", "Worker calls sent again after a transport failure.", &[("kind", kind)]).inc();
                             crawl.scheduler.retry(Task { attempts, ..task });
                         } else {
                             tracing::error!(url = %task.request.url, %reason, attempts, "worker call failed; giving up on this request");
@@ -300,6 +324,20 @@ pub async fn run(
             }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
             _ = tick.tick() => {
+                let status = Status {
+                    pages: crawl.summary.pages,
+                    queued: crawl.scheduler.len(),
+                    in_flight: in_flight.len(),
+                    items: crawl.summary.items_saved + metrics.items_saved.get(),
+                    errors: crawl.summary.failed(),
+                    workers_up: pool.up_count(),
+                    workers: pool.len(),
+                    elapsed: elapsed_before + started.elapsed(),
+                };
+                metrics.queue.set(status.queued as i64);
+                metrics.in_flight.set(status.in_flight as i64);
+                metrics.workers_up.set(status.workers_up as i64);
+                progress.update(&status);
                 // Waiting for workers: count it, say so, give up eventually.
                 if pool.up_count() == 0 {
                     let since = *waiting_since.get_or_insert_with(|| {
@@ -339,6 +377,17 @@ pub async fn run(
         crawl.summary.waited_for_workers += since.elapsed();
     }
     crawl.summary.worker_outages += pool.outages();
+    progress.finish();
+    crawl.summary.per_worker_latency_ms = pool
+        .addrs()
+        .iter()
+        .zip(&metrics.latency)
+        .filter(|(_, h)| h.count() > 0)
+        .map(|(addr, h)| {
+            let ms = |q| h.quantile(q).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            (addr.to_string(), ms(0.5), ms(0.9), ms(0.99))
+        })
+        .collect();
     calls.abort_all();
     // Calls abandoned at stop are still pending work (robots fetches are
     // redone on resume, so they are not kept).
@@ -348,6 +397,10 @@ pub async fn run(
         .filter(|t| !t.robots)
         .collect();
     crawl.absorb_scheduler_counts();
+    metrics.in_flight.set(0);
+    metrics
+        .queue
+        .set((crawl.scheduler.len() + abandoned.len()) as i64);
 
     let finished = sink.finish().await;
     let summary = &mut crawl.summary;
@@ -401,6 +454,50 @@ struct Crawl {
     scheduler: Scheduler,
     summary: Summary,
     failures: FailureLog,
+    metrics: Arc<Registry>,
+}
+
+/// The crawl's metric handles, taken once.
+struct EngineMetrics {
+    registry: Arc<Registry>,
+    pages: Counter,
+    items_saved: Counter,
+    queue: Gauge,
+    in_flight: Gauge,
+    workers_up: Gauge,
+    /// Call latency, by worker index.
+    latency: Vec<Histogram>,
+}
+
+impl EngineMetrics {
+    fn new(registry: &Arc<Registry>, workers: &[rpcsupport::HostAddr]) -> EngineMetrics {
+        EngineMetrics {
+            registry: registry.clone(),
+            pages: registry.counter("crawler_pages_total", "Pages fetched and parsed.", &[]),
+            items_saved: registry.counter(
+                "crawler_items_saved_total",
+                "Items the itemsaver acknowledged.",
+                &[],
+            ),
+            queue: registry.gauge(
+                "crawler_queue_length",
+                "Requests queued or waiting out a backoff.",
+                &[],
+            ),
+            in_flight: registry.gauge("crawler_in_flight", "Calls to workers in progress.", &[]),
+            workers_up: registry.gauge("crawler_workers_up", "Workers in rotation.", &[]),
+            latency: workers
+                .iter()
+                .map(|w| {
+                    registry.histogram(
+                        "crawler_rpc_latency_seconds",
+                        "Time from sending a request to a worker to its answer.",
+                        &[("worker", &w.to_string())],
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Crawl {
@@ -416,6 +513,7 @@ impl Crawl {
                 ..Summary::default()
             },
             failures: FailureLog::new(settings.failures_file.clone()),
+            metrics: settings.metrics.clone(),
         }
     }
 
@@ -450,6 +548,13 @@ impl Crawl {
             let delay = backoff(settings, task.retries, retry_after);
             tracing::info!(url = %task.request.url, error = %e, retry_in = ?delay, "transient failure; retrying later");
             *self.summary.fetch_retries.entry(e.kind()).or_default() += 1;
+            self.metrics
+                .counter(
+                    "crawler_fetch_retries_total",
+                    "Fetches retried after a transient failure, by kind.",
+                    &[("kind", &e.kind())],
+                )
+                .inc();
             let at = tokio::time::Instant::now() + delay;
             self.scheduler.retry_at(
                 Task {
@@ -466,6 +571,13 @@ impl Crawl {
 
     fn skip(&mut self, why: &str) {
         *self.summary.skipped.entry(why.to_owned()).or_default() += 1;
+        self.metrics
+            .counter(
+                "crawler_skipped_total",
+                "Requests not crawled on purpose, by reason.",
+                &[("reason", why)],
+            )
+            .inc();
     }
 
     /// The answer to a robots.txt fetch: the file, "none" (4xx: allow all)
@@ -517,6 +629,13 @@ impl Crawl {
 
     fn fail(&mut self, task: &Task, kind: &str, reason: &str) {
         *self.summary.errors.entry(kind.to_owned()).or_default() += 1;
+        self.metrics
+            .counter(
+                "crawler_errors_total",
+                "Requests that failed for good, by kind.",
+                &[("kind", kind)],
+            )
+            .inc();
         self.failures.record(task, kind, reason);
     }
 

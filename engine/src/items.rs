@@ -55,6 +55,9 @@ pub struct SinkOptions {
     /// When finishing, how long to keep trying an unreachable itemsaver
     /// before handing the remaining items back to the caller.
     pub finish_timeout: Duration,
+    /// Counts acknowledged items as they are acknowledged (for progress
+    /// and metrics; the final figure is in [`ItemStats::saved`]).
+    pub saved: rpcsupport::metrics::Counter,
 }
 
 enum Msg {
@@ -261,6 +264,7 @@ impl Sink {
         match result {
             Ok(()) => {
                 self.stats.saved += batch.len() as u64;
+                self.opts.saved.add(batch.len() as u64);
                 self.backoff = Duration::from_millis(100);
                 if let Some(since) = self.failing_since.take() {
                     self.stats.waited += since.elapsed();
@@ -549,6 +553,7 @@ mod tests {
             memory_items: 4,
             spill_dir: dir.path().to_owned(),
             finish_timeout: Duration::from_millis(300),
+            saved: Default::default(),
         };
         let sink = ItemSink::spawn(None, opts, vec![item(0)]);
         sink.send((1..10).map(item).collect());

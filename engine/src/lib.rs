@@ -12,7 +12,8 @@
 //!   scope: allowed domains, include/exclude patterns.
 //! - [`scheduler`]: step 2, the frontier: one queue per host served
 //!   round-robin under per-host limits, robots.txt ([`robots`]) fetched
-//!   through a worker and obeyed, delayed retries, URL dedup, depth limit.
+//!   through a worker and obeyed, delayed retries, URL dedup (over
+//!   [`seen`], a compact fingerprint set), depth limit.
 //! - [`pool`]: step 3, one tarpc client per worker host, handed out
 //!   round-robin through a channel.
 //! - [`crawl`]: the loop that ties them together: dispatches up to
@@ -22,17 +23,22 @@
 //!   then on disk while it is down, forgotten only once acknowledged.
 //! - [`state`]: the crawl's state on disk (`--state_dir`), written
 //!   atomically, so a stopped or killed engine resumes.
+//! - [`progress`]: the live status line (terminal) or periodic log line.
 //! - [`summary`]: the counts printed at the end.
+//! - [`tools`]: `check-rules` and `try-rules`, for writing rules files.
 
 pub mod config;
 pub mod crawl;
 pub mod items;
 pub mod pool;
+pub mod progress;
 pub mod robots;
 pub mod scheduler;
 pub mod scope;
+pub mod seen;
 pub mod state;
 pub mod summary;
+pub mod tools;
 
 pub use config::{EngineConfig, Settings};
 pub use crawl::{run, EngineError};

@@ -59,6 +59,10 @@ struct Shared {
     slots: Vec<Slot>,
     /// Bumped whenever a worker comes back, so an idle feeder wakes up.
     up_events: watch::Sender<u64>,
+    /// The crawl's rules (canonical JSON), loaded into every worker.
+    rules_json: Option<String>,
+    /// Built-in parser names the workers reported.
+    parsers: Mutex<Vec<String>>,
     /// Times a worker was taken out of rotation.
     outages: AtomicU64,
     opts: ConnectOptions,
@@ -71,31 +75,59 @@ pub struct WorkerPool {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// Connects and checks the worker answers a status call.
-async fn connect_checked(addr: &HostAddr, opts: ConnectOptions) -> Result<CrawlClient, String> {
+/// Connects, checks the worker answers a status call, and hands it the
+/// crawl's rules if there are any (so a restarted worker gets them again
+/// before it is back in rotation). Returns the client and the worker's
+/// built-in parser names.
+async fn connect_checked(
+    addr: &HostAddr,
+    opts: ConnectOptions,
+    rules_json: Option<&str>,
+) -> Result<(CrawlClient, Vec<String>), String> {
     let client = connect_crawl(addr, opts).await.map_err(|e| e.to_string())?;
-    client
+    let status = client
         .status(deadline_in(opts.connect_timeout))
         .await
         .map_err(|e| e.to_string())?;
-    Ok(client)
+    if let Some(json) = rules_json {
+        load_rules(&client, json, opts.connect_timeout).await?;
+    }
+    Ok((client, status.parsers))
+}
+
+async fn load_rules(client: &CrawlClient, json: &str, timeout: Duration) -> Result<(), String> {
+    match client
+        .load_rules(deadline_in(timeout), json.to_owned())
+        .await
+    {
+        Ok(Ok(_id)) => Ok(()),
+        Ok(Err(e)) => Err(format!("worker refused the rules: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl WorkerPool {
-    /// Connects to every host and checks each answers. Hosts that fail are
-    /// logged and retried in the background; if all fail, the error names
-    /// them.
+    /// Connects to every host, checks each answers and gives it the rules.
+    /// Hosts that fail are logged and retried in the background; if all
+    /// fail, the error names them.
     pub async fn connect(
         hosts: &[HostAddr],
         opts: ConnectOptions,
+        rules_json: Option<String>,
     ) -> Result<WorkerPool, NoWorkers> {
-        let attempts = hosts.iter().map(|addr| connect_checked(addr, opts));
+        let attempts = hosts
+            .iter()
+            .map(|addr| connect_checked(addr, opts, rules_json.as_deref()));
         let results = futures::future::join_all(attempts).await;
         let mut details = String::new();
         let mut slots = Vec::new();
+        let mut parsers = Vec::new();
         for (addr, result) in hosts.iter().zip(results) {
             let client = match result {
-                Ok(client) => Some(client),
+                Ok((client, names)) => {
+                    parsers = names;
+                    Some(client)
+                }
                 Err(e) => {
                     tracing::warn!(worker = %addr, error = %e, "worker unreachable at start; will keep trying");
                     let sep = if details.is_empty() { "" } else { "; " };
@@ -121,6 +153,8 @@ impl WorkerPool {
         let shared = Arc::new(Shared {
             slots,
             up_events,
+            rules_json,
+            parsers: Mutex::new(parsers),
             outages: AtomicU64::new(0),
             opts,
         });
@@ -172,6 +206,20 @@ impl WorkerPool {
     /// Addresses by index.
     pub fn addrs(&self) -> Vec<HostAddr> {
         self.shared.slots.iter().map(|s| s.addr.clone()).collect()
+    }
+
+    /// The built-in parser names the workers reported at start.
+    pub fn builtin_parsers(&self) -> Vec<String> {
+        self.shared.parsers.lock().unwrap().clone()
+    }
+
+    /// Gives `handle`'s worker the crawl's rules again (it answered that it
+    /// does not know them: restarted between two calls).
+    pub async fn reload_rules(&self, handle: &WorkerHandle) -> Result<(), String> {
+        match &self.shared.rules_json {
+            Some(json) => load_rules(&handle.client, json, self.shared.opts.connect_timeout).await,
+            None => Err("this crawl has no rules".into()),
+        }
     }
 
     /// Times a worker was taken out of rotation so far.
@@ -234,8 +282,8 @@ impl WorkerPool {
             let mut backoff = Duration::from_millis(100);
             loop {
                 tokio::time::sleep(backoff).await;
-                match connect_checked(&addr, shared.opts).await {
-                    Ok(client) => {
+                match connect_checked(&addr, shared.opts, shared.rules_json.as_deref()).await {
+                    Ok((client, _parsers)) => {
                         {
                             let mut state = shared.slots[index].state.lock().unwrap();
                             state.client = Some(client);

@@ -16,8 +16,7 @@
 //! Dedup happens on enqueue, on the normalized URL (see [`crate::scope`]).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use rpcsupport::types::host_in_domain;
@@ -28,6 +27,7 @@ use url::Url;
 
 use crate::robots::Robots;
 use crate::scope::{OutOfScope, Scope};
+use crate::seen::SeenSet;
 
 /// A request and what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,11 +204,11 @@ pub struct Scheduler {
     delayed: BinaryHeap<Reverse<Delayed>>,
     seq: u64,
     queued: usize,
-    /// 64-bit fingerprints of normalized URLs rather than the URLs: about
-    /// 9 bytes per URL in the table instead of a heap string each. A false
-    /// "seen" needs two URLs with the same 64-bit hash (odds near 1 in 10^7
-    /// at a billion URLs), which we accept for a crawler.
-    seen: HashSet<u64, BuildHasherDefault<PreHashed>>,
+    /// 64-bit fingerprints of normalized URLs rather than the URLs: at most
+    /// 14 bytes per URL instead of a heap string each. A false "seen" needs
+    /// two URLs with the same 64-bit hash (odds near 1 in 10^7 at a billion
+    /// URLs), which we accept for a crawler.
+    seen: SeenSet,
     max_depth: Option<u32>,
     scope: Scope,
     politeness: Politeness,
@@ -496,7 +496,12 @@ impl Scheduler {
 
     /// The seen-URL fingerprints (for the state file).
     pub fn seen_fingerprints(&self) -> Vec<u64> {
-        self.seen.iter().copied().collect()
+        self.seen.iter().collect()
+    }
+
+    /// Bytes the seen-URL set holds.
+    pub fn seen_bytes(&self) -> usize {
+        self.seen.heap_bytes()
     }
 
     /// Loads saved state: these tasks queued, these URLs seen.
@@ -548,25 +553,6 @@ pub fn fingerprint(s: &str) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
-}
-
-/// The seen-set keys are already hashes; hashing them again is wasted work.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are stored; this path is for completeness.
-        for &b in bytes {
-            self.0 = (self.0 << 8) | b as u64;
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub struct Summary {
     pub stop_reason: Option<String>,
     /// Pages per worker address, in pool order.
     pub per_worker: Vec<(String, u64)>,
+    /// Call latency per worker: address, p50, p90, p99 in milliseconds
+    /// (bucket upper bounds, so up to 1.5 times the true value).
+    pub per_worker_latency_ms: Vec<(String, f64, f64, f64)>,
     /// Wall time of the crawl.
     pub elapsed: Duration,
     /// Whether the crawl was stopped before the queue ran dry.
@@ -147,6 +150,14 @@ impl fmt::Display for Summary {
             .map(|(w, n)| format!("{w} {n}"))
             .collect();
         writeln!(f, "  {:<14} {}", "per worker", per.join(", "))?;
+        if !self.per_worker_latency_ms.is_empty() {
+            let lat: Vec<String> = self
+                .per_worker_latency_ms
+                .iter()
+                .map(|(w, p50, p90, p99)| format!("{w} {p50:.1}/{p90:.1}/{p99:.1}"))
+                .collect();
+            writeln!(f, "  {:<14} p50/p90/p99 ms: {}", "latency", lat.join(", "))?;
+        }
         if self.interrupted {
             writeln!(f, "  {:<14} {}", "left pending", self.left_pending)?;
         }

@@ -144,3 +144,151 @@ async fn unknown_parser_is_reported() {
     let err = stderr(&out);
     assert!(err.contains("unknown parser \"no_such_parser\""), "{err}");
 }
+
+const RULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/demosite.rules.toml"
+);
+
+/// `check-rules` validates a file and describes it; a bad file is an error
+/// naming the parser and key (issue 6).
+#[test]
+fn check_rules_describes_or_rejects() {
+    let out = engine(&["check-rules", RULES]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok, 3 parsers") && text.contains("item profile (10 fields)"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[parsers.p.item]\nkind = \"k\"\nfields.age = { select = \"td\", regex = \"(\" }\n",
+    )
+    .unwrap();
+    let out = engine(&["check-rules", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("parser \"p\", item.fields.age.regex: bad regex"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `try-rules` on a saved page prints the links and the item.
+#[test]
+fn try_rules_on_a_local_file() {
+    let page = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../worker/tests/data/profile.html"
+    );
+    let base = "http://127.0.0.1:8080/profile/5";
+    let out = engine(&[
+        "try-rules",
+        RULES,
+        page,
+        "--parser",
+        "profile_page",
+        "--base",
+        base,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("http://127.0.0.1:8080/profile/734 -> profile_page"),
+        "{text}"
+    );
+    assert!(text.contains("\"kind\": \"profile\""), "{text}");
+    assert!(text.contains("\"age\": "), "{text}");
+}
+
+/// `try-rules` fetches a live page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_rules_on_a_url() {
+    let (site, url, _s) = start_site(SiteConfig {
+        profiles: 20,
+        ..SiteConfig::default()
+    })
+    .await;
+    let profile = format!("{url}profile/7");
+    let out = tokio::task::spawn_blocking(move || {
+        engine(&["try-rules", RULES, &profile, "--parser", "profile_page"])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let name = site.profile(7).unwrap().name;
+    assert!(text.contains(&format!("\"name\": \"{name}\"")), "{text}");
+}
+
+/// Without a terminal, progress is a concise log line at each interval
+/// (issue 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_lines_without_a_terminal() {
+    let options = demosite::SiteOptions {
+        page_delay: std::time::Duration::from_millis(20),
+        ..demosite::SiteOptions::default()
+    };
+    let (_site, url, _log, _s0) = start_site_with(
+        "127.0.0.1",
+        SiteConfig {
+            profiles: 60,
+            ..SiteConfig::default()
+        },
+        options,
+    )
+    .await;
+    let (w, _s1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s2) = start_itemsaver(dir.path()).await;
+    let args: Vec<String> = [
+        "--config",
+        "/dev/null",
+        "--seed",
+        &url,
+        "--worker_hosts",
+        &w.to_string(),
+        "--itemsaver_host",
+        &saver.to_string(),
+        "--per_host_concurrency",
+        "2",
+        "--progress_interval_ms",
+        "200",
+        "--failures_file",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_engine"))
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("progress: pages="))
+        .collect();
+    assert!(lines.len() >= 2, "{err}");
+    for field in [
+        "pages/s=",
+        "queued=",
+        "in_flight=",
+        "items=",
+        "errors=",
+        "workers=1/1",
+        "elapsed=",
+    ] {
+        assert!(lines[0].contains(field), "{field} missing in {}", lines[0]);
+    }
+}

@@ -108,3 +108,49 @@ async fn shutdown_stops_dispatch_and_flushes_items() {
     assert_eq!(stored, summary.items_saved, "{summary}");
     assert!(stored > 0, "{summary}");
 }
+
+/// The metrics endpoint serves the crawl's counters, gauges and latency
+/// histograms, and the counters match the summary (issue 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_counts_the_crawl() {
+    let (site, url, _site_stop) = start_site(SiteConfig {
+        profiles: 200,
+        ..SiteConfig::default()
+    })
+    .await;
+    let (w1, _s1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s3) = start_itemsaver(dir.path()).await;
+    let settings = engine_config(&url, &[w1], saver).validate().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = listener.local_addr().unwrap();
+    tokio::spawn(rpcsupport::metrics::serve_metrics(
+        listener,
+        settings.metrics.clone(),
+        pending(),
+    ));
+
+    let summary = engine::run(settings, pending()).await.unwrap();
+    let body = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{body}"))
+    };
+    assert_eq!(value("crawler_pages_total"), site.page_count() as f64);
+    assert_eq!(
+        value("crawler_items_saved_total"),
+        summary.items_saved as f64
+    );
+    assert_eq!(value("crawler_in_flight"), 0.0);
+    let count = format!("crawler_rpc_latency_seconds_count{{worker=\"{w1}\"}}");
+    assert!(value(&count) >= site.page_count() as f64, "{body}");
+    assert!(body.contains("# TYPE crawler_rpc_latency_seconds histogram"));
+    let (_, p50, _, p99) = &summary.per_worker_latency_ms[0];
+    assert!(*p50 > 0.0 && p99 >= p50, "{summary}");
+}

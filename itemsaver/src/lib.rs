@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use rpcsupport::{ItemSaver, ServeOptions};
+use rpcsupport::{ItemSaver, ServeOptions, ServerSecurity};
 use serde::Deserialize;
 use tarpc::server::Channel;
 use thiserror::Error;
@@ -65,6 +65,8 @@ pub struct ItemsaverConfig {
     pub max_frame_bytes: usize,
     /// Requests one connection may have in progress. Default 1024.
     pub max_concurrent_requests: usize,
+    /// Address to serve Prometheus metrics on; "" for none.
+    pub metrics_addr: String,
     /// Elasticsearch nodes, e.g. `["http://es1:9200", "http://es2:9200"]`;
     /// requests go to them in turn. Default empty: use the embedded store
     /// in `data_dir` instead.
@@ -95,6 +97,7 @@ impl Default for ItemsaverConfig {
             max_item_bytes: 1024 * 1024,
             max_frame_bytes: 64 * 1024 * 1024,
             max_concurrent_requests: 1024,
+            metrics_addr: String::new(),
             es_urls: Vec::new(),
             index: "crawler_items".into(),
             es_username: String::new(),
@@ -261,10 +264,34 @@ pub async fn open_store(
 /// saves already handed to the store still finish (their commit runs on a
 /// blocking thread); their callers may not hear back and will resend, which
 /// upserting makes harmless.
+///
+/// Open to any client (no token, plain TCP); see [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn ItemStore>,
     config: &ItemsaverConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        store,
+        config,
+        ServerSecurity::default(),
+        rpcsupport::metrics::Registry::new(),
+        shutdown,
+    )
+    .await
+}
+
+/// Like [`serve`], admitting only clients that pass `security` (the
+/// `[rpc]` section: token, TLS, connection limits) and recording metrics
+/// into `metrics`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn ItemStore>,
+    config: &ItemsaverConfig,
+    security: ServerSecurity,
+    metrics: Arc<rpcsupport::metrics::Registry>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let service = service::ItemSaverService::new(
@@ -273,10 +300,12 @@ pub async fn serve(
             max_batch_items: config.max_batch_items,
             max_item_bytes: config.max_item_bytes,
         },
+        metrics,
     );
     let options = ServeOptions {
         max_frame_bytes: config.max_frame_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        security,
     };
     rpcsupport::serve(listener, options, shutdown, move |channel| {
         let service = service.clone();

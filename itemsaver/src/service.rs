@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rpcsupport::metrics::{Counter, Histogram, Registry};
 use rpcsupport::{Item, ItemSaver, SaveAck, SaveError, SearchRequest, SearchResponse};
 use tarpc::context::Context;
 
@@ -23,12 +24,50 @@ pub struct Limits {
 pub struct ItemSaverService {
     store: Arc<dyn ItemStore>,
     limits: Limits,
+    metrics: Arc<Registry>,
+    saved: Counter,
+    batches: Counter,
+    latency: Histogram,
 }
 
 impl ItemSaverService {
-    /// A service storing into `store`.
-    pub fn new(store: Arc<dyn ItemStore>, limits: Limits) -> Self {
-        ItemSaverService { store, limits }
+    /// A service storing into `store`, recording metrics into `metrics`.
+    pub fn new(store: Arc<dyn ItemStore>, limits: Limits, metrics: Arc<Registry>) -> Self {
+        ItemSaverService {
+            store,
+            limits,
+            saved: metrics.counter(
+                "itemsaver_items_saved_total",
+                "Items stored (acknowledged).",
+                &[],
+            ),
+            batches: metrics.counter(
+                "itemsaver_batches_total",
+                "Batches stored (acknowledged).",
+                &[],
+            ),
+            latency: metrics.histogram(
+                "itemsaver_save_latency_seconds",
+                "Time to store one batch durably.",
+                &[],
+            ),
+            metrics,
+        }
+    }
+
+    fn count_error(&self, e: &SaveError) {
+        let kind = match e {
+            SaveError::Store(_) => "store",
+            SaveError::Rejected(_) => "rejected",
+            SaveError::BadQuery(_) => "bad_query",
+        };
+        self.metrics
+            .counter(
+                "itemsaver_errors_total",
+                "Failed calls, by kind.",
+                &[("kind", kind)],
+            )
+            .inc();
     }
 
     /// Rejects the whole batch if it or any item breaks a limit: storing
@@ -64,16 +103,25 @@ impl ItemSaverService {
 
 impl ItemSaver for ItemSaverService {
     async fn save(self, _: Context, items: Vec<Item>) -> Result<SaveAck, SaveError> {
-        self.check(&items)?;
+        if let Err(e) = self.check(&items) {
+            self.count_error(&e);
+            return Err(e);
+        }
         let count = items.len();
+        let started = std::time::Instant::now();
         match self.store.put_batch(items).await {
             Ok(stored) => {
                 tracing::debug!(items = count, "batch stored");
+                self.latency.observe(started.elapsed());
+                self.saved.add(count as u64);
+                self.batches.inc();
                 Ok(SaveAck { stored })
             }
             Err(e) => {
                 tracing::warn!(error = %e, items = count, "batch not stored");
-                Err(e.into())
+                let e = SaveError::from(e);
+                self.count_error(&e);
+                Err(e)
             }
         }
     }

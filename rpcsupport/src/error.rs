@@ -94,6 +94,15 @@ pub enum FetchError {
         /// Where the redirect pointed.
         target: String,
     },
+    /// The host is (or resolves to) a loopback, private, link-local or
+    /// metadata address that the crawl did not allow explicitly.
+    #[error("{url}: {reason}")]
+    Blocked {
+        /// The URL asked for.
+        url: String,
+        /// Which host and address, and why.
+        reason: String,
+    },
     /// The URL cannot be fetched at all (bad syntax, unsupported scheme).
     #[error("{url}: invalid URL: {reason}")]
     InvalidUrl {
@@ -123,6 +132,7 @@ impl FetchError {
             FetchError::NotHtml { .. } => "not_html".into(),
             FetchError::TooManyRedirects { .. } => "too_many_redirects".into(),
             FetchError::OffsiteRedirect { .. } => "offsite_redirect".into(),
+            FetchError::Blocked { .. } => "blocked_address".into(),
             FetchError::InvalidUrl { .. } => "invalid_url".into(),
             FetchError::Other { .. } => "fetch_other".into(),
         }
@@ -153,6 +163,13 @@ pub enum ParseError {
         /// What is wrong with the arguments.
         reason: String,
     },
+    /// A rule parser names a rule set this worker does not hold (it was
+    /// restarted since the engine sent it); the engine sends it again.
+    #[error("unknown rule set {0:?}")]
+    UnknownRuleset(String),
+    /// A rules file that does not compile.
+    #[error("bad rules: {0}")]
+    BadRules(String),
     /// The page does not have the shape the parser expects.
     #[error("parser {parser:?} on {url}: {reason}")]
     Page {
@@ -171,6 +188,8 @@ impl ParseError {
         match self {
             ParseError::UnknownParser(_) => "unknown_parser",
             ParseError::BadArgs { .. } => "bad_parser_args",
+            ParseError::UnknownRuleset(_) => "unknown_ruleset",
+            ParseError::BadRules(_) => "bad_rules",
             ParseError::Page { .. } => "parse_page",
         }
     }

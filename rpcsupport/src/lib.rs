@@ -16,19 +16,33 @@
 //!   ([`SaveError`]). Transport failures stay tarpc's `RpcError`.
 //! - [`service`]: the two tarpc services, [`Crawl`] (served by workers) and
 //!   [`ItemSaver`] (served by the itemsaver).
+//! - [`security`]: who may connect. The shared `[rpc]` section
+//!   ([`RpcConfig`], its flags [`RpcFlags`]) checked into what a server asks
+//!   ([`ServerSecurity`]: token, TLS, connection limits) and what a client
+//!   presents ([`ClientSecurity`]). The private `tls` module builds the rustls
+//!   configurations from PEM files.
+//! - [`handshake`]: the token check that opens every connection, before
+//!   any tarpc frame.
+//! - [`metrics`]: counters, gauges and latency histograms, served to
+//!   Prometheus by every process that has `--metrics_addr`.
 //! - [`transport`]: [`serve`] and the `connect_*` helpers every binary and
-//!   test uses: TCP, length-delimited bincode frames with an explicit maximum
-//!   size, and the `:9000` / `host:port` / `[::1]:9000` host syntax
-//!   ([`HostAddr`]).
+//!   test uses: TCP or TLS, the handshake, length-delimited bincode frames
+//!   with an explicit maximum size, and the `:9000` / `host:port` /
+//!   `[::1]:9000` host syntax ([`HostAddr`]).
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod error;
+pub mod handshake;
+pub mod metrics;
+pub mod security;
 pub mod service;
+mod tls;
 pub mod transport;
 pub mod types;
 
 pub use error::{CrawlError, FetchError, ParseError, SaveError};
+pub use security::{ClientSecurity, RpcConfig, RpcFlags, ServerSecurity, Token};
 pub use service::{Crawl, CrawlClient, ItemSaver, ItemSaverClient};
 pub use transport::{
     connect_crawl, connect_itemsaver, serve, ConnectOptions, HostAddr, HostError, ServeOptions,

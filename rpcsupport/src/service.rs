@@ -2,7 +2,7 @@
 //! client (`CrawlClient`, `ItemSaverClient`) and a `serve()` adapter for
 //! implementations.
 
-use crate::error::{CrawlError, SaveError};
+use crate::error::{CrawlError, ParseError, SaveError};
 use crate::types::{
     FetchPolicy, Item, ParseResult, Request, SaveAck, SearchRequest, SearchResponse, WorkerStatus,
 };
@@ -15,6 +15,9 @@ pub trait Crawl {
     /// A cheap liveness check that touches no page, so the engine can tell a
     /// slow page from a dead worker.
     async fn status() -> WorkerStatus;
+    /// Compile a rules file (its canonical JSON) and keep it for requests
+    /// whose parser carries `ruleset = <the returned id>`.
+    async fn load_rules(rules_json: String) -> Result<String, ParseError>;
 }
 
 /// Served by the itemsaver: durable storage of items, and reads over them.

@@ -1,11 +1,16 @@
-//! TCP transport shared by every process: length-delimited frames with an
-//! explicit maximum size, bincode inside, and the host-string syntax the
+//! The transport shared by every process: TCP (or TLS over TCP), the token
+//! handshake of [`crate::handshake`], then length-delimited frames with an
+//! explicit maximum size and bincode inside; and the host-string syntax the
 //! command lines accept.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -15,9 +20,15 @@ use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 use tarpc::{client, serde_transport, ClientMessage, Response};
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
 
+use crate::handshake;
+use crate::security::{ClientSecurity, ServerSecurity};
 use crate::service::{
     CrawlClient, CrawlRequest, CrawlResponse, ItemSaverClient, ItemSaverRequest, ItemSaverResponse,
 };
@@ -29,7 +40,7 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// The transport a server reads `ClientMessage<Req>` from.
 pub type ServerTransport<Req, Resp> = serde_transport::Transport<
-    TcpStream,
+    RpcStream,
     ClientMessage<Req>,
     Response<Resp>,
     Bincode<ClientMessage<Req>, Response<Resp>>,
@@ -37,7 +48,7 @@ pub type ServerTransport<Req, Resp> = serde_transport::Transport<
 
 /// The transport a client reads `Response<Resp>` from.
 pub type ClientTransport<Req, Resp> = serde_transport::Transport<
-    TcpStream,
+    RpcStream,
     Response<Resp>,
     ClientMessage<Req>,
     Bincode<Response<Resp>, ClientMessage<Req>>,
@@ -46,14 +57,126 @@ pub type ClientTransport<Req, Resp> = serde_transport::Transport<
 /// One accepted connection, ready for `execute(service.serve())`.
 pub type ServerChannel<Req, Resp> = MaxRequests<BaseChannel<Req, Resp, ServerTransport<Req, Resp>>>;
 
-/// Limits a server puts on each connection.
-#[derive(Debug, Clone, Copy)]
+/// The bytes under the frames of one connection, past the handshake: plain
+/// TCP or TLS, and on a server the idle timer.
+pub struct RpcStream {
+    io: Io,
+    idle: Option<Idle>,
+}
+
+enum Io {
+    Plain(TcpStream),
+    // Boxed: a TLS stream is a few hundred bytes, a TcpStream a few words.
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+/// Closes a connection that has moved no bytes for `timeout`. Reads are
+/// always pending on a server connection (tarpc waits for the next
+/// request), so checking the deadline in `poll_read` is enough to notice.
+struct Idle {
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+    peer: SocketAddr,
+}
+
+impl Idle {
+    fn touch(&mut self) {
+        self.deadline.as_mut().reset(Instant::now() + self.timeout);
+    }
+}
+
+impl RpcStream {
+    fn new(io: Io) -> RpcStream {
+        RpcStream { io, idle: None }
+    }
+
+    fn with_idle_timeout(mut self, timeout: Option<Duration>, peer: SocketAddr) -> RpcStream {
+        self.idle = timeout.map(|timeout| Idle {
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            peer,
+        });
+        self
+    }
+
+    fn io(&mut self) -> Pin<&mut (dyn AsyncReadWrite + Send + Unpin)> {
+        match &mut self.io {
+            Io::Plain(s) => Pin::new(s),
+            Io::Tls(s) => Pin::new(&mut **s),
+        }
+    }
+}
+
+trait AsyncReadWrite: AsyncRead + AsyncWrite {}
+impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
+
+impl AsyncRead for RpcStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(idle) = &mut self.idle {
+            if idle.deadline.as_mut().poll(cx).is_ready() {
+                tracing::info!(peer = %idle.peer, timeout = ?idle.timeout, "closing idle RPC connection");
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")));
+            }
+        }
+        let before = buf.filled().len();
+        let mut result = self.io().poll_read(cx, buf);
+        if let (Io::Tls(_), Poll::Ready(Err(e))) = (&self.io, &result) {
+            // A peer that exits without TLS close_notify: rustls reports
+            // UnexpectedEof to guard against truncation. The frames carry
+            // their own lengths, so a cut inside one is still an error;
+            // between frames it is an ordinary close, not worth a warning.
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                result = Poll::Ready(Ok(()));
+            }
+        }
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            if let Some(idle) = &mut self.idle {
+                idle.touch();
+            }
+        }
+        result
+    }
+}
+
+impl AsyncWrite for RpcStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = self.io().poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            if let Some(idle) = &mut self.idle {
+                idle.touch();
+            }
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
+    }
+}
+
+/// Limits a server puts on each connection, and who may connect.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Largest frame accepted or sent; a larger one closes the connection.
     pub max_frame_bytes: usize,
     /// Requests one connection may have in progress at once; more are
     /// answered with an error instead of queued without bound.
     pub max_concurrent_requests: usize,
+    /// Token, TLS, connection count and timeouts (the `[rpc]` section).
+    /// The default is open: plain TCP, no token.
+    pub security: ServerSecurity,
 }
 
 impl Default for ServeOptions {
@@ -61,13 +184,14 @@ impl Default for ServeOptions {
         ServeOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_concurrent_requests: 4096,
+            security: ServerSecurity::default(),
         }
     }
 }
 
 /// Accepts connections on `listener` until `shutdown` completes, handing
-/// each to `on_connection` as a tarpc channel. The callback is where the
-/// concrete service is attached:
+/// each to `on_connection` as a tarpc channel once it has passed TLS and
+/// the token check. The callback is where the concrete service is attached:
 ///
 /// ```ignore
 /// serve(listener, opts, shutdown, move |channel| {
@@ -76,7 +200,9 @@ impl Default for ServeOptions {
 /// })
 /// ```
 ///
-/// On shutdown the listener closes and open connections are dropped; their
+/// A connection that fails the handshake, sends a bad frame or stays idle
+/// is closed and logged with its peer address; the others go on. On
+/// shutdown the listener closes and open connections are dropped; their
 /// clients see a disconnect, which the engine treats as retryable.
 pub async fn serve<Req, Resp, F, Fut>(
     listener: TcpListener,
@@ -90,6 +216,24 @@ where
     F: FnMut(ServerChannel<Req, Resp>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let local = listener.local_addr()?;
+    let security = Arc::new(opts.security.clone());
+    if security.token.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            %local,
+            "RPC server open to any client that can reach it: no token is set \
+             ([rpc] token_file, CRAWLER_RPC_TOKEN or --rpc_token_file)"
+        );
+    }
+    // A connection holds a permit from accept to close, handshake included,
+    // so peers that connect and say nothing count too.
+    let slots = Arc::new(Semaphore::new(
+        security.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    // Handshakes run in their own tasks, so one slow peer cannot hold up
+    // the accept loop; a finished one comes back here to be served.
+    let mut handshakes: JoinSet<Option<(RpcStream, SocketAddr, OwnedSemaphorePermit)>> =
+        JoinSet::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -97,6 +241,19 @@ where
             _ = &mut shutdown => break,
             // Reap finished connections so the set does not grow forever.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
+                let Ok(Some((stream, peer, permit))) = done else { continue };
+                let framed = frame_codec(opts.max_frame_bytes).new_framed(stream);
+                let transport = serde_transport::new(framed, Bincode::default());
+                let channel = BaseChannel::with_defaults(transport)
+                    .max_concurrent_requests(opts.max_concurrent_requests);
+                let served = on_connection(channel).instrument(tracing::info_span!("rpc", %peer));
+                connections.spawn(async move {
+                    served.await;
+                    tracing::debug!(%peer, "connection closed");
+                    drop(permit);
+                });
+            }
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(conn) => conn,
@@ -108,18 +265,59 @@ where
                         continue;
                     }
                 };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        %peer,
+                        max_connections = security.max_connections,
+                        "too many RPC connections; closing the new one"
+                    );
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 tracing::debug!(%peer, "connection accepted");
-                let framed = frame_codec(opts.max_frame_bytes).new_framed(stream);
-                let transport = serde_transport::new(framed, Bincode::default());
-                let channel = BaseChannel::with_defaults(transport)
-                    .max_concurrent_requests(opts.max_concurrent_requests);
-                connections.spawn(on_connection(channel));
+                let security = security.clone();
+                handshakes.spawn(async move {
+                    let accepting = accept_stream(stream, &security);
+                    match tokio::time::timeout(security.handshake_timeout, accepting).await {
+                        Ok(Ok(stream)) => {
+                            let stream = stream.with_idle_timeout(security.idle_timeout, peer);
+                            Some((stream, peer, permit))
+                        }
+                        Ok(Err(reason)) => {
+                            tracing::warn!(%peer, %reason, "RPC connection refused");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "RPC connection refused: handshake timed out");
+                            None
+                        }
+                    }
+                });
             }
         }
     }
+    handshakes.shutdown().await;
     connections.shutdown().await;
     Ok(())
+}
+
+/// TLS if configured, then the token check.
+async fn accept_stream(
+    stream: TcpStream,
+    security: &ServerSecurity,
+) -> Result<RpcStream, handshake::Refused> {
+    let mut stream = match &security.tls {
+        None => RpcStream::new(Io::Plain(stream)),
+        Some(config) => {
+            let tls = tokio_rustls::TlsAcceptor::from(config.clone())
+                .accept(stream)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS: {e}")))?;
+            RpcStream::new(Io::Tls(Box::new(tls.into())))
+        }
+    };
+    handshake::server(&mut stream, security.token.as_ref()).await?;
+    Ok(stream)
 }
 
 fn frame_codec(max_frame_bytes: usize) -> tarpc::tokio_util::codec::length_delimited::Builder {
@@ -133,8 +331,11 @@ fn frame_codec(max_frame_bytes: usize) -> tarpc::tokio_util::codec::length_delim
 pub struct ConnectOptions {
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
-    /// How long to wait for the TCP connection.
+    /// How long to wait for the connection: TCP, TLS and the token check.
     pub connect_timeout: Duration,
+    /// Token and TLS settings (`&'static` so the options stay `Copy`; see
+    /// [`ClientSecurity::leak`]). The default is open: plain TCP, no token.
+    pub security: &'static ClientSecurity,
 }
 
 impl Default for ConnectOptions {
@@ -142,8 +343,30 @@ impl Default for ConnectOptions {
         ConnectOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(5),
+            security: &ClientSecurity::OPEN,
         }
     }
+}
+
+/// TCP, TLS if configured, then the token handshake.
+async fn connect_stream(addr: &HostAddr, security: &ClientSecurity) -> io::Result<RpcStream> {
+    let tcp = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
+    tcp.set_nodelay(true)?;
+    let mut stream = match &security.tls {
+        None => RpcStream::new(Io::Plain(tcp)),
+        Some(config) => {
+            let name = rustls_pki_types::ServerName::try_from(addr.host.clone()).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", addr.host))
+            })?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS with {addr}: {e}")))?;
+            RpcStream::new(Io::Tls(Box::new(tls.into())))
+        }
+    };
+    handshake::client(&mut stream, security.token.as_ref()).await?;
+    Ok(stream)
 }
 
 async fn connect_transport<Req, Resp>(
@@ -154,8 +377,7 @@ where
     Req: Serialize,
     Resp: DeserializeOwned,
 {
-    let connecting = TcpStream::connect((addr.host.as_str(), addr.port));
-    let stream = tokio::time::timeout(opts.connect_timeout, connecting)
+    let stream = tokio::time::timeout(opts.connect_timeout, connect_stream(addr, opts.security))
         .await
         .map_err(|_| {
             io::Error::new(
@@ -163,7 +385,6 @@ where
                 format!("connecting to {addr} timed out"),
             )
         })??;
-    stream.set_nodelay(true)?;
     let framed = frame_codec(opts.max_frame_bytes).new_framed(stream);
     Ok(serde_transport::new(framed, Bincode::default()))
 }

@@ -301,12 +301,14 @@ pub struct SearchResponse {
 }
 
 /// A worker's answer to a health check: cheap, independent of any page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStatus {
     /// Requests being processed right now.
     pub in_flight: u32,
     /// Requests finished since the worker started.
     pub served: u64,
+    /// Its built-in parsers, so the engine can check names at start.
+    pub parsers: Vec<String>,
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Response, Url};
 use rpcsupport::{FetchError, FetchPolicy};
 
+use std::sync::Arc;
+
+use crate::guard::{Blocked, Guard, GuardResolver, Handoff, Lookup, SystemLookup};
 use crate::parse::Content;
 use crate::{WorkerConfig, WorkerError};
 
@@ -25,14 +28,32 @@ pub struct Fetched {
 /// Fetches pages with the worker's limits.
 pub struct Fetcher {
     client: Client,
+    guard: Arc<Guard>,
     max_body_bytes: u64,
     max_redirects: usize,
 }
 
 impl Fetcher {
-    /// Builds the client from `config` (assumed validated).
+    /// Builds the client from `config` (assumed validated), resolving
+    /// names with the system resolver.
     pub fn new(config: &WorkerConfig) -> Result<Fetcher, WorkerError> {
+        Fetcher::with_lookup(config, Arc::new(SystemLookup), None)
+    }
+
+    /// Like [`Fetcher::new`], resolving names with `lookup` and showing the
+    /// addresses handed to the client to `handoff` (tests map names to
+    /// addresses without any real resolution, and refuse any connection
+    /// they did not expect).
+    pub fn with_lookup(
+        config: &WorkerConfig,
+        lookup: Arc<dyn Lookup>,
+        handoff: Option<Handoff>,
+    ) -> Result<Fetcher, WorkerError> {
+        let guard = Guard::with_handoff(lookup, config.block_private_addresses, handoff);
         let client = Client::builder()
+            // Every name is resolved through the guard, which drops
+            // internal addresses the crawl did not allow.
+            .dns_resolver(Arc::new(GuardResolver(guard.clone())))
             .connect_timeout(config.connect_timeout())
             .timeout(config.timeout())
             .user_agent(&config.user_agent)
@@ -48,6 +69,7 @@ impl Fetcher {
             .map_err(|e| WorkerError::Client(error_chain(&e)))?;
         Ok(Fetcher {
             client,
+            guard,
             max_body_bytes: config.max_body_bytes,
             max_redirects: config.max_redirects,
         })
@@ -64,8 +86,12 @@ impl Fetcher {
         content: Content,
     ) -> Result<Fetched, FetchError> {
         let mut current = http_url(url, url)?;
+        self.guard.allow_explicit(&policy.allowed_domains);
         let mut hops = 0;
         let mut response = loop {
+            self.guard
+                .check_url(&current)
+                .map_err(|b| blocked(url, &b))?;
             let response = self
                 .client
                 .get(current.clone())
@@ -178,7 +204,22 @@ fn retry_after(headers: &HeaderMap) -> Option<u64> {
     headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
 }
 
+fn blocked(url: &str, b: &Blocked) -> FetchError {
+    FetchError::Blocked {
+        url: url.to_owned(),
+        reason: b.to_string(),
+    }
+}
+
 fn map_error(url: &str, e: reqwest::Error) -> FetchError {
+    // The guard's refusal surfaces as a connect error deep in the chain.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(b) = err.downcast_ref::<Blocked>() {
+            return blocked(url, b);
+        }
+        source = err.source();
+    }
     let url = url.to_owned();
     // Order matters: a connect timeout is both `is_connect` and
     // `is_timeout`, and we report it as the timeout it is.

@@ -18,6 +18,9 @@
 //! - [`fetch`]: step 4, the shared HTTP client: timeouts, redirect limit,
 //!   body cap while streaming, HTML-only; failures become
 //!   [`FetchError`](rpcsupport::FetchError).
+//! - [`guard`]: refuses loopback, private, link-local and metadata
+//!   addresses (checked on the resolved address, every redirect hop)
+//!   unless the crawl allowed the host explicitly.
 //! - [`decode`]: bytes to text: charset from the header, else `<meta>`,
 //!   else UTF-8.
 //! - [`parse`]: step 5, the parser registry keyed by name, and the link
@@ -25,27 +28,37 @@
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
 //!   [`parse::profile`]; [`parse::links`] (follow every link, for any
 //!   site) and [`parse::robots`] (robots.txt as text, for the engine).
+//! - [`rules`]: declarative parsers described in a rules file, sent by the
+//!   engine, compiled once per worker and run like built-in ones.
 
 pub mod decode;
 pub mod fetch;
+pub mod guard;
 pub mod parse;
+pub mod rules;
+
+#[cfg(test)]
+mod fuzz_tests;
 pub mod service;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use rpcsupport::metrics;
 use rpcsupport::{
-    CrawlError, FetchPolicy, ParseError, ParseResult, Request, ServeOptions, WorkerStatus,
+    CrawlError, FetchPolicy, ParseError, ParseResult, ParserSpec, Request, ServeOptions,
+    ServerSecurity, WorkerStatus,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::fetch::{Fetched, Fetcher};
-use crate::parse::{Parser, Registry};
+use crate::parse::{Content, Parser, Registry};
+use crate::rules::RuleSet;
 
 /// Bodies above this size are parsed on the blocking pool, so one huge page
 /// cannot stall the runtime thread that also drives other requests' I/O.
@@ -75,12 +88,18 @@ pub struct WorkerConfig {
     pub max_frame_bytes: usize,
     /// Requests one RPC connection may have in progress at once.
     pub max_concurrent_requests: usize,
+    /// Refuse to fetch from loopback, private, link-local and metadata
+    /// addresses unless the crawl names the host in its allowed domains.
+    pub block_private_addresses: bool,
+    /// Address to serve Prometheus metrics on; "" for none.
+    pub metrics_addr: String,
 }
 
 impl Default for WorkerConfig {
     /// Port 9000 on 127.0.0.1; 5 s to connect, 15 s per fetch; user agent
     /// `crawler/0.1`; bodies up to 10 MiB; 5 redirects; 16 MiB RPC frames;
-    /// 4096 concurrent requests per connection.
+    /// 4096 concurrent requests per connection; internal addresses blocked
+    /// unless allowed by name.
     fn default() -> Self {
         WorkerConfig {
             port: 9000,
@@ -92,6 +111,8 @@ impl Default for WorkerConfig {
             max_redirects: 5,
             max_frame_bytes: rpcsupport::transport::DEFAULT_MAX_FRAME_BYTES,
             max_concurrent_requests: 4096,
+            block_private_addresses: true,
+            metrics_addr: String::new(),
         }
     }
 }
@@ -130,11 +151,12 @@ impl WorkerConfig {
         Ok(())
     }
 
-    /// The RPC limits for [`rpcsupport::serve`].
+    /// The RPC limits for [`rpcsupport::serve`], open (no token, plain TCP).
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions {
             max_frame_bytes: self.max_frame_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
+            ..ServeOptions::default()
         }
     }
 
@@ -180,6 +202,22 @@ struct Inner {
     in_flight: AtomicU32,
     /// Requests that ran to completion, successful or not.
     served: AtomicU64,
+    /// Compiled rule sets by id, as loaded by engines. A handful at most;
+    /// the oldest is dropped past [`MAX_RULESETS`].
+    rules: RwLock<Vec<Arc<RuleSet>>>,
+    metrics: Arc<metrics::Registry>,
+    latency: metrics::Histogram,
+    in_flight_gauge: metrics::Gauge,
+}
+
+/// Rule sets a worker keeps at once (one per crawl using rules).
+const MAX_RULESETS: usize = 16;
+
+/// What runs on a fetched page: a built-in parser or a rule.
+#[derive(Clone)]
+enum Runner {
+    Builtin(Parser),
+    Rule(Arc<RuleSet>, String),
 }
 
 /// Decrements the in-flight count however `process` ends, including when
@@ -202,6 +240,15 @@ impl Drop for InFlight<'_> {
 impl Worker {
     /// Validates `config` and builds the HTTP client and parser registry.
     pub fn new(config: &WorkerConfig) -> Result<Worker, WorkerError> {
+        Worker::with_metrics(config, metrics::Registry::new())
+    }
+
+    /// Like [`Worker::new`], recording metrics into `metrics` (which the
+    /// binary serves on `--metrics_addr`).
+    pub fn with_metrics(
+        config: &WorkerConfig,
+        metrics: Arc<metrics::Registry>,
+    ) -> Result<Worker, WorkerError> {
         config.validate()?;
         Ok(Worker {
             inner: Arc::new(Inner {
@@ -210,8 +257,25 @@ impl Worker {
                 registry: Registry::standard(),
                 in_flight: AtomicU32::new(0),
                 served: AtomicU64::new(0),
+                rules: RwLock::new(Vec::new()),
+                latency: metrics.histogram(
+                    "worker_request_latency_seconds",
+                    "Time to fetch and parse one request.",
+                    &[],
+                ),
+                in_flight_gauge: metrics.gauge(
+                    "worker_in_flight",
+                    "Requests being processed.",
+                    &[],
+                ),
+                metrics,
             }),
         })
+    }
+
+    /// The worker's metrics.
+    pub fn metrics(&self) -> &Arc<metrics::Registry> {
+        &self.inner.metrics
     }
 
     /// The configuration the worker was built with.
@@ -224,10 +288,18 @@ impl Worker {
         &self.inner.registry
     }
 
-    /// Fetches `request.url` and runs `request.parser` on it. The parser is
-    /// looked up first, so an unknown parser or bad arguments cost no fetch.
+    /// Fetches `request.url` and runs `request.parser` on it, for callers
+    /// in this process (benchmarks, tools): the request's own host counts as
+    /// explicitly allowed, redirects may go anywhere. The parser is looked
+    /// up first, so an unknown parser or bad arguments cost no fetch.
     pub async fn process(&self, request: Request) -> Result<ParseResult, CrawlError> {
-        self.process_with(request, &FetchPolicy::default()).await
+        let host = url::Url::parse(&request.url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+        let policy = FetchPolicy {
+            allowed_domains: host.into_iter().chain(["*".to_string()]).collect(),
+        };
+        self.process_with(request, &policy).await
     }
 
     /// Like [`Worker::process`], under the crawl's fetch `policy` (allowed
@@ -238,8 +310,26 @@ impl Worker {
         policy: &FetchPolicy,
     ) -> Result<ParseResult, CrawlError> {
         let _in_flight = InFlight::enter(&self.inner.in_flight);
+        self.inner.in_flight_gauge.add(1);
+        let started = std::time::Instant::now();
         let result = self.process_inner(request.clone(), policy).await;
+        self.inner.in_flight_gauge.add(-1);
+        self.inner.latency.observe(started.elapsed());
         self.inner.served.fetch_add(1, Ordering::Relaxed);
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.kind(),
+        };
+        self.inner
+            .metrics
+            .counter(
+                "worker_requests_total",
+                "Requests processed, by outcome.",
+                &[("outcome", &outcome)],
+            )
+            .inc();
+        // The engine logs each failed page once; here it is only debug, so
+        // one bad page never costs more than one line at the default level.
         match &result {
             Ok(r) => tracing::debug!(
                 url = %request.url,
@@ -248,7 +338,7 @@ impl Worker {
                 items = r.items.len(),
                 "processed"
             ),
-            Err(e) => tracing::info!(
+            Err(e) => tracing::debug!(
                 url = %request.url,
                 parser = %request.parser.name,
                 kind = %e.kind(),
@@ -264,18 +354,22 @@ impl Worker {
         request: Request,
         policy: &FetchPolicy,
     ) -> Result<ParseResult, CrawlError> {
-        let parser = *self.inner.registry.get(&request.parser)?;
+        let runner = self.runner(&request.parser)?;
+        let content = match &runner {
+            Runner::Builtin(parser) => parser.content,
+            Runner::Rule(..) => Content::Html,
+        };
         let fetched = self
             .inner
             .fetcher
-            .fetch(&request.url, policy, parser.content)
+            .fetch(&request.url, policy, content)
             .await?;
         if fetched.body.len() <= INLINE_PARSE_BYTES {
-            return Ok(parse_fetched(parser, &request, &fetched)?);
+            return Ok(parse_fetched(&runner, &request, &fetched)?);
         }
         let name = request.parser.name.clone();
         let url = request.url.clone();
-        tokio::task::spawn_blocking(move || parse_fetched(parser, &request, &fetched))
+        tokio::task::spawn_blocking(move || parse_fetched(&runner, &request, &fetched))
             .await
             .unwrap_or_else(|_| {
                 Err(ParseError::Page {
@@ -287,11 +381,54 @@ impl Worker {
             .map_err(CrawlError::from)
     }
 
+    /// The parser a request names: a rule of a loaded rule set when its
+    /// args carry `ruleset`, else a built-in.
+    fn runner(&self, spec: &ParserSpec) -> Result<Runner, ParseError> {
+        let Some(id) = spec.args.get(rules::RULESET_ARG) else {
+            return Ok(Runner::Builtin(*self.inner.registry.get(spec)?));
+        };
+        let sets = self.inner.rules.read().unwrap_or_else(|e| e.into_inner());
+        let set = sets
+            .iter()
+            .find(|s| s.id() == id)
+            .ok_or_else(|| ParseError::UnknownRuleset(id.clone()))?;
+        if !set.has(&spec.name) {
+            return Err(ParseError::UnknownParser(spec.name.clone()));
+        }
+        Ok(Runner::Rule(set.clone(), spec.name.clone()))
+    }
+
+    /// Compiles a rules file sent by an engine (canonical JSON) and keeps
+    /// it; returns its id. Loading the same rules again is cheap.
+    pub fn load_rules(&self, rules_json: &str) -> Result<String, ParseError> {
+        let file: rules::RulesFile =
+            serde_json::from_str(rules_json).map_err(|e| ParseError::BadRules(e.to_string()))?;
+        let set = rules::compile(&file, &self.inner.registry.names())
+            .map_err(|e| ParseError::BadRules(e.to_string()))?;
+        let id = set.id().to_owned();
+        let mut sets = self.inner.rules.write().unwrap_or_else(|e| e.into_inner());
+        if !sets.iter().any(|s| s.id() == id) {
+            if sets.len() >= MAX_RULESETS {
+                sets.remove(0);
+            }
+            sets.push(Arc::new(set));
+            tracing::info!(ruleset = %id, "rules loaded");
+        }
+        Ok(id)
+    }
+
     /// Live counters, without touching any page.
     pub fn status(&self) -> WorkerStatus {
         WorkerStatus {
             in_flight: self.inner.in_flight.load(Ordering::Relaxed),
             served: self.inner.served.load(Ordering::Relaxed),
+            parsers: self
+                .inner
+                .registry
+                .names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
         }
     }
 }
@@ -299,13 +436,16 @@ impl Worker {
 /// Decode and parse, with any parser panic turned into a `ParseError` so one
 /// odd page can never take the request (or the worker) down.
 fn parse_fetched(
-    parser: Parser,
+    runner: &Runner,
     request: &Request,
     fetched: &Fetched,
 ) -> Result<ParseResult, ParseError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let text = decode::decode(&fetched.body, fetched.content_type.as_deref());
-        parser.run(request, &fetched.url, &text.text)
+        match runner {
+            Runner::Builtin(parser) => parser.run(request, &fetched.url, &text.text),
+            Runner::Rule(set, name) => set.run(name, request, &fetched.url, &text.text),
+        }
     }))
     .unwrap_or_else(|_| {
         Err(ParseError::Page {
@@ -330,15 +470,29 @@ pub async fn serve(
 }
 
 /// Like [`serve`], for a worker the caller already built (e.g. to keep a
-/// handle on its counters).
+/// handle on its counters). Open to any client: no token, plain TCP.
 pub async fn serve_worker(
     listener: TcpListener,
     worker: Worker,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_worker_with(listener, worker, ServerSecurity::default(), shutdown).await
+}
+
+/// Like [`serve_worker`], admitting only clients that pass `security` (the
+/// `[rpc]` section: token, TLS, connection limits).
+pub async fn serve_worker_with(
+    listener: TcpListener,
+    worker: Worker,
+    security: ServerSecurity,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     use rpcsupport::Crawl;
     use tarpc::server::Channel;
-    let options = worker.config().serve_options();
+    let options = ServeOptions {
+        security,
+        ..worker.config().serve_options()
+    };
     let service = service::CrawlService::new(worker);
     rpcsupport::serve(listener, options, shutdown, move |channel| {
         let service = service.clone();

@@ -2,7 +2,7 @@
 //! Kept apart so [`Worker`] stays usable in-process (benchmarks, tests)
 //! without any RPC.
 
-use rpcsupport::{Crawl, CrawlError, FetchPolicy, ParseResult, Request, WorkerStatus};
+use rpcsupport::{Crawl, CrawlError, FetchPolicy, ParseError, ParseResult, Request, WorkerStatus};
 use tarpc::context::Context;
 
 use crate::Worker;
@@ -32,5 +32,9 @@ impl Crawl for CrawlService {
 
     async fn status(self, _: Context) -> WorkerStatus {
         self.worker.status()
+    }
+
+    async fn load_rules(self, _: Context, rules_json: String) -> Result<String, ParseError> {
+        self.worker.load_rules(&rules_json)
     }
 }

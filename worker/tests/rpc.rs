@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use demosite::{Site, SiteConfig};
 use rpcsupport::{
-    ConnectOptions, CrawlClient, CrawlError, FetchError, HostAddr, ParseError, ParseResult,
-    ParserSpec, Request, Value,
+    ConnectOptions, CrawlClient, CrawlError, FetchError, FetchPolicy, HostAddr, ParseError,
+    ParseResult, ParserSpec, Request, Value,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -70,7 +70,13 @@ fn request(url: String, parser: &str) -> Request {
 
 async fn call(client: &CrawlClient, req: Request) -> Result<ParseResult, CrawlError> {
     client
-        .process(tarpc::context::current(), req, Default::default())
+        .process(
+            tarpc::context::current(),
+            req,
+            FetchPolicy {
+                allowed_domains: vec!["127.0.0.1".into()],
+            },
+        )
         .await
         .expect("RPC itself succeeds")
 }

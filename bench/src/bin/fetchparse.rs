@@ -76,7 +76,9 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
     let worker = worker::Worker::new(&worker::WorkerConfig::default())?;
     let mut seen: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<Request> = VecDeque::new();
-    let seed = engine::scheduler::normalize(site).context("--site is not an http(s) URL")?;
+    let seed = engine::scope::normalize(site, &[])
+        .map(String::from)
+        .context("--site is not an http(s) URL")?;
     seen.insert(seed.clone());
     queue.push_back(Request {
         url: seed,
@@ -89,9 +91,7 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
     let cpu_start = bench::cpu_time();
     let start = Instant::now();
     loop {
-        while in_flight.len() < args.concurrency
-            && (args.max_pages == 0 || sent < args.max_pages)
-        {
+        while in_flight.len() < args.concurrency && (args.max_pages == 0 || sent < args.max_pages) {
             let Some(request) = queue.pop_front() else {
                 break;
             };
@@ -109,7 +109,8 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
                 for mut request in result.requests {
                     // Same dedup key as the engine's scheduler, so both crawl
                     // the same pages.
-                    let Some(url) = engine::scheduler::normalize(&request.url) else {
+                    let Some(url) = engine::scope::normalize(&request.url, &[]).map(String::from)
+                    else {
                         continue;
                     };
                     if seen.insert(url.clone()) {

@@ -9,8 +9,11 @@
 //! resize: the checkpoints show the spread, not just one lucky count.
 
 use clap::Parser;
-use engine::scheduler::Scheduler;
+use std::time::Duration;
+
+use engine::scheduler::{Next, Scheduler};
 use rpcsupport::{ParserSpec, Request};
+use tokio::time::Instant;
 
 /// Memory per URL of the engine's seen-URL set.
 #[derive(Debug, Parser)]
@@ -57,11 +60,16 @@ fn enqueue(scheduler: &mut Scheduler, url: String, parser: &ParserSpec) {
     };
     // Every URL is distinct, so this only fails if normalization does.
     scheduler.enqueue(request).expect("a fresh, valid URL");
-    scheduler.next_task();
+    // Take it straight back out so only the seen set grows.
+    if let Next::Task(task) = scheduler.next(Instant::now()) {
+        scheduler.done(&task, Duration::ZERO, false);
+    }
 }
 
 fn report(urls: u64, before: u64) {
-    let growth = bench::status_bytes("VmRSS").unwrap_or(0).saturating_sub(before);
+    let growth = bench::status_bytes("VmRSS")
+        .unwrap_or(0)
+        .saturating_sub(before);
     println!(
         "seenset urls={urls} rss_growth_bytes={growth} bytes_per_url={:.1}",
         growth as f64 / urls as f64

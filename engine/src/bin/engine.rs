@@ -17,7 +17,7 @@ macro_rules! flags {
     ) => {
         /// Runs a crawl over a pool of workers, storing items through an
         /// itemsaver. Every flag overrides the `[engine]` key of the same
-        /// name in the config file.
+        /// name in the config file (the RPC flags, the `[rpc]` keys).
         #[derive(Debug, Parser)]
         #[command(name = "engine", version)]
         struct Flags {
@@ -27,12 +27,19 @@ macro_rules! flags {
             /// Seed URL; repeat for several (replaces engine.seeds).
             #[arg(long = "seed")]
             seeds: Vec<String>,
+            /// Token and TLS for the RPC connections (the `[rpc]` section).
+            #[command(flatten)]
+            rpc: rpcsupport::RpcFlags,
+            /// A tool instead of a crawl.
+            #[command(subcommand)]
+            tool: Option<Tool>,
             $( $(#[$sdoc])* #[arg(long = stringify!($scalar))] $scalar: Option<$sty>, )*
             $( $(#[$ldoc])* #[arg(long = stringify!($list), value_delimiter = ',')] $list: Option<Vec<String>>, )*
         }
 
         impl Flags {
-            /// Flags win over the file.
+            /// Flags win over the file. (The `[rpc]` flags are applied by
+            /// `rpcsupport::security::load`.)
             fn apply(self, config: &mut EngineConfig) {
                 if !self.seeds.is_empty() {
                     config.seeds = self.seeds;
@@ -42,6 +49,32 @@ macro_rules! flags {
             }
         }
     };
+}
+
+/// Tools for writing rules files.
+#[derive(Debug, clap::Subcommand)]
+enum Tool {
+    /// Validate a rules file and print what it describes.
+    #[command(name = "check-rules")]
+    CheckRules {
+        /// The rules file.
+        file: PathBuf,
+    },
+    /// Run one rule on one page (a URL, or a local HTML file) and print the
+    /// links it would follow and the item it would extract.
+    #[command(name = "try-rules")]
+    TryRules {
+        /// The rules file.
+        file: PathBuf,
+        /// An http(s) URL, or the path of a saved HTML page.
+        page: String,
+        /// The rule to run (default: the file's start parser).
+        #[arg(long)]
+        parser: Option<String>,
+        /// For a local file: the URL it was saved from, to resolve its links.
+        #[arg(long)]
+        base: Option<String>,
+    },
 }
 
 flags! {
@@ -104,6 +137,12 @@ flags! {
         max_pages: u64,
         /// Stop after this many seconds; 0 for no limit.
         max_duration_s: u64,
+        /// Rules file of declarative parsers.
+        rules: String,
+        /// Milliseconds between progress lines when stderr is not a terminal; 0 for none.
+        progress_interval_ms: u64,
+        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+        metrics_addr: String,
     }
     lists {
         /// Worker addresses, comma-separated.
@@ -136,16 +175,42 @@ fn main() -> ExitCode {
 }
 
 fn real_main() -> anyhow::Result<()> {
-    let flags = Flags::parse();
+    let mut flags = Flags::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match flags.tool.take() {
+        Some(Tool::CheckRules { file }) => {
+            print!("{}", engine::tools::check_rules(&file)?);
+            return Ok(());
+        }
+        Some(Tool::TryRules {
+            file,
+            page,
+            parser,
+            base,
+        }) => {
+            let out = engine::tools::try_rules(&file, &page, parser.as_deref(), base.as_deref());
+            print!("{}", runtime.block_on(out)?);
+            return Ok(());
+        }
+        None => {}
+    }
     let (path, required) = match &flags.config {
         Some(p) => (p.clone(), true),
         None => (engine::config::default_config_path(), false),
     };
     let mut config: EngineConfig = rpcsupport::config::load_section(&path, "engine", required)?;
+    config.inline_rules = rpcsupport::config::load_section(&path, "rules", required)?;
+    let rpc = rpcsupport::security::load(&path, required, &flags.rpc)?;
     flags.apply(&mut config);
-    let settings = config.validate()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let summary = runtime.block_on(engine::run(settings, shutdown_signal()))?;
+    let metrics_addr = config.metrics_addr.trim().to_owned();
+    let mut settings = config.validate()?;
+    settings.rpc_security = rpc.client()?.leak();
+    let summary = runtime.block_on(async {
+        rpcsupport::metrics::spawn_endpoint(&metrics_addr, settings.metrics.clone())
+            .await
+            .context("engine.metrics_addr")?;
+        anyhow::Ok(engine::run(settings, shutdown_signal()).await?)
+    })?;
     print!("{summary}");
     if summary.items_unsaved > 0 {
         anyhow::bail!(

@@ -7,13 +7,16 @@
 //! itemsaver count [--itemsaver_host :1234]
 //! itemsaver search "QUERY" [--from N] [--size N] [--itemsaver_host :1234]
 //! ```
+//!
+//! All three take the `[rpc]` flags (`--rpc_token_file`, `--tls_cert`,
+//! `--tls_ca`, ...; see `config.toml`) and `CRAWLER_RPC_TOKEN`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use itemsaver::ItemsaverConfig;
-use rpcsupport::{ConnectOptions, HostAddr, ItemSaverClient, SearchRequest};
+use rpcsupport::{ClientSecurity, ConnectOptions, HostAddr, ItemSaverClient, SearchRequest};
 use tarpc::context;
 
 #[derive(Debug, Parser)]
@@ -36,6 +39,12 @@ struct Cli {
     config: Option<PathBuf>,
     #[command(flatten)]
     elastic: ElasticFlags,
+    #[command(flatten)]
+    limits: LimitFlags,
+    /// Token and TLS for the RPC connections, served or made by `count` and
+    /// `search` (override the `[rpc]` keys).
+    #[command(flatten)]
+    rpc: rpcsupport::RpcFlags,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -63,6 +72,46 @@ struct ElasticFlags {
     /// PEM file of the CA that signed the cluster's certificate.
     #[arg(long = "es_ca_cert")]
     es_ca_cert: Option<PathBuf>,
+}
+
+/// Limits and metrics (override the keys of the same names).
+#[derive(Debug, clap::Args)]
+struct LimitFlags {
+    /// Most items in one save (default 10000).
+    #[arg(long = "max_batch_items")]
+    max_batch_items: Option<usize>,
+    /// Largest item, as JSON bytes (default 1 MiB).
+    #[arg(long = "max_item_bytes")]
+    max_item_bytes: Option<usize>,
+    /// Largest RPC frame (default 64 MiB).
+    #[arg(long = "max_frame_bytes")]
+    max_frame_bytes: Option<usize>,
+    /// Requests in progress per RPC connection (default 1024).
+    #[arg(long = "max_concurrent_requests")]
+    max_concurrent_requests: Option<usize>,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9102.
+    #[arg(long = "metrics_addr")]
+    metrics_addr: Option<String>,
+}
+
+impl LimitFlags {
+    fn apply(self, config: &mut ItemsaverConfig) {
+        if let Some(v) = self.max_batch_items {
+            config.max_batch_items = v;
+        }
+        if let Some(v) = self.max_item_bytes {
+            config.max_item_bytes = v;
+        }
+        if let Some(v) = self.max_frame_bytes {
+            config.max_frame_bytes = v;
+        }
+        if let Some(v) = self.max_concurrent_requests {
+            config.max_concurrent_requests = v;
+        }
+        if let Some(v) = self.metrics_addr {
+            config.metrics_addr = v;
+        }
+    }
 }
 
 impl ElasticFlags {
@@ -123,14 +172,31 @@ async fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => run_server(cli.port, cli.bind, cli.data_dir, cli.config, cli.elastic).await,
-        Some(Command::Count { itemsaver_host }) => count(&itemsaver_host).await,
+        None => {
+            run_server(
+                cli.port,
+                cli.bind,
+                cli.data_dir,
+                cli.config,
+                cli.elastic,
+                cli.limits,
+                &cli.rpc,
+            )
+            .await
+        }
+        Some(Command::Count { itemsaver_host }) => match client_security(cli.config, &cli.rpc) {
+            Ok(security) => count(&itemsaver_host, security).await,
+            Err(e) => Err(e),
+        },
         Some(Command::Search {
             query,
             from,
             size,
             itemsaver_host,
-        }) => search(&itemsaver_host, query, from, size).await,
+        }) => match client_security(cli.config, &cli.rpc) {
+            Ok(security) => search(&itemsaver_host, security, query, from, size).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -157,17 +223,40 @@ fn message(e: &anyhow::Error) -> String {
     text
 }
 
+/// The config file, and whether it must exist (only when named).
+fn config_path(config_path: Option<PathBuf>) -> (PathBuf, bool) {
+    let required = config_path.is_some();
+    (
+        config_path.unwrap_or_else(|| PathBuf::from("config.toml")),
+        required,
+    )
+}
+
+/// Token and TLS for `count` and `search`, from `[rpc]`,
+/// `CRAWLER_RPC_TOKEN` and the flags.
+fn client_security(
+    config_path_flag: Option<PathBuf>,
+    flags: &rpcsupport::RpcFlags,
+) -> Result<&'static ClientSecurity> {
+    let (path, required) = config_path(config_path_flag);
+    Ok(rpcsupport::security::load(&path, required, flags)?
+        .client()?
+        .leak())
+}
+
 async fn run_server(
     port: Option<u16>,
     bind: Option<String>,
     data_dir: Option<PathBuf>,
-    config_path: Option<PathBuf>,
+    config_path_flag: Option<PathBuf>,
     elastic: ElasticFlags,
+    limits: LimitFlags,
+    rpc: &rpcsupport::RpcFlags,
 ) -> Result<()> {
-    let required = config_path.is_some();
-    let config_path = config_path.unwrap_or_else(|| PathBuf::from("config.toml"));
+    let (config_path, required) = config_path(config_path_flag);
     let mut config: ItemsaverConfig =
         rpcsupport::config::load_section(&config_path, "itemsaver", required)?;
+    let security = rpcsupport::security::load(&config_path, required, rpc)?.server()?;
     if let Some(port) = port {
         config.port = port;
     }
@@ -178,6 +267,7 @@ async fn run_server(
         config.data_dir = data_dir;
     }
     elastic.apply(&mut config);
+    limits.apply(&mut config);
     config.validate()?;
 
     let (store, description) = itemsaver::open_store(&config).await?;
@@ -188,7 +278,19 @@ async fn run_server(
     let addr = listener.local_addr()?;
     // The one line on stdout: scripts and tests wait for it.
     println!("itemsaver listening on {addr} ({description}, {items} items)");
-    itemsaver::serve(listener, store, &config, shutdown_signal()).await?;
+    let metrics = rpcsupport::metrics::Registry::new();
+    rpcsupport::metrics::spawn_endpoint(&config.metrics_addr, metrics.clone())
+        .await
+        .context("itemsaver.metrics_addr")?;
+    itemsaver::serve_with(
+        listener,
+        store,
+        &config,
+        security,
+        metrics,
+        shutdown_signal(),
+    )
+    .await?;
     // Dropping the store (the last Arc, once in-flight requests finish)
     // releases the index lock; commits already running complete first,
     // because the runtime waits for blocking tasks.
@@ -225,14 +327,18 @@ async fn shutdown_signal() {
     }
 }
 
-async fn connect(host: &HostAddr) -> Result<ItemSaverClient> {
-    rpcsupport::connect_itemsaver(host, ConnectOptions::default())
+async fn connect(host: &HostAddr, security: &'static ClientSecurity) -> Result<ItemSaverClient> {
+    let opts = ConnectOptions {
+        security,
+        ..ConnectOptions::default()
+    };
+    rpcsupport::connect_itemsaver(host, opts)
         .await
         .with_context(|| format!("cannot reach itemsaver at {host}"))
 }
 
-async fn count(host: &HostAddr) -> Result<()> {
-    let client = connect(host).await?;
+async fn count(host: &HostAddr, security: &'static ClientSecurity) -> Result<()> {
+    let client = connect(host, security).await?;
     let n = client
         .count(context::current())
         .await
@@ -241,8 +347,14 @@ async fn count(host: &HostAddr) -> Result<()> {
     Ok(())
 }
 
-async fn search(host: &HostAddr, query: String, from: u32, size: u32) -> Result<()> {
-    let client = connect(host).await?;
+async fn search(
+    host: &HostAddr,
+    security: &'static ClientSecurity,
+    query: String,
+    from: u32,
+    size: u32,
+) -> Result<()> {
+    let client = connect(host, security).await?;
     let request = SearchRequest { query, from, size };
     let response = client
         .search(context::current(), request)

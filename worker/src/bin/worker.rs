@@ -1,7 +1,7 @@
 //! `worker`: serves the Crawl RPC until Ctrl-C or SIGTERM.
 //!
-//! Settings come from the `[worker]` section of the config file, then from
-//! flags (flags win). Prints `worker listening on ADDR` to stdout once it
+//! Settings come from the `[worker]` and `[rpc]` sections of the config
+//! file, then from flags (flags win). Prints `worker listening on ADDR` to stdout once it
 //! accepts connections; logs go to stderr.
 
 use std::path::PathBuf;
@@ -45,15 +45,37 @@ struct Args {
     /// Requests in progress per RPC connection [default 4096].
     #[arg(long = "max_concurrent_requests")]
     max_concurrent_requests: Option<usize>,
+    /// Refuse internal addresses unless a crawl allows the host by name
+    /// (true/false) [default true].
+    #[arg(long = "block_private_addresses")]
+    block_private_addresses: Option<bool>,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 [default: none].
+    #[arg(long = "metrics_addr")]
+    metrics_addr: Option<String>,
+    /// Who may connect: token, TLS, connection limits (the `[rpc]` section).
+    #[command(flatten)]
+    rpc: rpcsupport::RpcFlags,
 }
 
 impl Args {
-    /// The file's settings with every given flag applied on top.
-    fn config(&self) -> anyhow::Result<WorkerConfig> {
-        let (path, required) = match &self.config {
+    /// The config file, and whether it must exist.
+    fn config_path(&self) -> (PathBuf, bool) {
+        match &self.config {
             Some(path) => (path.clone(), true),
             None => (PathBuf::from("config.toml"), false),
-        };
+        }
+    }
+
+    /// The `[rpc]` section, `CRAWLER_RPC_TOKEN` and the RPC flags, checked
+    /// for serving.
+    fn security(&self) -> anyhow::Result<rpcsupport::ServerSecurity> {
+        let (path, required) = self.config_path();
+        Ok(rpcsupport::security::load(&path, required, &self.rpc)?.server()?)
+    }
+
+    /// The file's settings with every given flag applied on top.
+    fn config(&self) -> anyhow::Result<WorkerConfig> {
+        let (path, required) = self.config_path();
         let mut c: WorkerConfig = rpcsupport::config::load_section(&path, "worker", required)?;
         macro_rules! flag {
             ($($field:ident),*) => {
@@ -69,7 +91,9 @@ impl Args {
             max_body_bytes,
             max_redirects,
             max_frame_bytes,
-            max_concurrent_requests
+            max_concurrent_requests,
+            block_private_addresses,
+            metrics_addr
         );
         c.validate()?;
         Ok(c)
@@ -84,14 +108,20 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = Args::parse().config()?;
-    let worker = worker::Worker::new(&config)?;
+    let args = Args::parse();
+    let config = args.config()?;
+    let security = args.security()?;
+    let metrics = rpcsupport::metrics::Registry::new();
+    let worker = worker::Worker::with_metrics(&config, metrics.clone())?;
+    rpcsupport::metrics::spawn_endpoint(&config.metrics_addr, metrics)
+        .await
+        .context("worker.metrics_addr")?;
     let listener = tokio::net::TcpListener::bind((config.bind.as_str(), config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
     let shutdown = shutdown_signal()?;
     println!("worker listening on {}", listener.local_addr()?);
-    worker::serve_worker(listener, worker, shutdown)
+    worker::serve_worker_with(listener, worker, security, shutdown)
         .await
         .context("RPC server failed")?;
     tracing::info!("worker stopped");

@@ -1,0 +1,185 @@
+//! `engine check-rules` and `engine try-rules`: tools for writing rules
+//! files, so a user can develop rules against a real page quickly.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rpcsupport::{FetchPolicy, Request};
+use thiserror::Error;
+use worker::fetch::Fetcher;
+use worker::parse::Content;
+use worker::rules::{compile, parse_file, RuleSet};
+
+/// Why a tool could not do its job.
+#[derive(Debug, Error)]
+pub enum ToolError {
+    /// The rules file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The rules file has a mistake.
+    #[error(transparent)]
+    Rules(#[from] worker::rules::RuleError),
+    /// The page could not be fetched.
+    #[error("fetching the page failed: {0}")]
+    Fetch(#[from] rpcsupport::FetchError),
+    /// The rule failed on the page.
+    #[error("the rule failed on the page: {0}")]
+    Parse(#[from] rpcsupport::ParseError),
+    /// Wrong arguments.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn load(path: &Path) -> Result<RuleSet, ToolError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ToolError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let file = parse_file(&text)?;
+    let builtins = worker::parse::Registry::standard().names();
+    Ok(compile(&file, &builtins)?)
+}
+
+/// Validates the rules file and describes it: every parser, what it follows
+/// and what it extracts.
+pub fn check_rules(path: &Path) -> Result<String, ToolError> {
+    let set = load(path)?;
+    let file = &set.file;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: ok, {} parsers (rule set {})",
+        path.display(),
+        file.parsers.len(),
+        set.id()
+    );
+    if let Some(start) = &file.start {
+        let _ = writeln!(out, "start: {start}");
+    }
+    for seed in &file.seeds {
+        let _ = writeln!(out, "seed: {seed}");
+    }
+    for (name, rule) in &file.parsers {
+        let _ = writeln!(out, "parser {name}:");
+        for f in &rule.follow {
+            let _ = writeln!(
+                out,
+                "  follow {}{} -> {}",
+                f.select.as_deref().unwrap_or("a[href]"),
+                f.pattern
+                    .as_deref()
+                    .map(|p| format!(" matching {p}"))
+                    .unwrap_or_default(),
+                f.parser
+            );
+        }
+        if let Some(item) = &rule.item {
+            let _ = writeln!(out, "  item {} ({} fields)", item.kind, item.fields.len());
+            for (field, spec) in &item.fields {
+                let _ = writeln!(
+                    out,
+                    "    {field}: {:?} from {}{}{}",
+                    spec.ty,
+                    spec.select,
+                    spec.attr
+                        .as_deref()
+                        .map(|a| format!(" @{a}"))
+                        .unwrap_or_default(),
+                    spec.regex
+                        .as_deref()
+                        .map(|r| format!(" ~ {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one rule on one page, fetched from `target` (an http(s) URL) or
+/// read from a local HTML file, and describes the links it would follow and
+/// the item it would extract. A local file's links resolve against `base`
+/// (the URL it was saved from); without it they cannot be followed.
+pub async fn try_rules(
+    path: &Path,
+    target: &str,
+    parser: Option<&str>,
+    base: Option<&str>,
+) -> Result<String, ToolError> {
+    let set = load(path)?;
+    let name = match parser {
+        Some(p) => p.to_owned(),
+        None => set.file.start.clone().ok_or_else(|| {
+            ToolError::Usage("no --parser given and the rules have no start".into())
+        })?,
+    };
+    if !set.has(&name) {
+        return Err(ToolError::Usage(format!(
+            "{name:?} is not a parser of {}",
+            path.display()
+        )));
+    }
+    let (url, text) = if target.starts_with("http://") || target.starts_with("https://") {
+        let fetcher = Fetcher::new(&worker::WorkerConfig::default())
+            .map_err(|e| ToolError::Usage(e.to_string()))?;
+        // The user names this page: its host is explicitly allowed.
+        let host = url::Url::parse(target)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned));
+        let policy = FetchPolicy {
+            allowed_domains: host.into_iter().collect(),
+        };
+        let fetched = fetcher.fetch(target, &policy, Content::Html).await?;
+        let text = worker::decode::decode(&fetched.body, fetched.content_type.as_deref()).text;
+        (fetched.url, text)
+    } else {
+        let bytes = std::fs::read(target).map_err(|source| ToolError::Read {
+            path: target.to_owned(),
+            source,
+        })?;
+        let url = match base {
+            Some(b) => {
+                url::Url::parse(b).map_err(|e| ToolError::Usage(format!("--base {b:?}: {e}")))?
+            }
+            None => {
+                let abs = std::fs::canonicalize(target).unwrap_or_else(|_| target.into());
+                url::Url::from_file_path(&abs)
+                    .unwrap_or_else(|_| url::Url::parse("file:///page.html").expect("valid"))
+            }
+        };
+        (url, worker::decode::decode(&bytes, None).text)
+    };
+    let request = Request {
+        url: url.to_string(),
+        parser: set.spec(&name),
+        depth: 0,
+    };
+    let result = set.run(&name, &request, &url, &text)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} with parser {name}:", url);
+    let _ = writeln!(out, "links ({}):", result.requests.len());
+    if url.scheme() == "file" {
+        let _ = writeln!(out, "  (a local file's links resolve only with --base URL)");
+    }
+    for r in &result.requests {
+        let _ = writeln!(out, "  {} -> {}", r.url, r.parser.name);
+    }
+    match result.items.first() {
+        Some(item) => {
+            let _ = writeln!(
+                out,
+                "item:\n{}",
+                serde_json::to_string_pretty(&item.to_json()).unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "item: none");
+        }
+    }
+    Ok(out)
+}

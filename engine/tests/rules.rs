@@ -1,0 +1,161 @@
+//! Declarative parsers (issue 6): the demo site described in the shipped
+//! rules file, crawled through real workers that were started with nothing
+//! but a port, gives the same items as the built-in parsers.
+
+mod common;
+
+use std::future::pending;
+
+use common::*;
+use demosite::SiteConfig;
+use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, Item, SearchRequest};
+use tarpc::context;
+
+const PROFILES: u64 = 400;
+
+async fn all_items(saver: std::net::SocketAddr) -> Vec<Item> {
+    let client = connect_itemsaver(&HostAddr::from(saver), ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut items = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = client
+            .search(
+                context::current(),
+                SearchRequest {
+                    query: String::new(),
+                    from,
+                    size: 500,
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        if page.items.is_empty() {
+            break;
+        }
+        from += page.items.len() as u32;
+        items.extend(page.items);
+    }
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    items
+}
+
+/// The shipped rules file and the built-in parsers store identical items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_rules_match_builtin_parsers() {
+    let (site, url, _s) = start_site(SiteConfig {
+        profiles: PROFILES,
+        ..SiteConfig::default()
+    })
+    .await;
+    let (w1, _s1) = start_worker().await;
+    let (w2, _s2) = start_worker().await;
+
+    let builtin_dir = tempfile::tempdir().unwrap();
+    let (builtin_saver, _s3) = start_itemsaver(builtin_dir.path()).await;
+    let builtin = engine::run(
+        engine_config(&url, &[w1, w2], builtin_saver)
+            .validate()
+            .unwrap(),
+        pending(),
+    )
+    .await
+    .unwrap();
+
+    let rules_dir = tempfile::tempdir().unwrap();
+    let (rules_saver, _s4) = start_itemsaver(rules_dir.path()).await;
+    let mut config = engine_config(&url, &[w1, w2], rules_saver);
+    config.rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/demosite.rules.toml"
+    )
+    .into();
+    config.parser = "home".into();
+    let ruled = engine::run(config.validate().unwrap(), pending())
+        .await
+        .unwrap();
+
+    assert_eq!(ruled.pages, site.page_count(), "{ruled}");
+    assert_eq!(ruled.items_saved, PROFILES, "{ruled}");
+    assert_eq!(builtin.items_saved, PROFILES, "{builtin}");
+    let (a, b) = (all_items(builtin_saver).await, all_items(rules_saver).await);
+    assert_eq!(a.len(), PROFILES as usize);
+    assert_eq!(a, b, "the rules extract different items");
+}
+
+/// A worker asked for a rule set it does not hold says so (the engine then
+/// sends the rules again); the engine gives every worker the rules when it
+/// connects, so a worker started with only a port serves a rules crawl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_reach_workers_that_lack_them() {
+    let (_site, url, _s) = start_site(SiteConfig {
+        profiles: 50,
+        ..SiteConfig::default()
+    })
+    .await;
+    let (w1, _s1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s3) = start_itemsaver(dir.path()).await;
+    let mut config = engine_config(&url, &[w1], saver);
+    config.rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/demosite.rules.toml"
+    )
+    .into();
+    config.parser = "home".into();
+    let settings = config.validate().unwrap();
+    let set = settings.rules.clone().unwrap();
+
+    // Ask a worker directly with the rule set's id before it ever got it.
+    let client = rpcsupport::connect_crawl(&HostAddr::from(w1), ConnectOptions::default())
+        .await
+        .unwrap();
+    let request = rpcsupport::Request {
+        url: url.clone(),
+        parser: set.spec("home"),
+        depth: 0,
+    };
+    let answer = client
+        .process(context::current(), request, Default::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            answer,
+            Err(rpcsupport::CrawlError::Parse(
+                rpcsupport::ParseError::UnknownRuleset(_)
+            ))
+        ),
+        "{answer:?}"
+    );
+    // The engine loads the rules at connect and crawls.
+    let summary = engine::run(settings, pending()).await.unwrap();
+    assert_eq!(summary.items_saved, 50, "{summary}");
+}
+
+/// A rules file with a mistake stops the engine at start, naming the rule
+/// and the key.
+#[test]
+fn bad_rules_are_reported_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.rules.toml");
+    std::fs::write(
+        &path,
+        "[parsers.home]\nfollow = [{ select = \"a[\", parser = \"home\" }]\n",
+    )
+    .unwrap();
+    let config = engine::EngineConfig {
+        seeds: vec!["http://127.0.0.1:1/".into()],
+        rules: path.to_str().unwrap().into(),
+        ..engine::EngineConfig::default()
+    };
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.key, "rules");
+    assert!(
+        err.reason
+            .contains("parser \"home\", follow[0].select: bad CSS selector"),
+        "{err}"
+    );
+}

@@ -1,0 +1,863 @@
+//! Declarative parsers: a site described as data instead of Rust.
+//!
+//! A rules file names parsers; each says which links to follow (CSS
+//! selector and/or URL pattern, and the parser for the followed pages) and,
+//! optionally, the item to extract (kind, id, and typed fields taken from
+//! CSS selectors with an optional regex). The engine validates the file at
+//! start ([`compile`] reports every mistake with the parser and key) and
+//! sends its text to each worker ([`crate::Worker::load_rules`]); a worker
+//! compiles selectors and regexes once per rule set, never per page, and
+//! keeps the compiled set under an id derived from its content. Requests
+//! name a rule parser as `ParserSpec { name, args: { ruleset: id } }`, so
+//! rule parsers and built-in parsers live side by side and can follow each
+//! other.
+//!
+//! ```toml
+//! seeds = ["http://127.0.0.1:8080/"]
+//! start = "home"
+//!
+//! [parsers.home]
+//! follow = [{ select = ".city-list a", parser = "city" }]
+//!
+//! [parsers.profile.item]
+//! kind = "profile"
+//! id = { select = "table.profile", attr = "data-id" }
+//! fields.age = { select = "td[data-field=age]", regex = '(\d+)', type = "integer" }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use regex::Regex;
+use rpcsupport::{Item, ParseError, ParseResult, ParserSpec, Value};
+use scraper::{ElementRef, Selector};
+use serde::{Deserialize, Serialize};
+
+use crate::parse::Page;
+
+/// The argument that marks a rule parser and names its rule set.
+pub const RULESET_ARG: &str = "ruleset";
+
+/// A rules file as written (TOML), or the `[rules]` section of config.toml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    /// Start URLs (the engine's `--seed` overrides them).
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// The parser for the seeds: a rule, or a built-in parser.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// The rule parsers, by name.
+    #[serde(default)]
+    pub parsers: BTreeMap<String, RuleSpec>,
+}
+
+/// One rule parser.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Links to follow.
+    #[serde(default)]
+    pub follow: Vec<FollowSpec>,
+    /// The item each page yields, if any.
+    #[serde(default)]
+    pub item: Option<ItemSpec>,
+}
+
+/// Which links to follow, and with which parser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowSpec {
+    /// CSS selector of the links (elements with `href`); default `a[href]`.
+    #[serde(default)]
+    pub select: Option<String>,
+    /// Regex the resolved URL must match.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// The parser for the followed pages: a rule or a built-in.
+    pub parser: String,
+}
+
+/// The item a page yields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemSpec {
+    /// The item's kind.
+    pub kind: String,
+    /// Where its id comes from; none means an id derived from URL and kind.
+    #[serde(default)]
+    pub id: Option<IdSpec>,
+    /// Its fields, by name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldSpec>,
+}
+
+/// The item id: a regex capture on the page URL, or an element's text or
+/// attribute (with an optional regex).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdSpec {
+    /// Regex on the page URL; its first capture group (or whole match).
+    #[serde(default)]
+    pub from_url: Option<String>,
+    /// CSS selector of the element holding the id.
+    #[serde(default)]
+    pub select: Option<String>,
+    /// Attribute holding the id (default: the element's text).
+    #[serde(default)]
+    pub attr: Option<String>,
+    /// Regex applied to the text or attribute; first capture group.
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// One field: where it is and what to make of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// CSS selector of the element (the first match; all for lists).
+    pub select: String,
+    /// What to take from it: `text` (default), `html` (the element) or
+    /// `inner_html`; ignored when `attr` is set.
+    #[serde(default)]
+    pub take: Take,
+    /// Take this attribute instead.
+    #[serde(default)]
+    pub attr: Option<String>,
+    /// Regex; its first capture group (or whole match) is kept. No match
+    /// leaves the field out.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Trim white space (default true).
+    #[serde(default = "yes")]
+    pub trim: bool,
+    /// `string` (default), `integer`, `float`, or `list` (every match).
+    #[serde(default, rename = "type")]
+    pub ty: FieldType,
+    /// For lists: the type of each element (default `string`).
+    #[serde(default)]
+    pub items: Option<FieldType>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What to take from an element.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Take {
+    /// Its text, descendants included.
+    #[default]
+    Text,
+    /// Its outer HTML.
+    Html,
+    /// Its inner HTML.
+    InnerHtml,
+}
+
+/// The type a field's text is converted to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Text as is.
+    #[default]
+    String,
+    /// A whole number; text that is not one leaves the field out.
+    Integer,
+    /// A number.
+    Float,
+    /// Every matching element, as a list.
+    List,
+}
+
+/// A mistake in a rules file, naming the parser and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// The rule parser (empty for file-level keys).
+    pub parser: String,
+    /// The key, e.g. `item.fields.age.regex`.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.parser.is_empty() {
+            write!(f, "rules: {}: {}", self.key, self.reason)
+        } else {
+            write!(
+                f,
+                "rules: parser {:?}, {}: {}",
+                self.parser, self.key, self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// A compiled rule set: selectors and regexes built once.
+#[derive(Debug)]
+pub struct RuleSet {
+    id: String,
+    rules: HashMap<String, Rule>,
+    /// The file it came from (what the engine sends to workers).
+    pub file: RulesFile,
+}
+
+#[derive(Debug)]
+struct Rule {
+    follow: Vec<Follow>,
+    item: Option<ItemRule>,
+}
+
+#[derive(Debug)]
+struct Follow {
+    select: Selector,
+    pattern: Option<Regex>,
+    parser: String,
+    /// Whether `parser` names a rule (else a built-in).
+    to_rule: bool,
+}
+
+#[derive(Debug)]
+struct ItemRule {
+    kind: String,
+    id: Option<IdRule>,
+    fields: Vec<(String, FieldRule)>,
+}
+
+#[derive(Debug)]
+enum IdRule {
+    Url(Regex),
+    Element {
+        select: Selector,
+        attr: Option<String>,
+        regex: Option<Regex>,
+    },
+}
+
+#[derive(Debug)]
+struct FieldRule {
+    select: Selector,
+    take: Take,
+    attr: Option<String>,
+    regex: Option<Regex>,
+    trim: bool,
+    ty: FieldType,
+    items: FieldType,
+}
+
+/// Parses the TOML text of a rules file.
+pub fn parse_file(text: &str) -> Result<RulesFile, RuleError> {
+    toml::from_str(text).map_err(|e| RuleError {
+        parser: String::new(),
+        key: "(file)".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Checks and compiles `file`. `builtins` are the parser names a rule may
+/// follow to besides the file's own.
+pub fn compile(file: &RulesFile, builtins: &[&str]) -> Result<RuleSet, RuleError> {
+    let err = |parser: &str, key: String, reason: String| RuleError {
+        parser: parser.to_owned(),
+        key,
+        reason,
+    };
+    let known = |name: &str| file.parsers.contains_key(name) || builtins.contains(&name);
+    if let Some(start) = &file.start {
+        if !known(start) {
+            return Err(err("", "start".into(), format!("unknown parser {start:?}")));
+        }
+    }
+    if !file.seeds.is_empty() && file.start.is_none() {
+        return Err(err(
+            "",
+            "start".into(),
+            "seeds are given but no start parser".into(),
+        ));
+    }
+    for (i, seed) in file.seeds.iter().enumerate() {
+        match url::Url::parse(seed) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(err(
+                    "",
+                    format!("seeds[{i}]"),
+                    format!("{seed:?} is not an http(s) URL"),
+                ))
+            }
+        }
+    }
+    let selector = |parser: &str, key: String, css: &str| {
+        Selector::parse(css).map_err(|e| err(parser, key, format!("bad CSS selector {css:?}: {e}")))
+    };
+    let regex = |parser: &str, key: String, re: &str| {
+        Regex::new(re).map_err(|e| err(parser, key, format!("bad regex {re:?}: {e}")))
+    };
+    let mut rules = HashMap::new();
+    for (name, spec) in &file.parsers {
+        if name.trim().is_empty() {
+            return Err(err(name, "name".into(), "empty parser name".into()));
+        }
+        let mut follow = Vec::new();
+        for (i, f) in spec.follow.iter().enumerate() {
+            if !known(&f.parser) {
+                return Err(err(
+                    name,
+                    format!("follow[{i}].parser"),
+                    format!("unknown parser {:?}", f.parser),
+                ));
+            }
+            follow.push(Follow {
+                select: selector(
+                    name,
+                    format!("follow[{i}].select"),
+                    f.select.as_deref().unwrap_or("a[href]"),
+                )?,
+                pattern: f
+                    .pattern
+                    .as_deref()
+                    .map(|p| regex(name, format!("follow[{i}].pattern"), p))
+                    .transpose()?,
+                parser: f.parser.clone(),
+                to_rule: file.parsers.contains_key(&f.parser),
+            });
+        }
+        let item = match &spec.item {
+            None => None,
+            Some(item) => {
+                if item.kind.trim().is_empty() {
+                    return Err(err(name, "item.kind".into(), "empty item kind".into()));
+                }
+                let id = match &item.id {
+                    None => None,
+                    Some(IdSpec {
+                        from_url: Some(re),
+                        select: None,
+                        attr: None,
+                        regex: None,
+                    }) => Some(IdRule::Url(regex(name, "item.id.from_url".into(), re)?)),
+                    Some(IdSpec {
+                        from_url: None,
+                        select: Some(css),
+                        attr,
+                        regex: re,
+                    }) => Some(IdRule::Element {
+                        select: selector(name, "item.id.select".into(), css)?,
+                        attr: attr.clone(),
+                        regex: re
+                            .as_deref()
+                            .map(|r| regex(name, "item.id.regex".into(), r))
+                            .transpose()?,
+                    }),
+                    Some(_) => {
+                        return Err(err(
+                            name,
+                            "item.id".into(),
+                            "give either from_url, or select (with optional attr and regex)".into(),
+                        ))
+                    }
+                };
+                let mut fields = Vec::new();
+                for (field, f) in &item.fields {
+                    let key = |k: &str| format!("item.fields.{field}.{k}");
+                    if f.ty != FieldType::List && f.items.is_some() {
+                        return Err(err(
+                            name,
+                            key("items"),
+                            "only lists (type = \"list\") have items".into(),
+                        ));
+                    }
+                    if f.items == Some(FieldType::List) {
+                        return Err(err(
+                            name,
+                            key("items"),
+                            "lists of lists are not supported".into(),
+                        ));
+                    }
+                    fields.push((
+                        field.clone(),
+                        FieldRule {
+                            select: selector(name, key("select"), &f.select)?,
+                            take: f.take,
+                            attr: f.attr.clone(),
+                            regex: f
+                                .regex
+                                .as_deref()
+                                .map(|r| regex(name, key("regex"), r))
+                                .transpose()?,
+                            trim: f.trim,
+                            ty: f.ty,
+                            items: f.items.unwrap_or(FieldType::String),
+                        },
+                    ));
+                }
+                Some(ItemRule {
+                    kind: item.kind.clone(),
+                    id,
+                    fields,
+                })
+            }
+        };
+        rules.insert(name.clone(), Rule { follow, item });
+    }
+    Ok(RuleSet {
+        id: ruleset_id(file),
+        rules,
+        file: file.clone(),
+    })
+}
+
+/// A stable id for a rule set: a hash of its canonical JSON form, so the
+/// same rules give the same id on the engine and on every worker.
+fn ruleset_id(file: &RulesFile) -> String {
+    let json = serde_json::to_string(file).expect("rules serialize");
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in json.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("r{h:016x}")
+}
+
+impl RuleSet {
+    /// The id requests carry in their `ruleset` argument.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether `name` is one of this set's parsers.
+    pub fn has(&self, name: &str) -> bool {
+        self.rules.contains_key(name)
+    }
+
+    /// The parser spec for `name`: a rule of this set, or a built-in.
+    pub fn spec(&self, name: &str) -> ParserSpec {
+        if self.has(name) {
+            ParserSpec {
+                name: name.to_owned(),
+                args: [(RULESET_ARG.to_string(), self.id.clone())].into(),
+            }
+        } else {
+            ParserSpec::named(name)
+        }
+    }
+
+    /// The file's text as sent to workers (canonical JSON).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.file).expect("rules serialize")
+    }
+
+    /// Parses `text` as the page at `url` and runs the rule `name` on it.
+    pub fn run(
+        &self,
+        name: &str,
+        request: &rpcsupport::Request,
+        url: &url::Url,
+        text: &str,
+    ) -> Result<ParseResult, ParseError> {
+        let html = scraper::Html::parse_document(text);
+        self.apply(
+            name,
+            &Page {
+                request,
+                url,
+                html: &html,
+                text,
+            },
+        )
+    }
+
+    /// Runs the rule `name` on `page`.
+    pub fn apply(&self, name: &str, page: &Page<'_>) -> Result<ParseResult, ParseError> {
+        let rule = self
+            .rules
+            .get(name)
+            .ok_or_else(|| ParseError::UnknownParser(name.to_owned()))?;
+        let base = page.base_url();
+        let mut requests = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for f in &rule.follow {
+            for el in page.html.select(&f.select) {
+                let Some(href) = el.value().attr("href") else {
+                    continue;
+                };
+                let Some(url) = crate::parse::resolve(&base, href) else {
+                    continue;
+                };
+                if f.pattern
+                    .as_ref()
+                    .is_some_and(|p| !p.is_match(url.as_str()))
+                {
+                    continue;
+                }
+                if !seen.insert((url.as_str().to_owned(), f.parser.as_str())) {
+                    continue;
+                }
+                let mut request = page.follow(url, &f.parser);
+                if f.to_rule {
+                    request.parser = self.spec(&f.parser);
+                }
+                requests.push(request);
+            }
+        }
+        let items = match &rule.item {
+            Some(item) => vec![self.extract(item, page)],
+            None => Vec::new(),
+        };
+        Ok(ParseResult { requests, items })
+    }
+
+    fn extract(&self, rule: &ItemRule, page: &Page<'_>) -> Item {
+        let id = match &rule.id {
+            None => None,
+            Some(IdRule::Url(re)) => capture(re, page.url.as_str()),
+            Some(IdRule::Element {
+                select,
+                attr,
+                regex,
+            }) => page
+                .html
+                .select(select)
+                .next()
+                .and_then(|el| take(el, Take::Text, attr.as_deref(), true))
+                .and_then(|text| match regex {
+                    Some(re) => capture(re, &text),
+                    None => Some(text),
+                })
+                .filter(|id| !id.is_empty()),
+        };
+        let mut payload = BTreeMap::new();
+        for (name, f) in &rule.fields {
+            if let Some(value) = field_value(f, page) {
+                payload.insert(name.clone(), value);
+            }
+        }
+        Item {
+            url: page.url.to_string(),
+            kind: rule.kind.clone(),
+            id,
+            payload,
+        }
+    }
+}
+
+/// The first capture group of `re` in `text`, or the whole match.
+fn capture(re: &Regex, text: &str) -> Option<String> {
+    let c = re.captures(text)?;
+    Some(c.get(1).or_else(|| c.get(0))?.as_str().to_owned())
+}
+
+fn take(el: ElementRef<'_>, how: Take, attr: Option<&str>, trim: bool) -> Option<String> {
+    let raw = match (attr, how) {
+        (Some(a), _) => el.value().attr(a)?.to_owned(),
+        (None, Take::Text) => el.text().collect::<String>(),
+        (None, Take::Html) => el.html(),
+        (None, Take::InnerHtml) => el.inner_html(),
+    };
+    Some(if trim { raw.trim().to_owned() } else { raw })
+}
+
+/// Text -> typed value; `None` when the element, the regex match or the
+/// number is missing (the field is then left out).
+fn convert(f: &FieldRule, text: String, ty: FieldType) -> Option<Value> {
+    let text = match &f.regex {
+        Some(re) => capture(re, &text)?,
+        None => text,
+    };
+    let text = if f.trim { text.trim().to_owned() } else { text };
+    match ty {
+        FieldType::String | FieldType::List => Some(Value::Str(text)),
+        FieldType::Integer => text
+            .replace([',', '_'], "")
+            .parse::<i64>()
+            .ok()
+            .map(Value::Int),
+        FieldType::Float => text
+            .replace([',', '_'], "")
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .map(Value::Float),
+    }
+}
+
+fn field_value(f: &FieldRule, page: &Page<'_>) -> Option<Value> {
+    if f.ty == FieldType::List {
+        let values: Vec<Value> = page
+            .html
+            .select(&f.select)
+            .filter_map(|el| take(el, f.take, f.attr.as_deref(), f.trim))
+            .filter_map(|text| convert(f, text, f.items))
+            .collect();
+        return Some(Value::List(values));
+    }
+    let el = page.html.select(&f.select).next()?;
+    let text = take(el, f.take, f.attr.as_deref(), f.trim)?;
+    convert(f, text, f.ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rpcsupport::Request;
+    use scraper::Html;
+    use url::Url;
+
+    const BUILTINS: &[&str] = &["profile", "city"];
+
+    fn set(toml: &str) -> RuleSet {
+        compile(&parse_file(toml).unwrap(), BUILTINS).unwrap()
+    }
+
+    fn error(toml: &str) -> RuleError {
+        match parse_file(toml) {
+            Err(e) => e,
+            Ok(file) => compile(&file, BUILTINS).unwrap_err(),
+        }
+    }
+
+    fn run(set: &RuleSet, rule: &str, url: &str, html: &str) -> ParseResult {
+        let request = Request {
+            url: url.into(),
+            parser: set.spec(rule),
+            depth: 1,
+        };
+        let url = Url::parse(url).unwrap();
+        let html = Html::parse_document(html);
+        set.apply(
+            rule,
+            &Page {
+                request: &request,
+                url: &url,
+                html: &html,
+                text: "",
+            },
+        )
+        .unwrap()
+    }
+
+    const PAGE: &str = r#"<html><head><base href="/base/"></head><body>
+        <h1 class="name"> 小明 </h1>
+        <span class="age">31岁</span><span class="h">172.5 cm</span>
+        <span class="weird">n/a</span>
+        <a class="pic" href="/img/1.png" title="photo">p</a>
+        <div id="bio"><b>hi</b> there</div>
+        <ul><li class="tag">a</li><li class="tag"> b </li><li class="n">1</li><li class="n">x</li><li class="n">3</li></ul>
+        <a class="more" href="p/2">2</a><a class="more" href="p/3#c">3</a><a class="more" href="mailto:x">m</a>
+        <a class="more" href="http://other.example/p/4">4</a><a class="city" href="/city/x">c</a>
+    </body></html>"#;
+
+    /// Follow rules pick links by selector and pattern, resolve them
+    /// (base href, fragments), and mark rule vs built-in targets.
+    #[test]
+    fn follow_links() {
+        let s = set(r#"
+            [parsers.page]
+            follow = [
+                { select = "a.more", pattern = "/p/\\d+$", parser = "page" },
+                { select = "a.city", parser = "city" },
+            ]
+        "#);
+        let r = run(&s, "page", "http://h/x/y", PAGE);
+        let got: Vec<(&str, &str, Option<&String>)> = r
+            .requests
+            .iter()
+            .map(|q| {
+                (
+                    q.url.as_str(),
+                    q.parser.name.as_str(),
+                    q.parser.args.get(RULESET_ARG),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("http://h/base/p/2", "page", Some(&s.id().to_string())),
+                ("http://h/base/p/3", "page", Some(&s.id().to_string())),
+                (
+                    "http://other.example/p/4",
+                    "page",
+                    Some(&s.id().to_string())
+                ),
+                ("http://h/city/x", "city", None),
+            ]
+        );
+        assert_eq!(r.requests[0].depth, 2);
+        assert!(r.items.is_empty());
+    }
+
+    /// Text, attribute, inner HTML, regex capture, trimming and types.
+    #[test]
+    fn item_fields() {
+        let s = set(r##"
+            [parsers.page.item]
+            kind = "person"
+            id = { from_url = '/people/(\d+)' }
+            fields.name = { select = ".name" }
+            fields.raw_name = { select = ".name", trim = false }
+            fields.age = { select = ".age", regex = '(\d+)', type = "integer" }
+            fields.height = { select = ".h", regex = '([\d.]+)', type = "float" }
+            fields.photo = { select = "a.pic", attr = "href" }
+            fields.bio = { select = "#bio", take = "inner_html" }
+            fields.tags = { select = ".tag", type = "list" }
+            fields.numbers = { select = ".n", type = "list", items = "integer" }
+            fields.broken = { select = ".weird", type = "integer" }
+            fields.missing = { select = ".nothing-here" }
+            fields.nomatch = { select = ".age", regex = 'kg' }
+        "##);
+        let r = run(&s, "page", "http://h/people/42", PAGE);
+        let item = &r.items[0];
+        assert_eq!(item.kind, "person");
+        assert_eq!(item.id.as_deref(), Some("42"));
+        let p = &item.payload;
+        assert_eq!(p["name"], Value::Str("小明".into()));
+        assert_eq!(p["raw_name"], Value::Str(" 小明 ".into()));
+        assert_eq!(p["age"], Value::Int(31));
+        assert_eq!(p["height"], Value::Float(172.5));
+        assert_eq!(p["photo"], Value::Str("/img/1.png".into()));
+        assert_eq!(p["bio"], Value::Str("<b>hi</b> there".into()));
+        assert_eq!(p["tags"], Value::List(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            p["numbers"],
+            Value::List(vec![Value::Int(1), Value::Int(3)])
+        );
+        for absent in ["broken", "missing", "nomatch"] {
+            assert!(!p.contains_key(absent), "{absent} should be absent");
+        }
+    }
+
+    /// The id can come from an element's attribute, through a regex; a
+    /// missing id element leaves the id to be derived.
+    #[test]
+    fn id_from_element() {
+        let s = set(r#"
+            [parsers.page.item]
+            kind = "k"
+            id = { select = "a.pic", attr = "href", regex = '/img/(\d+)' }
+        "#);
+        assert_eq!(
+            run(&s, "page", "http://h/", PAGE).items[0].id.as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            run(&s, "page", "http://h/", "<p>none</p>").items[0].id,
+            None
+        );
+    }
+
+    /// Every kind of mistake is reported with the parser and the key.
+    #[test]
+    fn validation_errors_name_parser_and_key() {
+        let cases = [
+            (
+                r#"[parsers.a]
+                follow = [{ select = "a[", parser = "a" }]"#,
+                "a",
+                "follow[0].select",
+                "bad CSS selector",
+            ),
+            (
+                r#"[parsers.a]
+                follow = [{ pattern = "(", parser = "a" }]"#,
+                "a",
+                "follow[0].pattern",
+                "bad regex",
+            ),
+            (
+                r#"[parsers.a]
+                follow = [{ parser = "nope" }]"#,
+                "a",
+                "follow[0].parser",
+                "unknown parser",
+            ),
+            (
+                r#"[parsers.a.item]
+                kind = "k"
+                fields.x = { select = "p", regex = "[" }"#,
+                "a",
+                "item.fields.x.regex",
+                "bad regex",
+            ),
+            (
+                r#"[parsers.a.item]
+                kind = "k"
+                fields.x = { select = "p", type = "date" }"#,
+                "",
+                "(file)",
+                "unknown variant",
+            ),
+            (
+                r#"[parsers.a.item]
+                kind = "k"
+                fields.x = { regex = "p" }"#,
+                "",
+                "(file)",
+                "missing field `select`",
+            ),
+            (
+                r#"[parsers.a.item]
+                kind = "k"
+                fields.x = { select = "p", type = "integer", items = "integer" }"#,
+                "a",
+                "item.fields.x.items",
+                "only lists",
+            ),
+            (
+                r#"[parsers.a.item]
+                kind = """#,
+                "a",
+                "item.kind",
+                "empty",
+            ),
+            (
+                r#"[parsers.a.item]
+                kind = "k"
+                id = { from_url = "x", select = "p" }"#,
+                "a",
+                "item.id",
+                "either",
+            ),
+            (r#"start = "nope""#, "", "start", "unknown parser"),
+            (
+                r#"seeds = ["ftp://x/"]
+                start = "profile""#,
+                "",
+                "seeds[0]",
+                "not an http",
+            ),
+            (
+                r#"[parsers.a]
+                folow = []"#,
+                "",
+                "(file)",
+                "unknown field",
+            ),
+        ];
+        for (toml, parser, key, reason) in cases {
+            let e = error(toml);
+            assert_eq!(
+                (e.parser.as_str(), e.key.as_str()),
+                (parser, key),
+                "{toml}: {e}"
+            );
+            assert!(e.reason.contains(reason), "{toml}: {e}");
+            assert!(e.to_string().starts_with("rules: "), "{e}");
+        }
+    }
+
+    /// The same rules give the same id; different rules a different one.
+    #[test]
+    fn ruleset_ids_are_stable() {
+        let a = "[parsers.a]\nfollow = [{ parser = \"a\" }]\n";
+        assert_eq!(set(a).id(), set(a).id());
+        assert_ne!(set(a).id(), set("[parsers.b]\n").id());
+        assert_eq!(set(a).spec("profile"), ParserSpec::named("profile"));
+    }
+}
