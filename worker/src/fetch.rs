@@ -50,7 +50,24 @@ impl Fetcher {
         handoff: Option<Handoff>,
     ) -> Result<Fetcher, WorkerError> {
         let guard = Guard::with_handoff(lookup, config.block_private_addresses, handoff);
-        let client = Client::builder()
+        // https through rustls with the ring provider. Installing the
+        // process-wide default fails harmlessly if one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = Client::builder();
+        if !config.tls_ca_file.trim().is_empty() {
+            let path = config.tls_ca_file.trim();
+            let pem = std::fs::read(path).map_err(|e| WorkerError::Config {
+                key: "tls_ca_file",
+                reason: format!("cannot read {path}: {e}"),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| WorkerError::Config {
+                    key: "tls_ca_file",
+                    reason: format!("{path}: {e}"),
+                })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
             // Every name is resolved through the guard, which drops
             // internal addresses the crawl did not allow.
             .dns_resolver(Arc::new(GuardResolver(guard.clone())))

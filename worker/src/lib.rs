@@ -93,6 +93,9 @@ pub struct WorkerConfig {
     pub block_private_addresses: bool,
     /// Address to serve Prometheus metrics on; "" for none.
     pub metrics_addr: String,
+    /// A PEM file of extra CA certificates to trust for https fetches (an
+    /// intranet CA), besides the system's; "" for none.
+    pub tls_ca_file: String,
 }
 
 impl Default for WorkerConfig {
@@ -113,6 +116,7 @@ impl Default for WorkerConfig {
             max_concurrent_requests: 4096,
             block_private_addresses: true,
             metrics_addr: String::new(),
+            tls_ca_file: String::new(),
         }
     }
 }

@@ -52,6 +52,9 @@ struct Args {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 [default: none].
     #[arg(long = "metrics_addr")]
     metrics_addr: Option<String>,
+    /// PEM file of extra CAs to trust for https fetches [default: none].
+    #[arg(long = "tls_ca_file")]
+    tls_ca_file: Option<String>,
     /// Who may connect: token, TLS, connection limits (the `[rpc]` section).
     #[command(flatten)]
     rpc: rpcsupport::RpcFlags,
@@ -93,7 +96,8 @@ impl Args {
             max_frame_bytes,
             max_concurrent_requests,
             block_private_addresses,
-            metrics_addr
+            metrics_addr,
+            tls_ca_file
         );
         c.validate()?;
         Ok(c)
