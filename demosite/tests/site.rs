@@ -177,7 +177,7 @@ async fn page_count_matches_a_walk_over_http() {
     };
     let server = start(config).await;
     let site = Site::new(config);
-    let client = reqwest::Client::new();
+    let client = client();
     let pages = walk(&site, &server.base);
     assert_eq!(pages.len() as u64, site.page_count());
     for url in pages {
@@ -191,7 +191,7 @@ async fn page_count_matches_a_walk_over_http() {
 async fn gbk_pages_are_gbk() {
     let server = start(SiteConfig::default()).await;
     let site = Site::new(SiteConfig::default());
-    let client = reqwest::Client::new();
+    let client = client();
     for (path, expected) in [
         ("profile/3", PageEncoding::GbkHeader),
         ("profile/13", PageEncoding::GbkMeta),
@@ -243,7 +243,7 @@ async fn gbk_pages_are_gbk() {
 #[tokio::test]
 async fn unknown_pages_are_404() {
     let server = start(SiteConfig::default()).await;
-    let client = reqwest::Client::new();
+    let client = client();
     for path in [
         "profile/0",
         "profile/1001",
@@ -277,7 +277,7 @@ async fn unknown_pages_are_404() {
 #[tokio::test]
 async fn fault_routes_misbehave_as_documented() {
     let server = start(SiteConfig::default()).await;
-    let client = reqwest::Client::builder()
+    let client = client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -305,4 +305,15 @@ async fn fault_routes_misbehave_as_documented() {
         v
     };
     assert_eq!(statuses, [503, 503, 200]);
+}
+
+/// reqwest is built with rustls but no crypto provider (the worker picks
+/// ring); a client needs one installed first.
+fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+fn client() -> reqwest::Client {
+    client_builder().build().expect("a client")
 }

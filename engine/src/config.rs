@@ -113,6 +113,9 @@ pub struct EngineConfig {
     pub max_pages: u64,
     /// Stop after this many seconds; 0 for no limit.
     pub max_duration_s: u64,
+    /// Requests the frontier keeps in memory; more wait in a file on disk
+    /// (in the state dir, else the temp dir). 0 for no bound.
+    pub queue_memory_tasks: usize,
     /// Address to serve Prometheus metrics on (e.g. `127.0.0.1:9100`); ""
     /// for none.
     pub metrics_addr: String,
@@ -169,6 +172,7 @@ impl Default for EngineConfig {
                 .to_vec(),
             max_pages: 0,
             max_duration_s: 0,
+            queue_memory_tasks: 1_000_000,
             metrics_addr: String::new(),
             progress_interval_ms: 10_000,
             rules: String::new(),
@@ -230,6 +234,8 @@ pub struct Settings {
     pub max_duration: Option<Duration>,
     /// Declarative parsers, compiled (workers get them at connect).
     pub rules: Option<Arc<RuleSet>>,
+    /// Frontier memory bound in tasks; 0 for none.
+    pub queue_memory_tasks: usize,
     /// Progress line interval; zero for none.
     pub progress_interval: Duration,
     /// Where the crawl's metrics go (the binary serves them on
@@ -428,6 +434,7 @@ impl EngineConfig {
                 .then(|| Duration::from_secs(self.max_duration_s)),
             rpc_security: &rpcsupport::ClientSecurity::OPEN,
             rules,
+            queue_memory_tasks: self.queue_memory_tasks,
             progress_interval: Duration::from_millis(self.progress_interval_ms),
             metrics: rpcsupport::metrics::Registry::new(),
         })
@@ -483,6 +490,22 @@ mod tests {
             vec!["127.0.0.1".to_string()]
         );
         assert!(s.politeness.obey_robots);
+    }
+
+    /// Rules given inline (a `[rules]` section) are used when no rules file
+    /// is named, seeds and start parser included.
+    #[test]
+    fn inline_rules_section() {
+        let text = "[rules]\nseeds = [\"http://127.0.0.1:9/\"]\nstart = \"home\"\n[rules.parsers.home]\nfollow = [{ parser = \"home\" }]\n";
+        let inline: Option<RulesFile> = rpcsupport::config::parse_section(text, "rules").unwrap();
+        let config = EngineConfig {
+            inline_rules: inline,
+            ..EngineConfig::default()
+        };
+        let s = config.validate().unwrap();
+        let set = s.rules.unwrap();
+        assert_eq!(s.seeds[0].url, "http://127.0.0.1:9/");
+        assert_eq!(s.seeds[0].parser, set.spec("home"));
     }
 
     /// Each bad value is reported under its own key.

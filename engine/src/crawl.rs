@@ -640,12 +640,14 @@ impl Crawl {
     }
 
     fn snapshot<'a>(
-        &self,
+        &mut self,
         in_flight: impl Iterator<Item = &'a Task>,
         unacked: Vec<Item>,
     ) -> Snapshot {
-        let mut pending: Vec<Task> = in_flight.cloned().collect();
-        pending.extend(self.scheduler.pending().cloned());
+        self.absorb_scheduler_counts();
+        // Robots fetches are not crawl tasks: they are redone on resume.
+        let mut pending: Vec<Task> = in_flight.filter(|t| !t.robots).cloned().collect();
+        pending.extend(self.scheduler.pending_tasks());
         Snapshot {
             pending,
             seen: self.scheduler.seen_fingerprints(),
@@ -678,11 +680,21 @@ async fn call(
     timeout: Duration,
 ) -> Outcome {
     let worker = pool.next().await;
-    let result = match worker
+    let mut answer = worker
         .client
-        .process(deadline_in(timeout), request, policy)
-        .await
-    {
+        .process(deadline_in(timeout), request.clone(), policy.clone())
+        .await;
+    if let Ok(Err(CrawlError::Parse(ParseError::UnknownRuleset(_)))) = &answer {
+        // Restarted since it got the rules: give them again, ask again.
+        if let Err(e) = pool.reload_rules(&worker).await {
+            tracing::warn!(worker = %worker.addr, error = %e, "could not reload rules");
+        }
+        answer = worker
+            .client
+            .process(deadline_in(timeout), request, policy)
+            .await;
+    }
+    let result = match answer {
         Ok(answer) => CallResult::Answered(answer),
         Err(e) => {
             let (kind, broken) = match &e {

@@ -10,9 +10,7 @@
 //! itemsaver upserts by id, so a batch sent twice stores nothing twice.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, SaveError};
@@ -21,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::pool::deadline_in;
+use crate::spill::Spill;
 
 /// What happened to the items sent to the sink.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -147,7 +146,7 @@ struct Sink {
     /// `None` while not connected (taken while a save is in flight).
     client: Option<ItemSaverClient>,
     memory: VecDeque<Item>,
-    spill: Option<Spill>,
+    spill: Option<Spill<Item>>,
     in_flight: Option<JoinHandle<SaveOutcome>>,
     /// The batch in flight, kept so `unacked` can include it.
     in_flight_items: Vec<Item>,
@@ -178,7 +177,7 @@ impl Sink {
     }
 
     fn waiting(&self) -> usize {
-        self.memory.len() + self.spill.as_ref().map_or(0, |s| s.count)
+        self.memory.len() + self.spill.as_ref().map_or(0, |s| s.len())
     }
 
     fn push(&mut self, items: Vec<Item>) {
@@ -188,7 +187,7 @@ impl Sink {
         self.oldest.get_or_insert_with(Instant::now);
         for item in items {
             if self.memory.len() < self.opts.memory_items
-                && self.spill.as_ref().is_none_or(|s| s.count == 0)
+                && self.spill.as_ref().is_none_or(|s| s.is_empty())
             {
                 self.memory.push_back(item);
             } else {
@@ -199,9 +198,9 @@ impl Sink {
 
     fn spill_one(&mut self, item: Item) {
         if self.spill.is_none() {
-            match Spill::create(&self.opts.spill_dir) {
+            match Spill::create(&self.opts.spill_dir, "items") {
                 Ok(spill) => {
-                    tracing::warn!(path = %spill.path.display(), "item buffer full; spilling items to disk until the itemsaver catches up");
+                    tracing::warn!(path = %spill.path().display(), "item buffer full; spilling items to disk until the itemsaver catches up");
                     self.spill = Some(spill);
                 }
                 Err(e) => {
@@ -224,7 +223,7 @@ impl Sink {
         let Some(spill) = self.spill.as_mut() else {
             return;
         };
-        if spill.count == 0 || self.memory.len() >= self.opts.batch_size {
+        if spill.is_empty() || self.memory.len() >= self.opts.batch_size {
             return;
         }
         match spill.take(self.opts.memory_items / 2 + 1) {
@@ -366,9 +365,8 @@ impl Sink {
             self.stats.waited += since.elapsed();
         }
         let unsaved = self.unacked();
-        if let Some(spill) = self.spill.take() {
-            spill.remove();
-        }
+        // Dropping the spill removes its file.
+        self.spill = None;
         Finished {
             stats: self.stats,
             unsaved,
@@ -422,86 +420,6 @@ async fn save(
     }
 }
 
-/// Items on disk, appended as length-prefixed bincode records and read back
-/// from a cursor, oldest first.
-struct Spill {
-    path: PathBuf,
-    writer: BufWriter<File>,
-    read_pos: u64,
-    count: usize,
-}
-
-impl Spill {
-    fn create(dir: &Path) -> io::Result<Spill> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("items-spill-{}.bin", std::process::id()));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        Ok(Spill {
-            path,
-            writer: BufWriter::new(file),
-            read_pos: 0,
-            count: 0,
-        })
-    }
-
-    fn append(&mut self, item: &Item) -> io::Result<()> {
-        let bytes = bincode::serialize(item).map_err(io::Error::other)?;
-        self.writer.write_all(&(bytes.len() as u64).to_le_bytes())?;
-        self.writer.write_all(&bytes)?;
-        self.count += 1;
-        Ok(())
-    }
-
-    fn read_from(&mut self, pos: u64, max: usize) -> io::Result<(Vec<Item>, u64)> {
-        self.writer.flush()?;
-        let mut file = BufReader::new(File::open(&self.path)?);
-        file.seek(SeekFrom::Start(pos))?;
-        let mut items = Vec::new();
-        let mut pos = pos;
-        let mut len = [0u8; 8];
-        while items.len() < max {
-            match file.read_exact(&mut len) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e),
-            }
-            let n = u64::from_le_bytes(len);
-            let mut buf = vec![0u8; n as usize];
-            file.read_exact(&mut buf)?;
-            items.push(bincode::deserialize(&buf).map_err(io::Error::other)?);
-            pos += 8 + n;
-        }
-        Ok((items, pos))
-    }
-
-    fn take(&mut self, max: usize) -> io::Result<Vec<Item>> {
-        let (items, pos) = self.read_from(self.read_pos, max)?;
-        self.read_pos = pos;
-        self.count -= items.len();
-        if self.count == 0 {
-            // Drained: start the file over so it does not grow forever.
-            self.writer.get_mut().set_len(0)?;
-            self.writer.seek(SeekFrom::Start(0))?;
-            self.read_pos = 0;
-        }
-        Ok(items)
-    }
-
-    fn peek_all(&mut self) -> io::Result<Vec<Item>> {
-        Ok(self.read_from(self.read_pos, usize::MAX)?.0)
-    }
-
-    fn remove(self) {
-        drop(self.writer);
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,24 +432,6 @@ mod tests {
             id: Some(i.to_string()),
             payload: BTreeMap::from([("n".to_string(), rpcsupport::Value::Int(i as i64))]),
         }
-    }
-
-    /// Spilled items come back in order and the file restarts when drained.
-    #[test]
-    fn spill_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut spill = Spill::create(dir.path()).unwrap();
-        for i in 0..10 {
-            spill.append(&item(i)).unwrap();
-        }
-        assert_eq!(spill.peek_all().unwrap().len(), 10);
-        let first = spill.take(4).unwrap();
-        assert_eq!(first, (0..4).map(item).collect::<Vec<_>>());
-        let rest = spill.take(100).unwrap();
-        assert_eq!(rest, (4..10).map(item).collect::<Vec<_>>());
-        assert_eq!(spill.count, 0);
-        spill.append(&item(42)).unwrap();
-        assert_eq!(spill.take(5).unwrap(), vec![item(42)]);
     }
 
     /// With no itemsaver at all, items are neither lost nor counted saved:

@@ -21,6 +21,8 @@
 //!   is done, and stops cleanly on shutdown.
 //! - [`items`]: items out, batched to the itemsaver; buffered in memory and
 //!   then on disk while it is down, forgotten only once acknowledged.
+//! - [`spill`]: a FIFO file for what does not fit in memory (items while
+//!   the itemsaver is down, the far end of a huge frontier).
 //! - [`state`]: the crawl's state on disk (`--state_dir`), written
 //!   atomically, so a stopped or killed engine resumes.
 //! - [`progress`]: the live status line (terminal) or periodic log line.
@@ -36,6 +38,7 @@ pub mod robots;
 pub mod scheduler;
 pub mod scope;
 pub mod seen;
+pub mod spill;
 pub mod state;
 pub mod summary;
 pub mod tools;

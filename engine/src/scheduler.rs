@@ -17,6 +17,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rpcsupport::types::host_in_domain;
@@ -28,6 +29,7 @@ use url::Url;
 use crate::robots::Robots;
 use crate::scope::{OutOfScope, Scope};
 use crate::seen::SeenSet;
+use crate::spill::Spill;
 
 /// A request and what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,6 +214,11 @@ pub struct Scheduler {
     max_depth: Option<u32>,
     scope: Scope,
     politeness: Politeness,
+    /// Tasks kept in memory before new ones go to `spill`; 0 for no bound.
+    memory_tasks: usize,
+    spill_dir: Option<PathBuf>,
+    /// The far end of a frontier larger than `memory_tasks`, on disk.
+    spill: Option<Spill<Task>>,
     /// Counters for the summary.
     pub counts: SchedulerCounts,
 }
@@ -227,6 +234,14 @@ impl Scheduler {
         }
     }
 
+    /// Keeps at most `tasks` queued tasks in memory; past that, new tasks
+    /// wait in a spill file in `dir` and come back as the queue drains.
+    pub fn with_memory_bound(mut self, tasks: usize, dir: PathBuf) -> Self {
+        self.memory_tasks = tasks;
+        self.spill_dir = Some(dir);
+        self
+    }
+
     /// Queues `request` unless it is a duplicate, too deep or out of scope.
     pub fn enqueue(&mut self, mut request: Request) -> Result<(), Dropped> {
         if self.max_depth.is_some_and(|max| request.depth > max) {
@@ -240,8 +255,56 @@ impl Scheduler {
             return Err(Dropped::Duplicate);
         }
         request.url = normalized;
-        self.push(Task::new(request), false);
+        self.push_or_spill(Task::new(request));
         Ok(())
+    }
+
+    fn push_or_spill(&mut self, task: Task) {
+        if self.memory_tasks > 0 && self.queued >= self.memory_tasks {
+            if self.spill.is_none() {
+                let dir = self.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+                match Spill::create(&dir, "frontier") {
+                    Ok(spill) => {
+                        tracing::info!(path = %spill.path().display(), queued = self.queued, "frontier past its memory bound; spilling new requests to disk");
+                        self.spill = Some(spill);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot create the frontier spill file; keeping requests in memory")
+                    }
+                }
+            }
+            if let Some(spill) = self.spill.as_mut() {
+                match spill.append(&task) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot write the frontier spill file; keeping the request in memory")
+                    }
+                }
+            }
+        }
+        self.push(task, false);
+    }
+
+    /// Brings spilled tasks back once memory has room for them.
+    fn refill(&mut self) {
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        if spill.is_empty() || self.queued >= self.memory_tasks / 2 {
+            return;
+        }
+        match spill.take((self.memory_tasks / 2).max(1)) {
+            Ok(tasks) => {
+                for task in tasks {
+                    self.push(task, false);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the frontier spill file"),
+        }
+    }
+
+    fn spilled(&self) -> usize {
+        self.spill.as_ref().map_or(0, |s| s.len())
     }
 
     /// Puts back, at the front of its host's queue, a task whose worker
@@ -305,6 +368,7 @@ impl Scheduler {
 
     /// The next task to dispatch at `now`, respecting every host's limits.
     pub fn next(&mut self, now: Instant) -> Next {
+        self.refill();
         while self.delayed.peek().is_some_and(|d| d.0.at <= now) {
             let Reverse(d) = self.delayed.pop().expect("peeked");
             self.push(d.task, true);
@@ -382,7 +446,7 @@ impl Scheduler {
             }
             host.in_ring = false;
         }
-        if self.queued == 0 && self.delayed.is_empty() {
+        if self.is_idle() {
             Next::Idle
         } else {
             Next::Wait(wake)
@@ -466,12 +530,12 @@ impl Scheduler {
 
     /// Whether nothing is queued or waiting.
     pub fn is_idle(&self) -> bool {
-        self.queued == 0 && self.delayed.is_empty()
+        self.queued == 0 && self.delayed.is_empty() && self.spilled() == 0
     }
 
-    /// Tasks queued or waiting out a backoff.
+    /// Tasks queued (in memory or spilled) or waiting out a backoff.
     pub fn len(&self) -> usize {
-        self.queued + self.delayed.len()
+        self.queued + self.delayed.len() + self.spilled()
     }
 
     /// Whether [`Scheduler::len`] is 0.
@@ -484,14 +548,26 @@ impl Scheduler {
         self.seen.len()
     }
 
-    /// Every crawl task queued or waiting (for the state file); robots
-    /// fetches are not crawl tasks and are redone after a restart.
-    pub fn pending(&self) -> impl Iterator<Item = &Task> {
-        self.hosts
+    /// Every crawl task queued, spilled or waiting (for the state file);
+    /// robots fetches are not crawl tasks and are redone after a restart.
+    pub fn pending_tasks(&mut self) -> Vec<Task> {
+        let mut tasks: Vec<Task> = self
+            .hosts
             .values()
             .flat_map(|h| h.queue.iter())
             .chain(self.delayed.iter().map(|d| &d.0.task))
             .filter(|t| !t.robots)
+            .cloned()
+            .collect();
+        if let Some(spill) = self.spill.as_mut() {
+            match spill.peek_all() {
+                Ok(spilled) => tasks.extend(spilled),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the frontier spill file for the state snapshot")
+                }
+            }
+        }
+        tasks
     }
 
     /// The seen-URL fingerprints (for the state file).
@@ -511,7 +587,7 @@ impl Scheduler {
             // Pending tasks were seen when first queued; make sure even a
             // hand-edited state cannot queue them twice later.
             self.seen.insert(fingerprint(&task.request.url));
-            self.push(task, false);
+            self.push_or_spill(task);
         }
     }
 
@@ -773,7 +849,7 @@ mod tests {
         s.enqueue(req("http://h/a", 0)).unwrap();
         s.enqueue(req("http://h/b", 0)).unwrap();
         let first = take(&mut s, Instant::now());
-        let pending: Vec<Task> = s.pending().cloned().collect();
+        let pending = s.pending_tasks();
         let mut r = open();
         r.restore(pending, s.seen_fingerprints());
         assert_eq!(
@@ -782,6 +858,75 @@ mod tests {
         );
         assert_eq!(take(&mut r, Instant::now()).request.url, "http://h/b");
         assert_eq!(r.next(Instant::now()), Next::Idle);
+    }
+
+    /// Past its memory bound the frontier spills to disk and gets every
+    /// task back; the state snapshot sees the spilled ones too.
+    #[test]
+    fn frontier_spills_past_its_memory_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open().with_memory_bound(10, dir.path().to_owned());
+        for i in 0..100 {
+            s.enqueue(req(&format!("http://h{}/p{i}", i % 7), 0))
+                .unwrap();
+        }
+        assert_eq!(s.len(), 100);
+        assert_eq!(s.queued, 10, "only the bound stays in memory");
+        assert_eq!(s.pending_tasks().len(), 100);
+        let now = Instant::now();
+        let mut got = std::collections::HashSet::new();
+        while let Next::Task(t) = s.next(now) {
+            assert!(s.queued <= 10);
+            s.done(&t, Duration::ZERO, false);
+            got.insert(t.request.url);
+        }
+        assert_eq!(got.len(), 100);
+        assert!(s.is_idle());
+    }
+
+    /// The adaptive throttle doubles a host's delay on 429/503 and eases it
+    /// back toward the latency, never below the configured floor.
+    #[test]
+    fn autothrottle_adapts_the_delay() {
+        let p = Politeness {
+            autothrottle: true,
+            default: HostLimits {
+                concurrency: 8,
+                delay: Duration::from_millis(100),
+            },
+            max_delay: Duration::from_secs(1),
+            ..Politeness::default()
+        };
+        let mut s = Scheduler::new(
+            None,
+            Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+            p,
+        );
+        for i in 0..10 {
+            s.enqueue(req(&format!("http://h/{i}"), 0)).unwrap();
+        }
+        let delay = |s: &Scheduler| s.hosts["h"].delay;
+        let t = take(&mut s, Instant::now());
+        s.done(&t, Duration::from_millis(10), true);
+        assert_eq!(
+            delay(&s),
+            Duration::from_millis(250),
+            "429/503: doubled, at least 250 ms"
+        );
+        s.done(&t, Duration::from_millis(10), true);
+        s.done(&t, Duration::from_millis(10), true);
+        s.done(&t, Duration::from_millis(10), true);
+        assert_eq!(delay(&s), Duration::from_secs(1), "capped");
+        for _ in 0..20 {
+            s.done(&t, Duration::from_millis(10), false);
+        }
+        assert_eq!(delay(&s), Duration::from_millis(100), "back to the floor");
+        s.done(&t, Duration::from_millis(700), false);
+        assert_eq!(
+            delay(&s),
+            Duration::from_millis(400),
+            "halfway toward a slow latency"
+        );
     }
 
     /// The path and query robots rules are matched against.

@@ -159,3 +159,58 @@ fn bad_rules_are_reported_at_start() {
         "{err}"
     );
 }
+
+/// A worker that dropped the crawl's rule set mid-crawl (here: pushed out
+/// by other crawls' rule sets) answers "unknown rule set"; the engine sends
+/// the rules again and the crawl loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_rules_are_sent_again() {
+    let options = demosite::SiteOptions {
+        page_delay: std::time::Duration::from_millis(5),
+        ..demosite::SiteOptions::default()
+    };
+    let (_site, url, _log, _s) = start_site_with(
+        "127.0.0.1",
+        SiteConfig {
+            profiles: 150,
+            ..SiteConfig::default()
+        },
+        options,
+    )
+    .await;
+    let (w1, _s1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _s3) = start_itemsaver(dir.path()).await;
+    let mut config = engine_config(&url, &[w1], saver);
+    config.rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/demosite.rules.toml"
+    )
+    .into();
+    config.parser = "home".into();
+    config.per_host_concurrency = 2;
+    let crawl = tokio::spawn(engine::run(config.validate().unwrap(), pending()));
+
+    // Once the crawl is under way, fill the worker with other rule sets.
+    let client = rpcsupport::connect_crawl(&HostAddr::from(w1), ConnectOptions::default())
+        .await
+        .unwrap();
+    loop {
+        let status = client.status(context::current()).await.unwrap();
+        if status.served > 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for i in 0..20 {
+        let other = format!("{{\"seeds\":[],\"start\":null,\"parsers\":{{\"p{i}\":{{\"follow\":[],\"item\":null}}}}}}");
+        client
+            .load_rules(context::current(), other)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let summary = crawl.await.unwrap().unwrap();
+    assert_eq!(summary.items_saved, 150, "{summary}");
+    assert!(summary.errors.is_empty(), "{summary}");
+}

@@ -139,6 +139,8 @@ flags! {
         max_duration_s: u64,
         /// Rules file of declarative parsers.
         rules: String,
+        /// Requests kept in memory; more wait on disk. 0 for no bound.
+        queue_memory_tasks: usize,
         /// Milliseconds between progress lines when stderr is not a terminal; 0 for none.
         progress_interval_ms: u64,
         /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
