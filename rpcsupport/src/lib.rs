@@ -25,6 +25,7 @@
 //!   any tarpc frame.
 //! - [`metrics`]: counters, gauges and latency histograms, served to
 //!   Prometheus by every process that has `--metrics_addr`.
+//! - [`shutdown`]: the Ctrl-C / SIGTERM future every binary stops on.
 //! - [`transport`]: [`serve`] and the `connect_*` helpers every binary and
 //!   test uses: TCP or TLS, the handshake, length-delimited bincode frames
 //!   with an explicit maximum size, and the `:9000` / `host:port` /
@@ -37,6 +38,7 @@ pub mod handshake;
 pub mod metrics;
 pub mod security;
 pub mod service;
+pub mod shutdown;
 mod tls;
 pub mod transport;
 pub mod types;

@@ -211,7 +211,7 @@ fn real_main() -> anyhow::Result<()> {
         rpcsupport::metrics::spawn_endpoint(&metrics_addr, settings.metrics.clone())
             .await
             .context("engine.metrics_addr")?;
-        anyhow::Ok(engine::run(settings, shutdown_signal()).await?)
+        anyhow::Ok(engine::run(settings, shutdown_signal()?).await?)
     })?;
     print!("{summary}");
     if summary.items_unsaved > 0 {
@@ -225,28 +225,20 @@ fn real_main() -> anyhow::Result<()> {
 
 /// Completes on the first Ctrl-C or SIGTERM. A second one exits at once, for
 /// when waiting for calls in flight takes longer than the user will.
-async fn shutdown_signal() {
-    wait_for_signal().await;
-    eprintln!("engine: stopping; waiting for calls in flight (press Ctrl-C again to quit now)");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        eprintln!("engine: second interrupt; exiting now");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let first = rpcsupport::shutdown::signal().context("cannot listen for Ctrl-C / SIGTERM")?;
+    Ok(async move {
+        first.await;
+        eprintln!("engine: stopping; waiting for calls in flight (press Ctrl-C again to quit now)");
+        match rpcsupport::shutdown::signal() {
+            Ok(second) => {
+                tokio::spawn(async move {
+                    second.await;
+                    eprintln!("engine: second interrupt; exiting now");
+                    std::process::exit(130);
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for a second Ctrl-C"),
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }

@@ -277,54 +277,20 @@ async fn run_server(
         .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
     let addr = listener.local_addr()?;
     // The one line on stdout: scripts and tests wait for it.
+    // Signal handlers go in before the ready line, so a SIGTERM sent right
+    // after it is a clean stop, not the default "terminate at once".
+    let shutdown = rpcsupport::shutdown::signal().context("cannot listen for Ctrl-C / SIGTERM")?;
     println!("itemsaver listening on {addr} ({description}, {items} items)");
     let metrics = rpcsupport::metrics::Registry::new();
     rpcsupport::metrics::spawn_endpoint(&config.metrics_addr, metrics.clone())
         .await
         .context("itemsaver.metrics_addr")?;
-    itemsaver::serve_with(
-        listener,
-        store,
-        &config,
-        security,
-        metrics,
-        shutdown_signal(),
-    )
-    .await?;
+    itemsaver::serve_with(listener, store, &config, security, metrics, shutdown).await?;
     // Dropping the store (the last Arc, once in-flight requests finish)
     // releases the index lock; commits already running complete first,
     // because the runtime waits for blocking tasks.
     tracing::info!("itemsaver stopped");
     Ok(())
-}
-
-/// Completes on Ctrl-C or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
-        _ = term => tracing::info!("SIGTERM received, shutting down"),
-    }
 }
 
 async fn connect(host: &HostAddr, security: &'static ClientSecurity) -> Result<ItemSaverClient> {

@@ -123,40 +123,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.bind.as_str(), config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
-    let shutdown = shutdown_signal()?;
+    let shutdown = rpcsupport::shutdown::signal().context("cannot listen for Ctrl-C / SIGTERM")?;
     println!("worker listening on {}", listener.local_addr()?);
     worker::serve_worker_with(listener, worker, security, shutdown)
         .await
         .context("RPC server failed")?;
     tracing::info!("worker stopped");
     Ok(())
-}
-
-/// Registers for Ctrl-C and, on Unix, SIGTERM (what `kill` and container
-/// runtimes send), and returns a future that completes on either. The
-/// handlers are installed here, before the ready line is printed, so a
-/// signal sent right after it cannot hit the default "terminate" action.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!("shutting down");
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tracing::info!("shutting down");
-        })
-    }
 }
