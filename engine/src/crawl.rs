@@ -546,7 +546,9 @@ impl Crawl {
                 _ => None,
             };
             let delay = backoff(settings, task.retries, retry_after);
-            tracing::info!(url = %task.request.url, error = %e, retry_in = ?delay, "transient failure; retrying later");
+            // Debug, not info: a page that fails and is retried must not log
+            // a line per try; its final outcome is logged once (below).
+            tracing::debug!(url = %task.request.url, error = %e, retry_in = ?delay, "transient failure; retrying later");
             *self.summary.fetch_retries.entry(e.kind()).or_default() += 1;
             self.metrics
                 .counter(
