@@ -63,6 +63,7 @@ impl StateDir {
     /// Opens (creating if needed) `dir` and reads what it holds.
     pub fn open(dir: &Path) -> io::Result<(StateDir, Loaded)> {
         std::fs::create_dir_all(dir)?;
+        remove_stale_spills(dir);
         let snapshot = match std::fs::read(dir.join(SNAPSHOT)) {
             Ok(bytes) => {
                 let snap: Snapshot = bincode::deserialize(&bytes).map_err(|e| {
@@ -147,6 +148,24 @@ impl StateDir {
     }
 }
 
+/// Spill files left by a killed engine (`*-spill-PID.bin`, see
+/// [`crate::spill`]). What they held is in the snapshot, or came from pages
+/// done after it, which are fetched again; so they are only clutter.
+fn remove_stale_spills(dir: &Path) {
+    let own = format!("-spill-{}.bin", std::process::id());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains("-spill-") && name.ends_with(".bin") && !name.ends_with(&own) {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(file = %name, error = %e, "cannot remove a stale spill file");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +208,22 @@ mod tests {
         assert_eq!(back.summary.pages, 7);
         assert_eq!(loaded.done_since, HashSet::from([5, 6]));
         assert!(!dir.path().join("state.bin.tmp").exists());
+    }
+
+    /// Spill files of an earlier (killed) engine are cleared on open.
+    #[test]
+    fn stale_spill_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("items-spill-1.bin"), b"x").unwrap();
+        std::fs::write(dir.path().join("frontier-spill-2.bin"), b"x").unwrap();
+        std::fs::write(dir.path().join("keep.txt"), b"x").unwrap();
+        let _ = StateDir::open(dir.path()).unwrap();
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!left.iter().any(|n| n.contains("-spill-")), "{left:?}");
+        assert!(left.contains(&"keep.txt".to_string()));
     }
 
     /// A damaged snapshot is an error, never silently an empty crawl.
