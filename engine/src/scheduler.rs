@@ -575,11 +575,6 @@ impl Scheduler {
         self.seen.iter().collect()
     }
 
-    /// Bytes the seen-URL set holds.
-    pub fn seen_bytes(&self) -> usize {
-        self.seen.heap_bytes()
-    }
-
     /// Loads saved state: these tasks queued, these URLs seen.
     pub fn restore(&mut self, pending: Vec<Task>, seen: Vec<u64>) {
         self.seen.extend(seen);
@@ -619,16 +614,10 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 86_400)
 }
 
-/// The 64-bit fingerprint of a normalized URL; FNV-1a, stable across Rust
-/// versions and runs (std's hasher is not promised to be), so fingerprints
-/// can be saved and reloaded.
+/// The 64-bit fingerprint of a normalized URL, stable across runs so
+/// fingerprints can be saved and reloaded.
 pub fn fingerprint(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for &b in s.as_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
+    rpcsupport::types::fnv1a64(s.as_bytes())
 }
 
 #[cfg(test)]

@@ -145,6 +145,18 @@ impl Item {
     }
 }
 
+/// FNV-1a, 64 bits: tiny and stable across versions, platforms and runs
+/// (unlike `std`'s hasher), so what it hashes can be saved and compared
+/// between processes: the engine's URL fingerprints, rule-set ids.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
 /// FNV-1a, 128 bits: tiny, stable across versions and platforms (unlike
 /// `std`'s hasher), and wide enough that derived ids do not collide in
 /// practice.

@@ -417,12 +417,7 @@ pub fn compile(file: &RulesFile, builtins: &[&str]) -> Result<RuleSet, RuleError
 /// same rules give the same id on the engine and on every worker.
 fn ruleset_id(file: &RulesFile) -> String {
     let json = serde_json::to_string(file).expect("rules serialize");
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in json.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("r{h:016x}")
+    format!("r{:016x}", rpcsupport::types::fnv1a64(json.as_bytes()))
 }
 
 impl RuleSet {
