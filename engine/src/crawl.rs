@@ -750,10 +750,7 @@ impl FailureLog {
     fn record(&mut self, task: &Task, kind: &str, reason: &str) {
         let Some(path) = &self.path else { return };
         if self.file.is_none() {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            match OpenOptions::new().create(true).append(true).open(path) {
+            match open_append(path) {
                 Ok(f) => self.file = Some(f),
                 Err(e) => {
                     tracing::error!(error = %e, path = %path.display(), "cannot open failures file; failures only counted");
@@ -779,11 +776,16 @@ impl FailureLog {
     }
 }
 
-fn write_jsonl(path: &Path, lines: impl Iterator<Item = serde_json::Value>) -> std::io::Result<()> {
+/// Opens `path` for appending, creating it and its directory if needed.
+fn open_append(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::io::BufWriter::new(OpenOptions::new().create(true).append(true).open(path)?);
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn write_jsonl(path: &Path, lines: impl Iterator<Item = serde_json::Value>) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(open_append(path)?);
     for line in lines {
         writeln!(f, "{line}")?;
     }
