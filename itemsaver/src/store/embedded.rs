@@ -203,7 +203,11 @@ impl ItemStore for EmbeddedStore {
 
 impl Inner {
     /// Writes and commits every pending batch, then answers each.
-    fn commit_pending(&self) {
+    /// Takes the `Arc` so it can let go of it before answering: a caller
+    /// told "stored" that drops its store then holds the last reference,
+    /// and the index lock goes with it (so reopening the directory at once
+    /// works).
+    fn commit_pending(self: Arc<Self>) {
         let mut writer = match self.writer.lock() {
             Ok(writer) => writer,
             Err(poisoned) => {
@@ -233,6 +237,7 @@ impl Inner {
             }
         }
         drop(writer);
+        drop(self);
         for batch in group {
             // The caller may have gone away (client disconnected); the
             // items are stored regardless.
