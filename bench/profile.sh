@@ -6,12 +6,13 @@
 # (default /tmp/crawler-profile) and prints the top inclusive costs of each.
 # perf would be quicker, but needs hardware counters, which VMs often lack.
 #
-#   bash bench/profile.sh                 # after scripts/bench.sh has built everything
+#   bash bench/profile.sh    # builds with the `profiling` profile (release + symbols)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profiles=${PROFILES:-2000}
 out_dir=${OUT_DIR:-/tmp/crawler-profile}
-bin=${CARGO_TARGET_DIR:-target}/release
+cargo build --profile profiling --quiet --bins
+bin=${CARGO_TARGET_DIR:-target}/profiling
 mkdir -p "$out_dir"
 rm -f "$out_dir"/callgrind.out.* "$out_dir"/*.out "$out_dir"/*.pid
 

@@ -2,11 +2,12 @@
 # Starts a local Elasticsearch-API server (noida-db, from PyPI) for the
 # Elasticsearch tests, on 127.0.0.1 and a free port, in the background.
 #
-#   source scripts/noida.sh     # exports CRAWLER_TEST_ES_URL and NOIDA_PID
+#   source scripts/noida.sh     # exports CRAWLER_TEST_ES_URL, NOIDA_PID, NOIDA_DIR
 #   bash scripts/noida.sh       # prints CRAWLER_TEST_ES_URL=http://127.0.0.1:PORT
 #
 # Stop it with `kill "$NOIDA_PID"` (the pid is printed too). Its data and
-# log live in a fresh temporary directory, printed as well.
+# log live in a fresh temporary directory, NOIDA_DIR, printed as well; remove
+# it when done.
 
 noida_main() {
     local version=0.2.3
@@ -38,7 +39,8 @@ noida_main() {
         fi
         sleep 0.1
     done
-    export CRAWLER_TEST_ES_URL="$url" NOIDA_PID
+    NOIDA_DIR=$dir
+    export CRAWLER_TEST_ES_URL="$url" NOIDA_PID NOIDA_DIR
     echo "noida-db $version answering at $url (pid $NOIDA_PID, data and log in $dir)" >&2
     echo "CRAWLER_TEST_ES_URL=$url"
 }
