@@ -1,43 +1,35 @@
 //! The `demosite` binary: the ready line scripts parse.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use testsupport::Server;
 
 /// It prints one parseable ready line and exits 0 on SIGTERM.
 #[test]
 fn ready_line_and_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_demosite"))
-        .args([
-            "--port",
-            "0",
-            "--profiles",
-            "50",
-            "--cities",
-            "5",
-            "--page_size",
-            "10",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut server = Server::start(
+        Command::new(env!("CARGO_BIN_EXE_demosite"))
+            .args([
+                "--port",
+                "0",
+                "--profiles",
+                "50",
+                "--cities",
+                "5",
+                "--page_size",
+                "10",
+            ])
+            .stderr(Stdio::null()),
+        "demosite listening on ",
+    );
+    let line = server.ready_line();
     // 1 city list + 5 cities x 1 page + 50 profiles.
     assert!(
         line.starts_with("demosite listening on http://127.0.0.1:")
             && line.ends_with("/ profiles=50 pages=56\n"),
         "{line:?}"
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    assert!(server.terminate().success());
 }
 
 /// Zero cities is refused with a message.

@@ -1,58 +1,30 @@
 //! The `itemsaver` binary: ready line, subcommands, errors, clean SIGTERM exit.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use rpcsupport::{ConnectOptions, HostAddr, Item, Value};
 use tarpc::context;
+use testsupport::Server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_itemsaver");
 
-/// A running server; killed on drop so a failing test leaves nothing behind.
-struct Running {
-    child: Child,
-    addr: String,
-    ready_line: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the binary on 127.0.0.1 with a free port and waits for its ready line.
-fn start(work_dir: &Path, data_dir: &Path) -> Running {
+fn start(work_dir: &Path, data_dir: &Path) -> Server {
     start_with(work_dir, &["--data_dir", data_dir.to_str().unwrap()])
 }
 
-fn start_with(work_dir: &Path, store_args: &[&str]) -> Running {
-    let mut child = Command::new(BIN)
-        .args(["--port", "0", "--bind", "127.0.0.1"])
-        .args(store_args)
-        // So no stray config.toml from the caller's directory is read.
-        .current_dir(work_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("itemsaver listening on ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
-        .to_owned();
-    Running {
-        child,
-        addr,
-        ready_line: line,
-    }
+fn start_with(work_dir: &Path, store_args: &[&str]) -> Server {
+    Server::start(
+        Command::new(BIN)
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(store_args)
+            // So no stray config.toml from the caller's directory is read.
+            .current_dir(work_dir)
+            .stderr(Stdio::null()),
+        "itemsaver listening on ",
+    )
 }
 
 fn run(work_dir: &Path, args: &[&str]) -> Output {
@@ -75,12 +47,12 @@ async fn serves_counts_searches_and_stops() {
     let data = work.path().join("items");
     let mut server = start(work.path(), &data);
     assert!(
-        server.ready_line.ends_with(", 0 items)\n"),
+        server.ready_line().ends_with(", 0 items)\n"),
         "{}",
-        server.ready_line
+        server.ready_line()
     );
 
-    let host: HostAddr = server.addr.parse().unwrap();
+    let host: HostAddr = server.addr().parse().unwrap();
     let client = rpcsupport::connect_itemsaver(&host, ConnectOptions::default())
         .await
         .unwrap();
@@ -101,12 +73,12 @@ async fn serves_counts_searches_and_stops() {
 
     let out = stdout(&run(
         work.path(),
-        &["count", "--itemsaver_host", &server.addr],
+        &["count", "--itemsaver_host", server.addr()],
     ));
     assert_eq!(out, "1\n");
     let out = stdout(&run(
         work.path(),
-        &["search", "snow", "--itemsaver_host", &server.addr],
+        &["search", "snow", "--itemsaver_host", server.addr()],
     ));
     assert!(out.starts_with("1 hits"), "{out}");
     for expected in ["id: 7", "kind: profile", "age: 31", "name: Quiet Snow"] {
@@ -121,20 +93,14 @@ async fn serves_counts_searches_and_stops() {
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("locked"));
 
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(server.child.wait().unwrap().success());
+    assert!(server.terminate().success());
 
     // Restarted, it finds the item again.
     let server = start(work.path(), &data);
     assert!(
-        server.ready_line.ends_with(", 1 items)\n"),
+        server.ready_line().ends_with(", 1 items)\n"),
         "{}",
-        server.ready_line
+        server.ready_line()
     );
 }
 
@@ -194,12 +160,12 @@ async fn serves_from_elasticsearch() {
     let server = start_with(work.path(), &["--es_url", &url, "--index", &index]);
     assert!(
         server
-            .ready_line
+            .ready_line()
             .contains(&format!("elasticsearch index {index} at ")),
         "{}",
-        server.ready_line
+        server.ready_line()
     );
-    let host: HostAddr = server.addr.parse().unwrap();
+    let host: HostAddr = server.addr().parse().unwrap();
     let client = rpcsupport::connect_itemsaver(&host, ConnectOptions::default())
         .await
         .unwrap();
@@ -222,7 +188,7 @@ async fn serves_from_elasticsearch() {
         .unwrap();
     let out = stdout(&run(
         work.path(),
-        &["count", "--itemsaver_host", &server.addr],
+        &["count", "--itemsaver_host", server.addr()],
     ));
     assert_eq!(out, "3\n");
     let out = stdout(&run(
@@ -233,7 +199,7 @@ async fn serves_from_elasticsearch() {
             "--size",
             "1",
             "--itemsaver_host",
-            &server.addr,
+            server.addr(),
         ],
     ));
     assert!(out.starts_with("2 hits, showing 1 to 1"), "{out}");

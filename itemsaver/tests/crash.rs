@@ -3,55 +3,26 @@
 //! on the same data directory.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use rpcsupport::{ConnectOptions, HostAddr, Item, Value};
 use tarpc::context;
+use testsupport::Server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_itemsaver");
 
-/// A running itemsaver; SIGKILLed on drop so a failing test leaves nothing behind.
-struct Running {
-    child: Child,
-    addr: String,
-}
-
-impl Running {
-    fn start(work_dir: &Path, data_dir: &Path) -> Running {
-        let mut child = Command::new(BIN)
+/// Starts the itemsaver on a free port and waits for its ready line; the
+/// returned server is SIGKILLed on drop, so a failing test leaves nothing behind.
+fn start(work_dir: &Path, data_dir: &Path) -> Server {
+    Server::start(
+        Command::new(BIN)
             .args(["--port", "0", "--data_dir"])
             .arg(data_dir)
             .current_dir(work_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("itemsaver listening on ")
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
-            .to_owned();
-        Running { child, addr }
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+            .stderr(Stdio::null()),
+        "itemsaver listening on ",
+    )
 }
 
 fn item(round: usize, batch: usize, i: usize) -> Item {
@@ -78,8 +49,8 @@ async fn sigkill_after_ack_loses_nothing_acknowledged() {
     let data = work.path().join("items");
     let mut acked: Vec<Item> = Vec::new();
     for round in 0..3 {
-        let mut server = Running::start(work.path(), &data);
-        let host: HostAddr = server.addr.parse().unwrap();
+        let mut server = start(work.path(), &data);
+        let host: HostAddr = server.addr().parse().unwrap();
         let client = rpcsupport::connect_itemsaver(&host, ConnectOptions::default())
             .await
             .unwrap();
@@ -122,8 +93,8 @@ async fn sigkill_after_ack_loses_nothing_acknowledged() {
         }
         drop(server);
 
-        let server = Running::start(work.path(), &data);
-        let host: HostAddr = server.addr.parse().unwrap();
+        let server = start(work.path(), &data);
+        let host: HostAddr = server.addr().parse().unwrap();
         let client = rpcsupport::connect_itemsaver(&host, ConnectOptions::default())
             .await
             .unwrap();

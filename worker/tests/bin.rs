@@ -1,7 +1,8 @@
 //! The `worker` binary: ready line, flags, config errors, SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use testsupport::Server;
 
 fn worker() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
@@ -16,24 +17,16 @@ fn worker() -> Command {
 /// It prints its address once listening and exits 0 on SIGTERM.
 #[test]
 fn ready_line_and_sigterm() {
-    let mut child = worker()
-        .args(["--port=0", "--timeout_ms", "1000", "--user_agent", "t/1"])
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut server = Server::start(
+        worker().args(["--port=0", "--timeout_ms", "1000", "--user_agent", "t/1"]),
+        "worker listening on ",
+    );
+    let line = server.ready_line();
     assert!(
         line.starts_with("worker listening on 127.0.0.1:"),
         "{line:?}"
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    assert!(server.terminate().success());
 }
 
 /// A missing explicit config file, a bad key and a bad value each fail

@@ -2,13 +2,13 @@
 //! kill them. The worker and itemsaver binaries sit next to the engine's in
 //! the target dir; `cargo test --workspace` builds them all.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr};
 use tarpc::context;
+use testsupport::Server;
 
 pub fn bin(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_engine")).with_file_name(name);
@@ -20,43 +20,26 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A child process killed (SIGKILL) when dropped.
+/// A worker or itemsaver process, SIGKILLed when dropped.
 pub struct Proc {
-    pub child: Child,
-    /// The address from its "listening on" line.
+    server: Server,
+    /// The address from its ready line; a field, not `server.addr()`,
+    /// because the tests read and clone it as one.
     pub addr: String,
 }
 
 impl Proc {
-    /// Starts `name` and waits (up to 30 s) for its "listening on ADDR" line.
+    /// Starts `name` and waits (up to 30 s) for its "NAME listening on ADDR" line.
     pub fn start(name: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(bin(name))
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest
-                        .trim_start_matches("http://")
-                        .split([' ', '/'])
-                        .next()
-                        .unwrap_or("")
-                        .to_owned();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("{name} did not report its address"));
-        Proc { child, addr }
+        let server = Server::start(
+            Command::new(bin(name))
+                .args(args)
+                .env("RUST_LOG", "warn")
+                .stderr(Stdio::inherit()),
+            &format!("{name} listening on "),
+        );
+        let addr = server.addr().to_owned();
+        Proc { server, addr }
     }
 
     pub fn port(&self) -> String {
@@ -64,14 +47,7 @@ impl Proc {
     }
 
     pub fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL on unix
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
+        self.server.kill9();
     }
 }
 

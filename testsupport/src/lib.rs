@@ -1,0 +1,132 @@
+//! Runs one of our server binaries for a test: each prints
+//! `NAME listening on ADDR ...` as its first stdout line once it serves.
+//!
+//! # Layout
+//! - [`Server`]: spawns the binary, waits for that line, and kills the
+//!   process when dropped, so a failing test leaves nothing behind.
+
+use std::io::{self, BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// How long a binary may take to print its ready line; a cold debug
+/// build of the itemsaver opens its index in well under this.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running server process; SIGKILLed and reaped when dropped.
+pub struct Server {
+    child: Child,
+    ready_line: String,
+    addr: String,
+}
+
+impl Server {
+    /// Spawns `cmd` with stdin null and stdout piped, and waits for its first
+    /// stdout line, which must start with `prefix` and then the address.
+    /// Stderr and the working directory are left to the caller.
+    ///
+    /// Panics with the line if it does not match, or if none comes within 30 s.
+    pub fn start(cmd: &mut Command, prefix: &str) -> Server {
+        let program = cmd.get_program().to_owned();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program:?}: {e}"));
+        // Built before the wait, so a panic below still kills the child.
+        let mut server = Server {
+            child,
+            ready_line: String::new(),
+            addr: String::new(),
+        };
+        let stdout = server.child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        // A thread, because std cannot time out a blocking read.
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = tx.send(reader.read_line(&mut line).map(|_| line));
+            // Keep reading: a later print to a closed pipe would fail the child.
+            let _ = io::copy(&mut reader, &mut io::sink());
+        });
+        let line = rx
+            .recv_timeout(READY_TIMEOUT)
+            .unwrap_or_else(|_| panic!("{program:?} printed no line within {READY_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("read the stdout of {program:?}: {e}"));
+        server.addr = line
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{program:?}: unexpected ready line {line:?}"))
+            .to_owned();
+        server.ready_line = line;
+        server
+    }
+
+    /// The first word after the prefix of the ready line.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The whole ready line, with its newline.
+    pub fn ready_line(&self) -> &str {
+        &self.ready_line
+    }
+
+    /// Sends SIGTERM and waits for the process to exit. Through the `kill`
+    /// command, because std has no way to send a signal other than SIGKILL.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -TERM {pid}: {kill}");
+        self.child.wait().expect("wait for the server")
+    }
+
+    /// SIGKILL: no shutdown code runs. Waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        // Errors only mean the process is already gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    /// The address is the first word after the prefix, and SIGTERM reaches the process.
+    #[test]
+    fn reads_the_address_and_terminates() {
+        let mut server = Server::start(
+            &mut sh("echo 'x listening on 127.0.0.1:5 (ready)'; exec sleep 30"),
+            "x listening on ",
+        );
+        assert_eq!(server.addr(), "127.0.0.1:5");
+        assert_eq!(server.ready_line(), "x listening on 127.0.0.1:5 (ready)\n");
+        assert_eq!(server.terminate().signal(), Some(15));
+    }
+
+    /// A first line without the prefix is a panic that shows the line.
+    #[test]
+    #[should_panic(expected = "unexpected ready line \"starting\\n\"")]
+    fn other_first_line_panics() {
+        Server::start(&mut sh("echo starting; exec sleep 30"), "x listening on ");
+    }
+}
