@@ -72,8 +72,8 @@ pub struct EngineConfig {
     pub state_dir: String,
     /// How often the state is written.
     pub state_interval_ms: u64,
-    /// Requests that finally failed are appended here as JSON lines; empty
-    /// for none.
+    /// Requests that finally failed and items the itemsaver refused are
+    /// appended here as JSON lines; empty for none.
     pub failures_file: String,
     /// Requests in flight at once to one host (the whole pool together).
     pub per_host_concurrency: u32,

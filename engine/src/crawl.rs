@@ -12,7 +12,6 @@
 //! is recorded as failed.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,6 +27,7 @@ use thiserror::Error;
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
+use crate::failures::{open_append, FailureLog};
 use crate::items::{ItemSink, SinkOptions};
 use crate::pool::{deadline_in, NoWorkers, WorkerPool};
 use crate::progress::{Progress, Status};
@@ -175,6 +175,7 @@ pub async fn run(
                 .unwrap_or_else(|| std::env::temp_dir().join("crawler-engine")),
             finish_timeout: settings.itemsaver_wait,
             saved: metrics.items_saved.clone(),
+            failures: crawl.failures.clone(),
         },
         carried_items,
     );
@@ -638,7 +639,8 @@ impl Crawl {
                 &[("kind", kind)],
             )
             .inc();
-        self.failures.record(task, kind, reason);
+        self.failures
+            .request(&task.request, task.attempts.max(1), kind, reason);
     }
 
     fn snapshot<'a>(
@@ -733,55 +735,6 @@ async fn connect_checked_saver(
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(e) => Err(unreachable(e.to_string())),
     }
-}
-
-/// Requests that finally failed, one JSON object per line, opened on the
-/// first failure.
-struct FailureLog {
-    path: Option<PathBuf>,
-    file: Option<File>,
-}
-
-impl FailureLog {
-    fn new(path: Option<PathBuf>) -> FailureLog {
-        FailureLog { path, file: None }
-    }
-
-    fn record(&mut self, task: &Task, kind: &str, reason: &str) {
-        let Some(path) = &self.path else { return };
-        if self.file.is_none() {
-            match open_append(path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) => {
-                    tracing::error!(error = %e, path = %path.display(), "cannot open failures file; failures only counted");
-                    self.path = None;
-                    return;
-                }
-            }
-        }
-        let line = serde_json::json!({
-            "url": task.request.url,
-            "parser": task.request.parser.name,
-            "depth": task.request.depth,
-            "attempts": task.attempts.max(1),
-            "kind": kind,
-            "reason": reason,
-            "at": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        });
-        if let Some(f) = self.file.as_mut() {
-            if let Err(e) = writeln!(f, "{line}") {
-                tracing::error!(error = %e, "cannot write failures file");
-            }
-        }
-    }
-}
-
-/// Opens `path` for appending, creating it and its directory if needed.
-fn open_append(path: &Path) -> std::io::Result<File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    OpenOptions::new().create(true).append(true).open(path)
 }
 
 fn write_jsonl(path: &Path, lines: impl Iterator<Item = serde_json::Value>) -> std::io::Result<()> {

@@ -8,16 +8,21 @@
 //! again (reconnecting as needed, with backoff). An item is dropped from the
 //! sink only once the itemsaver acknowledged the batch holding it, and the
 //! itemsaver upserts by id, so a batch sent twice stores nothing twice.
+//! Items the itemsaver refuses for good (too large, unmappable) are counted
+//! and written to the failures file rather than resent forever.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, SaveError};
+use rpcsupport::{
+    connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, Refusal, SaveError,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::failures::FailureLog;
 use crate::pool::deadline_in;
 use crate::spill::Spill;
 
@@ -28,7 +33,8 @@ pub struct ItemStats {
     pub saved: u64,
     /// Save calls that failed and were tried again.
     pub save_retries: u64,
-    /// Items the itemsaver refused as malformed (retrying cannot help).
+    /// Items the itemsaver refused for good (retrying cannot help); each
+    /// is in the failures file.
     pub rejected: u64,
     /// Time during which saves were failing.
     pub waited: Duration,
@@ -57,6 +63,8 @@ pub struct SinkOptions {
     /// Counts acknowledged items as they are acknowledged (for progress
     /// and metrics; the final figure is in [`ItemStats::saved`]).
     pub saved: rpcsupport::metrics::Counter,
+    /// Where refused items are recorded.
+    pub failures: FailureLog,
 }
 
 enum Msg {
@@ -132,12 +140,18 @@ impl ItemSink {
     }
 }
 
-type SaveOutcome = (Option<ItemSaverClient>, Vec<Item>, Result<(), SaveFailure>);
+/// The client (if still usable), the batch, and on success the items the
+/// itemsaver refused (the rest are stored).
+type SaveOutcome = (
+    Option<ItemSaverClient>,
+    Vec<Item>,
+    Result<Vec<Refusal>, SaveFailure>,
+);
 
 enum SaveFailure {
     /// Worth retrying: itemsaver down, deadline, store error.
     Transient(String),
-    /// The itemsaver refused the batch as malformed.
+    /// The itemsaver refused the whole batch for good.
     Rejected(String),
 }
 
@@ -261,9 +275,12 @@ impl Sink {
         self.client = client;
         self.in_flight_items.clear();
         match result {
-            Ok(()) => {
-                self.stats.saved += batch.len() as u64;
-                self.opts.saved.add(batch.len() as u64);
+            Ok(refused) => {
+                let refused = self.record_refused(&batch, &refused);
+                let saved = (batch.len() - refused) as u64;
+                self.stats.saved += saved;
+                self.stats.rejected += refused as u64;
+                self.opts.saved.add(saved);
                 self.backoff = Duration::from_millis(100);
                 if let Some(since) = self.failing_since.take() {
                     self.stats.waited += since.elapsed();
@@ -271,7 +288,10 @@ impl Sink {
                 }
             }
             Err(SaveFailure::Rejected(reason)) => {
-                tracing::error!(items = batch.len(), %reason, "itemsaver rejected a batch");
+                tracing::error!(items = batch.len(), %reason, "itemsaver rejected a batch; its items go to the failures file");
+                for item in &batch {
+                    self.opts.failures.item(item, &reason);
+                }
                 self.stats.rejected += batch.len() as u64;
             }
             Err(SaveFailure::Transient(reason)) => {
@@ -295,6 +315,29 @@ impl Sink {
                 self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+
+    /// Writes the items of `batch` named in `refused` to the failures file
+    /// and returns how many there were (every copy of a refused key).
+    fn record_refused(&self, batch: &[Item], refused: &[Refusal]) -> usize {
+        if refused.is_empty() {
+            return 0;
+        }
+        let mut count = 0;
+        for item in batch {
+            let key = item.key();
+            if let Some(refusal) = refused.iter().find(|r| r.key == key) {
+                self.opts.failures.item(item, &refusal.reason);
+                count += 1;
+            }
+        }
+        tracing::error!(
+            items = count,
+            first = %refused[0].key,
+            reason = %refused[0].reason,
+            "itemsaver refused items; they are in the failures file"
+        );
+        count
     }
 
     fn unacked(&mut self) -> Vec<Item> {
@@ -401,7 +444,7 @@ async fn save(
         .save(deadline_in(opts.rpc_timeout), batch.clone())
         .await
     {
-        Ok(Ok(_ack)) => (Some(client), batch, Ok(())),
+        Ok(Ok(ack)) => (Some(client), batch, Ok(ack.refused)),
         Ok(Err(SaveError::Rejected(reason))) => {
             (Some(client), batch, Err(SaveFailure::Rejected(reason)))
         }
@@ -454,6 +497,7 @@ mod tests {
             spill_dir: dir.path().to_owned(),
             finish_timeout: Duration::from_millis(300),
             saved: Default::default(),
+            failures: FailureLog::new(None),
         };
         let sink = ItemSink::spawn(None, opts, vec![item(0)]);
         sink.send((1..10).map(item).collect());
@@ -468,5 +512,84 @@ mod tests {
         ids.sort();
         assert_eq!(ids, (0..10).collect::<Vec<_>>());
         assert!(finished.stats.save_retries > 0);
+    }
+
+    /// Items the itemsaver refuses (here: over its `max_item_bytes`) are
+    /// counted as rejected and written to the failures file; the rest of
+    /// their batches is saved, and nothing is sent twice.
+    #[tokio::test]
+    async fn refused_items_go_to_the_failures_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store =
+            std::sync::Arc::new(itemsaver::open_embedded(&dir.path().join("store")).unwrap());
+        let config = itemsaver::ItemsaverConfig {
+            max_item_bytes: 500,
+            ..itemsaver::ItemsaverConfig::default()
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn({
+            let store = store.clone();
+            async move {
+                itemsaver::serve(listener, store, &config, async {
+                    let _ = stopped.await;
+                })
+                .await
+            }
+        });
+
+        let failures_path = dir.path().join("failures.jsonl");
+        let opts = SinkOptions {
+            addr: addr.to_string().parse().unwrap(),
+            connect: ConnectOptions::default(),
+            batch_size: 4,
+            linger: Duration::from_millis(10),
+            rpc_timeout: Duration::from_secs(5),
+            memory_items: 100,
+            spill_dir: dir.path().to_owned(),
+            finish_timeout: Duration::from_secs(5),
+            saved: Default::default(),
+            failures: FailureLog::new(Some(failures_path.clone())),
+        };
+        // Every third item is too big for the itemsaver.
+        let items: Vec<Item> = (0..10)
+            .map(|i| {
+                let mut it = item(i);
+                if i % 3 == 0 {
+                    it.payload
+                        .insert("bio".into(), rpcsupport::Value::from("x".repeat(1_000)));
+                }
+                it
+            })
+            .collect();
+        let sink = ItemSink::spawn(None, opts, Vec::new());
+        sink.send(items);
+        let finished = sink.finish().await;
+        assert_eq!(finished.stats.saved, 6, "{:?}", finished.stats);
+        assert_eq!(finished.stats.rejected, 4, "{:?}", finished.stats);
+        assert_eq!(finished.stats.save_retries, 0, "{:?}", finished.stats);
+        assert!(finished.unsaved.is_empty());
+
+        let text = std::fs::read_to_string(&failures_path).unwrap();
+        let mut refused: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(record["kind"], crate::failures::ITEM_REFUSED, "{line}");
+                let reason = record["reason"].as_str().unwrap();
+                assert!(reason.contains("max_item_bytes"), "{line}");
+                record["item"]["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        refused.sort();
+        assert_eq!(refused, ["0", "3", "6", "9"]);
+
+        use itemsaver::ItemStore as _;
+        assert_eq!(store.count().await.unwrap(), 6);
+        assert_eq!(store.get("3").await.unwrap(), None);
+        assert_eq!(store.get("4").await.unwrap(), Some(item(4)));
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
     }
 }

@@ -21,6 +21,8 @@
 //!   is done, and stops cleanly on shutdown.
 //! - [`items`]: items out, batched to the itemsaver; buffered in memory and
 //!   then on disk while it is down, forgotten only once acknowledged.
+//! - [`failures`]: the failures file: requests given up on and items the
+//!   itemsaver refused, one JSON line each.
 //! - [`spill`]: a FIFO file for what does not fit in memory (items while
 //!   the itemsaver is down, the far end of a huge frontier).
 //! - [`state`]: the crawl's state on disk (`--state_dir`), written
@@ -31,6 +33,7 @@
 
 pub mod config;
 pub mod crawl;
+pub mod failures;
 pub mod items;
 pub mod pool;
 pub mod progress;

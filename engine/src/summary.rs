@@ -111,7 +111,7 @@ impl fmt::Display for Summary {
         if self.items_rejected + self.items_unsaved > 0 {
             writeln!(
                 f,
-                "  {:<14} {} rejected by the itemsaver, {} not saved yet",
+                "  {:<14} {} refused by the itemsaver (see the failures file), {} not saved yet",
                 "items problems", self.items_rejected, self.items_unsaved
             )?;
         }

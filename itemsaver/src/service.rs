@@ -1,10 +1,11 @@
 //! Step 6: the RPC face. Checks each batch against the configured limits,
-//! then hands it to the store; store errors become [`SaveError`]s.
+//! then hands it to the store; store errors become [`SaveError`]s, and items
+//! refused (by a limit here or by the store) are named in the [`SaveAck`].
 
 use std::sync::Arc;
 
 use rpcsupport::metrics::{Counter, Histogram, Registry};
-use rpcsupport::{Item, ItemSaver, SaveAck, SaveError, SearchRequest, SearchResponse};
+use rpcsupport::{Item, ItemSaver, Refusal, SaveAck, SaveError, SearchRequest, SearchResponse};
 use tarpc::context::Context;
 
 use crate::store::ItemStore;
@@ -26,6 +27,7 @@ pub struct ItemSaverService {
     limits: Limits,
     metrics: Arc<Registry>,
     saved: Counter,
+    refused: Counter,
     batches: Counter,
     latency: Histogram,
 }
@@ -39,6 +41,11 @@ impl ItemSaverService {
             saved: metrics.counter(
                 "itemsaver_items_saved_total",
                 "Items stored (acknowledged).",
+                &[],
+            ),
+            refused: metrics.counter(
+                "itemsaver_items_refused_total",
+                "Items refused for good (a limit, or the store would not take them).",
                 &[],
             ),
             batches: metrics.counter(
@@ -70,10 +77,11 @@ impl ItemSaverService {
             .inc();
     }
 
-    /// Rejects the whole batch if it or any item breaks a limit: storing
-    /// part of it would acknowledge nothing and lose nothing, but the
-    /// engine would resend the same bad batch forever, so say so plainly.
-    fn check(&self, items: &[Item]) -> Result<(), SaveError> {
+    /// Rejects a batch with too many items as a whole (the engine should
+    /// send smaller ones), and splits off the items that break a limit:
+    /// they are refused by name and the rest of the batch is stored, so one
+    /// bad item neither blocks its batch nor is resent forever.
+    fn check(&self, items: Vec<Item>) -> Result<(Vec<Item>, Vec<Refusal>), SaveError> {
         if items.len() > self.limits.max_batch_items {
             return Err(SaveError::Rejected(format!(
                 "batch of {} items, at most {} allowed (max_batch_items)",
@@ -81,41 +89,57 @@ impl ItemSaverService {
                 self.limits.max_batch_items
             )));
         }
-        for (position, item) in items.iter().enumerate() {
+        let mut refused = Vec::new();
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
             let key = item.key();
-            if key.is_empty() {
-                return Err(SaveError::Rejected(format!(
-                    "item {position} ({}) has an empty id",
-                    item.url
-                )));
-            }
             let bytes = item.to_json().to_string().len();
-            if bytes > self.limits.max_item_bytes {
-                return Err(SaveError::Rejected(format!(
-                    "item {position} ({key}) is {bytes} bytes of JSON, at most {} allowed (max_item_bytes)",
+            let reason = if key.is_empty() {
+                format!("item at {} has an empty id", item.url)
+            } else if bytes > self.limits.max_item_bytes {
+                format!(
+                    "item is {bytes} bytes of JSON, at most {} allowed (max_item_bytes)",
                     self.limits.max_item_bytes
-                )));
-            }
+                )
+            } else {
+                kept.push(item);
+                continue;
+            };
+            refused.push(Refusal { key, reason });
         }
-        Ok(())
+        Ok((kept, refused))
     }
 }
 
 impl ItemSaver for ItemSaverService {
     async fn save(self, _: Context, items: Vec<Item>) -> Result<SaveAck, SaveError> {
-        if let Err(e) = self.check(&items) {
-            self.count_error(&e);
-            return Err(e);
-        }
+        let (items, mut refused) = match self.check(items) {
+            Ok(split) => split,
+            Err(e) => {
+                self.count_error(&e);
+                return Err(e);
+            }
+        };
         let count = items.len();
         let started = std::time::Instant::now();
         match self.store.put_batch(items).await {
-            Ok(stored) => {
+            Ok(mut ack) => {
                 tracing::debug!(items = count, "batch stored");
                 self.latency.observe(started.elapsed());
-                self.saved.add(count as u64);
+                self.saved.add(u64::from(ack.stored));
                 self.batches.inc();
-                Ok(SaveAck { stored })
+                refused.append(&mut ack.refused);
+                if !refused.is_empty() {
+                    tracing::warn!(
+                        refused = refused.len(),
+                        first = %refused[0].key,
+                        reason = %refused[0].reason,
+                        "items refused"
+                    );
+                    self.refused.add(refused.len() as u64);
+                }
+                ack.refused = refused;
+                Ok(ack)
             }
             Err(e) => {
                 tracing::warn!(error = %e, items = count, "batch not stored");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use itemsaver::store::elastic::Settings;
 use itemsaver::{ItemStore, StoreError};
-use rpcsupport::{Item, SearchRequest, Value};
+use rpcsupport::{Item, SaveAck, SearchRequest, Value};
 
 /// What a contract test gets: a fresh, empty store.
 struct Fixture {
@@ -180,8 +180,14 @@ async fn resaving_is_idempotent(store: &dyn ItemStore) {
     let batch: Vec<Item> = (0..20)
         .map(|i| item(&i.to_string(), &[("n", Value::Int(i))]))
         .collect();
-    assert_eq!(store.put_batch(batch.clone()).await.unwrap(), 20);
-    assert_eq!(store.put_batch(batch.clone()).await.unwrap(), 20);
+    assert_eq!(
+        store.put_batch(batch.clone()).await.unwrap(),
+        SaveAck::all(20)
+    );
+    assert_eq!(
+        store.put_batch(batch.clone()).await.unwrap(),
+        SaveAck::all(20)
+    );
     assert_eq!(store.count().await.unwrap(), 20);
     assert_eq!(store.get("7").await.unwrap().unwrap(), batch[7]);
     assert_eq!(store.get("missing").await.unwrap(), None);
@@ -191,7 +197,7 @@ async fn resaving_is_idempotent(store: &dyn ItemStore) {
         item("y", &[("v", Value::Int(2))]),
         item("x", &[("v", Value::Int(3))]),
     ];
-    assert_eq!(store.put_batch(twice).await.unwrap(), 3);
+    assert_eq!(store.put_batch(twice).await.unwrap(), SaveAck::all(3));
     assert_eq!(store.count().await.unwrap(), 22);
     let got = store.get("x").await.unwrap().unwrap();
     assert_eq!(got.payload["v"], Value::Int(3));
@@ -343,15 +349,16 @@ async fn concurrent_batches_all_land(store: &dyn ItemStore) {
         store.put_batch(batch)
     });
     for result in futures::future::join_all(batches).await {
-        assert_eq!(result.unwrap(), 10);
+        assert_eq!(result.unwrap(), SaveAck::all(10));
     }
     assert_eq!(store.count().await.unwrap(), 160);
     assert_eq!(total(store, "b:7").await, 10);
 }
 
 /// An item Elasticsearch cannot take (an object where the mapping has a
-/// plain value) is Rejected by name; the rest of its batch is stored, and
-/// the batch is not acknowledged.
+/// plain value) is refused by name, with Elasticsearch's reason, and the
+/// rest of its batch is stored and acknowledged; every copy of the refused
+/// key counts as refused.
 #[tokio::test]
 async fn elastic_rejects_unmappable_items_by_name() {
     let Some(fixture) = elastic("rejects").await else {
@@ -364,22 +371,18 @@ async fn elastic_rejects_unmappable_items_by_name() {
         .unwrap();
     let nested = Value::Map([("min".to_string(), Value::Int(1))].into());
     let batch = vec![
+        item("bad", &[("income", Value::Int(5))]),
         item("b", &[("income", Value::Int(4))]),
         item("bad", &[("income", nested)]),
+        item("c", &[("income", Value::Int(6))]),
     ];
-    let err = store.put_batch(batch).await.unwrap_err();
-    match &err {
-        StoreError::Rejected(message) => {
-            assert!(message.contains("item bad"), "{message}");
-            assert!(message.contains("1 of 2"), "{message}");
-        }
-        other => panic!("expected Rejected, got {other:?}"),
-    }
-    assert!(matches!(
-        rpcsupport::SaveError::from(err),
-        rpcsupport::SaveError::Rejected(_)
-    ));
-    assert_eq!(store.count().await.unwrap(), 2);
+    let ack = store.put_batch(batch).await.unwrap();
+    assert_eq!(ack.stored, 2, "{ack:?}");
+    assert_eq!(ack.refused.len(), 1, "{ack:?}");
+    assert_eq!(ack.refused[0].key, "bad");
+    assert!(ack.refused[0].reason.contains("income"), "{ack:?}");
+    assert_eq!(store.count().await.unwrap(), 3);
+    assert!(store.get("c").await.unwrap().is_some());
     assert!(store.get("b").await.unwrap().is_some());
     assert_eq!(store.get("bad").await.unwrap(), None);
     fixture.cleanup().await;
@@ -424,7 +427,7 @@ async fn elastic_survives_a_dead_node() {
     let store = itemsaver::open_elastic(&settings).await.unwrap();
     for i in 0..4 {
         let batch = vec![item(&i.to_string(), &[("age", Value::Int(i))])];
-        assert_eq!(store.put_batch(batch).await.unwrap(), 1);
+        assert_eq!(store.put_batch(batch).await.unwrap(), SaveAck::all(1));
         assert_eq!(store.count().await.unwrap(), i as u64 + 1);
         assert!(store.get(&i.to_string()).await.unwrap().is_some());
     }

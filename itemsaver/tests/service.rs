@@ -119,9 +119,10 @@ async fn save_count_get_search() {
     server.task.await.unwrap().unwrap();
 }
 
-/// A batch over max_batch_items, an oversized item or an empty id is Rejected, and nothing is stored.
+/// A batch over max_batch_items is Rejected whole; an oversized item or an
+/// empty id is refused by name while the rest of its batch is stored.
 #[tokio::test]
-async fn limits_reject_the_batch() {
+async fn limits_refuse_batches_and_items() {
     let config = ItemsaverConfig {
         max_batch_items: 3,
         max_item_bytes: 2_000,
@@ -140,19 +141,26 @@ async fn limits_reject_the_batch() {
     let mut huge = profile(9, "x");
     huge.payload
         .insert("bio".into(), Value::from("a".repeat(5_000)));
-    let result = client
-        .save(context::current(), vec![profile(8, "x"), huge])
-        .await
-        .unwrap();
-    assert!(
-        matches!(&result, Err(SaveError::Rejected(m)) if m.contains("max_item_bytes")),
-        "{result:?}"
-    );
-
+    let huge_key = huge.key();
     let mut empty = profile(7, "x");
     empty.id = Some(String::new());
-    let result = client.save(context::current(), vec![empty]).await.unwrap();
-    assert!(matches!(result, Err(SaveError::Rejected(_))), "{result:?}");
+    let ack = client
+        .save(context::current(), vec![profile(8, "x"), huge, empty])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack.stored, 1, "{ack:?}");
+    assert_eq!(ack.refused.len(), 2, "{ack:?}");
+    assert_eq!(ack.refused[0].key, huge_key);
+    assert!(ack.refused[0].reason.contains("max_item_bytes"), "{ack:?}");
+    assert_eq!(ack.refused[1].key, "");
+    assert!(ack.refused[1].reason.contains("empty id"), "{ack:?}");
 
-    assert_eq!(client.count(context::current()).await.unwrap(), Ok(0));
+    // Only the good item is stored.
+    assert_eq!(client.count(context::current()).await.unwrap(), Ok(1));
+    let kept = profile(8, "x");
+    assert_eq!(
+        client.get(context::current(), kept.key()).await.unwrap(),
+        Ok(Some(kept))
+    );
 }

@@ -285,11 +285,35 @@ impl From<bool> for Value {
     }
 }
 
-/// The itemsaver's answer to a batch: every item in it is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The itemsaver's answer to a batch: every item in it is durable, except
+/// the ones named in `refused`, which the store turned down for good
+/// (sending them again would fail the same way). The engine forgets the
+/// whole batch on this answer and records the refused items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaveAck {
     /// Items written (upserted) by this batch.
     pub stored: u32,
+    /// Items not stored, one entry per key, with the reason.
+    pub refused: Vec<Refusal>,
+}
+
+impl SaveAck {
+    /// Every one of `stored` items stored, none refused.
+    pub fn all(stored: u32) -> SaveAck {
+        SaveAck {
+            stored,
+            refused: Vec::new(),
+        }
+    }
+}
+
+/// One item a store will not take, named by its [`Item::key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The item's key.
+    pub key: String,
+    /// Why, in the store's words.
+    pub reason: String,
 }
 
 /// A search over stored items.
@@ -384,6 +408,15 @@ mod tests {
             retry_after_secs: Some(4),
         });
         assert_eq!(round_trip(&err), err);
+
+        let ack = SaveAck {
+            stored: 9,
+            refused: vec![Refusal {
+                key: "p1".into(),
+                reason: "too big".into(),
+            }],
+        };
+        assert_eq!(round_trip(&ack), ack);
     }
 
     /// Allowed domains match themselves and their subdomains, nothing else.

@@ -26,8 +26,8 @@
 //!
 //! Writes: one `_bulk` request per batch. Items ES fails with 429 or 5xx are
 //! sent again, alone, with backoff; items it refuses for good are named in
-//! a [`StoreError::Rejected`]. A batch is acknowledged only once every item
-//! is stored, and a stored item is durable: the index is created with
+//! the acknowledgement ([`SaveAck::refused`]). A batch is acknowledged only
+//! once every other item is stored, and a stored item is durable: the index is created with
 //! `index.translog.durability: request` (ES's default, made explicit), so
 //! the bulk answer comes after the translog is fsynced.
 //!
@@ -56,7 +56,7 @@ use elasticsearch::indices::{
     IndicesRefreshParts,
 };
 use elasticsearch::{BulkOperation, BulkParts, CountParts, Elasticsearch, GetParts, SearchParts};
-use rpcsupport::{Item, SearchRequest, SearchResponse, Value};
+use rpcsupport::{Item, Refusal, SaveAck, SearchRequest, SearchResponse, Value};
 use serde_json::{json, Value as Json};
 use tantivy::query_grammar::{Occur, UserInputAst, UserInputBound, UserInputLeaf};
 use url::Url;
@@ -76,8 +76,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const READ_ATTEMPTS: u32 = 3;
 /// Deadline of one HTTP request. A bulk of 10 000 items fits well inside.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Rejections quoted in one error message; the rest are counted.
-const REJECTIONS_SHOWN: usize = 5;
 
 /// How to reach the cluster; checked by `ItemsaverConfig::validate`.
 #[derive(Debug, Clone)]
@@ -232,14 +230,24 @@ enum ItemOutcome {
 
 #[async_trait]
 impl ItemStore for ElasticStore {
-    async fn put_batch(&self, items: Vec<Item>) -> Result<u32, StoreError> {
+    async fn put_batch(&self, items: Vec<Item>) -> Result<SaveAck, StoreError> {
         if items.is_empty() {
-            return Ok(0);
+            return Ok(SaveAck::all(0));
         }
-        let accepted = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        let keys: Vec<String> = items.iter().map(Item::key).collect();
         let result = self.inner.put_all(latest_per_key(items)).await;
         self.inner.writes.fetch_add(1, Ordering::SeqCst);
-        result.map(|()| accepted)
+        let refused = result?;
+        // Every copy of a refused key counts as refused (only the last one
+        // was sent).
+        let stored = keys
+            .iter()
+            .filter(|key| !refused.iter().any(|r| &r.key == *key))
+            .count();
+        Ok(SaveAck {
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+            refused,
+        })
     }
 
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
@@ -477,14 +485,15 @@ impl Inner {
         Ok(())
     }
 
-    /// Stores every item, retrying the ones that fail transiently.
-    async fn put_all(&self, items: Vec<(String, Item)>) -> Result<(), StoreError> {
+    /// Stores every item, retrying the ones that fail transiently; returns
+    /// the ones Elasticsearch refused for good.
+    async fn put_all(&self, items: Vec<(String, Item)>) -> Result<Vec<Refusal>, StoreError> {
         let docs: Vec<Json> = items
             .iter()
             .map(|(key, item)| document(key, item))
             .collect();
         let mut pending: Vec<usize> = (0..items.len()).collect();
-        let mut refused: Vec<String> = Vec::new();
+        let mut refused: Vec<Refusal> = Vec::new();
         let mut backoff = FIRST_BACKOFF;
         let mut last_failure = String::new();
         for attempt in 1..=WRITE_ATTEMPTS {
@@ -520,7 +529,11 @@ impl Inner {
                         retry.push(i);
                     }
                     ItemOutcome::Refused(reason) => {
-                        refused.push(format!("item {key} ({}): {reason}", item.url));
+                        tracing::warn!(%key, url = %item.url, %reason, "Elasticsearch refused an item");
+                        refused.push(Refusal {
+                            key: key.clone(),
+                            reason,
+                        });
                     }
                 }
             }
@@ -538,19 +551,7 @@ impl Inner {
                 items.len()
             )));
         }
-        if !refused.is_empty() {
-            let mut message = format!(
-                "Elasticsearch refused {} of {} items (the others are stored): ",
-                refused.len(),
-                items.len()
-            );
-            message.push_str(&refused[..refused.len().min(REJECTIONS_SHOWN)].join("; "));
-            if refused.len() > REJECTIONS_SHOWN {
-                message.push_str(&format!("; and {} more", refused.len() - REJECTIONS_SHOWN));
-            }
-            return Err(StoreError::Rejected(message));
-        }
-        Ok(())
+        Ok(refused)
     }
 
     /// One `_bulk` request; the outcome of each operation, in order.

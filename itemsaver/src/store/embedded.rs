@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use rpcsupport::{Item, SearchRequest, SearchResponse, Value};
+use rpcsupport::{Item, SaveAck, SearchRequest, SearchResponse, Value};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{Query, QueryParser, TermQuery};
@@ -163,9 +163,10 @@ fn schema() -> (Schema, Fields) {
 
 #[async_trait]
 impl ItemStore for EmbeddedStore {
-    async fn put_batch(&self, items: Vec<Item>) -> Result<u32, StoreError> {
+    /// The index takes any item, so none is ever refused.
+    async fn put_batch(&self, items: Vec<Item>) -> Result<SaveAck, StoreError> {
         if items.is_empty() {
-            return Ok(0);
+            return Ok(SaveAck::all(0));
         }
         let accepted = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let (done, committed) = oneshot::channel();
@@ -176,7 +177,7 @@ impl ItemStore for EmbeddedStore {
         // that starts after our push commits our batch.
         tokio::task::spawn_blocking(move || inner.commit_pending());
         match committed.await {
-            Ok(result) => result.map(|()| accepted),
+            Ok(result) => result.map(|()| SaveAck::all(accepted)),
             // The sender is dropped unanswered only if the committing task
             // panicked.
             Err(_) => Err(StoreError::Task("commit task panicked".into())),
@@ -465,7 +466,7 @@ mod tests {
             item("2", &[("v", Value::Int(2))]),
             item("1", &[("v", Value::Int(3))]),
         ];
-        assert_eq!(store.put_batch(batch).await.unwrap(), 3);
+        assert_eq!(store.put_batch(batch).await.unwrap(), SaveAck::all(3));
         assert_eq!(store.count().await.unwrap(), 2);
         let got = store.get("1").await.unwrap().unwrap();
         assert_eq!(got.payload["v"], Value::Int(3));
@@ -640,7 +641,7 @@ mod tests {
             }));
         }
         for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap(), 10);
+            assert_eq!(task.await.unwrap().unwrap(), SaveAck::all(10));
         }
         assert_eq!(store.count().await.unwrap(), 160);
     }

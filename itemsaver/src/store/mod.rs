@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use rpcsupport::{Item, SaveError, SearchRequest, SearchResponse};
+use rpcsupport::{Item, SaveAck, SaveError, SearchRequest, SearchResponse};
 use thiserror::Error;
 
 pub mod elastic;
@@ -26,9 +26,11 @@ pub const MAX_RESULT_WINDOW: u64 = 10_000;
 #[async_trait]
 pub trait ItemStore: Send + Sync + 'static {
     /// Upserts `items` by [`Item::key`]; within a batch the last item with a
-    /// key wins. Returns the number of items accepted, and only once all of
-    /// them are durable (an acknowledged batch survives a crash).
-    async fn put_batch(&self, items: Vec<Item>) -> Result<u32, StoreError>;
+    /// key wins. Answers only once every item it counts as stored is
+    /// durable (an acknowledged batch survives a crash); items the store
+    /// turns down for good are named in [`SaveAck::refused`] and the rest
+    /// are still stored. An error means nothing can be counted on.
+    async fn put_batch(&self, items: Vec<Item>) -> Result<SaveAck, StoreError>;
 
     /// The item stored under `id`, exactly as it was saved.
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError>;
@@ -84,9 +86,8 @@ pub enum StoreError {
     /// (after retries, for writes); trying again later may succeed.
     #[error("elasticsearch: {0}")]
     Cluster(String),
-    /// The store refused some items for good (e.g. a payload field whose
-    /// type clashes with the index mapping); the message names each one.
-    /// The other items of the batch are stored.
+    /// The store refused the batch as a whole, for good (e.g. larger than
+    /// the cluster accepts in one request).
     #[error("{0}")]
     Rejected(String),
 }
