@@ -153,6 +153,9 @@ enum SaveFailure {
     Transient(String),
     /// The itemsaver refused the whole batch for good.
     Rejected(String),
+    /// Too many items for the itemsaver in one batch: send at most this
+    /// many.
+    TooLarge(u32),
 }
 
 struct Sink {
@@ -293,6 +296,34 @@ impl Sink {
                     self.opts.failures.item(item, &reason);
                 }
                 self.stats.rejected += batch.len() as u64;
+            }
+            Err(SaveFailure::TooLarge(_)) if batch.len() <= 1 => {
+                // Cannot happen with our itemsaver (one item is never too
+                // many); count it as refused rather than retry forever.
+                let reason = "itemsaver refused a batch of one item as too large";
+                tracing::error!(reason, "item goes to the failures file");
+                for item in &batch {
+                    self.opts.failures.item(item, reason);
+                }
+                self.stats.rejected += batch.len() as u64;
+            }
+            Err(SaveFailure::TooLarge(max_items)) => {
+                // At most what it asked for, and always fewer than this
+                // batch, so the batch size cannot get stuck.
+                let smaller = (max_items as usize)
+                    .min(batch.len().saturating_sub(1))
+                    .max(1);
+                tracing::warn!(
+                    from = self.opts.batch_size,
+                    to = smaller,
+                    "itemsaver takes smaller batches; item_batch_size lowered for this crawl"
+                );
+                self.opts.batch_size = smaller;
+                self.stats.save_retries += 1;
+                for item in batch.into_iter().rev() {
+                    self.memory.push_front(item);
+                }
+                self.oldest.get_or_insert_with(Instant::now);
             }
             Err(SaveFailure::Transient(reason)) => {
                 if self.failing_since.is_none() {
@@ -448,6 +479,9 @@ async fn save(
         Ok(Err(SaveError::Rejected(reason))) => {
             (Some(client), batch, Err(SaveFailure::Rejected(reason)))
         }
+        Ok(Err(SaveError::BatchTooLarge { max_items })) => {
+            (Some(client), batch, Err(SaveFailure::TooLarge(max_items)))
+        }
         Ok(Err(e)) => (
             Some(client),
             batch,
@@ -514,44 +548,59 @@ mod tests {
         assert!(finished.stats.save_retries > 0);
     }
 
-    /// Items the itemsaver refuses (here: over its `max_item_bytes`) are
-    /// counted as rejected and written to the failures file; the rest of
-    /// their batches is saved, and nothing is sent twice.
-    #[tokio::test]
-    async fn refused_items_go_to_the_failures_file() {
-        let dir = tempfile::tempdir().unwrap();
+    /// An itemsaver with `config` on 127.0.0.1:0 over an embedded store in
+    /// `dir`: its address, the store, and the sender that stops it.
+    async fn start_itemsaver(
+        dir: &std::path::Path,
+        config: itemsaver::ItemsaverConfig,
+    ) -> (
+        HostAddr,
+        std::sync::Arc<itemsaver::EmbeddedStore>,
+        oneshot::Sender<()>,
+    ) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let store =
-            std::sync::Arc::new(itemsaver::open_embedded(&dir.path().join("store")).unwrap());
-        let config = itemsaver::ItemsaverConfig {
-            max_item_bytes: 500,
-            ..itemsaver::ItemsaverConfig::default()
-        };
+        let addr = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let store = std::sync::Arc::new(itemsaver::open_embedded(&dir.join("store")).unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn({
+        tokio::spawn({
             let store = store.clone();
             async move {
                 itemsaver::serve(listener, store, &config, async {
                     let _ = stopped.await;
                 })
                 .await
+                .unwrap()
             }
         });
+        (addr, store, stop)
+    }
 
-        let failures_path = dir.path().join("failures.jsonl");
-        let opts = SinkOptions {
-            addr: addr.to_string().parse().unwrap(),
+    fn options(addr: HostAddr, dir: &std::path::Path, batch_size: usize) -> SinkOptions {
+        SinkOptions {
+            addr,
             connect: ConnectOptions::default(),
-            batch_size: 4,
+            batch_size,
             linger: Duration::from_millis(10),
             rpc_timeout: Duration::from_secs(5),
             memory_items: 100,
-            spill_dir: dir.path().to_owned(),
+            spill_dir: dir.to_owned(),
             finish_timeout: Duration::from_secs(5),
             saved: Default::default(),
-            failures: FailureLog::new(Some(failures_path.clone())),
+            failures: FailureLog::new(Some(dir.join("failures.jsonl"))),
+        }
+    }
+
+    /// Items the itemsaver refuses (here: over its `max_item_bytes`) are
+    /// counted as rejected and written to the failures file; the rest of
+    /// their batches is saved, and nothing is sent twice.
+    #[tokio::test]
+    async fn refused_items_go_to_the_failures_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = itemsaver::ItemsaverConfig {
+            max_item_bytes: 500,
+            ..itemsaver::ItemsaverConfig::default()
         };
+        let (addr, store, _stop) = start_itemsaver(dir.path(), config).await;
         // Every third item is too big for the itemsaver.
         let items: Vec<Item> = (0..10)
             .map(|i| {
@@ -563,7 +612,7 @@ mod tests {
                 it
             })
             .collect();
-        let sink = ItemSink::spawn(None, opts, Vec::new());
+        let sink = ItemSink::spawn(None, options(addr, dir.path(), 4), Vec::new());
         sink.send(items);
         let finished = sink.finish().await;
         assert_eq!(finished.stats.saved, 6, "{:?}", finished.stats);
@@ -571,7 +620,7 @@ mod tests {
         assert_eq!(finished.stats.save_retries, 0, "{:?}", finished.stats);
         assert!(finished.unsaved.is_empty());
 
-        let text = std::fs::read_to_string(&failures_path).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
         let mut refused: Vec<String> = text
             .lines()
             .map(|line| {
@@ -589,7 +638,27 @@ mod tests {
         assert_eq!(store.count().await.unwrap(), 6);
         assert_eq!(store.get("3").await.unwrap(), None);
         assert_eq!(store.get("4").await.unwrap(), Some(item(4)));
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
+    }
+
+    /// An itemsaver that takes fewer items per batch than the engine sends
+    /// gets smaller batches: everything is saved, nothing is refused.
+    #[tokio::test]
+    async fn batches_shrink_to_what_the_itemsaver_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = itemsaver::ItemsaverConfig {
+            max_batch_items: 3,
+            ..itemsaver::ItemsaverConfig::default()
+        };
+        let (addr, store, _stop) = start_itemsaver(dir.path(), config).await;
+        let sink = ItemSink::spawn(None, options(addr, dir.path(), 10), Vec::new());
+        sink.send((0..20).map(item).collect());
+        let finished = sink.finish().await;
+        assert_eq!(finished.stats.saved, 20, "{:?}", finished.stats);
+        assert_eq!(finished.stats.rejected, 0, "{:?}", finished.stats);
+        assert!(finished.stats.save_retries >= 1, "{:?}", finished.stats);
+        assert!(finished.unsaved.is_empty());
+        use itemsaver::ItemStore as _;
+        assert_eq!(store.count().await.unwrap(), 20);
+        assert!(!dir.path().join("failures.jsonl").exists());
     }
 }

@@ -10,7 +10,9 @@
 //! - [`service`]: step 6, the [`rpcsupport::ItemSaver`] implementation.
 //!   Checks batches against the limits ([`service::Limits`]), then calls the
 //!   store; store errors become `SaveError::Store` (retry) or
-//!   `SaveError::BadQuery`, broken limits `SaveError::Rejected`.
+//!   `SaveError::BadQuery`, a batch over `max_batch_items`
+//!   `SaveError::BatchTooLarge` (the engine sends smaller ones), and items
+//!   over `max_item_bytes` are refused by name in the `SaveAck`.
 //! - [`store`]: step 7, the [`ItemStore`] trait (`put_batch`, `get`,
 //!   `count`, `search`) every backend implements, and [`StoreError`].
 //! - [`store::query`]: the search language, parsed once for both backends

@@ -66,6 +66,7 @@ impl ItemSaverService {
         let kind = match e {
             SaveError::Store(_) => "store",
             SaveError::Rejected(_) => "rejected",
+            SaveError::BatchTooLarge { .. } => "batch_too_large",
             SaveError::BadQuery(_) => "bad_query",
         };
         self.metrics
@@ -77,17 +78,15 @@ impl ItemSaverService {
             .inc();
     }
 
-    /// Rejects a batch with too many items as a whole (the engine should
-    /// send smaller ones), and splits off the items that break a limit:
+    /// Turns down a batch with too many items as a whole (the engine then
+    /// sends smaller ones), and splits off the items that break a limit:
     /// they are refused by name and the rest of the batch is stored, so one
     /// bad item neither blocks its batch nor is resent forever.
     fn check(&self, items: Vec<Item>) -> Result<(Vec<Item>, Vec<Refusal>), SaveError> {
         if items.len() > self.limits.max_batch_items {
-            return Err(SaveError::Rejected(format!(
-                "batch of {} items, at most {} allowed (max_batch_items)",
-                items.len(),
-                self.limits.max_batch_items
-            )));
+            return Err(SaveError::BatchTooLarge {
+                max_items: u32::try_from(self.limits.max_batch_items).unwrap_or(u32::MAX),
+            });
         }
         let mut refused = Vec::new();
         let mut kept = Vec::with_capacity(items.len());

@@ -202,8 +202,17 @@ pub enum SaveError {
     /// The store failed (disk, index, cluster); retrying later may succeed.
     #[error("store failed: {0}")]
     Store(String),
-    /// The batch or an item in it breaks a limit or is malformed; retrying
-    /// the same batch will fail again.
+    /// The batch holds more items than the itemsaver (or its store) takes
+    /// at once; nothing of it is stored. Send it again in batches of at
+    /// most `max_items`.
+    #[error("batch too large: at most {max_items} items per batch")]
+    BatchTooLarge {
+        /// The most items to send in one batch.
+        max_items: u32,
+    },
+    /// The batch is refused for good; sending it again will fail again.
+    /// (Single bad items are refused by name in a [`crate::SaveAck`]
+    /// instead, and the rest of their batch is stored.)
     #[error("batch rejected: {0}")]
     Rejected(String),
     /// A search query that cannot be parsed.

@@ -576,9 +576,12 @@ impl Inner {
             let message = format!("bulk request: HTTP {status}: {}", reason(&body));
             return Err(match status.as_u16() {
                 429 | 500..=599 => BulkFailure::Retry(message),
-                413 => BulkFailure::Fatal(StoreError::Rejected(format!(
-                    "{message} (lower the engine's item_batch_size)"
-                ))),
+                // Too large: half as many items may pass; one item alone
+                // never will.
+                413 if count > 1 => BulkFailure::Fatal(StoreError::BatchTooLarge {
+                    max_items: u32::try_from(count / 2).unwrap_or(u32::MAX),
+                }),
+                413 => BulkFailure::Fatal(StoreError::Rejected(message)),
                 // Wrong credentials, missing rights, a closed index: no use
                 // retrying now, but the items are fine, so the engine keeps
                 // them and tries again later.

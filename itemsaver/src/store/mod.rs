@@ -86,8 +86,15 @@ pub enum StoreError {
     /// (after retries, for writes); trying again later may succeed.
     #[error("elasticsearch: {0}")]
     Cluster(String),
-    /// The store refused the batch as a whole, for good (e.g. larger than
-    /// the cluster accepts in one request).
+    /// The batch is larger than the store accepts in one request; smaller
+    /// batches, of at most `max_items`, may pass.
+    #[error("batch too large for the store; at most {max_items} items per batch")]
+    BatchTooLarge {
+        /// A batch size worth trying.
+        max_items: u32,
+    },
+    /// The store refused the batch as a whole, for good (e.g. a single item
+    /// larger than the cluster accepts in one request).
     #[error("{0}")]
     Rejected(String),
 }
@@ -100,6 +107,7 @@ impl From<StoreError> for SaveError {
         match e {
             StoreError::BadQuery(message) => SaveError::BadQuery(message),
             StoreError::Rejected(message) => SaveError::Rejected(message),
+            StoreError::BatchTooLarge { max_items } => SaveError::BatchTooLarge { max_items },
             other => SaveError::Store(other.to_string()),
         }
     }
