@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rpcsupport::{
@@ -140,13 +141,9 @@ impl ItemSink {
     }
 }
 
-/// The client (if still usable), the batch, and on success the items the
-/// itemsaver refused (the rest are stored).
-type SaveOutcome = (
-    Option<ItemSaverClient>,
-    Vec<Item>,
-    Result<Vec<Refusal>, SaveFailure>,
-);
+/// The client (if still usable), and on success the items the itemsaver
+/// refused (the rest are stored).
+type SaveOutcome = (Option<ItemSaverClient>, Result<Vec<Refusal>, SaveFailure>);
 
 enum SaveFailure {
     /// Worth retrying: itemsaver down, deadline, store error.
@@ -165,8 +162,9 @@ struct Sink {
     memory: VecDeque<Item>,
     spill: Option<Spill<Item>>,
     in_flight: Option<JoinHandle<SaveOutcome>>,
-    /// The batch in flight, kept so `unacked` can include it.
-    in_flight_items: Vec<Item>,
+    /// The batch in flight, shared with the save task: kept so `unacked`
+    /// can include it and a failed save can put it back.
+    in_flight_items: Arc<Vec<Item>>,
     /// No save before this (backoff after a failure).
     not_before: Instant,
     backoff: Duration,
@@ -184,7 +182,7 @@ impl Sink {
             memory: VecDeque::new(),
             spill: None,
             in_flight: None,
-            in_flight_items: Vec::new(),
+            in_flight_items: Arc::default(),
             not_before: Instant::now(),
             backoff: Duration::from_millis(100),
             oldest: None,
@@ -266,17 +264,21 @@ impl Sink {
         } else {
             None
         };
+        let batch = Arc::new(batch);
         self.in_flight_items = batch.clone();
         let client = self.client.take();
         let opts = self.opts.clone();
         self.in_flight = Some(tokio::spawn(
-            async move { save(client, &opts, batch).await },
+            async move { save(client, &opts, &batch).await },
         ));
     }
 
-    fn finish_save(&mut self, (client, batch, result): SaveOutcome) {
+    fn finish_save(&mut self, (client, result): SaveOutcome) {
         self.client = client;
-        self.in_flight_items.clear();
+        // The save task is over and has let go of its reference, so this
+        // takes the batch back without copying it.
+        let batch = Arc::try_unwrap(std::mem::take(&mut self.in_flight_items))
+            .unwrap_or_else(|shared| shared.as_ref().clone());
         match result {
             Ok(refused) => {
                 let refused = self.record_refused(&batch, &refused);
@@ -372,7 +374,7 @@ impl Sink {
     }
 
     fn unacked(&mut self) -> Vec<Item> {
-        let mut all = self.in_flight_items.clone();
+        let mut all = self.in_flight_items.as_ref().clone();
         all.extend(self.memory.iter().cloned());
         if let Some(spill) = self.spill.as_mut() {
             match spill.peek_all() {
@@ -427,8 +429,7 @@ impl Sink {
                         Err(e) => {
                             // The save task panicked; treat as a failed try.
                             tracing::error!(error = %e, "save task failed");
-                            let batch = std::mem::take(&mut self.in_flight_items);
-                            self.finish_save((None, batch, Err(SaveFailure::Transient(e.to_string()))));
+                            self.finish_save((None, Err(SaveFailure::Transient(e.to_string()))));
                         }
                     }
                 }
@@ -449,12 +450,8 @@ impl Sink {
 }
 
 /// One save try, connecting first if needed. Returns the client (or `None`
-/// if the connection is broken) with the batch and the result.
-async fn save(
-    client: Option<ItemSaverClient>,
-    opts: &SinkOptions,
-    batch: Vec<Item>,
-) -> SaveOutcome {
+/// if the connection is broken) and the result.
+async fn save(client: Option<ItemSaverClient>, opts: &SinkOptions, batch: &[Item]) -> SaveOutcome {
     let client = match client {
         Some(c) => c,
         None => match connect_itemsaver(&opts.addr, opts.connect).await {
@@ -462,7 +459,6 @@ async fn save(
             Err(e) => {
                 return (
                     None,
-                    batch,
                     Err(SaveFailure::Transient(format!(
                         "connect {}: {e}",
                         opts.addr
@@ -472,28 +468,18 @@ async fn save(
         },
     };
     match client
-        .save(deadline_in(opts.rpc_timeout), batch.clone())
+        .save(deadline_in(opts.rpc_timeout), batch.to_vec())
         .await
     {
-        Ok(Ok(ack)) => (Some(client), batch, Ok(ack.refused)),
-        Ok(Err(SaveError::Rejected(reason))) => {
-            (Some(client), batch, Err(SaveFailure::Rejected(reason)))
-        }
+        Ok(Ok(ack)) => (Some(client), Ok(ack.refused)),
+        Ok(Err(SaveError::Rejected(reason))) => (Some(client), Err(SaveFailure::Rejected(reason))),
         Ok(Err(SaveError::BatchTooLarge { max_items })) => {
-            (Some(client), batch, Err(SaveFailure::TooLarge(max_items)))
+            (Some(client), Err(SaveFailure::TooLarge(max_items)))
         }
-        Ok(Err(e)) => (
-            Some(client),
-            batch,
-            Err(SaveFailure::Transient(e.to_string())),
-        ),
+        Ok(Err(e)) => (Some(client), Err(SaveFailure::Transient(e.to_string()))),
         // A deadline may just mean a slow commit; anything else means the
         // connection is gone. Reconnect in both cases: cheap and safe.
-        Err(e) => (
-            None,
-            batch,
-            Err(SaveFailure::Transient(format!("rpc: {e}"))),
-        ),
+        Err(e) => (None, Err(SaveFailure::Transient(format!("rpc: {e}")))),
     }
 }
 

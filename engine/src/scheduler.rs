@@ -247,6 +247,15 @@ impl Scheduler {
         if self.max_depth.is_some_and(|max| request.depth > max) {
             return Err(Dropped::TooDeep);
         }
+        // Most links a page yields were seen before, and arrive already in
+        // normal form (workers resolve them with the same URL parser). Such
+        // a link is its own normal form, which was admitted once (the scope
+        // does not change during a crawl): a duplicate, known without
+        // parsing it again. Normalizing is idempotent, so this gives the
+        // same answer as normalizing first, only cheaper.
+        if self.seen.contains(fingerprint(&request.url)) {
+            return Err(Dropped::Duplicate);
+        }
         let normalized = self
             .scope
             .admit(&request.url)
@@ -593,12 +602,43 @@ impl Scheduler {
 }
 
 /// The politeness key of a URL (its lowercase host name, without port) and
-/// its origin for robots.txt.
+/// its origin for robots.txt. Every queued URL is in normal form (scheme and
+/// host lowercase, no default port), so both are read off the text; the
+/// full parse is only a fallback for anything unexpected.
 fn host_of(url: &str) -> Option<(String, String)> {
-    let url = Url::parse(url).ok()?;
-    let host = url.host_str()?.to_ascii_lowercase();
-    let origin = url.origin().ascii_serialization();
-    Some((host, origin))
+    host_of_normal(url).or_else(|| {
+        let url = Url::parse(url).ok()?;
+        let host = url.host_str()?.to_ascii_lowercase();
+        let origin = url.origin().ascii_serialization();
+        Some((host, origin))
+    })
+}
+
+/// [`host_of`] for a URL in normal form: `scheme://[userinfo@]host[:port]/…`.
+/// `None` if it does not look like one.
+fn host_of_normal(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "http" | "https") {
+        return None;
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let host = match host_port.strip_prefix('[') {
+        // An IPv6 literal keeps its brackets, as `Url::host_str` does.
+        Some(v6) => &host_port[..v6.find(']')? + 2],
+        None => host_port.split(':').next()?,
+    };
+    let port = &host_port[host.len()..];
+    if host.is_empty()
+        || host.bytes().any(|b| b.is_ascii_uppercase())
+        || !(port.is_empty()
+            || port.len() > 1
+                && port.starts_with(':')
+                && port[1..].bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    Some((host.to_owned(), format!("{scheme}://{host_port}")))
 }
 
 fn path_and_query(url: &str) -> &str {
@@ -623,6 +663,64 @@ pub fn fingerprint(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reading host and origin off a normalized URL's text agrees with
+    /// parsing it, for every shape of authority.
+    #[test]
+    fn host_of_text_matches_the_parser() {
+        for raw in [
+            "http://Example.COM/a?b=c",
+            "https://example.com:443/x",
+            "http://example.com:8080",
+            "http://user:pw@Example.com:81/p",
+            "http://127.0.0.1:9000/",
+            "http://[::1]:8080/x",
+            "https://[2001:DB8::1]/",
+            "http://xn--bcher-kva.example/",
+            "http://bücher.example/x",
+            "http://a.test?q=1",
+            "http://a.test#frag",
+        ] {
+            let normal = crate::scope::normalize(raw, &[]).unwrap();
+            let parsed = normal.host_str().unwrap().to_owned();
+            let origin = normal.origin().ascii_serialization();
+            assert_eq!(
+                host_of_normal(normal.as_str()),
+                Some((parsed, origin)),
+                "{raw} -> {normal}"
+            );
+        }
+        for odd in [
+            "ftp://a.test/",
+            "http://A.test/",
+            "http://a.test:x/",
+            "nonsense",
+        ] {
+            assert_eq!(host_of_normal(odd), None, "{odd}");
+        }
+        // The fallback still answers for a URL not in normal form.
+        assert_eq!(
+            host_of("http://A.test:80/").map(|(h, _)| h),
+            Some("a.test".to_owned())
+        );
+    }
+
+    /// A link already in normal form that was seen is a duplicate before
+    /// any parsing; one in another form is normalized, then found.
+    #[test]
+    fn seen_links_are_duplicates_in_any_form() {
+        let mut s = Scheduler::default();
+        s.enqueue(req("http://a.test/x", 0)).unwrap();
+        assert_eq!(
+            s.enqueue(req("http://a.test/x", 1)),
+            Err(Dropped::Duplicate)
+        );
+        assert_eq!(
+            s.enqueue(req("HTTP://A.test:80/x#top", 1)),
+            Err(Dropped::Duplicate)
+        );
+        assert_eq!(s.len(), 1);
+    }
 
     fn req(url: &str, depth: u32) -> Request {
         Request {
