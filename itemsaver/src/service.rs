@@ -92,7 +92,7 @@ impl ItemSaverService {
         let mut kept = Vec::with_capacity(items.len());
         for item in items {
             let key = item.key();
-            let bytes = item.to_json().to_string().len();
+            let bytes = item.json_len();
             let reason = if key.is_empty() {
                 format!("item at {} has an empty id", item.url)
             } else if bytes > self.limits.max_item_bytes {

@@ -56,7 +56,7 @@ use elasticsearch::indices::{
     IndicesRefreshParts,
 };
 use elasticsearch::{BulkOperation, BulkParts, CountParts, Elasticsearch, GetParts, SearchParts};
-use rpcsupport::{Item, Refusal, SaveAck, SearchRequest, SearchResponse, Value};
+use rpcsupport::{Item, Refusal, SaveAck, SearchRequest, SearchResponse};
 use serde_json::{json, Value as Json};
 use tantivy::query_grammar::{Occur, UserInputAst, UserInputBound, UserInputLeaf};
 use url::Url;
@@ -753,7 +753,7 @@ fn document(key: &str, item: &Item) -> Json {
         "id": key,
         "url": item.url,
         "kind": item.kind,
-        "payload": Value::Map(item.payload.clone()).to_json(),
+        "payload": item.payload_json(),
         "all": all,
         "item": stored_json(item),
     })
@@ -962,6 +962,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rpcsupport::Value;
 
     fn dsl(q: &str) -> Json {
         to_dsl(&query::parse(q).unwrap()).unwrap()

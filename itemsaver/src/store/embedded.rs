@@ -284,7 +284,7 @@ impl Inner {
         doc.add_text(f.id, key);
         doc.add_text(f.url, &item.url);
         doc.add_text(f.kind, &item.kind);
-        let payload = OwnedValue::from(Value::Map(item.payload.clone()).to_json());
+        let payload = OwnedValue::from(item.payload_json());
         doc.add_field_value(f.payload, &payload);
         let mut text = String::new();
         for value in item.payload.values() {
@@ -373,12 +373,7 @@ impl Inner {
 /// (possibly none) instead of the derived key, so reads return exactly what
 /// was saved.
 pub(super) fn stored_json(item: &Item) -> String {
-    let mut json = item.to_json();
-    json["id"] = item
-        .id
-        .clone()
-        .map_or(serde_json::Value::Null, serde_json::Value::String);
-    json.to_string()
+    item.json_text_with_id(item.id.as_deref())
 }
 
 /// Appends every string inside `value` to `out`, one per line.
