@@ -27,6 +27,11 @@ use crate::failures::FailureLog;
 use crate::pool::deadline_in;
 use crate::spill::Spill;
 
+/// Most encoded bytes in one save call: big items make smaller batches, so
+/// a batch stays well under the itemsaver's frame limit (64 MiB by
+/// default), which would otherwise close the connection on every try.
+const MAX_BATCH_BYTES: u64 = 8 << 20;
+
 /// What happened to the items sent to the sink.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemStats {
@@ -257,7 +262,17 @@ impl Sink {
 
     fn start_save(&mut self) {
         self.unspill();
-        let n = self.memory.len().min(self.opts.batch_size);
+        // Up to `batch_size` items, and no more bytes than the itemsaver's
+        // frame limit lets through (always at least one item).
+        let mut n = 0;
+        let mut bytes = 0;
+        for item in self.memory.iter().take(self.opts.batch_size) {
+            bytes += bincode::serialized_size(item).unwrap_or(0);
+            if n > 0 && bytes > MAX_BATCH_BYTES {
+                break;
+            }
+            n += 1;
+        }
         let batch: Vec<Item> = self.memory.drain(..n).collect();
         self.oldest = if self.waiting() > 0 {
             Some(Instant::now())
@@ -646,5 +661,35 @@ mod tests {
         use itemsaver::ItemStore as _;
         assert_eq!(store.count().await.unwrap(), 20);
         assert!(!dir.path().join("failures.jsonl").exists());
+    }
+
+    /// Big items make smaller batches: a batch never carries more than
+    /// `MAX_BATCH_BYTES` (unless one item alone does), and all arrive.
+    #[tokio::test]
+    async fn big_items_make_smaller_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = itemsaver::ItemsaverConfig {
+            max_item_bytes: 4 << 20,
+            ..itemsaver::ItemsaverConfig::default()
+        };
+        let (addr, store, _stop) = start_itemsaver(dir.path(), config).await;
+        // 3 MiB each: at most two per batch.
+        let big = |i: u64| {
+            let mut it = item(i);
+            it.payload
+                .insert("blob".into(), rpcsupport::Value::from("x".repeat(3 << 20)));
+            it
+        };
+        let mut sink = Sink::new(None, options(addr, dir.path(), 100));
+        sink.push((0..5).map(big).collect());
+        sink.start_save();
+        assert_eq!(sink.in_flight_items.len(), 2);
+        let (tx, rx) = mpsc::unbounded_channel();
+        drop(tx);
+        let finished = sink.run(rx).await;
+        assert_eq!(finished.stats.saved, 5, "{:?}", finished.stats);
+        assert_eq!(finished.stats.save_retries, 0, "{:?}", finished.stats);
+        use itemsaver::ItemStore as _;
+        assert_eq!(store.count().await.unwrap(), 5);
     }
 }
