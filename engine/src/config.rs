@@ -140,7 +140,7 @@ impl Default for EngineConfig {
             parser: "city_list".into(),
             worker_count: 100,
             max_depth: 0,
-            item_batch_size: 1000,
+            item_batch_size: 2000,
             item_linger_ms: 200,
             rpc_timeout_ms: 60_000,
             connect_timeout_ms: 5_000,
