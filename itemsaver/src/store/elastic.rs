@@ -62,7 +62,7 @@ use tantivy::query_grammar::{Occur, UserInputAst, UserInputBound, UserInputLeaf}
 use url::Url;
 
 use super::embedded::{collect_text, stored_json};
-use super::{query, ItemStore, StoreError, MAX_RESULT_WINDOW};
+use super::{latest_per_key, query, ItemStore, StoreError, MAX_RESULT_WINDOW};
 
 /// How often a bulk write is tried before the batch fails (and the engine,
 /// which still holds the items, retries it later).
@@ -759,25 +759,6 @@ fn document(key: &str, item: &Item) -> Json {
     })
 }
 
-/// The batch with one item per key, the last one, in first-seen order.
-/// Without this a retry could resend an older version after a newer one
-/// was stored.
-fn latest_per_key(items: Vec<Item>) -> Vec<(String, Item)> {
-    let mut latest: Vec<(String, Item)> = Vec::with_capacity(items.len());
-    let mut position = std::collections::HashMap::new();
-    for item in items {
-        let key = item.key();
-        match position.get(&key) {
-            Some(&at) => latest[at] = (key, item),
-            None => {
-                position.insert(key.clone(), latest.len());
-                latest.push((key, item));
-            }
-        }
-    }
-    latest
-}
-
 /// The item in a `get` answer or a search hit.
 fn decode_hit(hit: &Json) -> Result<Item, StoreError> {
     let id = hit["_id"].as_str().unwrap_or_default();
@@ -962,7 +943,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rpcsupport::Value;
 
     fn dsl(q: &str) -> Json {
         to_dsl(&query::parse(q).unwrap()).unwrap()
@@ -1024,22 +1004,5 @@ mod tests {
             matches!(item_outcome(&result(400, bad)), ItemOutcome::Refused(r) if r.contains("object mapping"))
         );
         assert!(matches!(item_outcome(&json!({})), ItemOutcome::Refused(_)));
-    }
-
-    /// Within a batch the last item per key wins, in first-seen order.
-    #[test]
-    fn latest_per_key_keeps_last() {
-        let item = |id: &str, v: i64| Item {
-            url: "u".into(),
-            kind: "k".into(),
-            id: Some(id.into()),
-            payload: [("v".to_string(), Value::Int(v))].into(),
-        };
-        let kept = latest_per_key(vec![item("a", 1), item("b", 2), item("a", 3)]);
-        let kept: Vec<(String, i64)> = kept
-            .into_iter()
-            .map(|(k, i)| (k, i.payload["v"].as_i64().unwrap()))
-            .collect();
-        assert_eq!(kept, [("a".into(), 3), ("b".into(), 2)]);
     }
 }

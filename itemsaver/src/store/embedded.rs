@@ -22,7 +22,6 @@
 //! all written by the next commit, so many small concurrent batches cost one
 //! fsync instead of one each.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -40,7 +39,7 @@ use tantivy::{
 };
 use tokio::sync::oneshot;
 
-use super::{query, ItemStore, StoreError, MAX_RESULT_WINDOW};
+use super::{latest_per_key, query, ItemStore, StoreError, MAX_RESULT_WINDOW};
 
 /// Memory the writer may use before it flushes a segment. Items are small
 /// and every batch is committed at once, so buffers rarely fill; this only
@@ -251,22 +250,9 @@ impl Inner {
         writer: &mut IndexWriter,
         group: &[PendingBatch],
     ) -> Result<(), StoreError> {
-        // Last item with a key wins, across the whole group, as batches are
-        // queued in arrival order. Writing each key once also saves tantivy
-        // from indexing documents it would delete in the same commit.
-        let mut latest: Vec<(String, &Item)> = Vec::new();
-        let mut position: HashMap<String, usize> = HashMap::new();
-        for item in group.iter().flat_map(|batch| &batch.items) {
-            let key = item.key();
-            match position.get(&key) {
-                Some(&at) => latest[at].1 = item,
-                None => {
-                    position.insert(key.clone(), latest.len());
-                    latest.push((key, item));
-                }
-            }
-        }
-        for (key, item) in latest {
+        // Last item with a key wins across the whole group, as batches are
+        // queued in arrival order.
+        for (key, item) in latest_per_key(group.iter().flat_map(|batch| &batch.items)) {
             // A delete only affects documents added before it, so the new
             // version added right after survives.
             writer.delete_term(Term::from_field_text(self.fields.id, &key));

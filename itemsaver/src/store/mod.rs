@@ -3,6 +3,8 @@
 //! Elasticsearch ([`elastic`]) both sit behind the same
 //! `Arc<dyn ItemStore>`, and both read queries through [`query`].
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -41,6 +43,29 @@ pub trait ItemStore: Send + Sync + 'static {
     /// The total number of hits for `request.query` and the page
     /// `from..from + size` of them, best first.
     async fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError>;
+}
+
+/// One item per key, the last one, keyed, in first-seen order: the "last
+/// item with a key wins" rule of [`ItemStore::put_batch`], for owned items
+/// or references. Writing each key once also saves a store from writing
+/// versions it would overwrite at once, and a retry from resending an
+/// older version after a newer one.
+pub(crate) fn latest_per_key<T: Borrow<Item>>(
+    items: impl IntoIterator<Item = T>,
+) -> Vec<(String, T)> {
+    let mut latest: Vec<(String, T)> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        let key = item.borrow().key();
+        match position.get(&key) {
+            Some(&at) => latest[at].1 = item,
+            None => {
+                position.insert(key.clone(), latest.len());
+                latest.push((key, item));
+            }
+        }
+    }
+    latest
 }
 
 /// Why a store operation failed.
@@ -110,5 +135,28 @@ impl From<StoreError> for SaveError {
             StoreError::BatchTooLarge { max_items } => SaveError::BatchTooLarge { max_items },
             other => SaveError::Store(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rpcsupport::Value;
+
+    /// The last item per key wins, in first-seen order.
+    #[test]
+    fn latest_per_key_keeps_last() {
+        let item = |id: &str, v: i64| Item {
+            url: "u".into(),
+            kind: "k".into(),
+            id: Some(id.into()),
+            payload: [("v".to_string(), Value::Int(v))].into(),
+        };
+        let kept = latest_per_key(vec![item("a", 1), item("b", 2), item("a", 3)]);
+        let kept: Vec<(String, i64)> = kept
+            .into_iter()
+            .map(|(k, i)| (k, i.payload["v"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(kept, [("a".into(), 3), ("b".into(), 2)]);
     }
 }
