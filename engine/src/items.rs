@@ -307,22 +307,11 @@ impl Sink {
                     tracing::info!(waited = ?since.elapsed(), "itemsaver answering again");
                 }
             }
-            Err(SaveFailure::Rejected(reason)) => {
-                tracing::error!(items = batch.len(), %reason, "itemsaver rejected a batch; its items go to the failures file");
-                for item in &batch {
-                    self.opts.failures.item(item, &reason);
-                }
-                self.stats.rejected += batch.len() as u64;
-            }
+            Err(SaveFailure::Rejected(reason)) => self.reject_batch(&batch, &reason),
             Err(SaveFailure::TooLarge(_)) if batch.len() <= 1 => {
                 // Cannot happen with our itemsaver (one item is never too
                 // many); count it as refused rather than retry forever.
-                let reason = "itemsaver refused a batch of one item as too large";
-                tracing::error!(reason, "item goes to the failures file");
-                for item in &batch {
-                    self.opts.failures.item(item, reason);
-                }
-                self.stats.rejected += batch.len() as u64;
+                self.reject_batch(&batch, "itemsaver refused a batch of one item as too large");
             }
             Err(SaveFailure::TooLarge(max_items)) => {
                 // At most what it asked for, and always fewer than this
@@ -337,10 +326,7 @@ impl Sink {
                 );
                 self.opts.batch_size = smaller;
                 self.stats.save_retries += 1;
-                for item in batch.into_iter().rev() {
-                    self.memory.push_front(item);
-                }
-                self.oldest.get_or_insert_with(Instant::now);
+                self.put_back(batch);
             }
             Err(SaveFailure::Transient(reason)) => {
                 if self.failing_since.is_none() {
@@ -354,15 +340,30 @@ impl Sink {
                     "items not saved yet; retrying"
                 );
                 self.stats.save_retries += 1;
-                // Back to the front, so order is kept and nothing is lost.
-                for item in batch.into_iter().rev() {
-                    self.memory.push_front(item);
-                }
-                self.oldest.get_or_insert_with(Instant::now);
+                self.put_back(batch);
                 self.not_before = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+
+    /// A batch to send again: back to the front, so order is kept and
+    /// nothing is lost.
+    fn put_back(&mut self, batch: Vec<Item>) {
+        for item in batch.into_iter().rev() {
+            self.memory.push_front(item);
+        }
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    /// The itemsaver refused the whole batch for good: every item goes to
+    /// the failures file and is counted as rejected.
+    fn reject_batch(&mut self, batch: &[Item], reason: &str) {
+        tracing::error!(items = batch.len(), %reason, "itemsaver rejected a batch; its items go to the failures file");
+        for item in batch {
+            self.opts.failures.item(item, reason);
+        }
+        self.stats.rejected += batch.len() as u64;
     }
 
     /// Writes the items of `batch` named in `refused` to the failures file
