@@ -138,19 +138,15 @@ impl Item {
         )
     }
 
-    /// `to_json().to_string()`, written straight from the item, without
-    /// building the JSON tree first (several times cheaper).
-    pub fn to_json_text(&self) -> String {
-        self.json_text_with_id(Some(&self.key()))
-    }
-
-    /// [`Item::to_json_text`] with `id` in place of the key (`None` writes
-    /// `null`): what a store keeps to give back exactly what was saved.
+    /// The text of [`Item::to_json`] with `id` in place of the key (`None`
+    /// writes `null`): what a store keeps to give back exactly what was
+    /// saved. Written straight from the item, without building the JSON
+    /// tree first (several times cheaper).
     pub fn json_text_with_id(&self, id: Option<&str>) -> String {
         serde_json::to_string(&JsonItem { item: self, id }).expect("writing to a String")
     }
 
-    /// The length in bytes of [`Item::to_json_text`], counted without
+    /// The length in bytes of `to_json().to_string()`, counted without
     /// writing it anywhere.
     pub fn json_len(&self) -> usize {
         struct Count(usize);
@@ -565,7 +561,7 @@ mod tests {
             },
         ] {
             let tree = item.to_json().to_string();
-            assert_eq!(item.to_json_text(), tree);
+            assert_eq!(item.json_text_with_id(Some(&item.key())), tree);
             assert_eq!(item.json_len(), tree.len());
             let mut own_id = item.to_json();
             own_id["id"] = item
