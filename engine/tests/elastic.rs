@@ -16,21 +16,6 @@ use itemsaver::ItemStore;
 use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, SearchRequest, Value};
 use tarpc::context;
 
-fn es_url() -> Option<String> {
-    match std::env::var("CRAWLER_TEST_ES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CRAWLER_TEST_ES_URL is not set, and CI must run the Elasticsearch tests")
-        }
-        _ => {
-            eprintln!(
-                "notice: Elasticsearch crawl test skipped: set CRAWLER_TEST_ES_URL to run it"
-            );
-            None
-        }
-    }
-}
-
 /// An itemsaver on 127.0.0.1:0 storing into `index` at `url`.
 /// The server stops when the returned sender is dropped.
 async fn start_es_itemsaver(
@@ -72,7 +57,7 @@ async fn start_es_itemsaver(
 /// finds them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawls_demo_site_into_elasticsearch() {
-    let Some(url) = es_url() else {
+    let Some(url) = testsupport::elasticsearch_url("Elasticsearch crawl test") else {
         return;
     };
     let profiles = 2000;

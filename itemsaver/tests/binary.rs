@@ -144,15 +144,7 @@ fn errors_exit_non_zero() {
 /// With `--es_url`, the binary serves from Elasticsearch, and `count` and `search` work the same (issue 3).
 #[tokio::test]
 async fn serves_from_elasticsearch() {
-    let Some(url) = std::env::var("CRAWLER_TEST_ES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CRAWLER_TEST_ES_URL is not set, and CI must run the Elasticsearch tests"
-        );
-        eprintln!("notice: serves_from_elasticsearch skipped: set CRAWLER_TEST_ES_URL to run it");
+    let Some(url) = testsupport::elasticsearch_url("serves_from_elasticsearch") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

@@ -32,23 +32,6 @@ fn embedded() -> Fixture {
     }
 }
 
-/// The test server's URL; `None` (after a notice) when there is none and
-/// this is not CI.
-fn es_url(test: &str) -> Option<String> {
-    match std::env::var("CRAWLER_TEST_ES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CRAWLER_TEST_ES_URL is not set, and CI must run the Elasticsearch tests")
-        }
-        _ => {
-            eprintln!(
-                "notice: {test} skipped: set CRAWLER_TEST_ES_URL (see scripts/noida.sh) to run it"
-            );
-            None
-        }
-    }
-}
-
 /// An index name no other test (or earlier run) uses.
 fn unique_index(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -59,7 +42,7 @@ fn unique_index(test: &str) -> String {
 }
 
 async fn elastic(test: &str) -> Option<Fixture> {
-    let url = es_url(test)?;
+    let url = testsupport::elasticsearch_url(test)?;
     let index = unique_index(test);
     let settings = Settings {
         urls: vec![url.parse().unwrap()],
@@ -415,7 +398,7 @@ async fn elastic_reopens_an_existing_index() {
 /// With one of two nodes dead, saves and reads still succeed: each retry goes to the next node.
 #[tokio::test]
 async fn elastic_survives_a_dead_node() {
-    let Some(url) = es_url("dead_node") else {
+    let Some(url) = testsupport::elasticsearch_url("dead_node") else {
         return;
     };
     let settings = Settings {

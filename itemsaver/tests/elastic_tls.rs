@@ -29,23 +29,6 @@ use url::Url;
 /// Bound on anything that could hang: a connect that fails must fail, not wait.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The test server's URL; `None` (after a notice) when there is none and
-/// this is not CI. The same rule as in `contract.rs`.
-fn es_url(test: &str) -> Option<String> {
-    match std::env::var("CRAWLER_TEST_ES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CRAWLER_TEST_ES_URL is not set, and CI must run the Elasticsearch tests")
-        }
-        _ => {
-            eprintln!(
-                "notice: {test} skipped: set CRAWLER_TEST_ES_URL (see scripts/noida.sh) to run it"
-            );
-            None
-        }
-    }
-}
-
 /// A TLS-terminating, auth-checking front before the test server. Its
 /// tasks end with the test's runtime.
 struct Front {
@@ -69,7 +52,7 @@ impl Front {
     /// request carries `Authorization: {authorization}`; `None` when there
     /// is no server to put it before (outside CI).
     async fn start(test: &str, authorization: String) -> Option<Front> {
-        let upstream = es_url(test)?;
+        let upstream = testsupport::elasticsearch_url(test)?;
         let upstream_addr = loopback_http(&upstream);
 
         // A test CA, and a leaf it signs for the names the client may use.

@@ -1,15 +1,37 @@
-//! Runs one of our server binaries for a test: each prints
-//! `NAME listening on ADDR ...` as its first stdout line once it serves.
+//! What tests in several crates share: running one of our server binaries
+//! (each prints `NAME listening on ADDR ...` as its first stdout line once
+//! it serves), and finding the Elasticsearch-API test server.
 //!
 //! # Layout
 //! - [`Server`]: spawns the binary, waits for that line, and kills the
 //!   process when dropped, so a failing test leaves nothing behind.
+//! - [`elasticsearch_url`]: the test server `scripts/noida.sh` starts, or a
+//!   skip, except under CI, where its absence fails the test.
 
 use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+
+/// The Elasticsearch-API test server's URL, from `CRAWLER_TEST_ES_URL`
+/// (`source scripts/noida.sh` sets it). Without it: under CI (`CI` set) the
+/// calling test panics, since CI must run the Elasticsearch tests;
+/// elsewhere `test` is reported skipped and the answer is `None`.
+pub fn elasticsearch_url(test: &str) -> Option<String> {
+    match std::env::var("CRAWLER_TEST_ES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CRAWLER_TEST_ES_URL is not set, and CI must run the Elasticsearch tests")
+        }
+        _ => {
+            eprintln!(
+                "notice: {test} skipped: set CRAWLER_TEST_ES_URL (see scripts/noida.sh) to run it"
+            );
+            None
+        }
+    }
+}
 
 /// How long a binary may take to print its ready line; a cold debug
 /// build of the itemsaver opens its index in well under this.
