@@ -195,8 +195,9 @@ impl ParseError {
     }
 }
 
-/// Why the itemsaver did not store a batch. The batch as a whole is then not
-/// acknowledged and the engine keeps its items.
+/// Why the itemsaver did not store a batch. Nothing of the batch is
+/// acknowledged: the engine sends it again (`Store`), in smaller batches
+/// (`BatchTooLarge`), or records its items as failed (`Rejected`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
 pub enum SaveError {
     /// The store failed (disk, index, cluster); retrying later may succeed.
