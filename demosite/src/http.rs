@@ -1,5 +1,6 @@
 //! HTTP: the axum router over [`Site`], the `/fault/...` routes tests use to
-//! provoke fetch errors, and [`serve`].
+//! provoke fetch errors (and the `/hostile/...` ones of [`crate::hostile`]),
+//! and [`serve`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +31,9 @@ pub struct SiteOptions {
     pub robots_failures: u32,
     /// Every site page (not `/fault/...`) waits this long before answering.
     pub page_delay: Duration,
+    /// When set, `/robots.txt` is an allow-all file of this many bytes,
+    /// streamed (a hostile site's 100 MB robots.txt); wins over `robots`.
+    pub robots_bytes: Option<u64>,
 }
 
 /// When each request started and ended, as seen by the server: tests check
@@ -115,7 +119,9 @@ struct AppState {
 ///   bodies that are not what they claim to be.
 /// - `/fault/nested/{depth}`: deeply nested HTML.
 /// - `/fault/links`: exotic, broken and huge links.
-/// - `/robots.txt`: from [`SiteOptions::robots`] (404 when unset).
+/// - `/hostile/...`: pages built to hurt a crawler ([`crate::hostile`]).
+/// - `/robots.txt`: from [`SiteOptions::robots`] (404 when unset), or
+///   [`SiteOptions::robots_bytes`] of filler.
 ///
 /// None of them is linked from the site, so they never change
 /// [`Site::page_count`].
@@ -150,6 +156,7 @@ pub fn router_with(site: Arc<Site>, options: SiteOptions) -> (Router, Arc<Reques
         .route("/fault/big/{bytes}", get(fault_big))
         .route("/fault/not-html", get(fault_not_html))
         .route("/fault/flaky/{key}/{fails}", get(fault_flaky))
+        .merge(crate::hostile::routes())
         .fallback(get(site_page))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -335,6 +342,9 @@ async fn robots_txt(State(state): State<Arc<AppState>>) -> Response {
     };
     if served <= state.options.robots_failures {
         return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
+    if let Some(bytes) = state.options.robots_bytes {
+        return crate::hostile::huge_robots(bytes);
     }
     match &state.options.robots {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain")], text.clone()).into_response(),

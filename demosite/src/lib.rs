@@ -15,6 +15,9 @@
 //!   without HTTP ([`Site::render`]).
 //! - [`http`]: the axum [`router`] over a [`Site`], the unlinked
 //!   `/fault/...` routes that provoke fetch errors, and [`serve`].
+//! - [`hostile`]: the unlinked `/hostile/...` routes, pages built to cost a
+//!   crawler as much as possible (link floods, huge `<base href>`, a body
+//!   that trickles), linked from [`hostile::INDEX`].
 //!
 //! # URLs
 //!
@@ -31,6 +34,7 @@
 //! GBK, declared in the header or only in `<meta>` (see [`PageEncoding`]).
 //! Anything else is a 404.
 
+pub mod hostile;
 pub mod http;
 pub mod profile;
 pub mod site;
