@@ -122,6 +122,9 @@ pub struct EngineConfig {
     /// Milliseconds between progress log lines when stderr is not a
     /// terminal (on a terminal a status line is redrawn); 0 for none.
     pub progress_interval_ms: u64,
+    /// After the crawl, how long (ms) the dashboard on `metrics_addr` stays
+    /// up so a browser sees "finished" and the summary; 0 for none.
+    pub dashboard_linger_ms: u64,
     /// A rules file of declarative parsers (see the README); "" for none.
     /// Without it, a `[rules]` section of the config file is used if present.
     pub rules: String,
@@ -175,6 +178,7 @@ impl Default for EngineConfig {
             queue_memory_tasks: 1_000_000,
             metrics_addr: String::new(),
             progress_interval_ms: 10_000,
+            dashboard_linger_ms: 5_000,
             rules: String::new(),
             inline_rules: None,
         }
@@ -241,6 +245,9 @@ pub struct Settings {
     /// Where the crawl's metrics go (the binary serves them on
     /// `--metrics_addr`; tests read them directly).
     pub metrics: Arc<rpcsupport::metrics::Registry>,
+    /// The live dashboard the loop reports to, if one is served (the
+    /// binary sets it when `metrics_addr` is set; tests may set their own).
+    pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
     /// Token and TLS for the RPC connections, from the shared `[rpc]`
     /// section (not `[engine]`): the binary sets it after validation.
     /// Open (no token, plain TCP) by default.
@@ -437,6 +444,7 @@ impl EngineConfig {
             queue_memory_tasks: self.queue_memory_tasks,
             progress_interval: Duration::from_millis(self.progress_interval_ms),
             metrics: rpcsupport::metrics::Registry::new(),
+            dashboard: None,
         })
     }
 }

@@ -27,6 +27,7 @@ use thiserror::Error;
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
+use crate::dashboard::{Tick, WorkerView, HOSTS_SHOWN};
 use crate::failures::{open_append, FailureLog};
 use crate::items::{ItemSink, SinkOptions};
 use crate::pool::{deadline_in, NoWorkers, WorkerPool};
@@ -220,6 +221,9 @@ pub async fn run(
             };
             if let Some(reason) = reason {
                 tracing::info!(reason, "stopping: no new dispatches");
+                if let Some(d) = &settings.dashboard {
+                    d.stopping(reason);
+                }
                 crawl.summary.stop_reason = Some(reason.into());
                 crawl.summary.interrupted = true;
                 stop_deadline = Some(Instant::now() + settings.shutdown_grace);
@@ -322,6 +326,9 @@ pub async fn run(
                 stop_deadline = Some(Instant::now() + settings.shutdown_grace);
                 crawl.summary.interrupted = true;
                 crawl.summary.stop_reason = Some("stopped by signal".into());
+                if let Some(d) = &settings.dashboard {
+                    d.stopping("stopped by signal");
+                }
             }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
             _ = tick.tick() => {
@@ -339,6 +346,9 @@ pub async fn run(
                 metrics.in_flight.set(status.in_flight as i64);
                 metrics.workers_up.set(status.workers_up as i64);
                 progress.update(&status);
+                if let Some(d) = &settings.dashboard {
+                    d.tick(dashboard_tick(status, &crawl, &pool, &metrics.latency, Instant::now().into()));
+                }
                 // Waiting for workers: count it, say so, give up eventually.
                 if pool.up_count() == 0 {
                     let since = *waiting_since.get_or_insert_with(|| {
@@ -444,9 +454,52 @@ pub async fn run(
         }
         None => {}
     }
+    if let Some(d) = &settings.dashboard {
+        let (total, hosts) = crawl
+            .scheduler
+            .busiest_hosts(HOSTS_SHOWN, Instant::now().into());
+        d.finish(&crawl.summary, fatal.is_none(), total, hosts);
+    }
     match fatal {
         Some(e) => Err(e),
         None => Ok(crawl.summary),
+    }
+}
+
+/// What the dashboard shows at a tick.
+fn dashboard_tick(
+    status: Status,
+    crawl: &Crawl,
+    pool: &WorkerPool,
+    latency: &[Histogram],
+    now: tokio::time::Instant,
+) -> Tick {
+    let (hosts_total, mut hosts) = crawl.scheduler.busiest_hosts(HOSTS_SHOWN, now);
+    for h in &mut hosts {
+        h.errors = crawl.failures.host_failures(&h.host);
+    }
+    let ms = |h: &Histogram, q| h.quantile(q).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let workers = crawl
+        .summary
+        .per_worker
+        .iter()
+        .zip(latency)
+        .enumerate()
+        .map(|(i, ((addr, pages), h))| WorkerView {
+            addr: addr.clone(),
+            up: pool.is_up(i),
+            pages: *pages,
+            p50_ms: ms(h, 0.5),
+            p99_ms: ms(h, 0.99),
+        })
+        .collect();
+    Tick {
+        status,
+        errors: crawl.summary.errors.clone(),
+        hosts_total,
+        hosts,
+        workers,
+        recent_failures: crawl.failures.recent(),
     }
 }
 

@@ -9,6 +9,7 @@
 //! `at` is seconds since the Unix epoch. The file is opened on the first
 //! record; the crawl loop and the item sink share one log.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -39,18 +40,42 @@ struct Inner {
     /// `None` when no file is configured, or it could not be opened.
     path: Option<PathBuf>,
     file: Option<File>,
+    /// The latest records, newest last, for the dashboard (with or without
+    /// a file); an item's record without the item itself.
+    recent: VecDeque<serde_json::Value>,
+    /// Requests failed for good, by host (as the frontier keys hosts), for
+    /// the dashboard's hosts table. One entry per host that failed, so no
+    /// larger than the frontier's own host table.
+    by_host: HashMap<String, u64>,
 }
+
+/// How many of the latest failures [`FailureLog::recent`] keeps.
+pub const RECENT_FAILURES: usize = 20;
+/// Longest text (URL, reason) a recent record keeps, in bytes.
+const RECENT_TEXT_BYTES: usize = 300;
 
 impl FailureLog {
     /// A log writing to `path`; `None` records nothing.
     pub fn new(path: Option<PathBuf>) -> FailureLog {
         FailureLog {
-            inner: Arc::new(Mutex::new(Inner { path, file: None })),
+            inner: Arc::new(Mutex::new(Inner {
+                path,
+                file: None,
+                recent: VecDeque::with_capacity(RECENT_FAILURES),
+                by_host: HashMap::new(),
+            })),
         }
     }
 
     /// `request` failed for good after `attempts` tries.
     pub fn request(&self, request: &Request, attempts: u32, kind: &str, reason: &str) {
+        if let Some(host) = url::Url::parse(&request.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            *inner.by_host.entry(host).or_default() += 1;
+        }
         self.write(serde_json::json!({
             "url": request.url,
             "parser": request.parser.name,
@@ -73,9 +98,25 @@ impl FailureLog {
         }));
     }
 
+    /// Requests to `host` that failed for good so far.
+    pub fn host_failures(&self, host: &str) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.by_host.get(host).copied().unwrap_or(0)
+    }
+
+    /// The latest failures, oldest first (at most [`RECENT_FAILURES`]).
+    pub fn recent(&self) -> Vec<serde_json::Value> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.recent.iter().cloned().collect()
+    }
+
     fn write(&self, record: serde_json::Value) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Inner { path, file } = &mut *inner;
+        if inner.recent.len() == RECENT_FAILURES {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back(short_record(&record));
+        let Inner { path, file, .. } = &mut *inner;
         let Some(at) = path else { return };
         if file.is_none() {
             match open_append(at) {
@@ -96,6 +137,24 @@ impl FailureLog {
             }
         }
     }
+}
+
+/// `record` as the dashboard lists it: no item body, long texts cut.
+fn short_record(record: &serde_json::Value) -> serde_json::Value {
+    let text = |key: &str| {
+        let s = record[key].as_str().unwrap_or_default();
+        let mut end = s.len().min(RECENT_TEXT_BYTES);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        serde_json::Value::from(&s[..end])
+    };
+    serde_json::json!({
+        "url": text("url"),
+        "kind": text("kind"),
+        "reason": text("reason"),
+        "at": record["at"],
+    })
 }
 
 /// Opens `path` for appending, creating it and its directory if needed.
@@ -153,5 +212,30 @@ mod tests {
         assert_eq!(lines[1]["kind"], ITEM_REFUSED);
         assert_eq!(lines[1]["reason"], "too big");
         assert_eq!(lines[1]["item"]["id"], "p1");
+    }
+
+    /// The latest failures are kept for the dashboard, bounded, without
+    /// item bodies, even with no file.
+    #[test]
+    fn keeps_the_latest_failures() {
+        let log = FailureLog::new(None);
+        let request = |i: usize| Request {
+            url: format!("http://a.test/{i}/{}", "x".repeat(1000)),
+            parser: ParserSpec::named("links"),
+            depth: 0,
+        };
+        for i in 0..RECENT_FAILURES + 5 {
+            log.request(&request(i), 1, "http_404", "not found");
+        }
+        let recent = log.recent();
+        assert_eq!(recent.len(), RECENT_FAILURES);
+        assert!(recent[0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://a.test/5/"));
+        assert!(recent[0]["url"].as_str().unwrap().len() <= RECENT_TEXT_BYTES);
+        assert_eq!(recent[0]["kind"], "http_404");
+        assert_eq!(log.host_failures("a.test"), (RECENT_FAILURES + 5) as u64);
+        assert_eq!(log.host_failures("b.test"), 0);
     }
 }

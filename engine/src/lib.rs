@@ -28,11 +28,14 @@
 //! - [`state`]: the crawl's state on disk (`--state_dir`), written
 //!   atomically, so a stopped or killed engine resumes.
 //! - [`progress`]: the live status line (terminal) or periodic log line.
+//! - [`dashboard`]: the same numbers and more (charts, workers, hosts,
+//!   latest failures, the final summary) as a web page beside `/metrics`.
 //! - [`summary`]: the counts printed at the end.
 //! - [`tools`]: `check-rules` and `try-rules`, for writing rules files.
 
 pub mod config;
 pub mod crawl;
+pub mod dashboard;
 pub mod failures;
 pub mod items;
 pub mod pool;

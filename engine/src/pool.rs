@@ -227,6 +227,11 @@ impl WorkerPool {
         self.shared.outages.load(Ordering::Relaxed)
     }
 
+    /// Whether worker `index` is in rotation.
+    pub fn is_up(&self, index: usize) -> bool {
+        self.handle(index).is_some()
+    }
+
     /// Workers currently up.
     pub fn up_count(&self) -> usize {
         (0..self.len())

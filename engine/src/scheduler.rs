@@ -158,6 +158,25 @@ struct Host {
     in_ring: bool,
 }
 
+/// One host as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostView {
+    /// The host key (`host[:port]`).
+    pub host: String,
+    /// Requests waiting in its queue.
+    pub queued: usize,
+    /// Requests to it in flight.
+    pub in_flight: u32,
+    /// The delay between two request starts in force (configured,
+    /// Crawl-delay or autothrottle).
+    pub delay_ms: u64,
+    /// Where its robots.txt stands.
+    pub robots: &'static str,
+    /// Requests to it that failed for good (filled in by the crawl loop,
+    /// which keeps that count; 0 here).
+    pub errors: u64,
+}
+
 /// Counters the crawl reports.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SchedulerCounts {
@@ -552,6 +571,38 @@ impl Scheduler {
         self.len() == 0
     }
 
+    /// The `limit` hosts with the most queued (then in flight), for the
+    /// dashboard, and how many hosts the frontier knows.
+    pub fn busiest_hosts(&self, limit: usize, now: Instant) -> (usize, Vec<HostView>) {
+        let mut rows: Vec<(&String, &Host)> = self.hosts.iter().collect();
+        let key = |h: &Host| Reverse((h.queue.len(), h.in_flight));
+        if rows.len() > limit {
+            rows.select_nth_unstable_by_key(limit, |(_, h)| key(h));
+            rows.truncate(limit);
+        }
+        rows.sort_by_key(|(name, h)| (key(h), name.as_str()));
+        let views = rows
+            .into_iter()
+            .map(|(name, h)| HostView {
+                host: name.clone(),
+                queued: h.queue.len(),
+                in_flight: h.in_flight,
+                delay_ms: h.delay.as_millis() as u64,
+                robots: match &h.robots {
+                    RobotsState::Unknown => "not fetched",
+                    RobotsState::Fetching => "fetching",
+                    RobotsState::Ready { .. } => "obeyed",
+                    RobotsState::Unavailable { retry_at } if *retry_at > now => {
+                        "unreachable, waiting"
+                    }
+                    RobotsState::Unavailable { .. } => "unreachable",
+                },
+                errors: 0,
+            })
+            .collect();
+        (self.hosts.len(), views)
+    }
+
     /// Distinct URLs ever enqueued.
     pub fn seen_count(&self) -> usize {
         self.seen.len()
@@ -703,6 +754,22 @@ mod tests {
             host_of("http://A.test:80/").map(|(h, _)| h),
             Some("a.test".to_owned())
         );
+    }
+
+    /// The dashboard's hosts table: busiest first, cut at the limit, with
+    /// the total count of hosts.
+    #[test]
+    fn busiest_hosts_first() {
+        let mut s = open();
+        for (host, n) in [("a.test", 1), ("b.test", 5), ("c.test", 3)] {
+            for i in 0..n {
+                s.enqueue(req(&format!("http://{host}/{i}"), 0)).unwrap();
+            }
+        }
+        let (total, rows) = s.busiest_hosts(2, Instant::now());
+        assert_eq!(total, 3);
+        let names: Vec<(&str, usize)> = rows.iter().map(|r| (r.host.as_str(), r.queued)).collect();
+        assert_eq!(names, [("b.test", 5), ("c.test", 3)]);
     }
 
     /// A link already in normal form that was seen is a duplicate before

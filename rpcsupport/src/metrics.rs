@@ -1,6 +1,7 @@
 //! Prometheus metrics for every process: a small registry of counters,
-//! gauges and histograms, and [`serve_metrics`], which answers `GET
-//! /metrics` in the text exposition format (`--metrics_addr`).
+//! gauges and histograms, and [`serve_endpoint`], which answers `GET
+//! /metrics` in the text exposition format (`--metrics_addr`) and any
+//! other [`Routes`] a binary serves beside it (the engine's dashboard).
 //!
 //! Handles are cheap clones around atomics: take one once (e.g. at start)
 //! and bump it on the hot path without locking. Labelled families whose
@@ -278,12 +279,35 @@ fn render_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count{labels} {count}");
 }
 
+/// One page an [`Endpoint`] route answers with.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+/// More pages served beside `/metrics` on the same address (the engine's
+/// dashboard): given the request path (with its query), a page or `None`
+/// for "not mine".
+pub type Routes = Arc<dyn Fn(&str) -> Option<Page> + Send + Sync>;
+
 /// For binaries: binds `addr` (`--metrics_addr`; empty means no endpoint)
 /// and serves `registry` there in the background for the life of the
 /// process. Returns the bound address.
 pub async fn spawn_endpoint(
     addr: &str,
     registry: Arc<Registry>,
+) -> io::Result<Option<std::net::SocketAddr>> {
+    spawn_endpoint_with(addr, registry, None).await
+}
+
+/// [`spawn_endpoint`] with `routes` served beside `/metrics`.
+pub async fn spawn_endpoint_with(
+    addr: &str,
+    registry: Arc<Registry>,
+    routes: Option<Routes>,
 ) -> io::Result<Option<std::net::SocketAddr>> {
     let addr = addr.trim();
     if addr.is_empty() {
@@ -297,16 +321,35 @@ pub async fn spawn_endpoint(
     })?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "serving metrics at /metrics");
-    tokio::spawn(serve_metrics(listener, registry, std::future::pending()));
+    tokio::spawn(serve_endpoint(
+        listener,
+        registry,
+        routes,
+        std::future::pending(),
+    ));
     Ok(Some(bound))
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown`. A tiny HTTP/1.1
-/// responder (one request per connection): metrics scrapers need no more,
-/// and it keeps an HTTP server framework out of every binary.
+/// Serves `GET /metrics` on `listener` until `shutdown`.
 pub async fn serve_metrics(
     listener: TcpListener,
     registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_endpoint(listener, registry, None, shutdown).await
+}
+
+/// Largest request head the endpoint reads; it only needs the first line.
+const MAX_HEAD_BYTES: usize = 8192;
+
+/// Serves `GET /metrics`, and whatever `routes` answers, on `listener`
+/// until `shutdown`. A tiny HTTP/1.1 responder (one request per
+/// connection): metrics scrapers and a polling dashboard need no more, and
+/// it keeps an HTTP server framework out of every binary.
+pub async fn serve_endpoint(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    routes: Option<Routes>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     tokio::pin!(shutdown);
@@ -323,8 +366,9 @@ pub async fn serve_metrics(
             },
         };
         let registry = registry.clone();
+        let routes = routes.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
+            let mut buf = vec![0u8; MAX_HEAD_BYTES];
             let mut len = 0;
             // Read the request head, bounded in size and time.
             let read = tokio::time::timeout(Duration::from_secs(5), async {
@@ -346,16 +390,31 @@ pub async fn serve_metrics(
             }
             let head = String::from_utf8_lossy(&buf[..len]);
             let path = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = if head.starts_with("GET ")
-                && (path == "/metrics" || path.starts_with("/metrics?"))
-            {
-                ("200 OK", registry.render())
+            let page = if !head.starts_with("GET ") {
+                None
+            } else if path == "/metrics" || path.starts_with("/metrics?") {
+                Some(Page {
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    body: registry.render(),
+                })
             } else {
-                ("404 Not Found", "not found; try /metrics\n".to_owned())
+                routes.as_ref().and_then(|r| r(path))
+            };
+            let (status, page) = match page {
+                Some(page) => ("200 OK", page),
+                None => (
+                    "404 Not Found",
+                    Page {
+                        content_type: "text/plain; charset=utf-8",
+                        body: "not found; try /metrics\n".to_owned(),
+                    },
+                ),
             };
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+                "HTTP/1.1 {status}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n{}",
+                page.content_type,
+                page.body.len(),
+                page.body
             );
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
@@ -420,6 +479,17 @@ mod tests {
         );
     }
 
+    /// The whole response to `GET path`.
+    async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
     /// The endpoint serves /metrics and 404s anything else.
     #[tokio::test]
     async fn serves_over_http() {
@@ -428,20 +498,41 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(serve_metrics(listener, r, std::future::pending()));
-        let get = |path: &'static str| async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
-        };
+        let get = |path: &'static str| http_get(addr, path);
         let ok = get("/metrics").await;
         assert!(
             ok.starts_with("HTTP/1.1 200 OK") && ok.contains("hits_total 5"),
             "{ok}"
         );
         assert!(get("/other").await.starts_with("HTTP/1.1 404"));
+    }
+
+    /// Extra routes are served beside /metrics, which they cannot shadow.
+    #[tokio::test]
+    async fn serves_extra_routes() {
+        let r = Registry::new();
+        r.counter("hits_total", "Hits.", &[]).add(1);
+        let routes: Routes = Arc::new(|path: &str| {
+            (path == "/" || path == "/metrics").then(|| Page {
+                content_type: "text/html; charset=utf-8",
+                body: "<p>dash</p>".into(),
+            })
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_endpoint(
+            listener,
+            r,
+            Some(routes),
+            std::future::pending(),
+        ));
+        let get = |path: &'static str| http_get(addr, path);
+        let page = get("/").await;
+        assert!(
+            page.contains("Content-Type: text/html") && page.ends_with("<p>dash</p>"),
+            "{page}"
+        );
+        assert!(get("/metrics").await.contains("hits_total 1"));
+        assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
     }
 }

@@ -7,6 +7,10 @@
 //!   process when dropped, so a failing test leaves nothing behind.
 //! - [`elasticsearch_url`]: the test server `scripts/noida.sh` starts, or a
 //!   skip, except under CI, where its absence fails the test.
+//! - [`browser`]: headless Chromium for our web pages (the DOM after their
+//!   scripts ran, screenshots), with the same skip-unless-CI rule.
+
+pub mod browser;
 
 use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -108,6 +112,21 @@ impl Server {
         self.child.wait().expect("wait for the server")
     }
 
+    /// The most resident memory the process has had so far (`VmHWM` of
+    /// /proc), in bytes; `None` once it is gone or off Linux.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
     /// SIGKILL: no shutdown code runs. Waits for the process to be gone.
     pub fn kill9(&mut self) {
         // Errors only mean the process is already gone.
@@ -143,6 +162,17 @@ mod tests {
         assert_eq!(server.addr(), "127.0.0.1:5");
         assert_eq!(server.ready_line(), "x listening on 127.0.0.1:5 (ready)\n");
         assert_eq!(server.terminate().signal(), Some(15));
+    }
+
+    /// Peak memory is read off a live process.
+    #[test]
+    fn reads_peak_rss() {
+        let server = Server::start(
+            &mut sh("echo 'x listening on 127.0.0.1:5'; exec sleep 30"),
+            "x listening on ",
+        );
+        let rss = server.peak_rss().expect("a live process has a VmHWM");
+        assert!(rss > 0 && rss < 1 << 30, "{rss}");
     }
 
     /// A first line without the prefix is a panic that shows the line.

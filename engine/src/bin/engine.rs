@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::Parser;
 use engine::EngineConfig;
@@ -143,8 +145,10 @@ flags! {
         queue_memory_tasks: usize,
         /// Milliseconds between progress lines when stderr is not a terminal; 0 for none.
         progress_interval_ms: u64,
-        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+        /// Serve Prometheus metrics and the live dashboard on this address (e.g. 127.0.0.1:9100).
         metrics_addr: String,
+        /// Milliseconds the dashboard stays up after the crawl ends; 0 for none.
+        dashboard_linger_ms: u64,
     }
     lists {
         /// Worker addresses, comma-separated.
@@ -205,15 +209,39 @@ fn real_main() -> anyhow::Result<()> {
     let rpc = rpcsupport::security::load(&path, required, &flags.rpc)?;
     flags.apply(&mut config);
     let metrics_addr = config.metrics_addr.trim().to_owned();
+    let linger = Duration::from_millis(config.dashboard_linger_ms);
     let mut settings = config.validate()?;
     settings.rpc_security = rpc.client()?.leak();
+    let dashboard = (!metrics_addr.is_empty()).then(engine::dashboard::Dashboard::new);
+    settings.dashboard = dashboard.clone();
     let summary = runtime.block_on(async {
-        rpcsupport::metrics::spawn_endpoint(&metrics_addr, settings.metrics.clone())
-            .await
-            .context("engine.metrics_addr")?;
-        anyhow::Ok(engine::run(settings, shutdown_signal()?).await?)
+        let routes = dashboard.as_ref().map(|d| d.routes());
+        let bound = rpcsupport::metrics::spawn_endpoint_with(
+            &metrics_addr,
+            settings.metrics.clone(),
+            routes,
+        )
+        .await
+        .context("engine.metrics_addr")?;
+        if let Some(addr) = bound {
+            tracing::info!("dashboard at http://{addr}/");
+        }
+        let summary = engine::run(settings, shutdown_signal()?).await?;
+        print!("{summary}");
+        if let Some(addr) = bound.filter(|_| !linger.is_zero()) {
+            // The page shows "finished" and the summary only while it is
+            // served; give a browser a few polls to see it.
+            eprintln!(
+                "engine: dashboard stays up at http://{addr}/ for {linger:?} (Ctrl-C to quit now)"
+            );
+            let interrupted = rpcsupport::shutdown::signal().context("cannot listen for Ctrl-C")?;
+            tokio::select! {
+                _ = tokio::time::sleep(linger) => {}
+                _ = interrupted => {}
+            }
+        }
+        anyhow::Ok(summary)
     })?;
-    print!("{summary}");
     if summary.items_unsaved > 0 {
         anyhow::bail!(
             "{} items could not be saved (itemsaver unreachable); they are kept on disk, see the log",
