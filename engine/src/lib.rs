@@ -17,8 +17,12 @@
 //! - [`pool`]: step 3, one tarpc client per worker host, handed out
 //!   round-robin through a channel.
 //! - [`crawl`]: the loop that ties them together: dispatches up to
-//!   `worker_count` calls at once, feeds results back, decides when the crawl
-//!   is done, and stops cleanly on shutdown.
+//!   `worker_count` calls at once (and no more than `max_pages` allows),
+//!   feeds results back, decides when the crawl is done, and stops cleanly
+//!   on shutdown.
+//! - [`poison`]: requests in flight when a worker was lost: sent again one
+//!   at a time, failed as `poison` at a second loss, so a page that kills
+//!   workers cannot take down the pool.
 //! - [`items`]: items out, batched to the itemsaver; buffered in memory and
 //!   then on disk while it is down, forgotten only once acknowledged.
 //! - [`failures`]: the failures file: requests given up on and items the
@@ -35,6 +39,7 @@ pub mod config;
 pub mod crawl;
 pub mod failures;
 pub mod items;
+pub mod poison;
 pub mod pool;
 pub mod progress;
 pub mod robots;

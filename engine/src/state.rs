@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::scheduler::Task;
 use crate::summary::Summary;
 
-const VERSION: u32 = 1;
+/// 2: the summary counts `fetches` (what `max_pages` bounds).
+const VERSION: u32 = 2;
 const SNAPSHOT: &str = "state.bin";
 const DONE_LOG: &str = "done.log";
 
