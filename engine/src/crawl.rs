@@ -46,7 +46,8 @@ use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
 use crate::progress::{Progress, Status};
 use crate::scheduler::{fingerprint, Dropped, Next, Scheduler, Task};
 use crate::scope::OutOfScope;
-use crate::state::{Snapshot, StateDir};
+use crate::spill::PrivateDir;
+use crate::state::{OpenError, Snapshot, StateDir};
 use crate::summary::Summary;
 use rpcsupport::metrics::{Counter, Gauge, Histogram, Registry};
 
@@ -76,6 +77,14 @@ pub enum EngineError {
     /// Every worker stayed down longer than `worker_wait_ms`.
     #[error("every worker has been down for {0:?}; giving up (pending work is kept in the state dir, if one is set)")]
     WorkersGone(Duration),
+    /// Another engine is running on the state directory.
+    #[error("state dir {} is in use by another engine{}; stop it or choose another --state_dir", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    StateDirLocked {
+        /// The directory.
+        path: PathBuf,
+        /// The other engine's pid, where it could be read.
+        pid: Option<u32>,
+    },
     /// The state directory cannot be read or written.
     #[error("state dir {path}: {source}")]
     State {
@@ -118,6 +127,35 @@ pub async fn run(
         security: settings.rpc_security,
         ..ConnectOptions::default()
     };
+    // The state dir first: a second engine on it stops here, before it
+    // talks to any worker.
+    let (mut state, loaded) = match &settings.state_dir {
+        Some(dir) => {
+            let (state, loaded) = StateDir::open(dir).map_err(|e| match e {
+                OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
+                OpenError::Io(source) => EngineError::State {
+                    path: dir.clone(),
+                    source,
+                },
+            })?;
+            (Some(state), Some(loaded))
+        }
+        None => (None, None),
+    };
+    // Spill files go into the state dir, or a private dir of this run
+    // (removed when `private` drops at the end of `run`).
+    let private = match &settings.state_dir {
+        Some(_) => None,
+        None => Some(PrivateDir::create().map_err(|source| EngineError::State {
+            path: std::env::temp_dir(),
+            source,
+        })?),
+    };
+    let spill_dir = match (&settings.state_dir, &private) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(private)) => private.path().to_owned(),
+        (None, None) => unreachable!("a private dir is made when there is no state dir"),
+    };
     let rules_json = settings.rules.as_ref().map(|r| r.to_json());
     let pool = Arc::new(WorkerPool::connect(&settings.workers, connect, rules_json).await?);
     // A seed parser the workers do not know would fail every page: say so
@@ -136,19 +174,10 @@ pub async fn run(
     }
     let saver = connect_checked_saver(&settings, connect).await?;
 
-    let (mut state, loaded) = match &settings.state_dir {
-        Some(dir) => {
-            let (state, loaded) = StateDir::open(dir).map_err(|source| EngineError::State {
-                path: dir.clone(),
-                source,
-            })?;
-            (Some(state), Some(loaded))
-        }
-        None => (None, None),
-    };
     let mut crawl = Crawl::new(
         &settings,
         pool.addrs().iter().map(|a| a.to_string()).collect(),
+        spill_dir.clone(),
     );
     let mut carried_items = Vec::new();
     let mut done_since = HashSet::new();
@@ -189,10 +218,7 @@ pub async fn run(
             linger: settings.item_linger,
             rpc_timeout: settings.rpc_timeout,
             memory_items: settings.item_buffer_items,
-            spill_dir: settings
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("crawler-engine")),
+            spill_dir,
             finish_timeout: settings.itemsaver_wait,
             saved: metrics.items_saved.clone(),
             failures: crawl.failures.clone(),
@@ -547,13 +573,14 @@ impl EngineMetrics {
 }
 
 impl Crawl {
-    fn new(settings: &Settings, workers: Vec<String>) -> Crawl {
+    fn new(settings: &Settings, workers: Vec<String>, spill_dir: PathBuf) -> Crawl {
         Crawl {
             scheduler: Scheduler::new(
                 settings.max_depth,
                 settings.scope.clone(),
                 settings.politeness.clone(),
-            ),
+            )
+            .with_memory_bound(settings.queue_memory_tasks, spill_dir),
             summary: Summary {
                 per_worker: workers.into_iter().map(|w| (w, 0)).collect(),
                 ..Summary::default()
