@@ -152,7 +152,8 @@ impl Suspects {
     /// no longer holds the turn.
     pub fn release(&mut self, out: impl Fn(u64) -> bool, scheduler_idle: bool) -> Option<Task> {
         if let Some(fp) = self.released {
-            if !(scheduler_idle && !out(fp)) {
+            // Still queued or in flight: it keeps the turn.
+            if !scheduler_idle || out(fp) {
                 return None;
             }
             self.strikes.remove(&fp);
