@@ -28,9 +28,11 @@
 //! - [`failures`]: the failures file: requests given up on and items the
 //!   itemsaver refused, one JSON line each.
 //! - [`spill`]: a FIFO file for what does not fit in memory (items while
-//!   the itemsaver is down, the far end of a huge frontier).
+//!   the itemsaver is down, the far end of a huge frontier), private to
+//!   the engine: in the state dir or a 0700 temp dir of its own.
 //! - [`state`]: the crawl's state on disk (`--state_dir`), written
-//!   atomically, so a stopped or killed engine resumes.
+//!   atomically, so a stopped or killed engine resumes; locked, so only
+//!   one engine uses a directory at a time.
 //! - [`progress`]: the live status line (terminal) or periodic log line.
 //! - [`summary`]: the counts printed at the end.
 //! - [`tools`]: `check-rules` and `try-rules`, for writing rules files.
