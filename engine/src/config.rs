@@ -52,8 +52,10 @@ pub struct EngineConfig {
     pub rpc_timeout_ms: u64,
     /// How long to wait for a TCP connection to a worker or the itemsaver.
     pub connect_timeout_ms: u64,
-    /// Tries per request when the call to a worker fails (worker gone,
-    /// deadline exceeded); after that the request is recorded as failed.
+    /// Tries per request when the call to a worker fails while the worker
+    /// stays up (deadline exceeded); after that the request is recorded as
+    /// failed. Calls during which the worker was lost do not count: see
+    /// [`crate::poison`].
     pub max_attempts: u32,
     /// How long the engine waits while every worker is down before it
     /// gives up the crawl.
@@ -68,7 +70,8 @@ pub struct EngineConfig {
     /// them (they stay pending in the state dir).
     pub shutdown_grace_ms: u64,
     /// Directory for the crawl's state; empty for none. With it, a stopped
-    /// or killed engine resumes where it was when started again.
+    /// or killed engine resumes where it was when started again. Locked by
+    /// the engine using it: one engine per directory.
     pub state_dir: String,
     /// How often the state is written.
     pub state_interval_ms: u64,
@@ -109,7 +112,9 @@ pub struct EngineConfig {
     pub exclude: Vec<String>,
     /// Query parameters removed before dedup; `name*` matches a prefix.
     pub strip_query_params: Vec<String>,
-    /// Stop after this many pages; 0 for no limit.
+    /// Stop after this many finished calls for crawl requests, whatever
+    /// their outcome (pages, HTTP errors, timeouts: what the site saw);
+    /// 0 for no limit.
     pub max_pages: u64,
     /// Stop after this many seconds; 0 for no limit.
     pub max_duration_s: u64,

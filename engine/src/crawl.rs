@@ -7,9 +7,21 @@
 //! own task and reports back. Like a MapReduce coordinator, the loop knows
 //! every request's state: queued, in flight (in `in_flight`, until its
 //! outcome arrives), done or failed. A call that fails at the transport
-//! level puts its request back in the queue for another worker; only a
-//! request that failed `max_attempts` times, or whose page itself failed,
-//! is recorded as failed.
+//! level while its worker stays up (a deadline) puts its request back in
+//! the queue for another worker, and a request that failed so
+//! `max_attempts` times is recorded as failed; a call during which the
+//! worker was lost makes its request a suspect, sent again one at a time
+//! and failed as `poison` at a second loss ([`crate::poison`]). A request
+//! whose page itself failed is recorded as failed (after its retries, if
+//! the failure is transient).
+//!
+//! `max_pages` bounds what the sites see: every finished call for a crawl
+//! request counts (a page, a 404, a timeout, a lost worker: each may have
+//! reached the server), and a call is dispatched only while the calls
+//! counted plus those in flight are under the limit. robots.txt fetches do
+//! not count toward `max_pages` (at most one per host per `robots_ttl_s`,
+//! plus its retries), so a site sees at most `max_pages` requests plus its
+//! robots.txt fetches.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -30,11 +42,13 @@ use crate::config::Settings;
 use crate::dashboard::{Tick, WorkerView, HOSTS_SHOWN};
 use crate::failures::{open_append, FailureLog};
 use crate::items::{ItemSink, SinkOptions};
-use crate::pool::{deadline_in, NoWorkers, WorkerPool};
+use crate::poison::{Loss, Suspects, POISON};
+use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
 use crate::progress::{Progress, Status};
 use crate::scheduler::{fingerprint, Dropped, Next, Scheduler, Task};
 use crate::scope::OutOfScope;
-use crate::state::{Snapshot, StateDir};
+use crate::spill::PrivateDir;
+use crate::state::{OpenError, Snapshot, StateDir};
 use crate::summary::Summary;
 use rpcsupport::metrics::{Counter, Gauge, Histogram, Registry};
 
@@ -64,6 +78,14 @@ pub enum EngineError {
     /// Every worker stayed down longer than `worker_wait_ms`.
     #[error("every worker has been down for {0:?}; giving up (pending work is kept in the state dir, if one is set)")]
     WorkersGone(Duration),
+    /// Another engine is running on the state directory.
+    #[error("state dir {} is in use by another engine{}; stop it or choose another --state_dir", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    StateDirLocked {
+        /// The directory.
+        path: PathBuf,
+        /// The other engine's pid, where it could be read.
+        pid: Option<u32>,
+    },
     /// The state directory cannot be read or written.
     #[error("state dir {path}: {source}")]
     State {
@@ -84,7 +106,14 @@ enum CallResult {
     /// The worker answered (with a page or a page error).
     Answered(Result<ParseResult, CrawlError>),
     /// The call itself failed: deadline, disconnect.
-    Failed { kind: &'static str, reason: String },
+    Failed {
+        kind: &'static str,
+        reason: String,
+        /// The connection, when the pool found the worker lost with it
+        /// (dropped, or not answering `status`); `None` when the worker
+        /// is fine and only this call failed.
+        lost: Option<ConnectionId>,
+    },
 }
 
 /// Runs one crawl to the end, or until `shutdown` completes; then stops
@@ -98,6 +127,35 @@ pub async fn run(
         connect_timeout: settings.connect_timeout,
         security: settings.rpc_security,
         ..ConnectOptions::default()
+    };
+    // The state dir first: a second engine on it stops here, before it
+    // talks to any worker.
+    let (mut state, loaded) = match &settings.state_dir {
+        Some(dir) => {
+            let (state, loaded) = StateDir::open(dir).map_err(|e| match e {
+                OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
+                OpenError::Io(source) => EngineError::State {
+                    path: dir.clone(),
+                    source,
+                },
+            })?;
+            (Some(state), Some(loaded))
+        }
+        None => (None, None),
+    };
+    // Spill files go into the state dir, or a private dir of this run
+    // (removed when `private` drops at the end of `run`).
+    let private = match &settings.state_dir {
+        Some(_) => None,
+        None => Some(PrivateDir::create().map_err(|source| EngineError::State {
+            path: std::env::temp_dir(),
+            source,
+        })?),
+    };
+    let spill_dir = match (&settings.state_dir, &private) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(private)) => private.path().to_owned(),
+        (None, None) => unreachable!("a private dir is made when there is no state dir"),
     };
     let rules_json = settings.rules.as_ref().map(|r| r.to_json());
     let pool = Arc::new(WorkerPool::connect(&settings.workers, connect, rules_json).await?);
@@ -117,19 +175,10 @@ pub async fn run(
     }
     let saver = connect_checked_saver(&settings, connect).await?;
 
-    let (mut state, loaded) = match &settings.state_dir {
-        Some(dir) => {
-            let (state, loaded) = StateDir::open(dir).map_err(|source| EngineError::State {
-                path: dir.clone(),
-                source,
-            })?;
-            (Some(state), Some(loaded))
-        }
-        None => (None, None),
-    };
     let mut crawl = Crawl::new(
         &settings,
         pool.addrs().iter().map(|a| a.to_string()).collect(),
+        spill_dir.clone(),
     );
     let mut carried_items = Vec::new();
     let mut done_since = HashSet::new();
@@ -170,10 +219,7 @@ pub async fn run(
             linger: settings.item_linger,
             rpc_timeout: settings.rpc_timeout,
             memory_items: settings.item_buffer_items,
-            spill_dir: settings
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("crawler-engine")),
+            spill_dir,
             finish_timeout: settings.itemsaver_wait,
             saved: metrics.items_saved.clone(),
             failures: crawl.failures.clone(),
@@ -208,7 +254,7 @@ pub async fn run(
         if stop_deadline.is_none() {
             let reason = if settings
                 .max_pages
-                .is_some_and(|max| crawl.summary.pages >= max)
+                .is_some_and(|max| crawl.summary.fetches >= max)
             {
                 Some("page limit reached")
             } else if settings
@@ -230,14 +276,31 @@ pub async fn run(
             }
         }
         let stopping = stop_deadline.is_some() || fatal.is_some();
-        // Page budget: do not start more pages than the limit allows.
-        let budget = settings.max_pages.map_or(usize::MAX, |max| {
-            max.saturating_sub(crawl.summary.pages) as usize
-        });
+        if !stopping {
+            // Suspects of a worker loss go out one at a time (see poison.rs).
+            let scheduler_idle = crawl.scheduler.is_idle();
+            let out = |fp| {
+                in_flight
+                    .values()
+                    .any(|(t, _): &(Task, Instant)| !t.robots && fingerprint(&t.request.url) == fp)
+            };
+            if let Some(task) = crawl.suspects.release(out, scheduler_idle) {
+                crawl.scheduler.retry(task);
+            }
+        }
+        // Page budget: what is counted plus what is in flight stays under
+        // max_pages, so the sites see at most max_pages crawl requests.
+        let mut budget_in_flight = in_flight.values().filter(|(t, _)| !t.robots).count() as u64;
         let mut wake: Option<Instant> = None;
-        while !stopping && in_flight.len() < settings.worker_count.min(budget) {
+        while !stopping
+            && in_flight.len() < settings.worker_count
+            && settings
+                .max_pages
+                .is_none_or(|max| crawl.summary.fetches + budget_in_flight < max)
+        {
             match crawl.scheduler.next(Instant::now().into()) {
                 Next::Task(task) => {
+                    budget_in_flight += u64::from(!task.robots);
                     let handle = calls.spawn(call(
                         pool.clone(),
                         task.request.clone(),
@@ -253,7 +316,9 @@ pub async fn run(
                 Next::Idle => break,
             }
         }
-        if in_flight.is_empty() && (stopping || crawl.scheduler.is_idle()) {
+        if in_flight.is_empty()
+            && (stopping || (crawl.scheduler.is_idle() && crawl.suspects.parked_len() == 0))
+        {
             break;
         }
         if in_flight.is_empty() && wake.is_none() {
@@ -271,9 +336,17 @@ pub async fn run(
                 let Some((task, sent_at)) = in_flight.remove(&id) else { continue };
                 let latency = sent_at.elapsed();
                 let Some(Outcome { worker, result }) = outcome else {
-                    // The call task panicked: nothing was learnt, send again.
+                    // The call task panicked: nothing was learnt, send again
+                    // (it may have reached the site, so it is counted).
                     crawl.scheduler.done(&task, latency, false);
-                    crawl.scheduler.retry(task);
+                    if !task.robots {
+                        crawl.summary.fetches += 1;
+                        if let Some(task) = crawl.suspects.requeue(task) {
+                            crawl.scheduler.retry(task);
+                        }
+                    } else {
+                        crawl.scheduler.retry(task);
+                    }
                     continue;
                 };
                 metrics.latency[worker].observe(latency);
@@ -282,6 +355,11 @@ pub async fn run(
                 if task.robots {
                     crawl.robots_answer(task, result);
                     continue;
+                }
+                // Whatever happened, this call may have reached the site.
+                crawl.summary.fetches += 1;
+                if let CallResult::Answered(_) = &result {
+                    crawl.suspects.on_answer(&task);
                 }
                 match result {
                     CallResult::Answered(Ok(parsed)) => {
@@ -307,17 +385,8 @@ pub async fn run(
                         fatal.get_or_insert(EngineError::UnknownParser { name, url: task.request.url });
                     }
                     CallResult::Answered(Err(e)) => crawl.page_failed(task, e, &settings),
-                    CallResult::Failed { kind, reason } => {
-                        let attempts = task.attempts + 1;
-                        if attempts < settings.max_attempts {
-                            tracing::warn!(url = %task.request.url, %reason, attempts, "worker call failed; will retry on another worker");
-                            crawl.summary.retries += 1;
-                            metrics.registry.counter("crawler_rpc_retries_total", "Worker calls sent again after a transport failure.", &[("kind", kind)]).inc();
-                            crawl.scheduler.retry(Task { attempts, ..task });
-                        } else {
-                            tracing::error!(url = %task.request.url, %reason, attempts, "worker call failed; giving up on this request");
-                            crawl.fail(&Task { attempts, ..task }, kind, &reason);
-                        }
+                    CallResult::Failed { kind, reason, lost } => {
+                        crawl.call_failed(task, kind, &reason, lost, settings.max_attempts)
                     }
                 }
             }
@@ -402,11 +471,13 @@ pub async fn run(
     calls.abort_all();
     // Calls abandoned at stop are still pending work (robots fetches are
     // redone on resume, so they are not kept).
-    let abandoned: Vec<Task> = in_flight
+    let mut abandoned: Vec<Task> = in_flight
         .into_values()
         .map(|(t, _)| t)
         .filter(|t| !t.robots)
         .collect();
+    // Suspects still waiting their turn are pending work too.
+    abandoned.extend(crawl.suspects.drain_parked());
     crawl.absorb_scheduler_counts();
     metrics.in_flight.set(0);
     metrics
@@ -509,11 +580,12 @@ struct Crawl {
     summary: Summary,
     failures: FailureLog,
     metrics: Arc<Registry>,
+    /// Requests in flight when a worker was lost.
+    suspects: Suspects,
 }
 
 /// The crawl's metric handles, taken once.
 struct EngineMetrics {
-    registry: Arc<Registry>,
     pages: Counter,
     items_saved: Counter,
     queue: Gauge,
@@ -526,7 +598,6 @@ struct EngineMetrics {
 impl EngineMetrics {
     fn new(registry: &Arc<Registry>, workers: &[rpcsupport::HostAddr]) -> EngineMetrics {
         EngineMetrics {
-            registry: registry.clone(),
             pages: registry.counter("crawler_pages_total", "Pages fetched and parsed.", &[]),
             items_saved: registry.counter(
                 "crawler_items_saved_total",
@@ -555,19 +626,21 @@ impl EngineMetrics {
 }
 
 impl Crawl {
-    fn new(settings: &Settings, workers: Vec<String>) -> Crawl {
+    fn new(settings: &Settings, workers: Vec<String>, spill_dir: PathBuf) -> Crawl {
         Crawl {
             scheduler: Scheduler::new(
                 settings.max_depth,
                 settings.scope.clone(),
                 settings.politeness.clone(),
-            ),
+            )
+            .with_memory_bound(settings.queue_memory_tasks, spill_dir),
             summary: Summary {
                 per_worker: workers.into_iter().map(|w| (w, 0)).collect(),
                 ..Summary::default()
             },
             failures: FailureLog::new(settings.failures_file.clone()),
             metrics: settings.metrics.clone(),
+            suspects: Suspects::default(),
         }
     }
 
@@ -623,6 +696,59 @@ impl Crawl {
         }
         tracing::warn!(url = %task.request.url, error = %e, "page failed");
         self.fail(&task, &e.kind(), &e.to_string());
+    }
+
+    /// A worker call for `task` failed at the transport level. If the pool
+    /// found the worker lost with it, the request is a suspect (or, at a
+    /// second loss, poison) and no attempt is used up: it was not
+    /// necessarily this call that killed the worker. Otherwise the worker
+    /// is fine and this call itself failed (a deadline): one attempt of
+    /// `max_attempts`.
+    fn call_failed(
+        &mut self,
+        task: Task,
+        kind: &'static str,
+        reason: &str,
+        lost: Option<ConnectionId>,
+        max_attempts: u32,
+    ) {
+        if let Some(connection) = lost {
+            match self.suspects.on_loss(task, connection, reason) {
+                Loss::Parked => {
+                    tracing::warn!(%reason, "worker lost during a call; its request will be sent again (not counted as an attempt)");
+                    self.count_retry(kind);
+                }
+                Loss::Poison { task, reason } => {
+                    tracing::error!(url = %task.request.url, %reason, "request lost two workers; failed as poison, not sent again");
+                    self.fail(&task, POISON, &reason);
+                }
+            }
+            return;
+        }
+        let attempts = task.attempts + 1;
+        let task = Task { attempts, ..task };
+        if attempts < max_attempts {
+            tracing::warn!(url = %task.request.url, %reason, attempts, "worker call failed; will retry on another worker");
+            self.count_retry(kind);
+            if let Some(task) = self.suspects.requeue(task) {
+                self.scheduler.retry(task);
+            }
+        } else {
+            tracing::error!(url = %task.request.url, %reason, attempts, "worker call failed; giving up on this request");
+            self.suspects.forget(&task);
+            self.fail(&task, kind, reason);
+        }
+    }
+
+    fn count_retry(&mut self, kind: &str) {
+        self.summary.retries += 1;
+        self.metrics
+            .counter(
+                "crawler_rpc_retries_total",
+                "Worker calls sent again after a transport failure.",
+                &[("kind", kind)],
+            )
+            .inc();
     }
 
     fn skip(&mut self, why: &str) {
@@ -704,6 +830,7 @@ impl Crawl {
         self.absorb_scheduler_counts();
         // Robots fetches are not crawl tasks: they are redone on resume.
         let mut pending: Vec<Task> = in_flight.filter(|t| !t.robots).cloned().collect();
+        pending.extend(self.suspects.parked().cloned());
         pending.extend(self.scheduler.pending_tasks());
         Snapshot {
             pending,
@@ -759,10 +886,11 @@ async fn call(
                 RpcError::Server(_) => ("rpc_server", false),
                 _ => ("rpc_disconnected", true),
             };
-            pool.check(&worker, broken).await;
+            let up = pool.check(&worker, broken).await;
             CallResult::Failed {
                 kind,
                 reason: format!("worker {}: {e}", worker.addr),
+                lost: (!up).then(|| worker.connection()),
             }
         }
     };

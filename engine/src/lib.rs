@@ -17,16 +17,22 @@
 //! - [`pool`]: step 3, one tarpc client per worker host, handed out
 //!   round-robin through a channel.
 //! - [`crawl`]: the loop that ties them together: dispatches up to
-//!   `worker_count` calls at once, feeds results back, decides when the crawl
-//!   is done, and stops cleanly on shutdown.
+//!   `worker_count` calls at once (and no more than `max_pages` allows),
+//!   feeds results back, decides when the crawl is done, and stops cleanly
+//!   on shutdown.
+//! - [`poison`]: requests in flight when a worker was lost: sent again one
+//!   at a time, failed as `poison` at a second loss, so a page that kills
+//!   workers cannot take down the pool.
 //! - [`items`]: items out, batched to the itemsaver; buffered in memory and
 //!   then on disk while it is down, forgotten only once acknowledged.
 //! - [`failures`]: the failures file: requests given up on and items the
 //!   itemsaver refused, one JSON line each.
 //! - [`spill`]: a FIFO file for what does not fit in memory (items while
-//!   the itemsaver is down, the far end of a huge frontier).
+//!   the itemsaver is down, the far end of a huge frontier), private to
+//!   the engine: in the state dir or a 0700 temp dir of its own.
 //! - [`state`]: the crawl's state on disk (`--state_dir`), written
-//!   atomically, so a stopped or killed engine resumes.
+//!   atomically, so a stopped or killed engine resumes; locked, so only
+//!   one engine uses a directory at a time.
 //! - [`progress`]: the live status line (terminal) or periodic log line.
 //! - [`dashboard`]: the same numbers and more (charts, workers, hosts,
 //!   latest failures, the final summary) as a web page beside `/metrics`.
@@ -38,6 +44,7 @@ pub mod crawl;
 pub mod dashboard;
 pub mod failures;
 pub mod items;
+pub mod poison;
 pub mod pool;
 pub mod progress;
 pub mod robots;

@@ -35,6 +35,28 @@ pub struct WorkerHandle {
     generation: u64,
 }
 
+/// One connection to one worker: the identity of a loss. Every call that
+/// fails because this connection died reports the same id, so the crawl
+/// can tell one loss under many calls from two separate losses
+/// ([`crate::poison`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionId {
+    /// The worker's position in the pool.
+    pub worker: usize,
+    /// Which of its connections.
+    pub generation: u64,
+}
+
+impl WorkerHandle {
+    /// The connection this handle's client uses.
+    pub fn connection(&self) -> ConnectionId {
+        ConnectionId {
+            worker: self.index,
+            generation: self.generation,
+        }
+    }
+}
+
 /// No worker could be used at start.
 #[derive(Debug, Error)]
 #[error("none of the worker hosts could be reached: {details}")]

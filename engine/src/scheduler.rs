@@ -289,9 +289,8 @@ impl Scheduler {
 
     fn push_or_spill(&mut self, task: Task) {
         if self.memory_tasks > 0 && self.queued >= self.memory_tasks {
-            if self.spill.is_none() {
-                let dir = self.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
-                match Spill::create(&dir, "frontier") {
+            if let (None, Some(dir)) = (&self.spill, &self.spill_dir) {
+                match Spill::create(dir, "frontier") {
                     Ok(spill) => {
                         tracing::info!(path = %spill.path().display(), queued = self.queued, "frontier past its memory bound; spilling new requests to disk");
                         self.spill = Some(spill);

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct Summary {
     /// Pages a worker fetched and parsed successfully.
     pub pages: u64,
+    /// Finished worker calls for crawl requests, whatever their outcome
+    /// (a page, an HTTP error, a timeout, a lost worker): each may have
+    /// reached the site. What `max_pages` bounds; robots.txt fetches are
+    /// not counted.
+    pub fetches: u64,
     /// Items the itemsaver acknowledged.
     pub items_saved: u64,
     /// Items the itemsaver refused as malformed.
@@ -106,6 +111,11 @@ impl fmt::Display for Summary {
             "pages",
             self.pages,
             self.pages_per_sec()
+        )?;
+        writeln!(
+            f,
+            "  {:<14} {} (every finished call; max_pages counts these)",
+            "fetches", self.fetches
         )?;
         writeln!(f, "  {:<14} {}", "items saved", self.items_saved)?;
         if self.items_rejected + self.items_unsaved > 0 {
