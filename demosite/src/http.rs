@@ -34,6 +34,9 @@ pub struct SiteOptions {
     /// When set, `/robots.txt` is an allow-all file of this many bytes,
     /// streamed (a hostile site's 100 MB robots.txt); wins over `robots`.
     pub robots_bytes: Option<u64>,
+    /// When set, every site page first takes (and uses up) one permit, so a
+    /// test decides how many pages the site serves and when.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// When each request started and ended, as seen by the server: tests check
@@ -223,6 +226,12 @@ pub async fn serve_router(
 }
 
 async fn site_page(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    if let Some(gate) = &state.options.gate {
+        match gate.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return not_found(),
+        }
+    }
     if !state.options.page_delay.is_zero() {
         tokio::time::sleep(state.options.page_delay).await;
     }
