@@ -37,6 +37,7 @@ use serde::Deserialize;
 use tarpc::server::Channel;
 use thiserror::Error;
 
+pub mod export;
 pub mod service;
 pub mod store;
 
