@@ -94,6 +94,10 @@ struct LimitFlags {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9102.
     #[arg(long = "metrics_addr")]
     metrics_addr: Option<String>,
+    /// Serve the search page on this address, e.g. 127.0.0.1:8080 (asks
+    /// for the RPC token when one is set).
+    #[arg(long = "http_addr")]
+    http_addr: Option<String>,
 }
 
 impl LimitFlags {
@@ -112,6 +116,9 @@ impl LimitFlags {
         }
         if let Some(v) = self.metrics_addr {
             config.metrics_addr = v;
+        }
+        if let Some(v) = self.http_addr {
+            config.http_addr = v;
         }
     }
 }
@@ -343,6 +350,23 @@ async fn run_server(
     rpcsupport::metrics::spawn_endpoint(&config.metrics_addr, metrics.clone())
         .await
         .context("itemsaver.metrics_addr")?;
+    if !config.http_addr.is_empty() {
+        let http = tokio::net::TcpListener::bind(config.http_addr.as_str())
+            .await
+            .with_context(|| {
+                format!("itemsaver.http_addr: cannot listen on {}", config.http_addr)
+            })?;
+        let at = http.local_addr()?;
+        tracing::info!("search page at http://{at}/");
+        let (store, token) = (store.clone(), security.token.clone());
+        // Ends with the process; the RPC side does the orderly shutdown.
+        tokio::spawn(async move {
+            if let Err(e) = itemsaver::http::serve(http, store, token, std::future::pending()).await
+            {
+                tracing::error!(error = %e, "search page stopped");
+            }
+        });
+    }
     itemsaver::serve_with(listener, store, &config, security, metrics, shutdown).await?;
     // Dropping the store (the last Arc, once in-flight requests finish)
     // releases the index lock; commits already running complete first,
