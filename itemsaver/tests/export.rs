@@ -31,6 +31,22 @@ struct Served {
     store: Arc<dyn ItemStore>,
     _stop: oneshot::Sender<()>,
     _dir: Option<tempfile::TempDir>,
+    /// The Elasticsearch URL and index, deleted once the test passed.
+    es_index: Option<(String, String)>,
+}
+
+impl Served {
+    async fn cleanup(self) {
+        if let Some((url, index)) = self.es_index {
+            let transport = elasticsearch::http::transport::Transport::single_node(&url).unwrap();
+            let client = elasticsearch::Elasticsearch::new(transport);
+            let _ = client
+                .indices()
+                .delete(elasticsearch::indices::IndicesDeleteParts::Index(&[&index]))
+                .send()
+                .await;
+        }
+    }
 }
 
 async fn serve(store: Arc<dyn ItemStore>, dir: Option<tempfile::TempDir>) -> Served {
@@ -52,6 +68,7 @@ async fn serve(store: Arc<dyn ItemStore>, dir: Option<tempfile::TempDir>) -> Ser
         store,
         _stop: stop,
         _dir: dir,
+        es_index: None,
     }
 }
 
@@ -67,18 +84,21 @@ async fn elastic(test: &str) -> Option<Served> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
+    let index = format!(
+        "export-{}-{}-{nanos}",
+        test.replace('_', "-"),
+        std::process::id()
+    );
     let settings = Settings {
         urls: vec![url.parse().unwrap()],
-        index: format!(
-            "export-{}-{}-{nanos}",
-            test.replace('_', "-"),
-            std::process::id()
-        ),
+        index: index.clone(),
         auth: None,
         ca_cert: None,
     };
     let store = Arc::new(itemsaver::open_elastic(&settings).await.unwrap());
-    Some(serve(store, None).await)
+    let mut served = serve(store, None).await;
+    served.es_index = Some((url, index));
+    Some(served)
 }
 
 /// Runs each test once per store, as `embedded::NAME` and `elastic::NAME`.
@@ -88,7 +108,7 @@ macro_rules! both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::$test(super::embedded().await).await;
+                    super::$test(&super::embedded().await).await;
                 }
             )*
         }
@@ -99,7 +119,8 @@ macro_rules! both_stores {
                     let Some(served) = super::elastic(stringify!($test)).await else {
                         return;
                     };
-                    super::$test(served).await;
+                    super::$test(&served).await;
+                    served.cleanup().await;
                 }
             )*
         }
@@ -202,7 +223,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 }
 
 /// A JSON lines export holds every stored item exactly once, as `get` returns it, over three pages.
-async fn jsonl_equals_the_store(served: Served) {
+async fn jsonl_equals_the_store(served: &Served) {
     let saved = fill(&*served.store).await;
     let (text, reports) = export_text(&served, &options("", Format::Jsonl, None)).await;
     let mut exported: Vec<Item> = text
@@ -220,7 +241,7 @@ async fn jsonl_equals_the_store(served: Served) {
 }
 
 /// CSV: url, kind, id, then every payload key sorted; nested values as JSON, commas and quotes survive.
-async fn csv_has_a_column_per_payload_key(served: Served) {
+async fn csv_has_a_column_per_payload_key(served: &Served) {
     fill(&*served.store).await;
     let (text, reports) = export_text(&served, &options("", Format::Csv, None)).await;
     let records = parse_csv(&text);
@@ -244,7 +265,7 @@ async fn csv_has_a_column_per_payload_key(served: Served) {
 }
 
 /// `--fields` sets the payload columns and their order; other keys are counted as left out.
-async fn csv_fields_pick_the_columns(served: Served) {
+async fn csv_fields_pick_the_columns(served: &Served) {
     fill(&*served.store).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("items.csv");
@@ -260,7 +281,7 @@ async fn csv_fields_pick_the_columns(served: Served) {
 }
 
 /// A query exports exactly its hits, as many as `search` counts.
-async fn a_query_filters_the_export(served: Served) {
+async fn a_query_filters_the_export(served: &Served) {
     fill(&*served.store).await;
     let query = "city:beijing AND age:[20 TO 29]";
     let total = served
@@ -287,7 +308,7 @@ async fn a_query_filters_the_export(served: Served) {
 }
 
 /// Items saved after a scan began are not in it, and a scan's pages never repeat an item.
-async fn a_scan_reads_its_snapshot(served: Served) {
+async fn a_scan_reads_its_snapshot(served: &Served) {
     fill(&*served.store).await;
     let store = &served.store;
     let mut request = ScanRequest {
@@ -315,7 +336,7 @@ async fn a_scan_reads_its_snapshot(served: Served) {
 }
 
 /// A sorted search ranks by a payload number, either way, and pages keep that order.
-async fn sorted_search_orders_by_a_number(served: Served) {
+async fn sorted_search_orders_by_a_number(served: &Served) {
     fill(&*served.store).await;
     let store = &served.store;
     let ages = |response: SearchResponse| -> Vec<i64> {
