@@ -157,8 +157,12 @@ fn profile(n: usize, name: &str, city: &str) -> Item {
 /// 25 profiles in shanghai or beijing, and one known one in hangzhou.
 fn profiles() -> Vec<Item> {
     let mut items: Vec<Item> = (0..25)
-        .map(|n| {
-            let city = if n % 2 == 0 { "shanghai" } else { "beijing" };
+        .map(|n: usize| {
+            let city = if n.is_multiple_of(2) {
+                "shanghai"
+            } else {
+                "beijing"
+            };
             profile(n, &format!("User Number{n}"), city)
         })
         .collect();

@@ -140,16 +140,20 @@ both_stores!(
 /// list, every hundredth a name with a comma and a quote.
 fn profile(n: usize) -> Item {
     let mut payload = BTreeMap::new();
-    let name = if n % 100 == 0 {
+    let name = if n.is_multiple_of(100) {
         format!("user {n}, \"the {n}th\"")
     } else {
         format!("user {n}")
     };
     payload.insert("name".to_string(), Value::from(name));
-    let city = if n % 3 == 0 { "beijing" } else { "shanghai" };
+    let city = if n.is_multiple_of(3) {
+        "beijing"
+    } else {
+        "shanghai"
+    };
     payload.insert("city".to_string(), Value::from(city));
     payload.insert("age".to_string(), Value::Int(18 + (n % 60) as i64));
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         payload.insert(
             "tags".to_string(),
             Value::List(vec![Value::from("a"), Value::from(format!("t{n}"))]),
@@ -225,7 +229,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 /// A JSON lines export holds every stored item exactly once, as `get` returns it, over three pages.
 async fn jsonl_equals_the_store(served: &Served) {
     let saved = fill(&*served.store).await;
-    let (text, reports) = export_text(&served, &options("", Format::Jsonl, None)).await;
+    let (text, reports) = export_text(served, &options("", Format::Jsonl, None)).await;
     let mut exported: Vec<Item> = text
         .lines()
         .map(|line| Item::from_json(&serde_json::from_str(line).unwrap()).unwrap())
@@ -243,7 +247,7 @@ async fn jsonl_equals_the_store(served: &Served) {
 /// CSV: url, kind, id, then every payload key sorted; nested values as JSON, commas and quotes survive.
 async fn csv_has_a_column_per_payload_key(served: &Served) {
     fill(&*served.store).await;
-    let (text, reports) = export_text(&served, &options("", Format::Csv, None)).await;
+    let (text, reports) = export_text(served, &options("", Format::Csv, None)).await;
     let records = parse_csv(&text);
     assert_eq!(
         records[0],
@@ -295,7 +299,7 @@ async fn a_query_filters_the_export(served: &Served) {
         .unwrap()
         .total;
     assert!(total > 0 && total < ITEMS as u64);
-    let (text, _) = export_text(&served, &options(query, Format::Jsonl, None)).await;
+    let (text, _) = export_text(served, &options(query, Format::Jsonl, None)).await;
     let exported: Vec<Item> = text
         .lines()
         .map(|line| Item::from_json(&serde_json::from_str(line).unwrap()).unwrap())
@@ -435,10 +439,10 @@ async fn interrupted_export_leaves_no_file() {
         "the first page only"
     );
 
+    // Every scan fails from now on: an older FILE survives a failed export.
     std::fs::write(&path, "older export\n").unwrap();
-    let served_again = &served;
     export::export_to_file(
-        &served_again.client,
+        &served.client,
         &options("", Format::Jsonl, None),
         &path,
         &mut |_| {},

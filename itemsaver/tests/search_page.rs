@@ -23,7 +23,11 @@ fn profile(n: usize) -> Item {
     payload.insert("age".to_string(), Value::Int(20 + n as i64));
     payload.insert(
         "city".to_string(),
-        Value::from(if n % 2 == 0 { "shanghai" } else { "beijing" }),
+        Value::from(if n.is_multiple_of(2) {
+            "shanghai"
+        } else {
+            "beijing"
+        }),
     );
     Item {
         url: format!("http://127.0.0.1:1/profile/{n}"),
