@@ -134,6 +134,7 @@ both_stores!(
     a_query_filters_the_export,
     a_scan_reads_its_snapshot,
     sorted_search_orders_by_a_number,
+    large_items_make_shorter_pages,
 );
 
 /// Profile `n`: every third lives in beijing, every tenth has a nested
@@ -372,6 +373,38 @@ async fn sorted_search_orders_by_a_number(served: &Served) {
     let top = ages(store.search_sorted(&request(0), &down).await.unwrap());
     assert_eq!(top[0], 75);
     assert!(top.windows(2).all(|w| w[0] >= w[1]), "{top:?}");
+}
+
+/// Pages of large items stop at the byte budget, not the item count, and the scan still ends whole.
+async fn large_items_make_shorter_pages(served: &Served) {
+    // About 1 MiB each: a page holds about SCAN_PAGE_BYTES / 1 MiB of them.
+    let big: Vec<Item> = (0..12)
+        .map(|n| {
+            let mut item = profile(n);
+            item.payload
+                .insert("blob".into(), Value::from("x".repeat(1 << 20)));
+            item
+        })
+        .collect();
+    served.store.put_batch(big).await.unwrap();
+    let mut request = ScanRequest {
+        query: String::new(),
+        after: None,
+        size: PAGE,
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = served.store.scan(&request).await.unwrap();
+        pages.push(page.items.len());
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => break,
+        }
+    }
+    let per_page = itemsaver::store::SCAN_PAGE_BYTES / (1 << 20) + 1;
+    assert!(pages.iter().all(|&n| n <= per_page), "{pages:?}");
+    assert!(pages.len() >= 2, "{pages:?}");
+    assert_eq!(pages.iter().sum::<usize>(), 12);
 }
 
 /// A store that fails every scan page after the first, as an itemsaver

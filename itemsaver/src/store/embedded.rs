@@ -761,6 +761,51 @@ mod tests {
         assert!(err.to_string().contains("locked"), "{err}");
     }
 
+    /// At most MAX_OPEN_SCANS scans stay open; once their keep-alive runs out they are gone, and so are their cursors.
+    #[tokio::test]
+    async fn open_scans_are_bounded_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let items = vec![item("a", &[]), item("b", &[])];
+        store.put_batch(items).await.unwrap();
+        let first = ScanRequest {
+            query: String::new(),
+            after: None,
+            size: 1,
+        };
+        let mut cursors = Vec::new();
+        for _ in 0..MAX_OPEN_SCANS {
+            cursors.push(store.scan(&first).await.unwrap().next.unwrap());
+        }
+        let err = store.scan(&first).await.unwrap_err();
+        assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+
+        let later =
+            tokio::time::Instant::now() + SCAN_KEEP_ALIVE + std::time::Duration::from_secs(1);
+        lock(&store.inner.scans).expire(later);
+        assert!(lock(&store.inner.scans).open.is_empty());
+        let next = ScanRequest {
+            after: Some(cursors[0].clone()),
+            ..first.clone()
+        };
+        let err = store.scan(&next).await.unwrap_err();
+        assert!(err.to_string().contains("over or expired"), "{err}");
+        // Room again; a whole scan then reads both items and closes itself.
+        let page = store.scan(&first).await.unwrap();
+        let last = store
+            .scan(&ScanRequest {
+                after: page.next,
+                ..first
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (page.items.len(), last.items.len(), last.next),
+            (1, 1, None)
+        );
+        assert!(lock(&store.inner.scans).open.is_empty());
+    }
+
     /// Concurrent batches are all stored (and share commits).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_batches_all_land() {
