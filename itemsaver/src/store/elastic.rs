@@ -325,8 +325,10 @@ impl ItemStore for ElasticStore {
     ) -> Result<SearchResponse, StoreError> {
         let order = if sort.descending { "desc" } else { "asc" };
         let field = format!("payload.{}", sort.field);
-        // `unmapped_type`: a key no item has yet sorts nothing instead of
-        // failing; items without it go last, as in the embedded store.
+        // `unmapped_type`: a key no item has yet sorts every hit as lacking
+        // it, instead of failing the search; items without it go last, as
+        // in the embedded store. A text key fails (ES cannot sort text),
+        // which the page shows as a bad query.
         let by = json!([
             {field: {"order": order, "missing": "_last", "unmapped_type": "double"}},
             {"id": "asc"}
