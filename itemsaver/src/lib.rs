@@ -14,7 +14,8 @@
 //!   `SaveError::BatchTooLarge` (the engine sends smaller ones), and items
 //!   over `max_item_bytes` are refused by name in the `SaveAck`.
 //! - [`store`]: step 7, the [`ItemStore`] trait (`put_batch`, `get`,
-//!   `count`, `search`) every backend implements, and [`StoreError`].
+//!   `count`, `search`, `search_sorted`, `scan`) every backend implements,
+//!   and [`StoreError`].
 //! - [`store::query`]: the search language, parsed once for both backends
 //!   (`age:31` means the payload's `age`).
 //! - [`store::embedded`]: the default backend, a tantivy index in
@@ -23,9 +24,15 @@
 //! - [`store::elastic`]: the cluster backend, an Elasticsearch index, used
 //!   when `es_urls` is set ([`open_elastic`]). One `_bulk` per batch,
 //!   transient item failures retried, query tree translated to query DSL.
+//! - [`export`]: `itemsaver export`, every matching item out of a running
+//!   itemsaver as JSON lines or CSV, page by page over the `scan` RPC
+//!   (each store's [`ItemStore::scan`]), into `FILE.partial` renamed to
+//!   `FILE` once whole.
+//! - [`http`]: the search page and its JSON API on `http_addr`, served by
+//!   this process over the same store, behind the RPC's token.
 //! - `src/bin/itemsaver.rs`: thin binary. Flags and config, then [`serve`]
-//!   until Ctrl-C / SIGTERM; `count` and `search` subcommands query a
-//!   running itemsaver.
+//!   (and the search page, if `http_addr` is set) until Ctrl-C / SIGTERM;
+//!   `count`, `search` and `export` subcommands query a running itemsaver.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -37,6 +44,8 @@ use serde::Deserialize;
 use tarpc::server::Channel;
 use thiserror::Error;
 
+pub mod export;
+pub mod http;
 pub mod service;
 pub mod store;
 
@@ -69,6 +78,9 @@ pub struct ItemsaverConfig {
     pub max_concurrent_requests: usize,
     /// Address to serve Prometheus metrics on; "" for none.
     pub metrics_addr: String,
+    /// Address of the search page and its JSON API, e.g. `127.0.0.1:8080`;
+    /// "" (the default) for none. Asks for the `[rpc]` token when one is set.
+    pub http_addr: String,
     /// Elasticsearch nodes, e.g. `["http://es1:9200", "http://es2:9200"]`;
     /// requests go to them in turn. Default empty: use the embedded store
     /// in `data_dir` instead.
@@ -100,6 +112,7 @@ impl Default for ItemsaverConfig {
             max_frame_bytes: 64 * 1024 * 1024,
             max_concurrent_requests: 1024,
             metrics_addr: String::new(),
+            http_addr: String::new(),
             es_urls: Vec::new(),
             index: "crawler_items".into(),
             es_username: String::new(),
@@ -126,6 +139,12 @@ impl ItemsaverConfig {
         let invalid = |key, expected| Err(InvalidConfig { key, expected });
         if self.bind.parse::<std::net::IpAddr>().is_err() {
             return invalid("bind", "must be an IP address, e.g. 127.0.0.1 or 0.0.0.0");
+        }
+        if !self.http_addr.is_empty() && self.http_addr.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(
+                "http_addr",
+                "must be empty or an address with a port, e.g. 127.0.0.1:8080",
+            );
         }
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");

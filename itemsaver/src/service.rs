@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use rpcsupport::metrics::{Counter, Histogram, Registry};
-use rpcsupport::{Item, ItemSaver, Refusal, SaveAck, SaveError, SearchRequest, SearchResponse};
+use rpcsupport::{
+    Item, ItemSaver, Refusal, SaveAck, SaveError, ScanPage, ScanRequest, SearchRequest,
+    SearchResponse,
+};
 use tarpc::context::Context;
 
 use crate::store::ItemStore;
@@ -159,5 +162,9 @@ impl ItemSaver for ItemSaverService {
 
     async fn search(self, _: Context, request: SearchRequest) -> Result<SearchResponse, SaveError> {
         Ok(self.store.search(&request).await?)
+    }
+
+    async fn scan(self, _: Context, request: ScanRequest) -> Result<ScanPage, SaveError> {
+        Ok(self.store.scan(&request).await?)
     }
 }

@@ -50,6 +50,6 @@ pub use transport::{
     connect_crawl, connect_itemsaver, serve, ConnectOptions, HostAddr, HostError, ServeOptions,
 };
 pub use types::{
-    FetchPolicy, Item, ParseResult, ParserSpec, Refusal, Request, SaveAck, SearchRequest,
-    SearchResponse, Value, WorkerStatus,
+    FetchPolicy, Item, ParseResult, ParserSpec, Refusal, Request, SaveAck, ScanCursor, ScanPage,
+    ScanRequest, SearchRequest, SearchResponse, Value, WorkerStatus,
 };

@@ -4,7 +4,8 @@
 
 use crate::error::{CrawlError, ParseError, SaveError};
 use crate::types::{
-    FetchPolicy, Item, ParseResult, Request, SaveAck, SearchRequest, SearchResponse, WorkerStatus,
+    FetchPolicy, Item, ParseResult, Request, SaveAck, ScanPage, ScanRequest, SearchRequest,
+    SearchResponse, WorkerStatus,
 };
 
 /// Served by each worker: fetch and parse one page.
@@ -32,4 +33,8 @@ pub trait ItemSaver {
     async fn count() -> Result<u64, SaveError>;
     /// Query the stored items.
     async fn search(request: SearchRequest) -> Result<SearchResponse, SaveError>;
+    /// One page of every item matching `request.query`, for export: pages
+    /// follow each other by cursor, never by offset. An unknown or expired
+    /// cursor is a `SaveError::BadQuery`.
+    async fn scan(request: ScanRequest) -> Result<ScanPage, SaveError>;
 }

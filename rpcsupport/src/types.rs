@@ -427,6 +427,42 @@ pub struct SearchResponse {
     pub items: Vec<Item>,
 }
 
+/// One page of a scan: every item matching `query`, in an order that stays
+/// fixed for the whole scan, a page at a time. Unlike [`SearchRequest`]
+/// it has no `from`, so the millionth item costs what the first does
+/// (`itemsaver export` reads a whole store this way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRequest {
+    /// Query text, as in [`SearchRequest::query`]; empty means every item.
+    pub query: String,
+    /// Where the previous page ended ([`ScanPage::next`]); `None` starts
+    /// a new scan.
+    pub after: Option<ScanCursor>,
+    /// Most items on the page. The store may send fewer (it caps both the
+    /// count and the bytes of a page), so only [`ScanPage::next`] being
+    /// `None` means the end.
+    pub size: u32,
+}
+
+/// Where a scan goes on: opaque to clients, meaningful only to the store
+/// that made it, and only for a while (the store keeps the scan's snapshot
+/// open for some minutes after each page; a later page is refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanCursor(pub String);
+
+/// One page of a scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanPage {
+    /// The items on this page.
+    pub items: Vec<Item>,
+    /// Pass as [`ScanRequest::after`] for the next page; `None` once the
+    /// scan is done.
+    pub next: Option<ScanCursor>,
+    /// How many items match, as of the snapshot the scan reads; set on the
+    /// first page only (counting costs a pass over the hits).
+    pub total: Option<u64>,
+}
+
 /// A worker's answer to a health check: cheap, independent of any page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStatus {

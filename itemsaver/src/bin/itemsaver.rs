@@ -6,9 +6,11 @@
 //!            [--es_api_key KEY] [--es_ca_cert PEM]]
 //! itemsaver count [--itemsaver_host :1234]
 //! itemsaver search "QUERY" [--from N] [--size N] [--itemsaver_host :1234]
+//! itemsaver export [--query Q] [--format jsonl|csv] [--out FILE] [--fields a,b,c]
+//!                  [--page_size N] [--itemsaver_host :1234]
 //! ```
 //!
-//! All three take the `[rpc]` flags (`--rpc_token_file`, `--tls_cert`,
+//! All of them take the `[rpc]` flags (`--rpc_token_file`, `--tls_cert`,
 //! `--tls_ca`, ...; see `config.toml`) and `CRAWLER_RPC_TOKEN`.
 
 use std::path::PathBuf;
@@ -92,6 +94,10 @@ struct LimitFlags {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9102.
     #[arg(long = "metrics_addr")]
     metrics_addr: Option<String>,
+    /// Serve the search page on this address, e.g. 127.0.0.1:8080 (asks
+    /// for the RPC token when one is set).
+    #[arg(long = "http_addr")]
+    http_addr: Option<String>,
 }
 
 impl LimitFlags {
@@ -110,6 +116,9 @@ impl LimitFlags {
         }
         if let Some(v) = self.metrics_addr {
             config.metrics_addr = v;
+        }
+        if let Some(v) = self.http_addr {
+            config.http_addr = v;
         }
     }
 }
@@ -145,6 +154,34 @@ enum Command {
         #[arg(long = "itemsaver_host", default_value = ":1234")]
         itemsaver_host: HostAddr,
     },
+    /// Write every item matching a query, from a running itemsaver, as JSON
+    /// lines or CSV.
+    ///
+    /// With --out FILE the items go to FILE.partial, which is renamed to
+    /// FILE only once the export is whole: a FILE is always complete, and
+    /// an interrupted export leaves only FILE.partial. Without --out they
+    /// go to stdout. On a terminal, stderr shows the progress.
+    Export {
+        /// Free text, `field:value`, `age:[20 TO 30]`, AND/OR/NOT; empty exports all.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = FormatFlag::Jsonl)]
+        format: FormatFlag,
+        /// Output file (written as FILE.partial, then renamed); stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// CSV payload columns, in this order (after url, kind, id). Without
+        /// it a first pass over the query collects every payload key.
+        #[arg(long, value_delimiter = ',')]
+        fields: Option<Vec<String>>,
+        /// Items per page asked of the itemsaver (it caps pages itself).
+        #[arg(long = "page_size", default_value_t = itemsaver::export::DEFAULT_PAGE_SIZE)]
+        page_size: u32,
+        /// The itemsaver to ask: :PORT, HOST:PORT or [IPv6]:PORT.
+        #[arg(long = "itemsaver_host", default_value = ":1234")]
+        itemsaver_host: HostAddr,
+    },
     /// Search a running itemsaver and print the hits.
     Search {
         /// Free text, `field:value`, `age:[20 TO 30]`, AND/OR/NOT; empty lists all.
@@ -159,6 +196,12 @@ enum Command {
         #[arg(long = "itemsaver_host", default_value = ":1234")]
         itemsaver_host: HostAddr,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatFlag {
+    Jsonl,
+    Csv,
 }
 
 #[tokio::main]
@@ -195,6 +238,28 @@ async fn main() -> std::process::ExitCode {
             itemsaver_host,
         }) => match client_security(cli.config, &cli.rpc) {
             Ok(security) => search(&itemsaver_host, security, query, from, size).await,
+            Err(e) => Err(e),
+        },
+        Some(Command::Export {
+            query,
+            format,
+            out,
+            fields,
+            page_size,
+            itemsaver_host,
+        }) => match client_security(cli.config, &cli.rpc) {
+            Ok(security) => {
+                let options = itemsaver::export::ExportOptions {
+                    query,
+                    format: match format {
+                        FormatFlag::Jsonl => itemsaver::export::Format::Jsonl,
+                        FormatFlag::Csv => itemsaver::export::Format::Csv,
+                    },
+                    fields,
+                    page_size,
+                };
+                export(&itemsaver_host, security, &options, out.as_deref()).await
+            }
             Err(e) => Err(e),
         },
     };
@@ -285,6 +350,23 @@ async fn run_server(
     rpcsupport::metrics::spawn_endpoint(&config.metrics_addr, metrics.clone())
         .await
         .context("itemsaver.metrics_addr")?;
+    if !config.http_addr.is_empty() {
+        let http = tokio::net::TcpListener::bind(config.http_addr.as_str())
+            .await
+            .with_context(|| {
+                format!("itemsaver.http_addr: cannot listen on {}", config.http_addr)
+            })?;
+        let at = http.local_addr()?;
+        tracing::info!("search page at http://{at}/");
+        let (store, token) = (store.clone(), security.token.clone());
+        // Ends with the process; the RPC side does the orderly shutdown.
+        tokio::spawn(async move {
+            if let Err(e) = itemsaver::http::serve(http, store, token, std::future::pending()).await
+            {
+                tracing::error!(error = %e, "search page stopped");
+            }
+        });
+    }
     itemsaver::serve_with(listener, store, &config, security, metrics, shutdown).await?;
     // Dropping the store (the last Arc, once in-flight requests finish)
     // releases the index lock; commits already running complete first,
@@ -347,4 +429,95 @@ async fn search(
         }
     }
     Ok(())
+}
+
+async fn export(
+    host: &HostAddr,
+    security: &'static ClientSecurity,
+    options: &itemsaver::export::ExportOptions,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    use std::io::IsTerminal as _;
+    let client = connect(host, security).await?;
+    let mut bar = ProgressLine::new(std::io::stderr().is_terminal());
+    let mut progress = |p| bar.show(p);
+    let summary = match out {
+        Some(path) => itemsaver::export::export_to_file(&client, options, path, &mut progress)
+            .await
+            .with_context(|| {
+                format!(
+                    "export to {} failed; {} is incomplete",
+                    path.display(),
+                    itemsaver::export::partial_path(path).display()
+                )
+            })?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            itemsaver::export::export(&client, options, &mut out, &mut progress)
+                .await
+                .context("export failed")?
+        }
+    };
+    bar.finish();
+    let written = match out {
+        Some(path) => format!(" to {}", path.display()),
+        None => String::new(),
+    };
+    eprintln!("exported {} items{written}", summary.items);
+    if summary.values_without_column > 0 {
+        eprintln!(
+            "warning: {} payload values had no CSV column (keys outside --fields, or new since \
+             the first pass) and were left out",
+            summary.values_without_column
+        );
+    }
+    Ok(())
+}
+
+/// The progress of an export, redrawn in place on stderr; nothing when
+/// stderr is not a terminal (a log file would fill with redraws).
+struct ProgressLine {
+    on: bool,
+    drawn: Option<std::time::Instant>,
+}
+
+impl ProgressLine {
+    fn new(on: bool) -> Self {
+        ProgressLine { on, drawn: None }
+    }
+
+    fn show(&mut self, p: itemsaver::export::Progress) {
+        // Ten redraws a second are plenty to watch and cost nothing.
+        let due = self
+            .drawn
+            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_millis(100));
+        if !self.on || !due {
+            return;
+        }
+        self.drawn = Some(std::time::Instant::now());
+        let line = match p.total {
+            Some(total) if total > 0 => {
+                let width = 30;
+                let filled = (p.done.min(total) * width / total) as usize;
+                format!(
+                    "{:>5} [{}{}] {}/{} ({}%)",
+                    p.pass,
+                    "#".repeat(filled),
+                    "-".repeat(width as usize - filled),
+                    p.done,
+                    total,
+                    p.done.min(total) * 100 / total
+                )
+            }
+            _ => format!("{:>5} {}", p.pass, p.done),
+        };
+        eprint!("\r{line}\x1b[K");
+    }
+
+    fn finish(&mut self) {
+        if self.on && self.drawn.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
 }

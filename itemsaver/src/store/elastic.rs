@@ -38,6 +38,12 @@
 //! has written since the last refresh; `get` is real-time in ES anyway. So
 //! a count right after a save sees it, and saves stay fast. Writers in
 //! other processes become visible within the refresh interval.
+//!
+//! Scans (for export) read a point in time opened at the first page,
+//! sorted by `id`, each page continuing with `search_after` from the last
+//! hit's sort values: never a deep `from`, which ES caps at 10 000 and
+//! pays for in proportion. The cursor carries the point in time's id and
+//! those sort values. (noida-db, the test server, supports both.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,14 +61,22 @@ use elasticsearch::indices::{
     IndicesCreateParts, IndicesExistsParts, IndicesGetMappingParts, IndicesGetSettingsParts,
     IndicesRefreshParts,
 };
-use elasticsearch::{BulkOperation, BulkParts, CountParts, Elasticsearch, GetParts, SearchParts};
-use rpcsupport::{Item, Refusal, SaveAck, SearchRequest, SearchResponse};
+use elasticsearch::{
+    BulkOperation, BulkParts, CountParts, Elasticsearch, GetParts, OpenPointInTimeParts,
+    SearchParts,
+};
+use rpcsupport::{
+    Item, Refusal, SaveAck, ScanCursor, ScanPage, ScanRequest, SearchRequest, SearchResponse,
+};
 use serde_json::{json, Value as Json};
 use tantivy::query_grammar::{Occur, UserInputAst, UserInputBound, UserInputLeaf};
 use url::Url;
 
 use super::embedded::{collect_text, stored_json};
-use super::{latest_per_key, query, ItemStore, StoreError, MAX_RESULT_WINDOW};
+use super::{
+    latest_per_key, query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW, MAX_SCAN_ITEMS,
+    SCAN_KEEP_ALIVE, SCAN_PAGE_BYTES,
+};
 
 /// How often a bulk write is tried before the batch fails (and the engine,
 /// which still holds the items, retries it later).
@@ -298,6 +312,42 @@ impl ItemStore for ElasticStore {
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError> {
+        // Best first; equal scores in a fixed order, so pages neither
+        // repeat nor skip items.
+        self.search_by(request, json!(["_score", {"id": "asc"}]))
+            .await
+    }
+
+    async fn search_sorted(
+        &self,
+        request: &SearchRequest,
+        sort: &Sort,
+    ) -> Result<SearchResponse, StoreError> {
+        let order = if sort.descending { "desc" } else { "asc" };
+        let field = format!("payload.{}", sort.field);
+        // `unmapped_type`: a key no item has yet sorts every hit as lacking
+        // it, instead of failing the search; items without it go last, as
+        // in the embedded store. A text key fails (ES cannot sort text),
+        // which the page shows as a bad query.
+        let by = json!([
+            {field: {"order": order, "missing": "_last", "unmapped_type": "double"}},
+            {"id": "asc"}
+        ]);
+        self.search_by(request, by).await
+    }
+
+    async fn scan(&self, request: &ScanRequest) -> Result<ScanPage, StoreError> {
+        self.inner.scan(request).await
+    }
+}
+
+impl ElasticStore {
+    /// A search ordered by `sort` (query DSL's `sort`).
+    async fn search_by(
+        &self,
+        request: &SearchRequest,
+        sort: Json,
+    ) -> Result<SearchResponse, StoreError> {
         let window = u64::from(request.from) + u64::from(request.size);
         if window > MAX_RESULT_WINDOW {
             return Err(StoreError::BadQuery(format!(
@@ -313,9 +363,7 @@ impl ItemStore for ElasticStore {
             "size": request.size,
             // Exact totals: by default ES stops counting at 10 000.
             "track_total_hits": true,
-            // Best first; equal scores in a fixed order, so pages neither
-            // repeat nor skip items.
-            "sort": ["_score", {"id": "asc"}],
+            "sort": sort,
             "_source": ["item"],
         });
         let inner = &self.inner;
@@ -354,6 +402,131 @@ impl ItemStore for ElasticStore {
 }
 
 impl Inner {
+    /// One page of a scan; see the module docs.
+    async fn scan(&self, request: &ScanRequest) -> Result<ScanPage, StoreError> {
+        let ast = query::parse(&request.query)?;
+        let dsl = to_dsl(&ast)
+            .map_err(|e| StoreError::BadQuery(format!("query {:?}: {e}", request.query)))?;
+        let keep_alive = format!("{}s", SCAN_KEEP_ALIVE.as_secs());
+        let bad_cursor = || StoreError::BadQuery("bad scan cursor".into());
+        let (pit, after) = match &request.after {
+            None => {
+                self.refresh_if_written().await?;
+                (self.open_point_in_time(&keep_alive).await?, None)
+            }
+            Some(ScanCursor(text)) => {
+                let cursor: Json = serde_json::from_str(text).map_err(|_| bad_cursor())?;
+                let pit = cursor["pit"].as_str().ok_or_else(bad_cursor)?.to_owned();
+                (pit, Some(cursor["after"].clone()))
+            }
+        };
+        let first = after.is_none();
+        let size = request.size.clamp(1, MAX_SCAN_ITEMS);
+        let mut body = json!({
+            "query": dsl,
+            "size": size,
+            "pit": {"id": pit, "keep_alive": keep_alive},
+            // `id` is unique, so the order is total (ES adds its own
+            // `_shard_doc` tiebreaker to the sort values anyway).
+            "sort": [{"id": "asc"}],
+            "_source": ["item"],
+            "track_total_hits": first,
+        });
+        if let Some(after) = after {
+            body["search_after"] = after;
+        }
+        let response = self
+            .read(|| async {
+                self.client
+                    .search(SearchParts::None)
+                    .body(body.clone())
+                    .send()
+                    .await
+            })
+            .await?;
+        let status = response.status_code();
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND {
+            // 404: the point in time expired (or never was).
+            let body: Json = response.json().await.unwrap_or_default();
+            return Err(StoreError::BadQuery(format!(
+                "scan of {:?}: {} (a scan is kept {keep_alive} between pages)",
+                request.query,
+                reason(&body)
+            )));
+        }
+        let body = self.ok_json(response).await?;
+        // ES may hand out a new id for the same point in time.
+        let pit = body["pit_id"].as_str().unwrap_or(&pit).to_owned();
+        let hits = body["hits"]["hits"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut last_sort = None;
+        for hit in hits {
+            if bytes >= SCAN_PAGE_BYTES {
+                break;
+            }
+            let item = decode_hit(hit)?;
+            bytes += item.json_len();
+            items.push(item);
+            last_sort = Some(hit["sort"].clone());
+        }
+        let full = items.len() < hits.len() || hits.len() as u64 >= u64::from(size);
+        let next = match last_sort {
+            Some(after) if full => {
+                Some(ScanCursor(json!({"pit": pit, "after": after}).to_string()))
+            }
+            _ => {
+                self.close_point_in_time(&pit).await;
+                None
+            }
+        };
+        let total = if first {
+            Some(body["hits"]["total"]["value"].as_u64().ok_or_else(|| {
+                StoreError::Cluster(format!("scan answer without a total: {body}"))
+            })?)
+        } else {
+            None
+        };
+        Ok(ScanPage { items, next, total })
+    }
+
+    async fn open_point_in_time(&self, keep_alive: &str) -> Result<String, StoreError> {
+        let response = self
+            .read(|| async {
+                self.client
+                    .open_point_in_time(OpenPointInTimeParts::Index(&[&self.index]))
+                    .keep_alive(keep_alive)
+                    .send()
+                    .await
+            })
+            .await?;
+        let body = self.ok_json(response).await?;
+        body["id"].as_str().map(str::to_owned).ok_or_else(|| {
+            StoreError::Cluster(format!("point in time answer without an id: {body}"))
+        })
+    }
+
+    /// Frees a finished scan's point in time at once; failing that, ES
+    /// frees it when its keep-alive runs out, so a failure is only logged.
+    async fn close_point_in_time(&self, pit: &str) {
+        let sent = self
+            .client
+            .close_point_in_time()
+            .body(json!({"id": pit}))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status_code().is_success() => {}
+            Ok(response) => {
+                tracing::debug!(status = %response.status_code(), "closing a point in time failed")
+            }
+            Err(e) => tracing::debug!(error = %e, "closing a point in time failed"),
+        }
+    }
+
     /// Asks every node for its version (the pool hands out nodes in turn);
     /// fine if at least one answers, with a warning for each that does not.
     async fn check_reachable(&self, nodes: usize) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use rpcsupport::{Item, SaveAck, SaveError, SearchRequest, SearchResponse};
+use rpcsupport::{Item, SaveAck, SaveError, ScanPage, ScanRequest, SearchRequest, SearchResponse};
 use thiserror::Error;
 
 pub mod elastic;
@@ -20,6 +20,31 @@ pub mod query;
 /// client cannot make the store rank millions of hits; Elasticsearch has
 /// the same limit, under the name `max_result_window`.
 pub const MAX_RESULT_WINDOW: u64 = 10_000;
+
+/// Most items one scan page carries, whatever the client asks: a page is
+/// held whole in memory on both sides.
+pub const MAX_SCAN_ITEMS: u32 = 10_000;
+
+/// A scan page stops growing once its items' JSON reaches this many bytes
+/// (it always carries at least one item), so a page of large items stays
+/// well inside the default 64 MiB `max_frame_bytes` and memory stays flat
+/// whatever the items' size. Default 8 MiB.
+pub const SCAN_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long a store keeps a scan's snapshot open after a page (its
+/// Elasticsearch point in time, or the embedded store's searcher). An
+/// export that stalls longer finds its cursor refused. Default 5 minutes.
+pub const SCAN_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How a sorted search orders its hits: by a numeric payload key, items
+/// without it last, ties by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sort {
+    /// The payload key, e.g. `age`.
+    pub field: String,
+    /// Largest first.
+    pub descending: bool,
+}
 
 /// Durable storage of items, keyed by [`Item::key`].
 ///
@@ -43,6 +68,20 @@ pub trait ItemStore: Send + Sync + 'static {
     /// The total number of hits for `request.query` and the page
     /// `from..from + size` of them, best first.
     async fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError>;
+
+    /// Like [`ItemStore::search`], ordered by `sort` instead of relevance
+    /// (the search page's `&sort=age`).
+    async fn search_sorted(
+        &self,
+        request: &SearchRequest,
+        sort: &Sort,
+    ) -> Result<SearchResponse, StoreError>;
+
+    /// One page of every item matching `request.query`, in a fixed order
+    /// over a snapshot taken at the first page, continued by cursor: memory
+    /// per page is bounded ([`MAX_SCAN_ITEMS`], [`SCAN_PAGE_BYTES`]) and no
+    /// page skips over earlier hits, so an export of millions stays flat.
+    async fn scan(&self, request: &ScanRequest) -> Result<ScanPage, StoreError>;
 }
 
 /// One item per key, the last one, keyed, in first-seen order: the "last
