@@ -12,108 +12,30 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use itemsaver::ItemStore;
 use rpcsupport::{Item, Token, Value};
+use testsupport::browser::{chromium, Browser};
 
-/// Longest a single Chromium run may take before it is killed.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The browser binary, or `None` (a notice) when it is not installed
-/// outside CI.
-fn chromium(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} not found, and CI must run the browser tests (apt-get install -y chromium)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "notice: {test} skipped: no {} (apt-get install -y chromium)",
-        path.display()
-    );
-    None
-}
-
-/// Runs headless Chromium with a fresh profile on `args` and returns its
-/// stdout. Every flag that makes it talk to the network by itself is off,
-/// and host names resolve to nothing, so it only ever reaches 127.0.0.1.
-fn run_browser(browser: &Path, args: &[String]) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-default-apps",
-            "--disable-extensions",
-            "--disable-domain-reliability",
-            "--disable-client-side-phishing-detection",
-            "--no-pings",
-            "--hide-scrollbars",
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", browser.display()));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
-        out
-    });
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "chromium {args:?}: {status}");
-            break;
-        }
-        if started.elapsed() > BROWSER_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium {args:?} took longer than {BROWSER_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reader.join().unwrap()
-}
+/// What the server-rendered page may take to settle (it has no script).
+const BUDGET: Duration = Duration::from_millis(500);
 
 /// The DOM of `url` once loaded, as Chromium serializes it.
-async fn dump_dom(browser: &Path, url: String) -> String {
-    let browser = browser.to_owned();
-    tokio::task::spawn_blocking(move || run_browser(&browser, &["--dump-dom".into(), url]))
+async fn dump_dom(browser: &Arc<Browser>, url: String) -> String {
+    let browser = browser.clone();
+    tokio::task::spawn_blocking(move || browser.dom(&url, BUDGET))
         .await
         .unwrap()
 }
 
 /// A screenshot of `url` at `width`x`height`, checked to be a PNG.
-async fn screenshot(browser: &Path, url: String, file: &Path, width: u32, height: u32) {
-    let browser = browser.to_owned();
-    let args = vec![
-        format!("--screenshot={}", file.display()),
-        format!("--window-size={width},{height}"),
-        url,
-    ];
-    tokio::task::spawn_blocking(move || run_browser(&browser, &args))
+async fn screenshot(browser: &Arc<Browser>, url: String, file: &Path, width: u32, height: u32) {
+    let browser = browser.clone();
+    let out = file.to_owned();
+    tokio::task::spawn_blocking(move || browser.screenshot(&url, BUDGET, (width, height), &out))
         .await
         .unwrap();
     let png = std::fs::read(file).unwrap();
@@ -190,7 +112,8 @@ async fn start(token: Option<&str>) -> (SocketAddr, tempfile::TempDir) {
 /// Finds the known profile by a field query, shows the total, pages forward and back by the page's links, and renders at laptop and phone width.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_page_in_a_browser() {
-    let Some(browser) = chromium("search_page_in_a_browser") else {
+    let Some(browser) = chromium("search_page_in_a_browser").map(|p| Arc::new(Browser::new(p)))
+    else {
         return;
     };
     let (addr, dir) = start(None).await;
@@ -241,7 +164,8 @@ async fn search_page_in_a_browser() {
 /// With a token, the browser sees only the login form, until `?token=` once sets the cookie and the redirect shows the hits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_flow_in_a_browser() {
-    let Some(browser) = chromium("token_flow_in_a_browser") else {
+    let Some(browser) = chromium("token_flow_in_a_browser").map(|p| Arc::new(Browser::new(p)))
+    else {
         return;
     };
     let (addr, _dir) = start(Some("browser-token")).await;
