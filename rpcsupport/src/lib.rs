@@ -26,12 +26,18 @@
 //! - [`metrics`]: counters, gauges and latency histograms, served to
 //!   Prometheus by every process that has `--metrics_addr`.
 //! - [`shutdown`]: the Ctrl-C / SIGTERM future every binary stops on.
+//! - [`codec`]: the bincode inside every frame, decoded with a nesting
+//!   limit and a bound on decoded memory per frame byte
+//!   ([`codec::DecodeLimits`]), so no frame can overflow a stack or decode
+//!   to gigabytes.
 //! - [`transport`]: [`serve`] and the `connect_*` helpers every binary and
-//!   test uses: TCP or TLS, the handshake, length-delimited bincode frames
-//!   with an explicit maximum size, and the `:9000` / `host:port` /
+//!   test uses: TCP or TLS, the handshake (with its own small budget of
+//!   connections), length-delimited frames with an explicit maximum size
+//!   and the [`codec`] inside, and the `:9000` / `host:port` /
 //!   `[::1]:9000` host syntax ([`HostAddr`]).
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod handshake;

@@ -16,7 +16,6 @@ use std::time::Duration;
 use serde::{de::DeserializeOwned, Serialize};
 use tarpc::server::limits::requests_per_channel::MaxRequests;
 use tarpc::server::{BaseChannel, Channel};
-use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 use tarpc::{client, serde_transport, ClientMessage, Response};
 use thiserror::Error;
@@ -27,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
+use crate::codec::{Codec, DecodeLimits};
 use crate::handshake;
 use crate::security::{ClientSecurity, ServerSecurity};
 use crate::service::{
@@ -43,7 +43,7 @@ pub type ServerTransport<Req, Resp> = serde_transport::Transport<
     RpcStream,
     ClientMessage<Req>,
     Response<Resp>,
-    Bincode<ClientMessage<Req>, Response<Resp>>,
+    Codec<ClientMessage<Req>, Response<Resp>>,
 >;
 
 /// The transport a client reads `Response<Resp>` from.
@@ -51,7 +51,7 @@ pub type ClientTransport<Req, Resp> = serde_transport::Transport<
     RpcStream,
     Response<Resp>,
     ClientMessage<Req>,
-    Bincode<Response<Resp>, ClientMessage<Req>>,
+    Codec<Response<Resp>, ClientMessage<Req>>,
 >;
 
 /// One accepted connection, ready for `execute(service.serve())`.
@@ -177,6 +177,8 @@ pub struct ServeOptions {
     /// Token, TLS, connection count and timeouts (the `[rpc]` section).
     /// The default is open: plain TCP, no token.
     pub security: ServerSecurity,
+    /// Nesting and decoded-size bounds on every frame read.
+    pub decode_limits: DecodeLimits,
 }
 
 impl Default for ServeOptions {
@@ -185,6 +187,7 @@ impl Default for ServeOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_concurrent_requests: 4096,
             security: ServerSecurity::default(),
+            decode_limits: DecodeLimits::default(),
         }
     }
 }
@@ -244,7 +247,7 @@ where
             Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
                 let Ok(Some((stream, peer, permit))) = done else { continue };
                 let framed = frame_codec(opts.max_frame_bytes).new_framed(stream);
-                let transport = serde_transport::new(framed, Bincode::default());
+                let transport = serde_transport::new(framed, Codec::new(opts.decode_limits));
                 let channel = BaseChannel::with_defaults(transport)
                     .max_concurrent_requests(opts.max_concurrent_requests);
                 let served = on_connection(channel).instrument(tracing::info_span!("rpc", %peer));
@@ -336,6 +339,9 @@ pub struct ConnectOptions {
     /// Token and TLS settings (`&'static` so the options stay `Copy`; see
     /// [`ClientSecurity::leak`]). The default is open: plain TCP, no token.
     pub security: &'static ClientSecurity,
+    /// Nesting and decoded-size bounds on every reply read, so a bad
+    /// server costs the client a failed call, never its stack.
+    pub decode_limits: DecodeLimits,
 }
 
 impl Default for ConnectOptions {
@@ -344,6 +350,7 @@ impl Default for ConnectOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(5),
             security: &ClientSecurity::OPEN,
+            decode_limits: DecodeLimits::default(),
         }
     }
 }
@@ -386,7 +393,7 @@ where
             )
         })??;
     let framed = frame_codec(opts.max_frame_bytes).new_framed(stream);
-    Ok(serde_transport::new(framed, Bincode::default()))
+    Ok(serde_transport::new(framed, Codec::new(opts.decode_limits)))
 }
 
 fn client_config() -> client::Config {
