@@ -308,6 +308,7 @@ pub async fn serve_with(
         max_frame_bytes: config.max_frame_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
         security,
+        ..ServeOptions::default()
     };
     rpcsupport::serve(listener, options, shutdown, move |channel| {
         let service = service.clone();

@@ -308,7 +308,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         deserialize_identifier,
         deserialize_ignored_any
     );
-    deep!(deserialize_any, deserialize_option, deserialize_seq, deserialize_map);
+    deep!(
+        deserialize_any,
+        deserialize_option,
+        deserialize_seq,
+        deserialize_map
+    );
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
         self,

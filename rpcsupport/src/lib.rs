@@ -18,8 +18,9 @@
 //!   [`ItemSaver`] (served by the itemsaver).
 //! - [`security`]: who may connect. The shared `[rpc]` section
 //!   ([`RpcConfig`], its flags [`RpcFlags`]) checked into what a server asks
-//!   ([`ServerSecurity`]: token, TLS, connection limits) and what a client
-//!   presents ([`ClientSecurity`]). The private `tls` module builds the rustls
+//!   ([`ServerSecurity`]: its [`Service`]'s token, TLS, connection and
+//!   handshake limits) and what a client presents ([`ClientSecurity`]: a
+//!   token per service, so a worker machine cannot reach the store). The private `tls` module builds the rustls
 //!   configurations from PEM files.
 //! - [`handshake`]: the token check that opens every connection, before
 //!   any tarpc frame.
@@ -50,7 +51,7 @@ pub mod transport;
 pub mod types;
 
 pub use error::{CrawlError, FetchError, ParseError, SaveError};
-pub use security::{ClientSecurity, RpcConfig, RpcFlags, ServerSecurity, Token};
+pub use security::{ClientSecurity, RpcConfig, RpcFlags, ServerSecurity, Service, Token};
 pub use service::{Crawl, CrawlClient, ItemSaver, ItemSaverClient};
 pub use transport::{
     connect_crawl, connect_itemsaver, serve, ConnectOptions, HostAddr, HostError, ServeOptions,

@@ -8,8 +8,10 @@
 //! itemsaver search "QUERY" [--from N] [--size N] [--itemsaver_host :1234]
 //! ```
 //!
-//! All three take the `[rpc]` flags (`--rpc_token_file`, `--tls_cert`,
-//! `--tls_ca`, ...; see `config.toml`) and `CRAWLER_RPC_TOKEN`.
+//! All three take the `[rpc]` flags (`--rpc_token_file`,
+//! `--itemsaver_token_file`, `--tls_cert`, `--tls_ca`, ...; see
+//! `config.toml`), `CRAWLER_RPC_TOKEN` and `CRAWLER_ITEMSAVER_TOKEN`, and
+//! use the itemsaver token (or the shared one).
 
 use std::path::PathBuf;
 
@@ -239,8 +241,9 @@ fn client_security(
     flags: &rpcsupport::RpcFlags,
 ) -> Result<&'static ClientSecurity> {
     let (path, required) = config_path(config_path_flag);
+    // Only the itemsaver token: a store tool needs no worker token.
     Ok(rpcsupport::security::load(&path, required, flags)?
-        .client()?
+        .client_for(&[rpcsupport::Service::Itemsaver])?
         .leak())
 }
 
@@ -256,7 +259,8 @@ async fn run_server(
     let (config_path, required) = config_path(config_path_flag);
     let mut config: ItemsaverConfig =
         rpcsupport::config::load_section(&config_path, "itemsaver", required)?;
-    let security = rpcsupport::security::load(&config_path, required, rpc)?.server()?;
+    let security = rpcsupport::security::load(&config_path, required, rpc)?
+        .server(rpcsupport::Service::Itemsaver)?;
     if let Some(port) = port {
         config.port = port;
     }
