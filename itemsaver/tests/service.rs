@@ -289,3 +289,71 @@ async fn hostile_queries_are_bad_queries() {
         Ok(0)
     );
 }
+
+/// Starts an itemsaver over a fresh embedded store that asks for
+/// `security`; answers its address (the server stops with the runtime).
+async fn start_secured(security: rpcsupport::ServerSecurity) -> (HostAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = HostAddr::from(listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        itemsaver::serve_with(
+            listener,
+            store,
+            &ItemsaverConfig::default(),
+            security,
+            rpcsupport::metrics::Registry::new(),
+            std::future::pending(),
+        )
+        .await
+    });
+    (addr, dir)
+}
+
+async fn connect_with(
+    addr: &HostAddr,
+    security: rpcsupport::ClientSecurity,
+) -> std::io::Result<ItemSaverClient> {
+    let opts = ConnectOptions {
+        security: security.leak(),
+        ..ConnectOptions::default()
+    };
+    rpcsupport::connect_itemsaver(addr, opts).await
+}
+
+/// Issue 11: with its own itemsaver_token the itemsaver refuses a client
+/// holding only the worker token (a compromised worker machine), even one
+/// presenting it as its itemsaver token; the engine's settings, with both,
+/// are served; a single shared `token` serves alone.
+#[tokio::test]
+async fn worker_token_cannot_reach_the_store() {
+    use rpcsupport::{ClientSecurity, RpcConfig, Service, Token};
+    let split = RpcConfig {
+        worker_token: "worker secret".into(),
+        itemsaver_token: "store secret".into(),
+        ..RpcConfig::default()
+    };
+    let (addr, _dir) = start_secured(split.server(Service::Itemsaver).unwrap()).await;
+    let worker_machine = split.client_for(&[Service::Worker]).unwrap();
+    let e = connect_with(&addr, worker_machine)
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    let replayed = ClientSecurity {
+        itemsaver_token: Some(Token::new("worker secret").unwrap()),
+        ..ClientSecurity::OPEN
+    };
+    let e = connect_with(&addr, replayed).await.expect_err("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    let engine = connect_with(&addr, split.client().unwrap()).await.unwrap();
+    assert_eq!(engine.count(context::current()).await.unwrap(), Ok(0));
+
+    let shared = RpcConfig {
+        token: "one secret".into(),
+        ..RpcConfig::default()
+    };
+    let (addr, _dir) = start_secured(shared.server(Service::Itemsaver).unwrap()).await;
+    let client = connect_with(&addr, shared.client().unwrap()).await.unwrap();
+    assert_eq!(client.count(context::current()).await.unwrap(), Ok(0));
+}

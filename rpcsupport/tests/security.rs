@@ -503,3 +503,28 @@ async fn silent_sockets_cannot_lock_out_clients() {
     drop(silent);
     assert_serves(&clients[0]).await;
 }
+
+/// Issue 11: a worker with its own worker_token refuses the itemsaver's
+/// token and serves the engine's settings; with only the shared `token`
+/// the engine's settings serve too.
+#[tokio::test]
+async fn worker_checks_its_own_token() {
+    let split = RpcConfig {
+        worker_token: "worker secret".into(),
+        itemsaver_token: "store secret".into(),
+        ..RpcConfig::default()
+    };
+    let server = start_server(serve_with(split.server(Service::Worker).unwrap())).await;
+    assert_serves(&connect(&server, split.client().unwrap()).await.unwrap()).await;
+    let e = connect(&server, with_token("store secret"))
+        .await
+        .expect_err("the itemsaver token is not the worker's");
+    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+
+    let shared = RpcConfig {
+        token: "one secret".into(),
+        ..RpcConfig::default()
+    };
+    let server = start_server(serve_with(shared.server(Service::Worker).unwrap())).await;
+    assert_serves(&connect(&server, shared.client().unwrap()).await.unwrap()).await;
+}
