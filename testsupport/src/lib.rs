@@ -7,6 +7,11 @@
 //!   process when dropped, so a failing test leaves nothing behind.
 //! - [`elasticsearch_url`]: the test server `scripts/noida.sh` starts, or a
 //!   skip, except under CI, where its absence fails the test.
+//! - [`fuzz`]: seeded random bytes and hostile RPC frames (random,
+//!   mutated, truncated, nested, lying lengths) for the fuzz tests of the
+//!   worker, the itemsaver and the clients (issue 11).
+
+pub mod fuzz;
 
 use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
