@@ -324,7 +324,8 @@ where
         tracing::warn!(
             %local,
             "RPC server open to any client that can reach it: no token is set \
-             ([rpc] token_file, CRAWLER_RPC_TOKEN or --rpc_token_file)"
+             ([rpc] token_file, CRAWLER_RPC_TOKEN or --rpc_token_file, or the \
+             service's own worker_token_file / itemsaver_token_file)"
         );
     }
     // An authenticated connection holds a permit from the end of its

@@ -64,7 +64,7 @@ pub fn seeds(test: &str, extra: usize) -> Vec<u64> {
                 .unwrap_or(Duration::ZERO)
                 .as_nanos() as u64;
             let mut clock = Rng::new(now);
-            std::iter::once(0x5eed_11)
+            std::iter::once(0x5eed_1111)
                 .chain((0..extra).map(|_| clock.next_u64()))
                 .collect()
         }
