@@ -19,7 +19,8 @@
 //!   error, and no claim makes the decoder reserve more than
 //!   [`PREALLOC_ELEMENTS`] elements ahead of what has arrived.
 //!
-//! A decoding error closes that one connection, as any bad frame does.
+//! A decoding error closes that one connection, as any bad frame does, and
+//! is counted ([`refused_frames`]) and logged, a line a second at most.
 //! Encoding is plain bincode with the same options, so the two ends of a
 //! connection agree byte for byte with what tarpc's own `Bincode` format
 //! writes.
@@ -96,6 +97,31 @@ fn options() -> impl Options + Copy {
     bincode::DefaultOptions::new()
 }
 
+/// Frames this process refused to decode, since it started: the count a
+/// log line reports, for tests and tools.
+pub fn refused_frames() -> u64 {
+    REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// When the last refusal was logged, so a stream of bad frames (each
+/// closes its connection, but a peer can reconnect) writes a line a
+/// second at most.
+static LAST_LOGGED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+fn note_refused(frame_len: usize, error: &bincode::Error) {
+    let refused = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    // A poisoned lock only means a panic elsewhere mid-update of an Instant.
+    let mut last = LAST_LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    if last.is_none_or(|at| now.duration_since(at) >= std::time::Duration::from_secs(1)) {
+        *last = Some(now);
+        // Inside the connection's span, which names the peer.
+        tracing::warn!(frame_len, %error, refused, "refused an RPC frame; closing the connection");
+    }
+}
+
 /// Decodes one frame into `T` within `limits`.
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], limits: DecodeLimits) -> io::Result<T> {
     let state = State {
@@ -112,7 +138,10 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], limits: DecodeLimits) 
             },
             bytes,
         )
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        .map_err(|e| {
+            note_refused(bytes.len(), &e);
+            io::Error::new(io::ErrorKind::InvalidData, e)
+        })
 }
 
 /// Encodes `value` as one frame's bytes, as the other end's [`decode`] reads.
@@ -649,8 +678,10 @@ mod tests {
             frame.extend_from_slice(&[5, 1]);
         }
         frame.push(0);
+        let before = refused_frames();
         let e = decode::<Value>(&frame, DecodeLimits::default()).unwrap_err();
         assert!(e.to_string().contains("max_depth"), "{e}");
+        assert!(refused_frames() > before);
 
         let ok = nested_list(100);
         assert_eq!(
