@@ -730,6 +730,30 @@ mod tests {
         assert_eq!(h.to_string(), "[::1]:9002");
     }
 
+    /// The handshake budget holds per address and in total, and a slot
+    /// comes back when dropped (the address leaving the map with its last).
+    #[test]
+    fn handshake_budget_per_address_and_total() {
+        let budget = Arc::new(HandshakeBudget::new(3, 2));
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "127.0.0.2".parse().unwrap(),
+            "127.0.0.3".parse().unwrap(),
+            "127.0.0.4".parse().unwrap(),
+        );
+        let a1 = budget.try_enter(a).unwrap();
+        let _a2 = budget.try_enter(a).unwrap();
+        let e = budget.try_enter(a).err().unwrap();
+        assert!(e.contains("max_handshakes_per_ip"), "{e}");
+        let _b1 = budget.try_enter(b).unwrap();
+        let e = budget.try_enter(c).err().unwrap();
+        assert!(e.contains("(max_handshakes)"), "{e}");
+        drop(a1);
+        let c1 = budget.try_enter(c).unwrap();
+        assert_eq!(budget.open.lock().unwrap().1.len(), 3);
+        drop(c1);
+        assert!(!budget.open.lock().unwrap().1.contains_key(&c));
+    }
+
     /// Malformed host strings are errors that say what was expected.
     #[test]
     fn bad_host_strings_are_rejected() {
