@@ -471,7 +471,7 @@ async fn silent_sockets_cannot_lock_out_clients() {
     let closed = futures::future::join_all(
         silent
             .into_iter()
-            .map(|s| closed_within(s, Duration::from_millis(300))),
+            .map(|s| closed_within(s, Duration::from_millis(800))),
     )
     .await;
     let open: Vec<usize> = closed
