@@ -12,12 +12,15 @@
 //!   store; store errors become `SaveError::Store` (retry) or
 //!   `SaveError::BadQuery`, a batch over `max_batch_items`
 //!   `SaveError::BatchTooLarge` (the engine sends smaller ones), and items
-//!   over `max_item_bytes` are refused by name in the `SaveAck`.
+//!   over `max_item_bytes` or nested deeper than
+//!   `rpcsupport::types::MAX_VALUE_DEPTH` (what the stores can read back)
+//!   are refused by name in the `SaveAck`.
 //! - [`store`]: step 7, the [`ItemStore`] trait (`put_batch`, `get`,
 //!   `count`, `search`, `search_sorted`, `scan`) every backend implements,
 //!   and [`StoreError`].
 //! - [`store::query`]: the search language, parsed once for both backends
-//!   (`age:31` means the payload's `age`).
+//!   (`age:31` means the payload's `age`); text over `MAX_QUERY_BYTES` or
+//!   nested past `MAX_QUERY_DEPTH` is a `BadQuery` before any parsing.
 //! - [`store::embedded`]: the default backend, a tantivy index in
 //!   `data_dir`, opened with [`open_embedded`]. Upserts by `Item::key`,
 //!   group-commits concurrent batches, fsyncs before acknowledging.
@@ -327,6 +330,7 @@ pub async fn serve_with(
         max_frame_bytes: config.max_frame_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
         security,
+        ..ServeOptions::default()
     };
     rpcsupport::serve(listener, options, shutdown, move |channel| {
         let service = service.clone();

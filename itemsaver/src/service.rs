@@ -1,10 +1,12 @@
-//! Step 6: the RPC face. Checks each batch against the configured limits,
-//! then hands it to the store; store errors become [`SaveError`]s, and items
+//! Step 6: the RPC face. Checks each batch against the configured limits
+//! (and items against the nesting both stores can read back,
+//! `MAX_VALUE_DEPTH`), then hands it to the store; store errors become [`SaveError`]s, and items
 //! refused (by a limit here or by the store) are named in the [`SaveAck`].
 
 use std::sync::Arc;
 
 use rpcsupport::metrics::{Counter, Histogram, Registry};
+use rpcsupport::types::MAX_VALUE_DEPTH;
 use rpcsupport::{
     Item, ItemSaver, Refusal, SaveAck, SaveError, ScanPage, ScanRequest, SearchRequest,
     SearchResponse,
@@ -95,10 +97,18 @@ impl ItemSaverService {
         let mut kept = Vec::with_capacity(items.len());
         for item in items {
             let key = item.key();
-            let bytes = item.json_len();
             let reason = if key.is_empty() {
                 format!("item at {} has an empty id", item.url)
-            } else if bytes > self.limits.max_item_bytes {
+            } else if item.deeper_than(MAX_VALUE_DEPTH) {
+                // Both stores read items back through serde_json, whose
+                // recursion limit a deeper item could break for every
+                // search that touches it: refuse it now, by name.
+                format!(
+                    "item nests deeper than {MAX_VALUE_DEPTH} levels \
+                     (rpcsupport::types::MAX_VALUE_DEPTH)"
+                )
+            } else if item.json_len() > self.limits.max_item_bytes {
+                let bytes = item.json_len();
                 format!(
                     "item is {bytes} bytes of JSON, at most {} allowed (max_item_bytes)",
                     self.limits.max_item_bytes

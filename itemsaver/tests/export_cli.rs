@@ -71,11 +71,7 @@ async fn export_and_search_page_through_the_binary() {
         "itemsaver listening on ",
     );
     let host: HostAddr = server.addr().parse().unwrap();
-    let security = ClientSecurity {
-        token: Some(Token::new(TOKEN).unwrap()),
-        tls: None,
-    }
-    .leak();
+    let security = ClientSecurity::with_token(Token::new(TOKEN).unwrap()).leak();
     let client = rpcsupport::connect_itemsaver(
         &host,
         ConnectOptions {

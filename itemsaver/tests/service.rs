@@ -21,6 +21,15 @@ struct Server {
 async fn start_server(config: ItemsaverConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
+    start_server_over(store, config, dir).await
+}
+
+/// Starts an itemsaver over `store`; `dir` lives as long as the server.
+async fn start_server_over(
+    store: Arc<dyn ItemStore>,
+    config: ItemsaverConfig,
+    dir: tempfile::TempDir,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = HostAddr::from(listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -161,4 +170,190 @@ async fn limits_refuse_batches_and_items() {
         client.get(context::current(), kept.key()).await.unwrap(),
         Ok(Some(kept))
     );
+}
+
+/// `depth` lists around a string: a payload value `depth` levels deep.
+fn nested(depth: usize) -> Value {
+    let mut v = Value::from("deep");
+    for _ in 1..depth {
+        v = Value::List(vec![v]);
+    }
+    v
+}
+
+/// Issue 11: over the wire, into `store`, items nested deeper than
+/// MAX_VALUE_DEPTH are refused by name (even ones far deeper), the rest of
+/// the batch is stored, and the deepest accepted item reads back through
+/// get and search.
+async fn too_deep_items_are_refused_by_name(store: Arc<dyn ItemStore>) {
+    use rpcsupport::types::MAX_VALUE_DEPTH;
+    let server = start_server_over(
+        store,
+        ItemsaverConfig::default(),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let client = &server.client;
+    let with = |id: usize, depth: usize| {
+        let mut item = profile(id, "deep");
+        item.payload.insert("tree".into(), nested(depth));
+        item
+    };
+    let (ok, over, far) = (
+        with(1, MAX_VALUE_DEPTH),
+        with(2, MAX_VALUE_DEPTH + 1),
+        with(3, 110),
+    );
+    let ack = client
+        .save(
+            context::current(),
+            vec![ok.clone(), over.clone(), far.clone()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack.stored, 1, "{ack:?}");
+    let refused: Vec<&str> = ack.refused.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(refused, [over.key(), far.key()]);
+    assert!(ack.refused[0].reason.contains("MAX_VALUE_DEPTH"), "{ack:?}");
+    assert_eq!(
+        client.get(context::current(), ok.key()).await.unwrap(),
+        Ok(Some(ok.clone()))
+    );
+    let hits = client
+        .search(
+            context::current(),
+            SearchRequest {
+                query: "city:deep".into(),
+                from: 0,
+                size: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hits.items, [ok]);
+}
+
+/// The deep-item refusal, over the embedded store.
+#[tokio::test]
+async fn too_deep_items_are_refused_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
+    too_deep_items_are_refused_by_name(store).await;
+}
+
+/// The deep-item refusal, over Elasticsearch (skipped without
+/// CRAWLER_TEST_ES_URL, except under CI).
+#[tokio::test]
+async fn too_deep_items_are_refused_elastic() {
+    let Some(url) = testsupport::elasticsearch_url("too_deep_items_are_refused_elastic") else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let settings = itemsaver::store::elastic::Settings {
+        urls: vec![url.parse().unwrap()],
+        index: format!("service-deep-{}-{nanos}", std::process::id()),
+        auth: None,
+        ca_cert: None,
+    };
+    let store = Arc::new(itemsaver::open_elastic(&settings).await.unwrap());
+    too_deep_items_are_refused_by_name(store).await;
+}
+
+/// Issue 11: a search of 100 000 `(` or of text over the length limit is a
+/// BadQuery over the wire, and the server goes on serving.
+#[tokio::test]
+async fn hostile_queries_are_bad_queries() {
+    let server = start_server(ItemsaverConfig::default()).await;
+    for query in ["(".repeat(100_000), "(".repeat(1000), "NOT ".repeat(1000)] {
+        let answer = server
+            .client
+            .search(
+                context::current(),
+                SearchRequest {
+                    query,
+                    from: 0,
+                    size: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(answer, Err(SaveError::BadQuery(_))), "{answer:?}");
+    }
+    assert_eq!(
+        server.client.count(context::current()).await.unwrap(),
+        Ok(0)
+    );
+}
+
+/// Starts an itemsaver over a fresh embedded store that asks for
+/// `security`; answers its address (the server stops with the runtime).
+async fn start_secured(security: rpcsupport::ServerSecurity) -> (HostAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = HostAddr::from(listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        itemsaver::serve_with(
+            listener,
+            store,
+            &ItemsaverConfig::default(),
+            security,
+            rpcsupport::metrics::Registry::new(),
+            std::future::pending(),
+        )
+        .await
+    });
+    (addr, dir)
+}
+
+async fn connect_with(
+    addr: &HostAddr,
+    security: rpcsupport::ClientSecurity,
+) -> std::io::Result<ItemSaverClient> {
+    let opts = ConnectOptions {
+        security: security.leak(),
+        ..ConnectOptions::default()
+    };
+    rpcsupport::connect_itemsaver(addr, opts).await
+}
+
+/// Issue 11: with its own itemsaver_token the itemsaver refuses a client
+/// holding only the worker token (a compromised worker machine), even one
+/// presenting it as its itemsaver token; the engine's settings, with both,
+/// are served; a single shared `token` serves alone.
+#[tokio::test]
+async fn worker_token_cannot_reach_the_store() {
+    use rpcsupport::{ClientSecurity, RpcConfig, Service, Token};
+    let split = RpcConfig {
+        worker_token: "worker secret".into(),
+        itemsaver_token: "store secret".into(),
+        ..RpcConfig::default()
+    };
+    let (addr, _dir) = start_secured(split.server(Service::Itemsaver).unwrap()).await;
+    let worker_machine = split.client_for(&[Service::Worker]).unwrap();
+    let e = connect_with(&addr, worker_machine)
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    let replayed = ClientSecurity {
+        itemsaver_token: Some(Token::new("worker secret").unwrap()),
+        ..ClientSecurity::OPEN
+    };
+    let e = connect_with(&addr, replayed).await.expect_err("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    let engine = connect_with(&addr, split.client().unwrap()).await.unwrap();
+    assert_eq!(engine.count(context::current()).await.unwrap(), Ok(0));
+
+    let shared = RpcConfig {
+        token: "one secret".into(),
+        ..RpcConfig::default()
+    };
+    let (addr, _dir) = start_secured(shared.server(Service::Itemsaver).unwrap()).await;
+    let client = connect_with(&addr, shared.client().unwrap()).await.unwrap();
+    assert_eq!(client.count(context::current()).await.unwrap(), Ok(0));
 }

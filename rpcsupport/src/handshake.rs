@@ -7,13 +7,16 @@
 //!                    version      1 byte, VERSION
 //!                    length       2 bytes, big-endian, at most MAX_TOKEN_BYTES
 //!                    token        `length` bytes (0 when the client has none)
-//! server -> client   reply        1 byte: ACCEPTED, WRONG_TOKEN or BAD_VERSION
+//! server -> client   reply        1 byte: ACCEPTED, WRONG_TOKEN, BAD_VERSION
+//!                                 or BUSY
 //! ```
 //!
 //! A server without a token accepts any token, so the handshake is always
 //! the same. After `WRONG_TOKEN` or `BAD_VERSION`, and without a reply when
 //! the magic is wrong or the length too big, the server closes the
-//! connection. The server bounds the whole exchange with its handshake
+//! connection. `BUSY` comes only after a right token, when the server has
+//! no room for another authenticated connection (`max_connections`), so a
+//! stranger cannot learn how busy it is. The server bounds the whole exchange with its handshake
 //! timeout, so a peer that sends nothing ties up nothing for long.
 
 use std::io;
@@ -32,6 +35,8 @@ pub const ACCEPTED: u8 = 0;
 pub const WRONG_TOKEN: u8 = 1;
 /// Reply: the server does not speak the client's handshake version.
 pub const BAD_VERSION: u8 = 2;
+/// Reply: the token is right, but the server is at `max_connections`.
+pub const BUSY: u8 = 3;
 
 /// The bytes a client sends.
 pub fn hello(token: Option<&Token>) -> Vec<u8> {
@@ -69,11 +74,17 @@ where
         WRONG_TOKEN => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             if token.is_some() {
-                "the server rejected our RPC token (set the same [rpc] token everywhere)"
+                "the server rejected our RPC token (set the same [rpc] token everywhere, \
+                 or that service's worker_token / itemsaver_token)"
             } else {
                 "the server requires an RPC token (set [rpc] token_file, \
-                 CRAWLER_RPC_TOKEN or --rpc_token_file)"
+                 CRAWLER_RPC_TOKEN or --rpc_token_file, or that service's own \
+                 worker_token_file / itemsaver_token_file)"
             },
+        )),
+        BUSY => Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "the server has too many RPC connections open ([rpc] max_connections)",
         )),
         BAD_VERSION => Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -111,14 +122,22 @@ pub enum Refused {
     /// The token is missing or wrong.
     #[error("missing or wrong token")]
     WrongToken,
+    /// The token is right but there is no room (`max_connections`).
+    #[error("too many connections (max_connections)")]
+    Busy,
     /// Reading or writing failed (including EOF in the middle).
     #[error("handshake I/O: {0}")]
     Io(#[from] io::Error),
 }
 
 /// Server side: reads the hello, checks the token against `expected` (any
-/// token is fine when `None`) and replies.
-pub async fn server<S>(stream: &mut S, expected: Option<&Token>) -> Result<(), Refused>
+/// token is fine when `None`), then asks `admit` for room (a connection
+/// permit, say) and replies: `ACCEPTED` with what `admit` gave, or `BUSY`.
+pub async fn server<S, P>(
+    stream: &mut S,
+    expected: Option<&Token>,
+    admit: impl FnOnce() -> Option<P>,
+) -> Result<P, Refused>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -144,14 +163,17 @@ where
     }
     let mut presented = vec![0u8; len];
     stream.read_exact(&mut presented).await?;
-    let ok = expected.is_none_or(|token| token.matches(&presented));
-    stream
-        .write_all(&[if ok { ACCEPTED } else { WRONG_TOKEN }])
-        .await?;
-    stream.flush().await?;
-    if ok {
-        Ok(())
+    let outcome = if expected.is_none_or(|token| token.matches(&presented)) {
+        admit().ok_or(Refused::Busy)
     } else {
         Err(Refused::WrongToken)
-    }
+    };
+    let reply = match &outcome {
+        Ok(_) => ACCEPTED,
+        Err(Refused::Busy) => BUSY,
+        Err(_) => WRONG_TOKEN,
+    };
+    stream.write_all(&[reply]).await?;
+    stream.flush().await?;
+    outcome
 }

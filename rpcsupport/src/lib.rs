@@ -18,20 +18,27 @@
 //!   [`ItemSaver`] (served by the itemsaver).
 //! - [`security`]: who may connect. The shared `[rpc]` section
 //!   ([`RpcConfig`], its flags [`RpcFlags`]) checked into what a server asks
-//!   ([`ServerSecurity`]: token, TLS, connection limits) and what a client
-//!   presents ([`ClientSecurity`]). The private `tls` module builds the rustls
+//!   ([`ServerSecurity`]: its [`Service`]'s token, TLS, connection and
+//!   handshake limits) and what a client presents ([`ClientSecurity`]: a
+//!   token per service, so a worker machine cannot reach the store). The private `tls` module builds the rustls
 //!   configurations from PEM files.
 //! - [`handshake`]: the token check that opens every connection, before
 //!   any tarpc frame.
 //! - [`metrics`]: counters, gauges and latency histograms, served to
 //!   Prometheus by every process that has `--metrics_addr`.
 //! - [`shutdown`]: the Ctrl-C / SIGTERM future every binary stops on.
+//! - [`codec`]: the bincode inside every frame, decoded with a nesting
+//!   limit and a bound on decoded memory per frame byte
+//!   ([`codec::DecodeLimits`]), so no frame can overflow a stack or decode
+//!   to gigabytes.
 //! - [`transport`]: [`serve`] and the `connect_*` helpers every binary and
-//!   test uses: TCP or TLS, the handshake, length-delimited bincode frames
-//!   with an explicit maximum size, and the `:9000` / `host:port` /
+//!   test uses: TCP or TLS, the handshake (with its own small budget of
+//!   connections), length-delimited frames with an explicit maximum size
+//!   and the [`codec`] inside, and the `:9000` / `host:port` /
 //!   `[::1]:9000` host syntax ([`HostAddr`]).
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod handshake;
@@ -44,7 +51,7 @@ pub mod transport;
 pub mod types;
 
 pub use error::{CrawlError, FetchError, ParseError, SaveError};
-pub use security::{ClientSecurity, RpcConfig, RpcFlags, ServerSecurity, Token};
+pub use security::{ClientSecurity, RpcConfig, RpcFlags, ServerSecurity, Service, Token};
 pub use service::{Crawl, CrawlClient, ItemSaver, ItemSaverClient};
 pub use transport::{
     connect_crawl, connect_itemsaver, serve, ConnectOptions, HostAddr, HostError, ServeOptions,

@@ -38,3 +38,56 @@ pub trait ItemSaver {
     /// cursor is a `SaveError::BadQuery`.
     async fn scan(request: ScanRequest) -> Result<ScanPage, SaveError>;
 }
+
+/// The method a request or response message belongs to, so a client can
+/// check that an answer is of the kind it asked for. tarpc's generated
+/// clients do not: they meet a response of another method with
+/// `unreachable!()`, so a bad server could panic the caller.
+pub trait Method {
+    /// The method's name, as in the service trait.
+    fn method(&self) -> &'static str;
+}
+
+impl Method for CrawlRequest {
+    fn method(&self) -> &'static str {
+        match self {
+            CrawlRequest::Process { .. } => "process",
+            CrawlRequest::Status { .. } => "status",
+            CrawlRequest::LoadRules { .. } => "load_rules",
+        }
+    }
+}
+
+impl Method for CrawlResponse {
+    fn method(&self) -> &'static str {
+        match self {
+            CrawlResponse::Process(_) => "process",
+            CrawlResponse::Status(_) => "status",
+            CrawlResponse::LoadRules(_) => "load_rules",
+        }
+    }
+}
+
+impl Method for ItemSaverRequest {
+    fn method(&self) -> &'static str {
+        match self {
+            ItemSaverRequest::Save { .. } => "save",
+            ItemSaverRequest::Get { .. } => "get",
+            ItemSaverRequest::Count { .. } => "count",
+            ItemSaverRequest::Search { .. } => "search",
+            ItemSaverRequest::Scan { .. } => "scan",
+        }
+    }
+}
+
+impl Method for ItemSaverResponse {
+    fn method(&self) -> &'static str {
+        match self {
+            ItemSaverResponse::Save(_) => "save",
+            ItemSaverResponse::Get(_) => "get",
+            ItemSaverResponse::Count(_) => "count",
+            ItemSaverResponse::Search(_) => "search",
+            ItemSaverResponse::Scan(_) => "scan",
+        }
+    }
+}

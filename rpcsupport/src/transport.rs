@@ -3,10 +3,11 @@
 //! explicit maximum size and bincode inside; and the host-string syntax the
 //! command lines accept.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,7 +17,6 @@ use std::time::Duration;
 use serde::{de::DeserializeOwned, Serialize};
 use tarpc::server::limits::requests_per_channel::MaxRequests;
 use tarpc::server::{BaseChannel, Channel};
-use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 use tarpc::{client, serde_transport, ClientMessage, Response};
 use thiserror::Error;
@@ -27,10 +27,12 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
+use crate::codec::{Codec, DecodeLimits};
 use crate::handshake;
-use crate::security::{ClientSecurity, ServerSecurity};
+use crate::security::{ClientSecurity, ServerSecurity, Service};
 use crate::service::{
     CrawlClient, CrawlRequest, CrawlResponse, ItemSaverClient, ItemSaverRequest, ItemSaverResponse,
+    Method,
 };
 
 /// Default cap on one frame: big enough for a batch of a few thousand items
@@ -43,16 +45,109 @@ pub type ServerTransport<Req, Resp> = serde_transport::Transport<
     RpcStream,
     ClientMessage<Req>,
     Response<Resp>,
-    Bincode<ClientMessage<Req>, Response<Resp>>,
+    Codec<ClientMessage<Req>, Response<Resp>>,
 >;
 
-/// The transport a client reads `Response<Resp>` from.
-pub type ClientTransport<Req, Resp> = serde_transport::Transport<
-    RpcStream,
-    Response<Resp>,
-    ClientMessage<Req>,
-    Bincode<Response<Resp>, ClientMessage<Req>>,
+/// The transport a client reads `Response<Resp>` from, each checked
+/// against the method asked ([`Matched`]).
+pub type ClientTransport<Req, Resp> = Matched<
+    serde_transport::Transport<
+        RpcStream,
+        Response<Resp>,
+        ClientMessage<Req>,
+        Codec<Response<Resp>, ClientMessage<Req>>,
+    >,
 >;
+
+/// A client transport that remembers the method of each request in flight
+/// and turns a response of another method into a server error for that
+/// call: tarpc's generated client would meet it with `unreachable!()`,
+/// so a bad server could panic the caller. Entries leave with their
+/// response, their cancellation, or (for calls that expired unanswered,
+/// which tarpc does not cancel) a sweep past their deadline.
+pub struct Matched<T> {
+    inner: T,
+    asked: HashMap<u64, (&'static str, std::time::Instant)>,
+    /// Sweep expired entries when the map reaches this size, then double
+    /// it, so sweeps stay rare however many calls are in flight.
+    sweep_at: usize,
+}
+
+impl<T> Matched<T> {
+    fn new(inner: T) -> Self {
+        Matched {
+            inner,
+            asked: HashMap::new(),
+            sweep_at: 1024,
+        }
+    }
+}
+
+impl<T, Req> futures::Sink<ClientMessage<Req>> for Matched<T>
+where
+    T: futures::Sink<ClientMessage<Req>> + Unpin,
+    Req: Method,
+{
+    type Error = T::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), T::Error>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: ClientMessage<Req>) -> Result<(), T::Error> {
+        match &item {
+            ClientMessage::Request(request) => {
+                if self.asked.len() >= self.sweep_at {
+                    let now = std::time::Instant::now();
+                    self.asked.retain(|_, (_, deadline)| *deadline > now);
+                    self.sweep_at = (self.asked.len() * 2).max(1024);
+                }
+                let entry = (request.message.method(), request.context.deadline);
+                self.asked.insert(request.id, entry);
+            }
+            ClientMessage::Cancel { request_id, .. } => {
+                self.asked.remove(request_id);
+            }
+            // ClientMessage is non-exhaustive; nothing else is asked.
+            _ => {}
+        }
+        Pin::new(&mut self.inner).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), T::Error>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), T::Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+impl<T, Resp, E> futures::Stream for Matched<T>
+where
+    T: futures::Stream<Item = Result<Response<Resp>, E>> + Unpin,
+    Resp: Method,
+{
+    type Item = Result<Response<Resp>, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        let Poll::Ready(Some(Ok(mut response))) = polled else {
+            return polled;
+        };
+        let asked = self.asked.remove(&response.request_id).map(|(m, _)| m);
+        if let (Some(asked), Ok(answer)) = (asked, &response.message) {
+            let answered = answer.method();
+            if answered != asked {
+                response.message = Err(tarpc::ServerError::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the server answered a {asked} call with a {answered} response"),
+                ));
+            }
+        }
+        Poll::Ready(Some(Ok(response)))
+    }
+}
 
 /// One accepted connection, ready for `execute(service.serve())`.
 pub type ServerChannel<Req, Resp> = MaxRequests<BaseChannel<Req, Resp, ServerTransport<Req, Resp>>>;
@@ -177,6 +272,8 @@ pub struct ServeOptions {
     /// Token, TLS, connection count and timeouts (the `[rpc]` section).
     /// The default is open: plain TCP, no token.
     pub security: ServerSecurity,
+    /// Nesting and decoded-size bounds on every frame read.
+    pub decode_limits: DecodeLimits,
 }
 
 impl Default for ServeOptions {
@@ -185,6 +282,7 @@ impl Default for ServeOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_concurrent_requests: 4096,
             security: ServerSecurity::default(),
+            decode_limits: DecodeLimits::default(),
         }
     }
 }
@@ -201,7 +299,11 @@ impl Default for ServeOptions {
 /// ```
 ///
 /// A connection that fails the handshake, sends a bad frame or stays idle
-/// is closed and logged with its peer address; the others go on. On
+/// is closed and logged with its peer address (handshake refusals at most
+/// a line a second); the others go on. Connections in the handshake have
+/// their own budget (`max_handshakes`, `max_handshakes_per_ip`); past it a
+/// new socket is closed before a byte is read. Only an authenticated
+/// connection takes one of the `max_connections` places. On
 /// shutdown the listener closes and open connections are dropped; their
 /// clients see a disconnect, which the engine treats as retryable.
 pub async fn serve<Req, Resp, F, Fut>(
@@ -222,14 +324,23 @@ where
         tracing::warn!(
             %local,
             "RPC server open to any client that can reach it: no token is set \
-             ([rpc] token_file, CRAWLER_RPC_TOKEN or --rpc_token_file)"
+             ([rpc] token_file, CRAWLER_RPC_TOKEN or --rpc_token_file, or the \
+             service's own worker_token_file / itemsaver_token_file)"
         );
     }
-    // A connection holds a permit from accept to close, handshake included,
-    // so peers that connect and say nothing count too.
+    // An authenticated connection holds a permit from the end of its
+    // handshake to its close. Connections still in the handshake have a
+    // budget of their own (below), so peers that connect and say nothing
+    // can delay new clients by at most the handshake timeout, never lock
+    // out the ones already in.
     let slots = Arc::new(Semaphore::new(
         security.max_connections.min(Semaphore::MAX_PERMITS),
     ));
+    let handshaking = Arc::new(HandshakeBudget::new(
+        security.max_handshakes,
+        security.max_handshakes_per_ip,
+    ));
+    let refusals = Arc::new(std::sync::Mutex::new(Throttle::default()));
     // Handshakes run in their own tasks, so one slow peer cannot hold up
     // the accept loop; a finished one comes back here to be served.
     let mut handshakes: JoinSet<Option<(RpcStream, SocketAddr, OwnedSemaphorePermit)>> =
@@ -244,7 +355,7 @@ where
             Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
                 let Ok(Some((stream, peer, permit))) = done else { continue };
                 let framed = frame_codec(opts.max_frame_bytes).new_framed(stream);
-                let transport = serde_transport::new(framed, Bincode::default());
+                let transport = serde_transport::new(framed, Codec::new(opts.decode_limits));
                 let channel = BaseChannel::with_defaults(transport)
                     .max_concurrent_requests(opts.max_concurrent_requests);
                 let served = on_connection(channel).instrument(tracing::info_span!("rpc", %peer));
@@ -265,33 +376,37 @@ where
                         continue;
                     }
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(
-                        %peer,
-                        max_connections = security.max_connections,
-                        "too many RPC connections; closing the new one"
-                    );
-                    continue;
+                let slot = match handshaking.try_enter(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(limit) => {
+                        // Closed at once (dropping the stream), before a
+                        // byte is read: the cheapest answer to a flood.
+                        refusals.lock().unwrap_or_else(|e| e.into_inner()).note(peer, limit);
+                        continue;
+                    }
                 };
                 let _ = stream.set_nodelay(true);
                 tracing::debug!(%peer, "connection accepted");
                 let security = security.clone();
+                let slots = slots.clone();
+                let refusals = refusals.clone();
                 handshakes.spawn(async move {
-                    let accepting = accept_stream(stream, &security);
-                    match tokio::time::timeout(security.handshake_timeout, accepting).await {
-                        Ok(Ok(stream)) => {
+                    let admit = move || slots.try_acquire_owned().ok();
+                    let accepting = accept_stream(stream, &security, admit);
+                    let outcome = tokio::time::timeout(security.handshake_timeout, accepting).await;
+                    // The handshake is over, whatever its outcome.
+                    drop(slot);
+                    let reason = match outcome {
+                        Ok(Ok((stream, permit))) => {
                             let stream = stream.with_idle_timeout(security.idle_timeout, peer);
-                            Some((stream, peer, permit))
+                            return Some((stream, peer, permit));
                         }
-                        Ok(Err(reason)) => {
-                            tracing::warn!(%peer, %reason, "RPC connection refused");
-                            None
-                        }
-                        Err(_) => {
-                            tracing::warn!(%peer, "RPC connection refused: handshake timed out");
-                            None
-                        }
-                    }
+                        Ok(Err(handshake::Refused::Busy)) => "too many connections (max_connections)".to_owned(),
+                        Ok(Err(reason)) => reason.to_string(),
+                        Err(_) => "handshake timed out (handshake_timeout_ms)".to_owned(),
+                    };
+                    refusals.lock().unwrap_or_else(|e| e.into_inner()).note(peer, &reason);
+                    None
                 });
             }
         }
@@ -301,11 +416,101 @@ where
     Ok(())
 }
 
-/// TLS if configured, then the token check.
-async fn accept_stream(
+/// Connections in the handshake, in total and per peer IP address.
+struct HandshakeBudget {
+    max_total: usize,
+    max_per_ip: usize,
+    /// Handshakes open in total, and per address (an address leaves the
+    /// map with its last handshake, so the map is at most `max_total` long).
+    open: std::sync::Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One connection's place in the [`HandshakeBudget`], given back on drop.
+struct HandshakeSlot {
+    budget: Arc<HandshakeBudget>,
+    ip: IpAddr,
+}
+
+impl HandshakeBudget {
+    fn new(max_total: usize, max_per_ip: usize) -> Self {
+        HandshakeBudget {
+            max_total,
+            max_per_ip,
+            open: std::sync::Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// A slot for a handshake from `ip`, or the name of the limit it hit.
+    fn try_enter(self: &Arc<Self>, ip: IpAddr) -> Result<HandshakeSlot, &'static str> {
+        // A poisoned lock only means a panic elsewhere; the counts are
+        // still whole (each update is a single step).
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        if *total >= self.max_total {
+            return Err("too many connections in the handshake (max_handshakes)");
+        }
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.max_per_ip {
+            return Err(
+                "too many connections in the handshake from this address (max_handshakes_per_ip)",
+            );
+        }
+        *from_ip += 1;
+        *total += 1;
+        Ok(HandshakeSlot {
+            budget: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut open = self.budget.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        *total -= 1;
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Refused connections are logged one line a second at most, with how
+/// many were refused since the last line, so a flood of bad peers cannot
+/// fill the log.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    refused: u64,
+}
+
+impl Throttle {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn note(&mut self, peer: SocketAddr, reason: &str) {
+        self.refused += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= Self::EVERY)
+        {
+            tracing::warn!(%peer, %reason, refused = self.refused, "RPC connection refused (count since the last such line)");
+            self.last = Some(now);
+            self.refused = 0;
+        }
+    }
+}
+
+/// TLS if configured, then the token check; `admit` gives the connection
+/// its permit once the token is right.
+async fn accept_stream<P>(
     stream: TcpStream,
     security: &ServerSecurity,
-) -> Result<RpcStream, handshake::Refused> {
+    admit: impl FnOnce() -> Option<P>,
+) -> Result<(RpcStream, P), handshake::Refused> {
     let mut stream = match &security.tls {
         None => RpcStream::new(Io::Plain(stream)),
         Some(config) => {
@@ -316,8 +521,8 @@ async fn accept_stream(
             RpcStream::new(Io::Tls(Box::new(tls.into())))
         }
     };
-    handshake::server(&mut stream, security.token.as_ref()).await?;
-    Ok(stream)
+    let permit = handshake::server(&mut stream, security.token.as_ref(), admit).await?;
+    Ok((stream, permit))
 }
 
 fn frame_codec(max_frame_bytes: usize) -> tarpc::tokio_util::codec::length_delimited::Builder {
@@ -336,6 +541,9 @@ pub struct ConnectOptions {
     /// Token and TLS settings (`&'static` so the options stay `Copy`; see
     /// [`ClientSecurity::leak`]). The default is open: plain TCP, no token.
     pub security: &'static ClientSecurity,
+    /// Nesting and decoded-size bounds on every reply read, so a bad
+    /// server costs the client a failed call, never its stack.
+    pub decode_limits: DecodeLimits,
 }
 
 impl Default for ConnectOptions {
@@ -344,12 +552,17 @@ impl Default for ConnectOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(5),
             security: &ClientSecurity::OPEN,
+            decode_limits: DecodeLimits::default(),
         }
     }
 }
 
-/// TCP, TLS if configured, then the token handshake.
-async fn connect_stream(addr: &HostAddr, security: &ClientSecurity) -> io::Result<RpcStream> {
+/// TCP, TLS if configured, then the token handshake with `service`'s token.
+async fn connect_stream(
+    addr: &HostAddr,
+    security: &ClientSecurity,
+    service: Service,
+) -> io::Result<RpcStream> {
     let tcp = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
     tcp.set_nodelay(true)?;
     let mut stream = match &security.tls {
@@ -365,28 +578,35 @@ async fn connect_stream(addr: &HostAddr, security: &ClientSecurity) -> io::Resul
             RpcStream::new(Io::Tls(Box::new(tls.into())))
         }
     };
-    handshake::client(&mut stream, security.token.as_ref()).await?;
+    handshake::client(&mut stream, security.token(service)).await?;
     Ok(stream)
 }
 
 async fn connect_transport<Req, Resp>(
     addr: &HostAddr,
     opts: ConnectOptions,
+    service: Service,
 ) -> io::Result<ClientTransport<Req, Resp>>
 where
-    Req: Serialize,
-    Resp: DeserializeOwned,
+    Req: Serialize + Method,
+    Resp: DeserializeOwned + Method,
 {
-    let stream = tokio::time::timeout(opts.connect_timeout, connect_stream(addr, opts.security))
-        .await
-        .map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("connecting to {addr} timed out"),
-            )
-        })??;
+    let stream = tokio::time::timeout(
+        opts.connect_timeout,
+        connect_stream(addr, opts.security, service),
+    )
+    .await
+    .map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("connecting to {addr} timed out"),
+        )
+    })??;
     let framed = frame_codec(opts.max_frame_bytes).new_framed(stream);
-    Ok(serde_transport::new(framed, Bincode::default()))
+    Ok(Matched::new(serde_transport::new(
+        framed,
+        Codec::new(opts.decode_limits),
+    )))
 }
 
 fn client_config() -> client::Config {
@@ -397,18 +617,21 @@ fn client_config() -> client::Config {
     config
 }
 
-/// Connects to a worker.
+/// Connects to a worker, presenting the worker token.
 pub async fn connect_crawl(addr: &HostAddr, opts: ConnectOptions) -> io::Result<CrawlClient> {
-    let transport = connect_transport::<CrawlRequest, CrawlResponse>(addr, opts).await?;
+    let transport =
+        connect_transport::<CrawlRequest, CrawlResponse>(addr, opts, Service::Worker).await?;
     Ok(CrawlClient::new(client_config(), transport).spawn())
 }
 
-/// Connects to an itemsaver.
+/// Connects to an itemsaver, presenting the itemsaver token.
 pub async fn connect_itemsaver(
     addr: &HostAddr,
     opts: ConnectOptions,
 ) -> io::Result<ItemSaverClient> {
-    let transport = connect_transport::<ItemSaverRequest, ItemSaverResponse>(addr, opts).await?;
+    let transport =
+        connect_transport::<ItemSaverRequest, ItemSaverResponse>(addr, opts, Service::Itemsaver)
+            .await?;
     Ok(ItemSaverClient::new(client_config(), transport).spawn())
 }
 
@@ -505,6 +728,30 @@ mod tests {
         let h: HostAddr = "[::1]:9002".parse().unwrap();
         assert_eq!((h.host.as_str(), h.port), ("::1", 9002));
         assert_eq!(h.to_string(), "[::1]:9002");
+    }
+
+    /// The handshake budget holds per address and in total, and a slot
+    /// comes back when dropped (the address leaving the map with its last).
+    #[test]
+    fn handshake_budget_per_address_and_total() {
+        let budget = Arc::new(HandshakeBudget::new(3, 2));
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "127.0.0.2".parse().unwrap(),
+            "127.0.0.3".parse().unwrap(),
+            "127.0.0.4".parse().unwrap(),
+        );
+        let a1 = budget.try_enter(a).unwrap();
+        let _a2 = budget.try_enter(a).unwrap();
+        let e = budget.try_enter(a).err().unwrap();
+        assert!(e.contains("max_handshakes_per_ip"), "{e}");
+        let _b1 = budget.try_enter(b).unwrap();
+        let e = budget.try_enter(c).err().unwrap();
+        assert!(e.contains("(max_handshakes)"), "{e}");
+        drop(a1);
+        let c1 = budget.try_enter(c).unwrap();
+        assert_eq!(budget.open.lock().unwrap().1.len(), 3);
+        drop(c1);
+        assert!(!budget.open.lock().unwrap().1.contains_key(&c));
     }
 
     /// Malformed host strings are errors that say what was expected.

@@ -104,7 +104,24 @@ pub struct Item {
     pub payload: BTreeMap<String, Value>,
 }
 
+/// Deepest [`Value`] a store takes: a payload's own values are depth 1, the
+/// elements of a list among them depth 2, and so on. Both stores keep an
+/// item as JSON and read it back with serde_json, whose recursion limit
+/// (128) counts the item's own object and its payload too; 64 leaves room
+/// to spare and is far more than any page's data needs. The itemsaver
+/// refuses a deeper item by name; the wire decoder
+/// ([`crate::codec::DEFAULT_MAX_DECODE_DEPTH`]) lets such an item arrive,
+/// so it can be.
+pub const MAX_VALUE_DEPTH: usize = 64;
+
 impl Item {
+    /// Whether any payload value nests deeper than `max` (see
+    /// [`MAX_VALUE_DEPTH`]). Stops descending at `max`, so the check itself
+    /// is bounded whatever the item.
+    pub fn deeper_than(&self, max: usize) -> bool {
+        self.payload.values().any(|v| v.deeper_than(max))
+    }
+
     /// The id a store files this item under: its own id, or a stable one
     /// derived from kind and URL, so re-saving an id-less item still
     /// overwrites rather than duplicates.
@@ -284,6 +301,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// Whether this value nests deeper than `max` levels: a scalar is one
+    /// level, a list or map one more than its deepest element. Recurses at
+    /// most `max` levels.
+    pub fn deeper_than(&self, max: usize) -> bool {
+        if max == 0 {
+            return true;
+        }
+        match self {
+            Value::List(l) => l.iter().any(|v| v.deeper_than(max - 1)),
+            Value::Map(m) => m.values().any(|v| v.deeper_than(max - 1)),
+            _ => false,
+        }
+    }
+
     /// The JSON form: numbers as JSON numbers, maps as objects. A NaN or
     /// infinite float becomes null, as JSON has no such numbers.
     pub fn to_json(&self) -> serde_json::Value {
@@ -499,16 +530,10 @@ mod tests {
     /// Encodes and decodes `value` with the exact codec our transport uses.
     fn round_trip<T>(value: &T) -> T
     where
-        T: Serialize + for<'de> Deserialize<'de> + Unpin,
+        T: Serialize + for<'de> Deserialize<'de>,
     {
-        use std::pin::Pin;
-        use tarpc::tokio_serde::{formats::Bincode, Deserializer, Serializer};
-        use tarpc::tokio_util::bytes::BytesMut;
-        let mut codec = Bincode::<T, T>::default();
-        let bytes = Pin::new(&mut codec).serialize(value).expect("encodes");
-        Pin::new(&mut codec)
-            .deserialize(&BytesMut::from(&bytes[..]))
-            .expect("decodes")
+        let bytes = crate::codec::encode(value).expect("encodes");
+        crate::codec::decode(&bytes, crate::codec::DecodeLimits::default()).expect("decodes")
     }
 
     /// Every wire type survives the bincode codec tarpc uses, numbers included.
@@ -619,6 +644,23 @@ mod tests {
         assert!(json["payload"]["age"].is_i64());
         assert!(json["payload"]["height"].is_f64());
         assert_eq!(Item::from_json(&json).unwrap(), item);
+    }
+
+    /// Depth counts a scalar as one level and each list or map around it
+    /// as one more.
+    #[test]
+    fn depth_counts_levels() {
+        let mut v = Value::Int(1);
+        assert!(!v.deeper_than(1));
+        for _ in 0..9 {
+            v = Value::List(vec![Value::Null, v]);
+        }
+        assert!(!v.deeper_than(10));
+        assert!(v.deeper_than(9));
+        let mut item = sample_item();
+        assert!(!item.deeper_than(2));
+        item.payload.insert("deep".into(), v);
+        assert!(item.deeper_than(MAX_VALUE_DEPTH.min(9)));
     }
 
     /// An item without id gets the same derived key every time, distinct per kind.

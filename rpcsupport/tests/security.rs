@@ -13,7 +13,8 @@ use rcgen::{
 };
 use rpcsupport::{
     ClientSecurity, ConnectOptions, Crawl, CrawlClient, CrawlError, FetchPolicy, HostAddr,
-    ParseError, ParseResult, Request, RpcConfig, ServeOptions, ServerSecurity, Token, WorkerStatus,
+    ParseError, ParseResult, Request, RpcConfig, ServeOptions, ServerSecurity, Service, Token,
+    WorkerStatus,
 };
 use tarpc::context::{self, Context};
 use tarpc::server::Channel;
@@ -105,10 +106,7 @@ async fn assert_serves(client: &CrawlClient) {
 }
 
 fn with_token(token: &str) -> ClientSecurity {
-    ClientSecurity {
-        token: Some(Token::new(token).unwrap()),
-        tls: None,
-    }
+    ClientSecurity::with_token(Token::new(token).unwrap())
 }
 
 /// A raw TCP connection to `server`, for speaking nonsense.
@@ -227,7 +225,7 @@ async fn tls_round_trip_and_plain_client_refused() {
         token: "tls and token".into(),
         ..tls_config(dir.path())
     };
-    let server = start_server(serve_with(config.server().unwrap())).await;
+    let server = start_server(serve_with(config.server(Service::Worker).unwrap())).await;
     let tls_client = connect(&server, config.client().unwrap()).await.unwrap();
     assert_serves(&tls_client).await;
 
@@ -249,7 +247,10 @@ async fn tls_client_refuses_unknown_server() {
     write_pki(ours.path());
     let theirs = tempfile::tempdir().unwrap();
     write_pki(theirs.path());
-    let server = start_server(serve_with(tls_config(ours.path()).server().unwrap())).await;
+    let server = start_server(serve_with(
+        tls_config(ours.path()).server(Service::Worker).unwrap(),
+    ))
+    .await;
     let e = connect(&server, tls_config(theirs.path()).client().unwrap())
         .await
         .expect_err("untrusted server refused");
@@ -268,7 +269,7 @@ async fn mutual_tls_refuses_client_without_certificate() {
         tls_client_key: dir.path().join("client.key"),
         ..tls_config(dir.path())
     };
-    let server = start_server(serve_with(config.server().unwrap())).await;
+    let server = start_server(serve_with(config.server(Service::Worker).unwrap())).await;
     let with_cert = connect(&server, config.client().unwrap()).await.unwrap();
     assert_serves(&with_cert).await;
 
@@ -425,4 +426,105 @@ fn shipped_config_lists_every_rpc_key() {
     listed.sort();
     all.sort();
     assert_eq!(listed, all);
+}
+
+/// A TCP connection to `server` from the loopback address `from`
+/// (127.0.0.0/8 is all loopback), so tests can play several peers.
+async fn raw_from(server: &Server, from: [u8; 4]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    let to: std::net::SocketAddr = server.addr.to_string().parse().unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the server closes `stream` within `within`.
+async fn closed_within(mut stream: TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// Issue 11: sockets that connect and say nothing have their own budget
+/// (per address and in total), are closed at once past it, and never take
+/// the `max_connections` places: clients that authenticate still connect
+/// and are served while the silent sockets wait; past `max_connections`
+/// the client hears that the server is busy.
+#[tokio::test]
+async fn silent_sockets_cannot_lock_out_clients() {
+    let server = start_server(serve_with(ServerSecurity {
+        max_connections: 4,
+        max_handshakes: 8,
+        max_handshakes_per_ip: 4,
+        ..ServerSecurity::default()
+    }))
+    .await;
+    let first = connect(&server, ClientSecurity::OPEN).await.unwrap();
+
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        silent.push(raw_from(&server, [127, 0, 0, 2]).await);
+    }
+    // All but the 4 this address may have in the handshake are closed at
+    // once; the 4 stay open until the handshake timeout (10 s here).
+    let closed = futures::future::join_all(
+        silent
+            .into_iter()
+            .map(|s| closed_within(s, Duration::from_millis(800))),
+    )
+    .await;
+    let open: Vec<usize> = closed
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !**c)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(open.len(), 4, "still open: {open:?}");
+    // Reopen them (the check above dropped them) and keep them silent.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(raw_from(&server, [127, 0, 0, 2]).await);
+    }
+
+    // Three more clients fill max_connections; none waits on the silent ones.
+    let mut clients = vec![first];
+    for _ in 0..3 {
+        clients.push(connect(&server, ClientSecurity::OPEN).await.unwrap());
+    }
+    for client in &clients {
+        assert_serves(client).await;
+    }
+    let busy = connect(&server, ClientSecurity::OPEN)
+        .await
+        .expect_err("past max_connections");
+    assert_eq!(busy.kind(), io::ErrorKind::ConnectionRefused, "{busy}");
+    assert!(busy.to_string().contains("max_connections"), "{busy}");
+    drop(silent);
+    assert_serves(&clients[0]).await;
+}
+
+/// Issue 11: a worker with its own worker_token refuses the itemsaver's
+/// token and serves the engine's settings; with only the shared `token`
+/// the engine's settings serve too.
+#[tokio::test]
+async fn worker_checks_its_own_token() {
+    let split = RpcConfig {
+        worker_token: "worker secret".into(),
+        itemsaver_token: "store secret".into(),
+        ..RpcConfig::default()
+    };
+    let server = start_server(serve_with(split.server(Service::Worker).unwrap())).await;
+    assert_serves(&connect(&server, split.client().unwrap()).await.unwrap()).await;
+    let e = connect(&server, with_token("store secret"))
+        .await
+        .expect_err("the itemsaver token is not the worker's");
+    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+
+    let shared = RpcConfig {
+        token: "one secret".into(),
+        ..RpcConfig::default()
+    };
+    let server = start_server(serve_with(shared.server(Service::Worker).unwrap())).await;
+    assert_serves(&connect(&server, shared.client().unwrap()).await.unwrap()).await;
 }

@@ -9,8 +9,12 @@
 //!   skip, except under CI, where its absence fails the test.
 //! - [`browser`]: headless Chromium for our web pages (the DOM after their
 //!   scripts ran, screenshots), with the same skip-unless-CI rule.
+//! - [`fuzz`]: seeded random bytes and hostile RPC frames (random,
+//!   mutated, truncated, nested, lying lengths) for the fuzz tests of the
+//!   worker, the itemsaver and the clients (issue 11).
 
 pub mod browser;
+pub mod fuzz;
 
 use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -10,8 +10,10 @@
 //!                  [--page_size N] [--itemsaver_host :1234]
 //! ```
 //!
-//! All of them take the `[rpc]` flags (`--rpc_token_file`, `--tls_cert`,
-//! `--tls_ca`, ...; see `config.toml`) and `CRAWLER_RPC_TOKEN`.
+//! All of them take the `[rpc]` flags (`--rpc_token_file`,
+//! `--itemsaver_token_file`, `--tls_cert`, `--tls_ca`, ...; see
+//! `config.toml`), `CRAWLER_RPC_TOKEN` and `CRAWLER_ITEMSAVER_TOKEN`, and
+//! use the itemsaver token (or the shared one).
 
 use std::path::PathBuf;
 
@@ -304,8 +306,9 @@ fn client_security(
     flags: &rpcsupport::RpcFlags,
 ) -> Result<&'static ClientSecurity> {
     let (path, required) = config_path(config_path_flag);
+    // Only the itemsaver token: a store tool needs no worker token.
     Ok(rpcsupport::security::load(&path, required, flags)?
-        .client()?
+        .client_for(&[rpcsupport::Service::Itemsaver])?
         .leak())
 }
 
@@ -321,7 +324,8 @@ async fn run_server(
     let (config_path, required) = config_path(config_path_flag);
     let mut config: ItemsaverConfig =
         rpcsupport::config::load_section(&config_path, "itemsaver", required)?;
-    let security = rpcsupport::security::load(&config_path, required, rpc)?.server()?;
+    let security = rpcsupport::security::load(&config_path, required, rpc)?
+        .server(rpcsupport::Service::Itemsaver)?;
     if let Some(port) = port {
         config.port = port;
     }

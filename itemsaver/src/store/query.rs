@@ -20,15 +20,74 @@ use super::StoreError;
 /// (`age:31` is `payload.age:31`).
 pub const TOP_LEVEL_FIELDS: [&str; 6] = ["id", "url", "kind", "all", "item", "payload"];
 
+/// Longest query text accepted, in bytes: far above what a person types or
+/// a tool builds, and a bound on what the parser and the tree rewrites
+/// below spend on one query.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// Deepest nesting accepted: parentheses deep, plus `NOT`s. The query
+/// grammar and the rewrites below recurse once per level; this keeps that
+/// far from any stack's end (a debug build parses the deepest query
+/// accepted in under 512 KiB of stack, a quarter of a tokio thread's).
+pub const MAX_QUERY_DEPTH: usize = 32;
+
 /// Parses `text` into the tree both stores run. An empty query lists
-/// everything, so `search ""` pages through the store.
+/// everything, so `search ""` pages through the store. Text longer than
+/// [`MAX_QUERY_BYTES`] or nested deeper than [`MAX_QUERY_DEPTH`] is a
+/// `BadQuery`, checked before any parsing.
 pub fn parse(text: &str) -> Result<UserInputAst, StoreError> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(StoreError::BadQuery(format!(
+            "query is {} bytes, at most {MAX_QUERY_BYTES} allowed",
+            text.len()
+        )));
+    }
+    if nesting(text) > MAX_QUERY_DEPTH {
+        return Err(StoreError::BadQuery(format!(
+            "query nests deeper than {MAX_QUERY_DEPTH} levels (parentheses and NOTs)"
+        )));
+    }
     let text = if text.trim().is_empty() { "*" } else { text };
     let mut ast = tantivy::query_grammar::parse_query(text)
         .map_err(|_| StoreError::BadQuery(format!("cannot parse query {text:?}")))?;
     route_to_payload(&mut ast);
     complete_negations(&mut ast);
     Ok(ast)
+}
+
+/// How deeply `text` nests: the deepest `(` outside quoted phrases and
+/// escapes, plus every `NOT` (each wraps what follows in a level of the
+/// tree, and a chain of a thousand of them recurses as deep as a thousand
+/// parentheses). A stray `)` is left to the parser to refuse.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest, mut nots) = (0usize, 0usize, 0usize);
+    let (mut quoted, mut escaped) = (false, false);
+    let mut word = String::new();
+    for c in text.chars().chain([' ']) {
+        let in_word = !quoted && !escaped && (c.is_alphanumeric() || c == '_');
+        if !in_word {
+            if word == "NOT" {
+                nots += 1;
+            }
+            word.clear();
+        }
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            _ if quoted => {}
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            // Words are short here; a long one is never "NOT".
+            _ if in_word && word.len() < 4 => word.push(c),
+            _ if in_word => word.push('_'),
+            _ => {}
+        }
+    }
+    deepest + nots
 }
 
 /// Whether `name` addresses a top-level field rather than a payload key.
@@ -134,6 +193,47 @@ mod tests {
         assert_eq!(dbg("NOT beijing"), "(-beijing +*)");
         assert!(!dbg("shanghai -beijing").contains("+*"));
         assert!(dbg("shanghai AND (NOT beijing)").contains("+*"));
+    }
+
+    /// Issue 11: a query over the length or nesting limit is a BadQuery,
+    /// never a stack overflow; one just under them parses, on a small stack.
+    #[test]
+    fn long_or_deep_queries_are_bad_queries() {
+        let bad = |q: &str| matches!(parse(q), Err(StoreError::BadQuery(_)));
+        assert!(bad(&"(".repeat(100_000)));
+        assert!(bad(&"a ".repeat(MAX_QUERY_BYTES)));
+        let deep = format!("{}a{}", "(".repeat(40), ")".repeat(40));
+        assert!(bad(&deep));
+        // Parentheses in a phrase are text, not nesting.
+        assert!(parse(&format!("\"{}\"", "(".repeat(100))).is_ok());
+        assert!(bad(&"NOT ".repeat(MAX_QUERY_DEPTH + 1)));
+        assert!(!bad("NOTE NOTHING \"NOT NOT\" a"));
+        let half = MAX_QUERY_DEPTH / 2;
+        let worst = [
+            format!(
+                "{}a{}",
+                "(".repeat(MAX_QUERY_DEPTH),
+                ")".repeat(MAX_QUERY_DEPTH)
+            ),
+            "-".repeat(MAX_QUERY_BYTES),
+            "NOT ".repeat(MAX_QUERY_DEPTH),
+            "NOT (".repeat(half) + "a" + &")".repeat(half),
+            "a AND ".repeat(MAX_QUERY_BYTES / 6),
+            "a OR b ".repeat(MAX_QUERY_BYTES / 7),
+            "+(".repeat(MAX_QUERY_DEPTH) + "a",
+            "a:[1 TO 2] ".repeat(MAX_QUERY_BYTES / 11),
+        ];
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                for q in worst {
+                    // Parsed or refused, but answered.
+                    let _ = parse(&q);
+                }
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
     }
 
     /// Empty text lists everything; broken syntax is a BadQuery.

@@ -73,7 +73,9 @@ impl Args {
     /// for serving.
     fn security(&self) -> anyhow::Result<rpcsupport::ServerSecurity> {
         let (path, required) = self.config_path();
-        Ok(rpcsupport::security::load(&path, required, &self.rpc)?.server()?)
+        let rpc = rpcsupport::security::load(&path, required, &self.rpc)?;
+        // The worker token (or the shared one): the itemsaver's is not ours to check.
+        Ok(rpc.server(rpcsupport::Service::Worker)?)
     }
 
     /// The file's settings with every given flag applied on top.
