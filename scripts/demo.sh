@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profiles=${PROFILES:-2000}
-cargo build --release --quiet --bins
+echo "demo: building the release binaries (a first build takes several minutes on 2 cores; later ones seconds)"
+cargo build --release --bins
 bin=target/release
 run_dir=$(mktemp -d)
 data_dir=data/demo
@@ -50,8 +51,19 @@ start saver itemsaver --port 0 --data_dir "$data_dir"
 echo "demo: site http://$site/ ($profiles profiles), workers $w1 $w2, itemsaver $saver (store in $data_dir)"
 
 # The demo site is our own, on this machine: lift the per-host politeness
-# limits that protect other people's sites.
+# limits that protect other people's sites. The dashboard is served on a
+# free port; the engine logs its address ("dashboard at http://...").
+echo "demo: crawling; the engine's live dashboard address is in its first log lines"
 "$bin/engine" --seed "http://$site/" --parser city_list \
-    --worker_hosts "$w1,$w2" --itemsaver_host "$saver" --per_host_concurrency 100
+    --worker_hosts "$w1,$w2" --itemsaver_host "$saver" --per_host_concurrency 100 \
+    --metrics_addr 127.0.0.1:0 --dashboard_linger_ms "${DASHBOARD_LINGER_MS:-3000}"
 
 echo "demo: the itemsaver reports $("$bin/itemsaver" count --itemsaver_host "$saver") items stored"
+cat <<EOF
+demo: what it stored is in $data_dir. To search it in a browser and export it:
+  $bin/itemsaver --port 1234 --data_dir $data_dir --http_addr 127.0.0.1:8081 &
+  # open http://127.0.0.1:8081/?q=city:北京 (the same queries as 'itemsaver search')
+  $bin/itemsaver export --itemsaver_host :1234 --out data/demo.jsonl              # every item, JSON lines
+  $bin/itemsaver export --itemsaver_host :1234 --format csv --out data/demo.csv   # or CSV, a column per field
+  kill %1
+EOF
