@@ -181,6 +181,7 @@ fn hostile_pages_never_panic() {
                 url: &base,
                 html: &html,
                 text: &text,
+                budget: &crate::parse::Budget::new(crate::parse::PageLimits::default()),
             };
             let _ = rules.apply(rule, &page);
         }
