@@ -70,7 +70,7 @@ struct Args {
     /// Deepest element nesting parsed [default 512].
     #[arg(long = "max_html_depth")]
     max_html_depth: Option<usize>,
-    /// Bodies held in memory at once, across requests [default 100663296].
+    /// Bodies held in memory at once, across requests [default 67108864].
     #[arg(long = "max_buffered_body_bytes")]
     max_buffered_body_bytes: Option<u64>,
     /// Estimated memory of the parsed trees built at once [default 67108864].
