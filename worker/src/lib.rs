@@ -15,21 +15,30 @@
 //! - this file: [`WorkerConfig`] (the `[worker]` section of `config.toml`),
 //!   [`Worker`] (fetch → decode → parse, with in-flight counters) and
 //!   [`serve`].
-//! - [`fetch`]: step 4, the shared HTTP client: timeouts, redirect limit,
-//!   body cap while streaming, HTML-only; failures become
-//!   [`FetchError`](rpcsupport::FetchError).
+//! - [`fetch`]: step 4, the shared HTTP client: one deadline for the whole
+//!   fetch (every redirect hop and the body), redirect limit, body cap
+//!   while streaming (robots.txt is cut, not refused), HTML-only, and the
+//!   bodies held at once bounded by `max_buffered_body_bytes`; failures
+//!   become [`FetchError`](rpcsupport::FetchError).
 //! - [`guard`]: refuses loopback, private, link-local and metadata
 //!   addresses (checked on the resolved address, every redirect hop)
-//!   unless the crawl allowed the host explicitly.
+//!   except those the worker's own `allow_internal` lists; nothing in a
+//!   request widens it.
 //! - [`decode`]: bytes to text: charset from the header, else `<meta>`,
 //!   else UTF-8.
+//! - [`prescan`]: cuts an HTML page at `max_html_nodes` or `max_html_depth`
+//!   before the parser sees it, so its tree and parse time are bounded;
+//!   this file then weighs the page against `max_parse_bytes`.
 //! - [`parse`]: step 5, the parser registry keyed by name, and the link
-//!   helpers every parser uses (base href, relative URLs, junk links).
+//!   helpers every parser uses (base href, relative URLs, junk links),
+//!   which apply the page's budget ([`parse::limits`]: links per page, URL
+//!   length, reply size, counted in the result's `limits`).
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
 //!   [`parse::profile`]; [`parse::links`] (follow every link, for any
 //!   site) and [`parse::robots`] (robots.txt as text, for the engine).
 //! - [`rules`]: declarative parsers described in a rules file, sent by the
-//!   engine, compiled once per worker and run like built-in ones.
+//!   engine, compiled once per worker and run like built-in ones, within
+//!   the same budget.
 
 pub mod decode;
 pub mod fetch;

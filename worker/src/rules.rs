@@ -789,6 +789,44 @@ mod tests {
         );
     }
 
+    /// Issue 11: rule parsers get the same budget as built-in ones: links
+    /// past the cap are counted, and an item too big for the reply is
+    /// dropped and counted rather than sent.
+    #[test]
+    fn rules_obey_the_page_budget() {
+        let s = set(r#"
+            [parsers.page]
+            follow = [{ parser = "page" }]
+            [parsers.page.item]
+            kind = "k"
+            fields.all = { select = "*", take = "html", type = "list" }
+        "#);
+        let request = Request {
+            url: "http://h/".into(),
+            parser: s.spec("page"),
+            depth: 0,
+        };
+        let html: String = (0..50).map(|i| format!("<a href=/{i}>{i}</a>")).collect();
+        let budget = Budget::new(PageLimits {
+            max_links: 10,
+            max_url_bytes: 100,
+            max_result_bytes: 2000,
+        });
+        let r = s
+            .run_with(
+                "page",
+                &request,
+                &Url::parse("http://h/").unwrap(),
+                &html,
+                &budget,
+            )
+            .unwrap();
+        assert_eq!(r.requests.len(), 10);
+        assert_eq!(r.limits.links_truncated, 40);
+        assert!(r.items.is_empty(), "the item is over the reply budget");
+        assert_eq!(r.limits.results_dropped, 1);
+    }
+
     /// Every kind of mistake is reported with the parser and the key.
     #[test]
     fn validation_errors_name_parser_and_key() {

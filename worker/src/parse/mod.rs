@@ -164,6 +164,8 @@ pub enum Content {
     /// never reach the parser.
     Html,
     /// Any content type, as text (e.g. robots.txt); no HTML parse is done.
+    /// Only the first `max_robots_bytes` are read (whole lines), the rest
+    /// is ignored and the page counted as `page_truncated`.
     Text,
 }
 
@@ -430,6 +432,63 @@ mod tests {
             budget: &budget,
         };
         assert_eq!(page.base_url(), url);
+    }
+
+    /// Issue 11: a `<base href>` over `max_url_bytes` is ignored (links
+    /// resolve against the page), links over it are dropped, and links past
+    /// `max_links_per_page` are counted, not returned.
+    #[test]
+    fn link_limits_are_applied_and_counted() {
+        let request = Request {
+            url: base().into(),
+            parser: ParserSpec::named("links"),
+            depth: 0,
+        };
+        let limits = PageLimits {
+            max_links: 3,
+            max_url_bytes: 100,
+            ..PageLimits::default()
+        };
+        let text = format!(
+            "<base href=\"http://other/{}/\"><a href=a>1</a><a href=\"/{}\">long</a>\
+             <a href=b>2</a><a href=a>dup</a><a href=c>3</a><a href=d>4</a><a href=e>5</a>",
+            "x".repeat(200),
+            "y".repeat(200)
+        );
+        let result = links::PARSER
+            .run_with(&request, &base(), &text, &Budget::new(limits))
+            .unwrap();
+        assert_eq!(
+            test_support::urls(&result)
+                .into_iter()
+                .map(|(u, _)| u)
+                .collect::<Vec<_>>(),
+            [
+                "http://127.0.0.1:8080/profile/a",
+                "http://127.0.0.1:8080/profile/b",
+                "http://127.0.0.1:8080/profile/c"
+            ]
+        );
+        let l = result.limits;
+        assert_eq!(
+            (l.base_href_ignored, l.urls_too_long, l.links_truncated),
+            (1, 1, 2)
+        );
+        // A resolved URL over the limit is dropped too.
+        let limits = PageLimits {
+            max_url_bytes: 40,
+            ..PageLimits::default()
+        };
+        let result = links::PARSER
+            .run_with(
+                &request,
+                &base(),
+                "<a href=short>s</a><a href=a-relative-link-that-resolves-long>l</a>",
+                &Budget::new(limits),
+            )
+            .unwrap();
+        assert_eq!(result.requests.len(), 1);
+        assert_eq!(result.limits.urls_too_long, 1);
     }
 
     /// Unknown names and bad arguments are typed errors.
