@@ -139,10 +139,10 @@ async fn serve(mut stream: TcpStream) {
             return;
         }
         p if p.starts_with("/hop/") => {
-            // Each hop takes 300 ms, well within the timeout; a chain of
+            // Each hop takes 150 ms, well within the timeout; a chain of
             // several does not fit in it.
             let n: u32 = p[5..].parse().unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
             if n == 0 {
                 html(b"<html><a href=/end>end</a></html>")
             } else {
@@ -283,17 +283,17 @@ async fn trickling_body_times_out() {
 async fn redirect_chain_shares_one_deadline() {
     let site = start_site().await;
     let worker = Worker::new(&local(WorkerConfig {
-        timeout_ms: 1000,
+        timeout_ms: 500,
         ..WorkerConfig::default()
     }))
     .unwrap();
-    // Two hops (600 ms): fine.
+    // Two hops (300 ms): fine.
     let ok = worker
         .process(request(format!("{site}/hop/1"), "links"))
         .await
         .unwrap();
     assert_eq!(ok.requests[0].url, format!("{site}/end"));
-    // Five hops of 300 ms each: over the second.
+    // Five hops of 150 ms each: over the half second.
     let started = Instant::now();
     let err = worker
         .process(request(format!("{site}/hop/4"), "links"))
@@ -304,7 +304,7 @@ async fn redirect_chain_shares_one_deadline() {
         "{err:?}"
     );
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1400), "{took:?}");
+    assert!(took < Duration::from_millis(700), "{took:?}");
 }
 
 /// A worker process.
