@@ -47,7 +47,7 @@ start() {
 
 site=$(start demosite "$bin/demosite" --port 0 --profiles "$profiles")
 $(cg fetchparse) "$bin/fetchparse" --site "http://$site/" --concurrency 100
-w=$(start worker $(cg worker) "$bin/worker" --port 0)
+w=$(start worker $(cg worker) "$bin/worker" --port 0 --allow_internal 127.0.0.1)
 saver=$(start itemsaver $(cg itemsaver) "$bin/itemsaver" --port 0 --data_dir "$out_dir/items")
 $(cg engine) "$bin/engine" --seed "http://$site/" --parser city_list --worker_hosts "$w" \
     --itemsaver_host "$saver" --failures_file "$out_dir/failures.jsonl" 2>"$out_dir/engine.log"

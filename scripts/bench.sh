@@ -105,8 +105,9 @@ calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 # Workers are stateless: the same two serve every round.
-w1=$(start worker.1 --port 0)
-w2=$(start worker.2 --port 0)
+# The site is on loopback, which only the workers' own setting allows.
+w1=$(start worker.1 --port 0 --allow_internal 127.0.0.1)
+w2=$(start worker.2 --port 0 --allow_internal 127.0.0.1)
 
 # fetchparse_round R: ceiling (b), fetch+parse of the whole site in one
 # process, no RPC; leaves fp_pages, fp_rate, fp_cpu in $run_dir/fp.R.

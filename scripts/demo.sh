@@ -45,8 +45,10 @@ start() {
 }
 
 start site demosite --port 0 --profiles "$profiles"
-start w1 worker --port 0
-start w2 worker --port 0
+# The site is on this machine: only the workers' own setting lets them fetch
+# a loopback address.
+start w1 worker --port 0 --allow_internal 127.0.0.1
+start w2 worker --port 0 --allow_internal 127.0.0.1
 start saver itemsaver --port 0 --data_dir "$data_dir"
 echo "demo: site http://$site/ ($profiles profiles), workers $w1 $w2, itemsaver $saver (store in $data_dir)"
 

@@ -125,12 +125,17 @@ pub async fn try_rules(
         )));
     }
     let (url, text) = if target.starts_with("http://") || target.starts_with("https://") {
-        let fetcher = Fetcher::new(&worker::WorkerConfig::default())
-            .map_err(|e| ToolError::Usage(e.to_string()))?;
-        // The user names this page: its host is explicitly allowed.
+        // The user names this page on the command line: its host is the
+        // one internal host this local fetcher may reach (a worker's own
+        // setting, not a crawl's, is what allows internal hosts).
         let host = url::Url::parse(target)
             .ok()
-            .and_then(|u| u.host_str().map(str::to_owned));
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+        let fetcher = Fetcher::new(&worker::WorkerConfig {
+            allow_internal: host.iter().cloned().collect(),
+            ..worker::WorkerConfig::default()
+        })
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
         let policy = FetchPolicy {
             allowed_domains: host.into_iter().collect(),
         };

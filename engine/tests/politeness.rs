@@ -259,7 +259,7 @@ async fn bad_input_never_stops_a_crawl() {
     let (w1, _s2) = start_worker_with(worker::WorkerConfig {
         timeout_ms: 1000,
         max_body_bytes: 1024 * 1024,
-        ..worker::WorkerConfig::default()
+        ..local_worker()
     })
     .await;
     let routes = [

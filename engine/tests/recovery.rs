@@ -39,7 +39,17 @@ fn saver_proc(dir: &std::path::Path, port: &str) -> Proc {
 }
 
 fn worker_proc(port: &str) -> Proc {
-    Proc::start("worker", &["--config", "/dev/null", "--port", port])
+    Proc::start(
+        "worker",
+        &[
+            "--config",
+            "/dev/null",
+            "--port",
+            port,
+            "--allow_internal",
+            "127.0.0.1",
+        ],
+    )
 }
 
 fn config(url: &str, workers: &[&Proc], saver: &Proc) -> engine::EngineConfig {

@@ -88,6 +88,45 @@ pub struct ParseResult {
     pub requests: Vec<Request>,
     /// Structured records extracted from the page.
     pub items: Vec<Item>,
+    /// What the worker's per-page limits left out (all zero for most pages).
+    pub limits: ParseLimits,
+}
+
+/// What a worker's per-page limits cut from one [`ParseResult`], so a
+/// hostile or huge page is a counted outcome rather than a silent loss. All
+/// counts, so the engine can sum them over a crawl.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParseLimits {
+    /// Links past the worker's `max_links_per_page`, not returned.
+    pub links_truncated: u64,
+    /// Links whose URL (as written or resolved) was longer than
+    /// `max_url_bytes`, dropped.
+    pub urls_too_long: u64,
+    /// 1 if the page's `<base href>` was longer than `max_url_bytes` and
+    /// ignored (links resolved against the page's own URL).
+    pub base_href_ignored: u64,
+    /// Requests and items left out to keep the reply within
+    /// `max_result_bytes`.
+    pub results_dropped: u64,
+    /// 1 if only a prefix of the page was parsed: robots.txt past
+    /// `max_robots_bytes`, HTML past `max_html_nodes` or `max_html_depth`.
+    pub page_truncated: u64,
+}
+
+impl ParseLimits {
+    /// Whether no limit was hit.
+    pub fn is_empty(&self) -> bool {
+        *self == ParseLimits::default()
+    }
+
+    /// Adds `other`'s counts to these (for totals over a crawl).
+    pub fn add(&mut self, other: &ParseLimits) {
+        self.links_truncated += other.links_truncated;
+        self.urls_too_long += other.urls_too_long;
+        self.base_href_ignored += other.base_href_ignored;
+        self.results_dropped += other.results_dropped;
+        self.page_truncated += other.page_truncated;
+    }
 }
 
 /// A structured record extracted from a page.
@@ -549,6 +588,10 @@ mod tests {
                 depth: 3,
             }],
             items: vec![sample_item()],
+            limits: ParseLimits {
+                links_truncated: 7,
+                ..ParseLimits::default()
+            },
         };
         let back = round_trip(&result);
         assert_eq!(back, result);

@@ -43,6 +43,34 @@ pub fn decode(body: &[u8], content_type: Option<&str>) -> Decoded {
     }
 }
 
+/// Like [`decode`], taking the body: a page that is already valid UTF-8
+/// (most are) becomes the text without a copy, so a big page is in memory
+/// once, not twice.
+pub fn decode_owned(body: Vec<u8>, content_type: Option<&str>) -> Decoded {
+    let declared = content_type
+        .and_then(charset_from_content_type)
+        .or_else(|| sniff_meta(&body))
+        .unwrap_or(UTF_8);
+    let (text, encoding, had_errors) = declared.decode(&body);
+    // Borrowed and as long as the body: the bytes are the text as is (a
+    // stripped BOM makes it shorter, and then it is copied).
+    let as_is = matches!(&text, std::borrow::Cow::Borrowed(t) if t.len() == body.len());
+    let text = if as_is {
+        drop(text);
+        // Cannot fail (the decoder said these bytes are the text), but if it
+        // did, the lossy form is still a text.
+        String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    } else {
+        text.into_owned()
+    };
+    Decoded {
+        text,
+        encoding,
+        had_errors,
+    }
+}
+
 /// The encoding named by the `charset` parameter of a Content-Type value.
 pub fn charset_from_content_type(content_type: &str) -> Option<&'static Encoding> {
     content_type.split(';').skip(1).find_map(|param| {
@@ -312,6 +340,28 @@ mod tests {
     fn invalid_bytes_are_replaced() {
         let d = decode(b"<p>\xff\xfe\xfd ok</p>", Some("text/html; charset=utf-8"));
         assert!(d.had_errors && d.text.contains('\u{FFFD}') && d.text.contains("ok"));
+    }
+
+    /// The owned form gives the same text as the borrowed one, with or
+    /// without a copy.
+    #[test]
+    fn owned_decode_matches() {
+        let gbk = GBK.encode(&page("", "北京")).0.into_owned();
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice("<p>北京</p>".as_bytes());
+        for (body, ct) in [
+            ("<p>北京</p>".as_bytes().to_vec(), None),
+            (gbk, Some("text/html; charset=gbk")),
+            (bom, None),
+            (b"<p>\xff ok</p>".to_vec(), None),
+        ] {
+            let owned = decode_owned(body.clone(), ct);
+            let borrowed = decode(&body, ct);
+            assert_eq!(
+                (owned.text, owned.encoding, owned.had_errors),
+                (borrowed.text, borrowed.encoding, borrowed.had_errors)
+            );
+        }
     }
 
     /// <metadata> is not <meta>, and a meta without charset is skipped.

@@ -8,21 +8,32 @@ use reqwest::{Client, Response, Url};
 use rpcsupport::{FetchError, FetchPolicy};
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::guard::{Blocked, Guard, GuardResolver, Handoff, Lookup, SystemLookup};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::guard::{AllowInternal, Blocked, Guard, GuardResolver, Handoff, Lookup, SystemLookup};
 use crate::parse::Content;
 use crate::{WorkerConfig, WorkerError};
 
 /// A fetched HTML page.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Fetched {
     /// Where the body came from, after redirects: relative links resolve
     /// against this, not the URL asked for.
     pub url: Url,
     /// The Content-Type header, if any (for the charset).
     pub content_type: Option<String>,
-    /// The body, decompressed, at most `max_body_bytes`.
+    /// The body, decompressed, at most `max_body_bytes` (for
+    /// [`Content::Text`], at most `max_robots_bytes`).
     pub body: Vec<u8>,
+    /// Whether `body` is only the start of a longer text (cut at its last
+    /// whole line); HTML bodies are never cut here, they are refused.
+    pub truncated: bool,
+    /// The body's share of `max_buffered_body_bytes`, one permit per byte,
+    /// held until this page (or the text decoded from it) is dropped.
+    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Fetches pages with the worker's limits.
@@ -30,7 +41,14 @@ pub struct Fetcher {
     client: Client,
     guard: Arc<Guard>,
     max_body_bytes: u64,
+    max_text_bytes: u64,
     max_redirects: usize,
+    /// One deadline for a whole fetch: every redirect hop and the body.
+    timeout: Duration,
+    /// `max_buffered_body_bytes` as permits: a body takes one per byte as it
+    /// arrives, so the bodies held at once, across requests, are bounded;
+    /// a fetch that finds no room waits, within its deadline. Never closed.
+    buffered: Arc<Semaphore>,
 }
 
 impl Fetcher {
@@ -49,7 +67,12 @@ impl Fetcher {
         lookup: Arc<dyn Lookup>,
         handoff: Option<Handoff>,
     ) -> Result<Fetcher, WorkerError> {
-        let guard = Guard::with_handoff(lookup, config.block_private_addresses, handoff);
+        let allow =
+            AllowInternal::parse(&config.allow_internal).map_err(|reason| WorkerError::Config {
+                key: "allow_internal",
+                reason,
+            })?;
+        let guard = Guard::with_handoff(lookup, config.block_private_addresses, allow, handoff);
         // https through rustls with the ring provider. Installing the
         // process-wide default fails harmlessly if one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -69,10 +92,11 @@ impl Fetcher {
         }
         let client = builder
             // Every name is resolved through the guard, which drops
-            // internal addresses the crawl did not allow.
+            // internal addresses the worker's config does not allow.
             .dns_resolver(Arc::new(GuardResolver(guard.clone())))
+            // No client-wide timeout: it would restart at every redirect
+            // hop. `fetch` gives each hop what is left of one deadline.
             .connect_timeout(config.connect_timeout())
-            .timeout(config.timeout())
             .user_agent(&config.user_agent)
             .gzip(true)
             .brotli(true)
@@ -88,30 +112,51 @@ impl Fetcher {
             client,
             guard,
             max_body_bytes: config.max_body_bytes,
+            max_text_bytes: config.max_robots_bytes,
             max_redirects: config.max_redirects,
+            timeout: config.timeout(),
+            buffered: Arc::new(Semaphore::new(buffered_permits(config))),
         })
     }
 
     /// GETs `url` and returns its body if it is a 2xx page within the size
-    /// cap: HTML only, unless `content` is [`Content::Text`]. Redirects are
-    /// followed up to the configured limit, but never to a host outside
-    /// `policy`'s allowed domains.
+    /// cap: HTML only, unless `content` is [`Content::Text`] (then any type,
+    /// and a text over `max_robots_bytes` is cut rather than refused).
+    /// Redirects are followed up to the configured limit, but never to a
+    /// host outside `policy`'s allowed domains (which limit, and never
+    /// widen: internal addresses are the guard's, from the worker's
+    /// config). The whole fetch, every hop and the body, has `timeout_ms`.
     pub async fn fetch(
         &self,
         url: &str,
         policy: &FetchPolicy,
         content: Content,
     ) -> Result<Fetched, FetchError> {
+        let deadline = Instant::now() + self.timeout;
         let mut current = http_url(url, url)?;
-        self.guard.allow_explicit(&policy.allowed_domains);
         let mut hops = 0;
         let mut response = loop {
             self.guard
                 .check_url(&current)
                 .map_err(|b| blocked(url, &b))?;
+            self.guard
+                .handoff_literal(&current)
+                .map_err(|reason| FetchError::Connect {
+                    url: url.to_owned(),
+                    reason,
+                })?;
+            // reqwest's per-request timeout runs until the body is read, so
+            // the last hop's also bounds the body.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(FetchError::Timeout {
+                    url: url.to_owned(),
+                });
+            }
             let response = self
                 .client
                 .get(current.clone())
+                .timeout(left)
                 .send()
                 .await
                 .map_err(|e| map_error(url, e))?;
@@ -156,30 +201,91 @@ impl Fetcher {
             }
         }
 
+        // A text (robots.txt) is read up to its own cap and cut there: its
+        // start is still worth obeying. A page over the cap is refused.
+        let (limit, cut) = match content {
+            Content::Html => (self.max_body_bytes, false),
+            Content::Text => (self.max_text_bytes, true),
+        };
         let too_large = || FetchError::TooLarge {
             url: url.to_owned(),
-            limit: self.max_body_bytes,
+            limit,
         };
         // Content-Length lets us refuse before reading a byte. It is absent
         // for chunked or decompressed bodies, hence the check per chunk.
         let declared = response.content_length();
-        if declared.is_some_and(|len| len > self.max_body_bytes) {
+        if !cut && declared.is_some_and(|len| len > limit) {
             return Err(too_large());
         }
-        let capacity = declared.unwrap_or(16 * 1024).min(self.max_body_bytes) as usize;
+        let capacity = declared.unwrap_or(16 * 1024).min(limit) as usize;
         let mut body = Vec::with_capacity(capacity);
+        let mut truncated = false;
+        let mut permit: Option<OwnedSemaphorePermit> = None;
         while let Some(chunk) = response.chunk().await.map_err(|e| map_error(url, e))? {
-            if (body.len() + chunk.len()) as u64 > self.max_body_bytes {
+            let room = limit as usize - body.len();
+            let take = chunk.len().min(room);
+            if chunk.len() > room && !cut {
                 return Err(too_large());
             }
-            body.extend_from_slice(&chunk);
+            self.reserve(&mut permit, take, deadline)
+                .await
+                .map_err(|()| FetchError::Timeout {
+                    url: url.to_owned(),
+                })?;
+            body.extend_from_slice(&chunk[..take]);
+            if take < chunk.len() {
+                truncated = true;
+                break;
+            }
+        }
+        if truncated {
+            // A partial last line could be half a rule ("Disallow: /pri"):
+            // keep whole lines only.
+            let keep = body.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            body.truncate(keep);
         }
         Ok(Fetched {
             url: response.url().clone(),
             content_type,
             body,
+            truncated,
+            permit,
         })
     }
+
+    /// Adds `bytes` permits to `permit`, waiting for room until `deadline`
+    /// (`Err` when it passes first).
+    async fn reserve(
+        &self,
+        permit: &mut Option<OwnedSemaphorePermit>,
+        bytes: usize,
+        deadline: Instant,
+    ) -> Result<(), ()> {
+        // A body never needs more than the whole budget (validated to hold
+        // max_body_bytes); the cap only guards the u32 of acquire_many.
+        let bytes = bytes.min(u32::MAX as usize) as u32;
+        if bytes == 0 {
+            return Ok(());
+        }
+        let more =
+            tokio::time::timeout_at(deadline, self.buffered.clone().acquire_many_owned(bytes))
+                .await
+                .map_err(|_| ())?
+                // Never closed, so acquiring cannot fail.
+                .expect("body semaphore is never closed");
+        match permit {
+            Some(p) => p.merge(more),
+            None => *permit = Some(more),
+        }
+        Ok(())
+    }
+}
+
+/// `max_buffered_body_bytes` as a permit count.
+fn buffered_permits(config: &WorkerConfig) -> usize {
+    config
+        .max_buffered_body_bytes
+        .min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize
 }
 
 /// `raw` as an absolute http(s) URL, or why not (reported for `url`).

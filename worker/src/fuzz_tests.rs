@@ -1,6 +1,6 @@
 //! A bounded fuzz run over everything a hostile page can reach: charset
-//! decoding, HTML parsing with every parser (built-in and rules), link
-//! resolution. Inputs come from a seeded generator (mangled real pages,
+//! decoding, the pre-parse cut, HTML parsing with every parser (built-in
+//! and rules), link resolution. Inputs come from a seeded generator (mangled real pages,
 //! random markup, random bytes), so a failure reproduces; the bound keeps it
 //! to a couple of seconds. The property: nothing panics, and every link a
 //! parser returns is an absolute http(s) URL without a fragment.
@@ -149,6 +149,9 @@ fn hostile_pages_never_panic() {
                 .map(|s| s.as_str()),
         )
         .text;
+        // The prescan cuts anywhere on a char boundary and never panics.
+        let prefix = crate::prescan::html_prefix(&text, 1 + rng.below(50), 1 + rng.below(8));
+        assert!(prefix.end <= text.len() && text.is_char_boundary(prefix.end));
         for name in registry.names() {
             let request = Request {
                 url: base.to_string(),
@@ -181,6 +184,7 @@ fn hostile_pages_never_panic() {
                 url: &base,
                 html: &html,
                 text: &text,
+                budget: &crate::parse::Budget::new(crate::parse::PageLimits::default()),
             };
             let _ = rules.apply(rule, &page);
         }

@@ -1,20 +1,26 @@
 //! Keeps a worker from being used to reach internal addresses (SSRF).
 //!
-//! By default a worker refuses to fetch from loopback, private, link-local
-//! (which holds the cloud metadata address 169.254.169.254), carrier-grade
-//! NAT, multicast and other special-purpose addresses, unless the crawl's
-//! allowed domains name the host explicitly (the local demo and the tests
-//! crawl 127.0.0.1 that way). The check is on the *resolved* address, in
-//! the DNS resolver the HTTP client connects with, so a name that resolves
-//! (or later re-resolves) to such an address is caught, and every redirect
-//! hop goes through it. Literal IP hosts never reach a resolver, so
-//! [`Guard::check_url`] checks those before each hop.
+//! A worker refuses to fetch from loopback, private, link-local (which
+//! holds the cloud metadata address 169.254.169.254), carrier-grade NAT,
+//! multicast and other special-purpose addresses, except the hosts and
+//! networks its *own* configuration lists in `allow_internal` (the local
+//! demo and the tests start their workers with `--allow_internal
+//! 127.0.0.1`). Nothing a caller sends widens that list: the engine's
+//! allowed domains only limit where redirects may go. So whoever can reach a
+//! worker can at most make it fetch public addresses, and what its operator
+//! allowed.
+//!
+//! The check is on the *resolved* address, in the DNS resolver the HTTP
+//! client connects with, so a name that resolves (or later re-resolves) to
+//! such an address is caught, and every redirect hop goes through it.
+//! Literal IP hosts never reach a resolver, so [`Guard::check_url`] checks
+//! those before each hop.
 
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -47,14 +53,18 @@ impl Lookup for SystemLookup {
     }
 }
 
-/// A fetch refused because of where it would connect.
+/// A fetch refused because of where it would connect. The message names
+/// the worker setting that would allow it, since no request can.
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to {addr}, a private, loopback, link-local or metadata address; refused (allow the host explicitly in the crawl's allowed domains to crawl it)")]
+#[error("{host} resolves to {addr}, an internal (loopback, private, link-local or metadata) address; refused: only the worker's own configuration can allow it (start the worker with --allow_internal {suggest}, or list it in allow_internal in [worker])")]
 pub struct Blocked {
     /// The host as in the URL.
     pub host: String,
     /// The refused address.
     pub addr: IpAddr,
+    /// The `allow_internal` entry that would allow it: the address for a
+    /// literal IP host, the name otherwise.
+    pub suggest: String,
 }
 
 /// A last look at the addresses about to be handed to the HTTP client,
@@ -62,59 +72,170 @@ pub struct Blocked {
 /// "connector that fails if asked to connect to an internal address".
 pub type Handoff = Box<dyn Fn(&str, &[IpAddr]) -> Result<(), String> + Send + Sync>;
 
-/// The address policy, shared by the resolver and the fetcher.
+/// The worker's `allow_internal` setting, parsed: internal hosts and
+/// networks this worker may fetch anyway. Fixed when the worker starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowInternal {
+    /// Host names, lower case, without a trailing dot; each allows itself
+    /// and its subdomains, whatever they resolve to.
+    names: Vec<String>,
+    /// Networks (a single address is a /32 or /128).
+    nets: Vec<Net>,
+}
+
+/// An address block: `addr` with the bits past `prefix` cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    fn contains(&self, addr: IpAddr) -> bool {
+        match (self.addr, canonical(addr)) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                mask_v4(u32::from(a), self.prefix) == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                mask_v6(u128::from(a), self.prefix) == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask_v4(bits: u32, prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        bits & (u32::MAX << (32 - u32::from(prefix)))
+    }
+}
+
+fn mask_v6(bits: u128, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        bits & (u128::MAX << (128 - u32::from(prefix)))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is, so
+/// `127.0.0.0/8` also covers `[::ffff:127.0.0.1]`.
+fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl AllowInternal {
+    /// Parses `allow_internal` entries: host names (`intranet.example`),
+    /// IP addresses (`127.0.0.1`, `::1`) or CIDR blocks (`10.0.0.0/8`,
+    /// `fd00::/8`). The error names the bad entry and what was expected.
+    pub fn parse(entries: &[String]) -> Result<AllowInternal, String> {
+        let mut allow = AllowInternal::default();
+        for raw in entries {
+            let entry = raw.trim();
+            let bad = |why: &str| Err(format!("entry {raw:?}: {why}"));
+            if entry.is_empty() {
+                return bad("is empty");
+            }
+            if entry.contains("://") {
+                return bad("expected a host name, not a URL");
+            }
+            if let Some((addr, prefix)) = entry.split_once('/') {
+                let Ok(addr) = addr.trim_matches(['[', ']']).parse::<IpAddr>() else {
+                    return bad("a CIDR block must start with an IP address, e.g. 10.0.0.0/8");
+                };
+                let addr = canonical(addr);
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let Some(prefix) = prefix.parse::<u8>().ok().filter(|&p| p <= max) else {
+                    return bad(&format!("the prefix length must be 0 to {max}"));
+                };
+                allow.nets.push(net(addr, prefix));
+            } else if let Ok(addr) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
+                let addr = canonical(addr);
+                let prefix = if addr.is_ipv4() { 32 } else { 128 };
+                allow.nets.push(net(addr, prefix));
+            } else if is_host_name(entry) {
+                allow
+                    .names
+                    .push(entry.trim_end_matches('.').to_ascii_lowercase());
+            } else {
+                return bad(
+                    "expected a host name, an IP address or a CIDR block such as 127.0.0.0/8",
+                );
+            }
+        }
+        Ok(allow)
+    }
+
+    /// Whether nothing is allowed.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.nets.is_empty()
+    }
+
+    fn allows_addr(&self, addr: IpAddr) -> bool {
+        self.nets.iter().any(|n| n.contains(addr))
+    }
+
+    fn allows_name(&self, host: &str) -> bool {
+        self.names.iter().any(|d| host_in_domain(host, d))
+    }
+}
+
+fn net(addr: IpAddr, prefix: u8) -> Net {
+    let addr = match addr {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(mask_v4(u32::from(a), prefix))),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(mask_v6(u128::from(a), prefix))),
+    };
+    Net { addr, prefix }
+}
+
+/// Letters, digits, `-` and `.` in labels of 1 to 63: a DNS name, not a
+/// URL, a port or a pattern.
+fn is_host_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The address policy, shared by the resolver and the fetcher. Immutable
+/// once built: no request changes what it allows.
 pub struct Guard {
     lookup: Arc<dyn Lookup>,
     handoff: Option<Handoff>,
     enabled: bool,
-    /// Domains some crawl named explicitly in its allowed domains; hosts in
-    /// them may resolve to internal addresses. Only grows, and only from
-    /// policies of authenticated engines.
-    exempt: RwLock<Vec<String>>,
+    allow: AllowInternal,
 }
 
 impl Guard {
-    /// A guard over `lookup`; `enabled` false allows every address.
-    pub fn new(lookup: Arc<dyn Lookup>, enabled: bool) -> Arc<Guard> {
-        Guard::with_handoff(lookup, enabled, None)
+    /// A guard over `lookup` allowing the internal hosts in `allow`;
+    /// `enabled` false allows every address.
+    pub fn new(lookup: Arc<dyn Lookup>, enabled: bool, allow: AllowInternal) -> Arc<Guard> {
+        Guard::with_handoff(lookup, enabled, allow, None)
     }
 
     /// [`Guard::new`] with a last check on what goes to the client.
     pub fn with_handoff(
         lookup: Arc<dyn Lookup>,
         enabled: bool,
+        allow: AllowInternal,
         handoff: Option<Handoff>,
     ) -> Arc<Guard> {
         Arc::new(Guard {
             lookup,
             handoff,
             enabled,
-            exempt: RwLock::new(Vec::new()),
+            allow,
         })
-    }
-
-    /// Records the domains a crawl allows explicitly (`*` allows any host
-    /// but names none, so it exempts nothing).
-    pub fn allow_explicit(&self, domains: &[String]) {
-        if !self.enabled || domains.is_empty() {
-            return;
-        }
-        let known = self.exempt.read().unwrap_or_else(|e| e.into_inner());
-        if domains.iter().all(|d| d == "*" || known.contains(d)) {
-            return;
-        }
-        drop(known);
-        let mut exempt = self.exempt.write().unwrap_or_else(|e| e.into_inner());
-        for d in domains {
-            if d != "*" && !exempt.contains(d) {
-                exempt.push(d.to_ascii_lowercase());
-            }
-        }
-    }
-
-    fn is_exempt(&self, host: &str) -> bool {
-        let exempt = self.exempt.read().unwrap_or_else(|e| e.into_inner());
-        exempt.iter().any(|d| host_in_domain(host, d))
     }
 
     /// Checks a URL whose host is a literal IP address (names are checked
@@ -123,20 +244,32 @@ impl Guard {
         if !self.enabled {
             return Ok(());
         }
-        let addr = match url.host() {
-            Some(Host::Ipv4(a)) => IpAddr::V4(a),
-            Some(Host::Ipv6(a)) => IpAddr::V6(a),
-            _ => return Ok(()),
+        let Some(addr) = literal_ip(url) else {
+            return Ok(());
         };
-        let host = url
-            .host_str()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_owned();
-        if is_internal(addr) && !self.is_exempt(&host) {
-            return Err(Blocked { host, addr });
+        if is_internal(addr) && !self.allow.allows_addr(addr) {
+            let host = url
+                .host_str()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_owned();
+            return Err(Blocked {
+                suggest: canonical(addr).to_string(),
+                host,
+                addr,
+            });
         }
         Ok(())
+    }
+
+    /// Shows a literal IP host to the handoff check, as the resolver does
+    /// for names (the client connects to a literal without resolving it).
+    /// Called after [`Guard::check_url`] allowed the URL.
+    pub fn handoff_literal(&self, url: &Url) -> Result<(), String> {
+        let (Some(check), Some(addr)) = (&self.handoff, literal_ip(url)) else {
+            return Ok(());
+        };
+        check(url.host_str().unwrap_or_default(), &[addr])
     }
 
     /// The addresses of `host` the client may connect to. The error is a
@@ -144,13 +277,20 @@ impl Guard {
     /// error chain) or the lookup's own.
     async fn resolve_checked(&self, host: String) -> Result<Vec<IpAddr>, BoxError> {
         let addrs = self.lookup.lookup(host.clone()).await?;
-        let addrs = if !self.enabled || self.is_exempt(&host) {
+        let addrs = if !self.enabled || self.allow.allows_name(&host) {
             addrs
         } else {
-            let (allowed, refused): (Vec<IpAddr>, Vec<IpAddr>) =
-                addrs.into_iter().partition(|a| !is_internal(*a));
+            let (allowed, refused): (Vec<IpAddr>, Vec<IpAddr>) = addrs
+                .into_iter()
+                .partition(|&a| !is_internal(a) || self.allow.allows_addr(a));
             match (allowed.is_empty(), refused.first()) {
-                (true, Some(&addr)) => return Err(Box::new(Blocked { host, addr })),
+                (true, Some(&addr)) => {
+                    return Err(Box::new(Blocked {
+                        suggest: host.clone(),
+                        host,
+                        addr,
+                    }))
+                }
                 _ => allowed,
             }
         };
@@ -158,6 +298,15 @@ impl Guard {
             check(&host, &addrs).map_err(|e| -> BoxError { e.into() })?;
         }
         Ok(addrs)
+    }
+}
+
+/// The host of `url` if it is an IP address.
+fn literal_ip(url: &Url) -> Option<IpAddr> {
+    match url.host() {
+        Some(Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+        Some(Host::Ipv6(a)) => Some(IpAddr::V6(a)),
+        _ => None,
     }
 }
 
@@ -259,25 +408,92 @@ mod tests {
         }
     }
 
-    /// Literal internal IPs are refused unless allowed by name.
+    fn allow(entries: &[&str]) -> AllowInternal {
+        AllowInternal::parse(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    /// Literal internal IPs are refused unless the worker's own
+    /// `allow_internal` covers them, and the refusal names that setting.
     #[test]
     fn literal_hosts() {
-        let guard = Guard::new(Arc::new(SystemLookup), true);
+        let guard = Guard::new(Arc::new(SystemLookup), true, AllowInternal::default());
         let url = |s: &str| Url::parse(s).unwrap();
         assert!(guard
             .check_url(&url("http://169.254.169.254/latest/meta-data"))
             .is_err());
         assert!(guard.check_url(&url("http://[fd00:ec2::254]/")).is_err());
         assert!(guard.check_url(&url("http://10.0.0.1:8080/")).is_err());
-        assert!(guard.check_url(&url("http://127.0.0.1/")).is_err());
+        let err = guard.check_url(&url("http://127.0.0.1/")).unwrap_err();
+        assert!(
+            err.to_string().contains("--allow_internal 127.0.0.1"),
+            "{err}"
+        );
         assert!(
             guard.check_url(&url("http://example.com/")).is_ok(),
             "names are the resolver's job"
         );
-        guard.allow_explicit(&["127.0.0.1".into(), "*".into()]);
-        assert!(guard.check_url(&url("http://127.0.0.1:9/")).is_ok());
-        assert!(guard.check_url(&url("http://127.0.0.2/")).is_err());
-        let off = Guard::new(Arc::new(SystemLookup), false);
+        let allowed = Guard::new(Arc::new(SystemLookup), true, allow(&["127.0.0.1"]));
+        assert!(allowed.check_url(&url("http://127.0.0.1:9/")).is_ok());
+        assert!(allowed
+            .check_url(&url("http://[::ffff:127.0.0.1]/"))
+            .is_ok());
+        assert!(allowed.check_url(&url("http://127.0.0.2/")).is_err());
+        let off = Guard::new(Arc::new(SystemLookup), false, AllowInternal::default());
         assert!(off.check_url(&url("http://10.0.0.1/")).is_ok());
+    }
+
+    /// CIDR entries cover exactly their block, v4 and v6; host bits in the
+    /// entry do not matter.
+    #[test]
+    fn cidr_blocks() {
+        let a = allow(&["127.0.0.0/8", "10.1.2.3/16", "fd00::/8", "::1"]);
+        for yes in [
+            "127.0.0.1",
+            "127.255.0.9",
+            "10.1.200.1",
+            "fd12::1",
+            "::1",
+            "::ffff:127.0.0.3",
+        ] {
+            assert!(a.allows_addr(yes.parse().unwrap()), "{yes}");
+        }
+        for no in ["128.0.0.1", "10.2.0.1", "fc00::1", "::2", "169.254.169.254"] {
+            assert!(!a.allows_addr(no.parse().unwrap()), "{no}");
+        }
+        let everything = allow(&["0.0.0.0/0"]);
+        assert!(everything.allows_addr("10.0.0.1".parse().unwrap()));
+        assert!(!everything.allows_addr("fd00::1".parse().unwrap()));
+    }
+
+    /// Names allow themselves and their subdomains, in any case.
+    #[test]
+    fn host_names() {
+        let a = allow(&["Intranet.Example.", "localhost"]);
+        assert!(a.allows_name("intranet.example"));
+        assert!(a.allows_name("wiki.INTRANET.example"));
+        assert!(a.allows_name("localhost"));
+        assert!(!a.allows_name("intranet.example.evil"));
+        assert!(!a.allows_name("xintranet.example"));
+    }
+
+    /// Bad entries are refused with the entry and what was expected.
+    #[test]
+    fn bad_entries() {
+        for (entry, needle) in [
+            ("", "empty"),
+            ("10.0.0.0/33", "0 to 32"),
+            ("::/129", "0 to 128"),
+            ("host/8", "IP address"),
+            ("http://x/", "host name"),
+            ("a b", "host name"),
+            ("*.example", "host name"),
+            ("h:80", "host name"),
+        ] {
+            let err = AllowInternal::parse(&[entry.to_string()]).unwrap_err();
+            assert!(
+                err.contains(needle) && err.contains(&format!("{entry:?}")),
+                "{entry}: {err}"
+            );
+        }
     }
 }

@@ -15,26 +15,36 @@
 //! - this file: [`WorkerConfig`] (the `[worker]` section of `config.toml`),
 //!   [`Worker`] (fetch → decode → parse, with in-flight counters) and
 //!   [`serve`].
-//! - [`fetch`]: step 4, the shared HTTP client: timeouts, redirect limit,
-//!   body cap while streaming, HTML-only; failures become
-//!   [`FetchError`](rpcsupport::FetchError).
+//! - [`fetch`]: step 4, the shared HTTP client: one deadline for the whole
+//!   fetch (every redirect hop and the body), redirect limit, body cap
+//!   while streaming (robots.txt is cut, not refused), HTML-only, and the
+//!   bodies held at once bounded by `max_buffered_body_bytes`; failures
+//!   become [`FetchError`](rpcsupport::FetchError).
 //! - [`guard`]: refuses loopback, private, link-local and metadata
 //!   addresses (checked on the resolved address, every redirect hop)
-//!   unless the crawl allowed the host explicitly.
+//!   except those the worker's own `allow_internal` lists; nothing in a
+//!   request widens it.
 //! - [`decode`]: bytes to text: charset from the header, else `<meta>`,
 //!   else UTF-8.
+//! - [`prescan`]: cuts an HTML page at `max_html_nodes` or `max_html_depth`
+//!   before the parser sees it, so its tree and parse time are bounded;
+//!   this file then weighs the page against `max_parse_bytes`.
 //! - [`parse`]: step 5, the parser registry keyed by name, and the link
-//!   helpers every parser uses (base href, relative URLs, junk links).
+//!   helpers every parser uses (base href, relative URLs, junk links),
+//!   which apply the page's budget ([`parse::limits`]: links per page, URL
+//!   length, reply size, counted in the result's `limits`).
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
 //!   [`parse::profile`]; [`parse::links`] (follow every link, for any
 //!   site) and [`parse::robots`] (robots.txt as text, for the engine).
 //! - [`rules`]: declarative parsers described in a rules file, sent by the
-//!   engine, compiled once per worker and run like built-in ones.
+//!   engine, compiled once per worker and run like built-in ones, within
+//!   the same budget.
 
 pub mod decode;
 pub mod fetch;
 pub mod guard;
 pub mod parse;
+pub mod prescan;
 pub mod rules;
 
 #[cfg(test)]
@@ -57,13 +67,22 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::fetch::{Fetched, Fetcher};
-use crate::parse::{Content, Parser, Registry};
+use crate::parse::{Budget, Content, PageLimits, Parser, Registry};
 use crate::rules::RuleSet;
 
-/// Bodies above this size are parsed on the blocking pool, so one huge page
-/// cannot stall the runtime thread that also drives other requests' I/O.
-/// Below it, a thread hop would cost more than the parse.
+/// Bodies above this size are decoded and parsed on the blocking pool, so
+/// one huge page cannot stall the runtime thread that also drives other
+/// requests' I/O. Below it, a thread hop would cost more than the parse.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
+
+/// Memory the parsed tree takes per element or attribute, measured with
+/// scraper 0.29 (160 to 256 bytes, the text nodes between tags included):
+/// what a page weighs against `max_parse_bytes`.
+const TREE_BYTES_PER_NODE: u64 = 256;
+
+/// Room left in an RPC frame beside the page's result: tarpc's response
+/// envelope and our `Result` tag take a few dozen bytes; the rest is slack.
+const RESULT_MARGIN_BYTES: usize = 4096;
 
 /// The `[worker]` section of `config.toml`. Every key is optional; flags
 /// override the file.
@@ -89,8 +108,40 @@ pub struct WorkerConfig {
     /// Requests one RPC connection may have in progress at once.
     pub max_concurrent_requests: usize,
     /// Refuse to fetch from loopback, private, link-local and metadata
-    /// addresses unless the crawl names the host in its allowed domains.
+    /// addresses, except those in `allow_internal`.
     pub block_private_addresses: bool,
+    /// Internal hosts this worker may fetch anyway: host names (with their
+    /// subdomains), IP addresses or CIDR blocks. Only the worker's own
+    /// configuration can allow an internal address; nothing in a request
+    /// does.
+    pub allow_internal: Vec<String>,
+    /// Links one page may yield; the rest are counted as `links_truncated`.
+    pub max_links_per_page: usize,
+    /// Longest URL kept (bytes, as written and as resolved); longer links
+    /// are dropped and counted, a longer `<base href>` is ignored.
+    pub max_url_bytes: usize,
+    /// Largest reply for one page (its requests and items, as encoded);
+    /// what does not fit is left out and counted, so a reply never exceeds
+    /// the RPC frame and costs the connection.
+    pub max_result_bytes: usize,
+    /// Elements and attributes parsed per HTML page; the rest of the page
+    /// is ignored (counted as `page_truncated`). Bounds the parsed tree's
+    /// memory whatever the markup.
+    pub max_html_nodes: usize,
+    /// Deepest element nesting parsed; the page is cut where it goes deeper
+    /// (the HTML parser's time grows with nesting depth times tags).
+    pub max_html_depth: usize,
+    /// Bodies held in memory at once, across requests (bytes): as they
+    /// download, and as their text while they are parsed. A fetch waits for
+    /// room as its body grows (within `timeout_ms`).
+    pub max_buffered_body_bytes: u64,
+    /// Estimated memory (bytes) of the parsed trees being built at once;
+    /// more pages wait for the parser instead of all building trees at the
+    /// same time.
+    pub max_parse_bytes: u64,
+    /// Bytes of a robots.txt read; the rest is ignored (RFC 9309 asks
+    /// crawlers to read at least 500 KiB).
+    pub max_robots_bytes: u64,
     /// Address to serve Prometheus metrics on; "" for none.
     pub metrics_addr: String,
     /// A PEM file of extra CA certificates to trust for https fetches (an
@@ -101,8 +152,12 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     /// Port 9000 on 127.0.0.1; 5 s to connect, 15 s per fetch; user agent
     /// `crawler/0.1`; bodies up to 10 MiB; 5 redirects; 16 MiB RPC frames;
-    /// 4096 concurrent requests per connection; internal addresses blocked
-    /// unless allowed by name.
+    /// 4096 concurrent requests per connection; internal addresses blocked,
+    /// none allowed. Per page: 10,000 links, 8 KiB URLs (the HTTP spec's
+    /// suggested floor), 8 MiB replies, 250,000 HTML nodes, nesting 512
+    /// deep (as Chrome's parser), 512 KiB of robots.txt. At once: 64 MiB
+    /// of bodies, 64 MiB of parsed trees (one page's tree is at most
+    /// 250,000 nodes of about 256 bytes).
     fn default() -> Self {
         WorkerConfig {
             port: 9000,
@@ -115,6 +170,15 @@ impl Default for WorkerConfig {
             max_frame_bytes: rpcsupport::transport::DEFAULT_MAX_FRAME_BYTES,
             max_concurrent_requests: 4096,
             block_private_addresses: true,
+            allow_internal: Vec::new(),
+            max_links_per_page: 10_000,
+            max_url_bytes: 8 * 1024,
+            max_result_bytes: 8 * 1024 * 1024,
+            max_html_nodes: 250_000,
+            max_html_depth: 512,
+            max_buffered_body_bytes: 64 * 1024 * 1024,
+            max_parse_bytes: 64 * 1024 * 1024,
+            max_robots_bytes: 512 * 1024,
             metrics_addr: String::new(),
             tls_ca_file: String::new(),
         }
@@ -151,6 +215,45 @@ impl WorkerConfig {
         }
         if reqwest::header::HeaderValue::from_str(&self.user_agent).is_err() {
             return bad("user_agent", "must be printable ASCII without newlines");
+        }
+        if let Err(reason) = guard::AllowInternal::parse(&self.allow_internal) {
+            return bad("allow_internal", &reason);
+        }
+        for (key, value) in [
+            ("max_links_per_page", self.max_links_per_page),
+            ("max_url_bytes", self.max_url_bytes),
+            ("max_html_nodes", self.max_html_nodes),
+            ("max_html_depth", self.max_html_depth),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        if self.max_robots_bytes == 0 {
+            return bad("max_robots_bytes", "must be at least 1");
+        }
+        if self.max_parse_bytes == 0 {
+            return bad("max_parse_bytes", "must be at least 1");
+        }
+        // A body that could never fit would wait for room until it timed out.
+        if self.max_buffered_body_bytes < self.max_body_bytes.max(self.max_robots_bytes) {
+            return bad(
+                "max_buffered_body_bytes",
+                "must be at least max_body_bytes and max_robots_bytes",
+            );
+        }
+        // The reply also carries the response envelope (ids, the result's
+        // tag, the limit counts), hence the margin below the frame.
+        if self.max_result_bytes == 0
+            || self.max_result_bytes + RESULT_MARGIN_BYTES > self.max_frame_bytes
+        {
+            return bad(
+                "max_result_bytes",
+                &format!(
+                    "must be at least 1 and at most max_frame_bytes - {RESULT_MARGIN_BYTES} ({})",
+                    self.max_frame_bytes.saturating_sub(RESULT_MARGIN_BYTES)
+                ),
+            );
         }
         Ok(())
     }
@@ -201,6 +304,16 @@ struct Inner {
     config: WorkerConfig,
     fetcher: Fetcher,
     registry: Registry,
+    /// `max_parse_bytes` as permits, one per byte of estimated parse
+    /// memory: a page holds its weight from decode to the end of its parse,
+    /// so big pages queue for the parser instead of all building trees at
+    /// once. Never closed.
+    parse_permits: tokio::sync::Semaphore,
+    /// Big pages decoded or parsed at once: one per core. The work is CPU
+    /// bound, so more would not finish sooner; and each blocking-pool
+    /// thread that builds a big tree keeps its own malloc arena at its peak
+    /// (measured: about 60 MiB more peak RSS with 18 pages in parallel).
+    parse_slots: tokio::sync::Semaphore,
     /// Requests inside `process` now; a u32 because that is what
     /// `WorkerStatus` carries, and 4 billion concurrent fetches won't happen.
     in_flight: AtomicU32,
@@ -259,6 +372,10 @@ impl Worker {
                 config: config.clone(),
                 fetcher: Fetcher::new(config)?,
                 registry: Registry::standard(),
+                parse_permits: tokio::sync::Semaphore::new(parse_permits(config) as usize),
+                parse_slots: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                ),
                 in_flight: AtomicU32::new(0),
                 served: AtomicU64::new(0),
                 rules: RwLock::new(Vec::new()),
@@ -293,15 +410,13 @@ impl Worker {
     }
 
     /// Fetches `request.url` and runs `request.parser` on it, for callers
-    /// in this process (benchmarks, tools): the request's own host counts as
-    /// explicitly allowed, redirects may go anywhere. The parser is looked
-    /// up first, so an unknown parser or bad arguments cost no fetch.
+    /// in this process (benchmarks, tools): redirects may go anywhere, and
+    /// internal addresses are fetched only as `allow_internal` allows, as
+    /// for any request. The parser is looked up first, so an unknown parser
+    /// or bad arguments cost no fetch.
     pub async fn process(&self, request: Request) -> Result<ParseResult, CrawlError> {
-        let host = url::Url::parse(&request.url)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
         let policy = FetchPolicy {
-            allowed_domains: host.into_iter().chain(["*".to_string()]).collect(),
+            allowed_domains: vec!["*".to_string()],
         };
         self.process_with(request, &policy).await
     }
@@ -368,21 +483,44 @@ impl Worker {
             .fetcher
             .fetch(&request.url, policy, content)
             .await?;
-        if fetched.body.len() <= INLINE_PARSE_BYTES {
-            return Ok(parse_fetched(&runner, &request, &fetched)?);
-        }
-        let name = request.parser.name.clone();
-        let url = request.url.clone();
-        tokio::task::spawn_blocking(move || parse_fetched(&runner, &request, &fetched))
+        let config = &self.inner.config;
+        let (max_nodes, max_depth) = (config.max_html_nodes, config.max_html_depth);
+        let inline = fetched.body.len() <= INLINE_PARSE_BYTES;
+        let page = if inline {
+            prepare(fetched, content, max_nodes, max_depth)
+        } else {
+            let _slot = self.parse_slot().await;
+            tokio::task::spawn_blocking(move || prepare(fetched, content, max_nodes, max_depth))
+                .await
+                .map_err(|_| panicked(&request))?
+        };
+        let weight = page.weight.min(parse_permits(config));
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = self
+            .inner
+            .parse_permits
+            .acquire_many(weight as u32)
             .await
-            .unwrap_or_else(|_| {
-                Err(ParseError::Page {
-                    parser: name,
-                    url,
-                    reason: "parser panicked".into(),
-                })
-            })
+            .expect("parse semaphore is never closed");
+        let limits = PageLimits::from_config(config);
+        if inline {
+            return Ok(parse_page(&runner, &request, &page, limits)?);
+        }
+        let failed = panicked(&request);
+        let _slot = self.parse_slot().await;
+        tokio::task::spawn_blocking(move || parse_page(&runner, &request, &page, limits))
+            .await
+            .unwrap_or(Err(failed))
             .map_err(CrawlError::from)
+    }
+
+    /// A turn on the blocking pool for a big page's decode or parse.
+    async fn parse_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.inner
+            .parse_slots
+            .acquire()
+            .await
+            .expect("parse slots are never closed")
     }
 
     /// The parser a request names: a rule of a loaded rule set when its
@@ -437,27 +575,93 @@ impl Worker {
     }
 }
 
-/// Decode and parse, with any parser panic turned into a `ParseError` so one
-/// odd page can never take the request (or the worker) down.
-fn parse_fetched(
+/// `max_parse_bytes` as a permit count (a semaphore takes at most u32
+/// permits at once).
+fn parse_permits(config: &WorkerConfig) -> u64 {
+    config.max_parse_bytes.min(u64::from(u32::MAX))
+}
+
+/// A fetched page ready for its parser: decoded, and cut where the parser
+/// would cost more than the limits allow.
+struct Prepared {
+    /// Where the page came from, after redirects.
+    url: url::Url,
+    /// The text to parse.
+    text: String,
+    /// Whether `text` is only a prefix of the page.
+    truncated: bool,
+    /// Estimated memory of its parsed tree: against `max_parse_bytes`.
+    weight: u64,
+    /// The body's share of `max_buffered_body_bytes`, which the text
+    /// (usually the body's own buffer) keeps until the parse ends.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Decodes `fetched` (freeing the body as it goes) and, for HTML, cuts it at
+/// `max_nodes` elements and attributes or `max_depth` nesting
+/// ([`prescan`]).
+fn prepare(fetched: Fetched, content: Content, max_nodes: usize, max_depth: usize) -> Prepared {
+    let Fetched {
+        url,
+        content_type,
+        body,
+        truncated,
+        permit,
+    } = fetched;
+    let mut text = decode::decode_owned(body, content_type.as_deref()).text;
+    let mut cut = truncated;
+    let mut nodes = 0;
+    if content == Content::Html {
+        let prefix = prescan::html_prefix(&text, max_nodes, max_depth);
+        if prefix.is_cut(&text) {
+            text.truncate(prefix.end);
+            cut = true;
+        }
+        nodes = prefix.nodes as u64;
+    }
+    Prepared {
+        // The tree holds a copy of the text (attribute values, text nodes)
+        // besides its nodes; a text parser (robots.txt) builds no tree.
+        weight: if content == Content::Html {
+            text.len() as u64 + nodes * TREE_BYTES_PER_NODE
+        } else {
+            0
+        },
+        url,
+        text,
+        truncated: cut,
+        _permit: permit,
+    }
+}
+
+/// Parses within `limits`, with any parser panic turned into a
+/// `ParseError` so one odd page can never take the request (or the worker)
+/// down.
+fn parse_page(
     runner: &Runner,
     request: &Request,
-    fetched: &Fetched,
+    page: &Prepared,
+    limits: PageLimits,
 ) -> Result<ParseResult, ParseError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let text = decode::decode(&fetched.body, fetched.content_type.as_deref());
+        let budget = Budget::new(limits);
+        if page.truncated {
+            budget.count(|c| c.page_truncated = 1);
+        }
         match runner {
-            Runner::Builtin(parser) => parser.run(request, &fetched.url, &text.text),
-            Runner::Rule(set, name) => set.run(name, request, &fetched.url, &text.text),
+            Runner::Builtin(parser) => parser.run_with(request, &page.url, &page.text, &budget),
+            Runner::Rule(set, name) => set.run_with(name, request, &page.url, &page.text, &budget),
         }
     }))
-    .unwrap_or_else(|_| {
-        Err(ParseError::Page {
-            parser: request.parser.name.clone(),
-            url: request.url.clone(),
-            reason: "parser panicked".into(),
-        })
-    })
+    .unwrap_or_else(|_| Err(panicked(request)))
+}
+
+fn panicked(request: &Request) -> ParseError {
+    ParseError::Page {
+        parser: request.parser.name.clone(),
+        url: request.url.clone(),
+        reason: "parser panicked".into(),
+    }
 }
 
 /// Serves the [`Crawl`](rpcsupport::Crawl) service on `listener` with a new

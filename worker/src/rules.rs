@@ -33,7 +33,7 @@ use rpcsupport::{Item, ParseError, ParseResult, ParserSpec, Value};
 use scraper::{ElementRef, Selector};
 use serde::{Deserialize, Serialize};
 
-use crate::parse::Page;
+use crate::parse::{Budget, Page, PageLimits};
 
 /// The argument that marks a rule parser and names its rule set.
 pub const RULESET_ARG: &str = "ruleset";
@@ -448,7 +448,8 @@ impl RuleSet {
         serde_json::to_string(&self.file).expect("rules serialize")
     }
 
-    /// Parses `text` as the page at `url` and runs the rule `name` on it.
+    /// Parses `text` as the page at `url` and runs the rule `name` on it,
+    /// within the default [`PageLimits`].
     pub fn run(
         &self,
         name: &str,
@@ -456,16 +457,37 @@ impl RuleSet {
         url: &url::Url,
         text: &str,
     ) -> Result<ParseResult, ParseError> {
+        self.run_with(
+            name,
+            request,
+            url,
+            text,
+            &Budget::new(PageLimits::default()),
+        )
+    }
+
+    /// Like [`RuleSet::run`], within `budget`; the result fits it and
+    /// carries its counts.
+    pub fn run_with(
+        &self,
+        name: &str,
+        request: &rpcsupport::Request,
+        url: &url::Url,
+        text: &str,
+        budget: &Budget,
+    ) -> Result<ParseResult, ParseError> {
         let html = scraper::Html::parse_document(text);
-        self.apply(
+        let result = self.apply(
             name,
             &Page {
                 request,
                 url,
                 html: &html,
                 text,
+                budget,
             },
-        )
+        )?;
+        Ok(budget.finish(result))
     }
 
     /// Runs the rule `name` on `page`.
@@ -482,7 +504,7 @@ impl RuleSet {
                 let Some(href) = el.value().attr("href") else {
                     continue;
                 };
-                let Some(url) = crate::parse::resolve(&base, href) else {
+                let Some(url) = page.link(&base, href) else {
                     continue;
                 };
                 if f.pattern
@@ -491,9 +513,13 @@ impl RuleSet {
                 {
                     continue;
                 }
-                if !seen.insert((url.as_str().to_owned(), f.parser.as_str())) {
+                let key = (url.as_str().to_owned(), f.parser.as_str());
+                // Only admitted links are remembered, so `seen` is bounded
+                // by the page's budget too.
+                if seen.contains(&key) || !page.budget.admit_link(url.as_str().len()) {
                     continue;
                 }
+                seen.insert(key);
                 let mut request = page.follow(url, &f.parser);
                 if f.to_rule {
                     request.parser = self.spec(&f.parser);
@@ -505,7 +531,11 @@ impl RuleSet {
             Some(item) => vec![self.extract(item, page)],
             None => Vec::new(),
         };
-        Ok(ParseResult { requests, items })
+        Ok(ParseResult {
+            requests,
+            items,
+            ..ParseResult::default()
+        })
     }
 
     fn extract(&self, rule: &ItemRule, page: &Page<'_>) -> Item {
@@ -584,12 +614,23 @@ fn convert(f: &FieldRule, text: String, ty: FieldType) -> Option<Value> {
 
 fn field_value(f: &FieldRule, page: &Page<'_>) -> Option<Value> {
     if f.ty == FieldType::List {
-        let values: Vec<Value> = page
-            .html
-            .select(&f.select)
-            .filter_map(|el| take(el, f.take, f.attr.as_deref(), f.trim))
-            .filter_map(|text| convert(f, text, f.items))
-            .collect();
+        // A list grows with the page (`select = "*"`, `take = "html"`):
+        // stop once it alone is past the reply budget. The item is then
+        // too big to send and `Budget::finish` drops and counts it.
+        let mut values = Vec::new();
+        let mut size = 0;
+        for el in page.html.select(&f.select) {
+            let Some(value) =
+                take(el, f.take, f.attr.as_deref(), f.trim).and_then(|t| convert(f, t, f.items))
+            else {
+                continue;
+            };
+            size += crate::parse::limits::value_size(&value);
+            values.push(value);
+            if !page.budget.value_fits(size) {
+                break;
+            }
+        }
         return Some(Value::List(values));
     }
     let el = page.html.select(&f.select).next()?;
@@ -632,6 +673,7 @@ mod tests {
                 url: &url,
                 html: &html,
                 text: "",
+                budget: &Budget::new(PageLimits::default()),
             },
         )
         .unwrap()
@@ -745,6 +787,44 @@ mod tests {
             run(&s, "page", "http://h/", "<p>none</p>").items[0].id,
             None
         );
+    }
+
+    /// Issue 11: rule parsers get the same budget as built-in ones: links
+    /// past the cap are counted, and an item too big for the reply is
+    /// dropped and counted rather than sent.
+    #[test]
+    fn rules_obey_the_page_budget() {
+        let s = set(r#"
+            [parsers.page]
+            follow = [{ parser = "page" }]
+            [parsers.page.item]
+            kind = "k"
+            fields.all = { select = "*", take = "html", type = "list" }
+        "#);
+        let request = Request {
+            url: "http://h/".into(),
+            parser: s.spec("page"),
+            depth: 0,
+        };
+        let html: String = (0..50).map(|i| format!("<a href=/{i}>{i}</a>")).collect();
+        let budget = Budget::new(PageLimits {
+            max_links: 10,
+            max_url_bytes: 100,
+            max_result_bytes: 2000,
+        });
+        let r = s
+            .run_with(
+                "page",
+                &request,
+                &Url::parse("http://h/").unwrap(),
+                &html,
+                &budget,
+            )
+            .unwrap();
+        assert_eq!(r.requests.len(), 10);
+        assert_eq!(r.limits.links_truncated, 40);
+        assert!(r.items.is_empty(), "the item is over the reply budget");
+        assert_eq!(r.limits.results_dropped, 1);
     }
 
     /// Every kind of mistake is reported with the parser and the key.

@@ -18,7 +18,15 @@ fn worker() -> Command {
 #[test]
 fn ready_line_and_sigterm() {
     let mut server = Server::start(
-        worker().args(["--port=0", "--timeout_ms", "1000", "--user_agent", "t/1"]),
+        worker().args([
+            "--port=0",
+            "--timeout_ms",
+            "1000",
+            "--user_agent",
+            "t/1",
+            "--allow_internal",
+            "127.0.0.1,::1,intranet.example,10.0.0.0/8",
+        ]),
         "worker listening on ",
     );
     let line = server.ready_line();
@@ -54,6 +62,21 @@ fn bad_config_fails_clearly() {
             "timeout_ms",
         ),
         (vec!["--port".to_owned(), "http".to_owned()], "--port"),
+        (
+            vec![
+                "--allow_internal".to_owned(),
+                "127.0.0.1,10.0.0.0/99".to_owned(),
+            ],
+            "10.0.0.0/99",
+        ),
+        (
+            vec!["--max_result_bytes".to_owned(), "16777216".to_owned()],
+            "max_result_bytes",
+        ),
+        (
+            vec!["--max_buffered_body_bytes".to_owned(), "1000".to_owned()],
+            "max_buffered_body_bytes",
+        ),
     ];
     for (args, needle) in cases {
         let out = worker().args(&args).output().unwrap();

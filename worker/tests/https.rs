@@ -75,6 +75,15 @@ async fn start_tls_site() -> (u16, String) {
     (port, cert_pem)
 }
 
+/// `secure.test` resolves to loopback, which only the worker's own config
+/// can allow.
+fn local() -> WorkerConfig {
+    WorkerConfig {
+        allow_internal: vec!["secure.test".into()],
+        ..WorkerConfig::default()
+    }
+}
+
 fn policy() -> FetchPolicy {
     FetchPolicy {
         allowed_domains: vec!["secure.test".into()],
@@ -90,7 +99,7 @@ async fn fetches_over_https_with_extra_ca() {
     std::fs::write(&ca_file, ca_pem).unwrap();
     let config = WorkerConfig {
         tls_ca_file: ca_file.to_str().unwrap().into(),
-        ..WorkerConfig::default()
+        ..local()
     };
     let fetcher = Fetcher::with_lookup(&config, Arc::new(Local), None).unwrap();
     let page = fetcher
@@ -108,7 +117,7 @@ async fn fetches_over_https_with_extra_ca() {
 #[tokio::test]
 async fn untrusted_certificate_is_refused() {
     let (port, _ca) = start_tls_site().await;
-    let fetcher = Fetcher::with_lookup(&WorkerConfig::default(), Arc::new(Local), None).unwrap();
+    let fetcher = Fetcher::with_lookup(&local(), Arc::new(Local), None).unwrap();
     let err = fetcher
         .fetch(
             &format!("https://secure.test:{port}/"),

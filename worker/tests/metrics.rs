@@ -13,8 +13,11 @@ async fn requests_are_counted_and_timed() {
     let site = Arc::new(Site::new(SiteConfig::default()));
     tokio::spawn(demosite::serve_site(listener, site, std::future::pending()));
     let registry = rpcsupport::metrics::Registry::new();
-    let worker =
-        worker::Worker::with_metrics(&worker::WorkerConfig::default(), registry.clone()).unwrap();
+    let config = worker::WorkerConfig {
+        allow_internal: vec!["127.0.0.1".into()],
+        ..worker::WorkerConfig::default()
+    };
+    let worker = worker::Worker::with_metrics(&config, registry.clone()).unwrap();
     let request = |path: &str| Request {
         url: format!("http://{addr}{path}"),
         parser: ParserSpec::named("city_list"),

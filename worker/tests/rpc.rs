@@ -35,6 +35,15 @@ async fn start_site(config: SiteConfig, stops: &mut Vec<oneshot::Sender<()>>) ->
     format!("http://{addr}")
 }
 
+/// A worker config that may fetch the local test site (127.0.0.1), as
+/// only the worker's own config can allow.
+fn local() -> WorkerConfig {
+    WorkerConfig {
+        allow_internal: vec!["127.0.0.1".into()],
+        ..WorkerConfig::default()
+    }
+}
+
 /// Starts a worker with `config` and connects a client to it.
 async fn start_worker(
     config: WorkerConfig,
@@ -56,7 +65,7 @@ async fn start_worker(
 async fn setup() -> (String, CrawlClient, Worker, Stop) {
     let mut stops = Vec::new();
     let site = start_site(SiteConfig::default(), &mut stops).await;
-    let (client, worker) = start_worker(WorkerConfig::default(), &mut stops).await;
+    let (client, worker) = start_worker(local(), &mut stops).await;
     (site, client, worker, Stop(stops))
 }
 
@@ -219,7 +228,7 @@ async fn body_cap() {
     let base = start_site(SiteConfig::default(), &mut stops).await;
     let config = WorkerConfig {
         max_body_bytes: 100,
-        ..WorkerConfig::default()
+        ..local()
     };
     let (tiny, _) = start_worker(config, &mut stops).await;
     let e = fetch_error(&tiny, format!("{base}/")).await;
@@ -230,7 +239,7 @@ async fn body_cap() {
 
     let config = WorkerConfig {
         max_body_bytes: 100_000,
-        ..WorkerConfig::default()
+        ..local()
     };
     let (capped, _) = start_worker(config, &mut stops).await;
     for query in ["", "?chunked=1"] {
@@ -302,7 +311,7 @@ async fn slow_page_times_out_and_is_counted() {
     let base = start_site(SiteConfig::default(), &mut stops).await;
     let config = WorkerConfig {
         timeout_ms: 300,
-        ..WorkerConfig::default()
+        ..local()
     };
     let (client, worker) = start_worker(config, &mut stops).await;
     let slow = {
@@ -339,7 +348,7 @@ async fn full_crawl_in_process() {
     };
     let base = start_site(config, &mut stops).await;
     let site = Site::new(config);
-    let worker = Worker::new(&WorkerConfig::default()).unwrap();
+    let worker = Worker::new(&local()).unwrap();
     let mut seen = BTreeSet::new();
     let mut items = Vec::new();
     let mut queue = VecDeque::from([request(format!("{base}/"), "city_list")]);

@@ -73,7 +73,12 @@ async fn start_site(profiles: u64) -> anyhow::Result<String> {
 }
 
 async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
-    let worker = worker::Worker::new(&worker::WorkerConfig::default())?;
+    // The benchmark crawls a demo site on this machine: loopback is the
+    // internal range this in-process worker may fetch.
+    let worker = worker::Worker::new(&worker::WorkerConfig {
+        allow_internal: vec!["127.0.0.0/8".into(), "::1".into(), "localhost".into()],
+        ..worker::WorkerConfig::default()
+    })?;
     let mut seen: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<Request> = VecDeque::new();
     let seed = engine::scope::normalize(site, &[])

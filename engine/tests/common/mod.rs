@@ -73,7 +73,17 @@ pub async fn start_site_with(
 }
 
 pub async fn start_worker() -> (SocketAddr, Stop) {
-    start_worker_with(worker::WorkerConfig::default()).await
+    start_worker_with(local_worker()).await
+}
+
+/// A worker config allowed to fetch the test sites, which listen on
+/// loopback addresses (127.0.0.1, and 127.0.0.2 for a second host): only
+/// the worker's own config can allow internal addresses.
+pub fn local_worker() -> worker::WorkerConfig {
+    worker::WorkerConfig {
+        allow_internal: vec!["127.0.0.0/8".into()],
+        ..worker::WorkerConfig::default()
+    }
 }
 
 pub async fn start_worker_with(config: worker::WorkerConfig) -> (SocketAddr, Stop) {

@@ -45,10 +45,40 @@ struct Args {
     /// Requests in progress per RPC connection [default 4096].
     #[arg(long = "max_concurrent_requests")]
     max_concurrent_requests: Option<usize>,
-    /// Refuse internal addresses unless a crawl allows the host by name
-    /// (true/false) [default true].
+    /// Refuse internal addresses (loopback, private, link-local, metadata)
+    /// except those in --allow_internal (true/false) [default true].
     #[arg(long = "block_private_addresses")]
     block_private_addresses: Option<bool>,
+    /// Internal hosts this worker may fetch anyway, comma-separated: host
+    /// names, IP addresses or CIDR blocks, e.g. 127.0.0.1 or 10.0.0.0/8
+    /// [default: none]. No request can widen this.
+    #[arg(long = "allow_internal", value_delimiter = ',')]
+    allow_internal: Option<Vec<String>>,
+    /// Links one page may yield [default 10000].
+    #[arg(long = "max_links_per_page")]
+    max_links_per_page: Option<usize>,
+    /// Longest URL kept, and longest <base href> honoured [default 8192].
+    #[arg(long = "max_url_bytes")]
+    max_url_bytes: Option<usize>,
+    /// Largest reply for one page; must be below --max_frame_bytes
+    /// [default 8388608].
+    #[arg(long = "max_result_bytes")]
+    max_result_bytes: Option<usize>,
+    /// Elements and attributes parsed per HTML page [default 250000].
+    #[arg(long = "max_html_nodes")]
+    max_html_nodes: Option<usize>,
+    /// Deepest element nesting parsed [default 512].
+    #[arg(long = "max_html_depth")]
+    max_html_depth: Option<usize>,
+    /// Bodies held in memory at once, across requests [default 67108864].
+    #[arg(long = "max_buffered_body_bytes")]
+    max_buffered_body_bytes: Option<u64>,
+    /// Estimated memory of the parsed trees built at once [default 67108864].
+    #[arg(long = "max_parse_bytes")]
+    max_parse_bytes: Option<u64>,
+    /// Bytes of a robots.txt read; the rest is ignored [default 524288].
+    #[arg(long = "max_robots_bytes")]
+    max_robots_bytes: Option<u64>,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 [default: none].
     #[arg(long = "metrics_addr")]
     metrics_addr: Option<String>,
@@ -98,6 +128,15 @@ impl Args {
             max_frame_bytes,
             max_concurrent_requests,
             block_private_addresses,
+            allow_internal,
+            max_links_per_page,
+            max_url_bytes,
+            max_result_bytes,
+            max_html_nodes,
+            max_html_depth,
+            max_buffered_body_bytes,
+            max_parse_bytes,
+            max_robots_bytes,
             metrics_addr,
             tls_ca_file
         );

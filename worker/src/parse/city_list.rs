@@ -33,6 +33,7 @@ pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
     Ok(ParseResult {
         requests,
         items: Vec::new(),
+        ..ParseResult::default()
     })
 }
 

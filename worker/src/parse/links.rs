@@ -27,6 +27,7 @@ fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
             .map(|url| page.follow(url, PARSER.name))
             .collect(),
         items: Vec::new(),
+        ..ParseResult::default()
     })
 }
 

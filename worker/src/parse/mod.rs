@@ -6,12 +6,17 @@
 //! Every parser gets the page as a [`Page`] and uses the link helpers below,
 //! which do the URL work once and correctly: `<base href>`, relative
 //! references, fragments, and skipping `javascript:`/`mailto:`/... links.
+//! They also apply the page's [`limits::Budget`] (links per page, URL
+//! length, reply size), so no parser can return more than a page may.
 
 pub mod city;
 pub mod city_list;
+pub mod limits;
 pub mod links;
 pub mod profile;
 pub mod robots;
+
+pub use limits::{Budget, PageLimits};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -31,6 +36,8 @@ pub struct Page<'a> {
     pub html: &'a Html,
     /// The decoded text the document was parsed from.
     pub text: &'a str,
+    /// What the page may still add to its result.
+    pub budget: &'a Budget,
 }
 
 impl Page<'_> {
@@ -53,29 +60,65 @@ impl Page<'_> {
     }
 
     /// The URL relative links resolve against: the page's own URL, or its
-    /// first `<base href>` when that is a valid http(s) URL.
+    /// first `<base href>` when that is a valid http(s) URL no longer than
+    /// `max_url_bytes` (a longer one is ignored and counted: every relative
+    /// link would otherwise be at least as long).
     pub fn base_url(&self) -> Url {
         static BASE: LazyLock<Selector> = LazyLock::new(|| selector("base[href]"));
-        self.html
+        let Some(href) = self
+            .html
             .select(&BASE)
             .next()
             .and_then(|base| base.value().attr("href"))
-            .and_then(|href| self.url.join(href.trim()).ok())
+        else {
+            return self.url.clone();
+        };
+        if href.trim().len() > self.budget.limits().max_url_bytes {
+            self.budget.count(|c| c.base_href_ignored = 1);
+            return self.url.clone();
+        }
+        self.url
+            .join(href.trim())
+            .ok()
             .filter(is_http)
             .unwrap_or_else(|| self.url.clone())
     }
 
+    /// `href` resolved against `base` (see [`resolve`]), or `None` for junk
+    /// and for links longer than `max_url_bytes`, as written (checked
+    /// before resolving, which copies) or as resolved; those are counted.
+    pub fn link(&self, base: &Url, href: &str) -> Option<Url> {
+        if !self.budget.url_fits(href.trim().len()) {
+            return None;
+        }
+        let url = resolve(base, href)?;
+        self.budget.url_fits(url.as_str().len()).then_some(url)
+    }
+
     /// The crawlable targets of the `<a href>`s matched by `links`, in page
-    /// order, without duplicates or fragments. Junk hrefs are skipped.
+    /// order, without duplicates or fragments. Junk hrefs are skipped; past
+    /// the page's link or size budget, links are counted, not returned.
     pub fn links(&self, links: &Selector) -> Vec<Url> {
         let base = self.base_url();
         let mut seen = HashSet::new();
-        self.html
+        let mut out = Vec::new();
+        for href in self
+            .html
             .select(links)
             .filter_map(|a| a.value().attr("href"))
-            .filter_map(|href| resolve(&base, href))
-            .filter(|url| seen.insert(url.as_str().to_owned()))
-            .collect()
+        {
+            let Some(url) = self.link(&base, href) else {
+                continue;
+            };
+            // Only admitted links are remembered, so `seen` is bounded by
+            // the budget too.
+            if seen.contains(url.as_str()) || !self.budget.admit_link(url.as_str().len()) {
+                continue;
+            }
+            seen.insert(url.as_str().to_owned());
+            out.push(url);
+        }
+        out
     }
 }
 
@@ -121,6 +164,8 @@ pub enum Content {
     /// never reach the parser.
     Html,
     /// Any content type, as text (e.g. robots.txt); no HTML parse is done.
+    /// Only the first `max_robots_bytes` are read (whole lines), the rest
+    /// is ignored and the page counted as `page_truncated`.
     Text,
 }
 
@@ -139,18 +184,32 @@ pub struct Parser {
 
 impl Parser {
     /// Parses `text` (already decoded) as the page at `url` and runs the
-    /// parser on it.
+    /// parser on it, within the default [`PageLimits`].
     pub fn run(&self, request: &Request, url: &Url, text: &str) -> Result<ParseResult, ParseError> {
+        self.run_with(request, url, text, &Budget::new(PageLimits::default()))
+    }
+
+    /// Like [`Parser::run`], within `budget`; the result fits it and
+    /// carries its counts.
+    pub fn run_with(
+        &self,
+        request: &Request,
+        url: &Url,
+        text: &str,
+        budget: &Budget,
+    ) -> Result<ParseResult, ParseError> {
         let html = match self.content {
             Content::Html => Html::parse_document(text),
             Content::Text => Html::new_document(),
         };
-        (self.parse)(&Page {
+        let result = (self.parse)(&Page {
             request,
             url,
             html: &html,
             text,
-        })
+            budget,
+        })?;
+        Ok(budget.finish(result))
     }
 }
 
@@ -342,6 +401,7 @@ mod tests {
         };
         static A: LazyLock<Selector> = LazyLock::new(|| selector("a"));
         let url = base();
+        let budget = Budget::new(PageLimits::default());
         let html = Html::parse_document(
             "<html><head><base href=\"/profile/all/\"></head><body>\
              <a href=\"../12\">x</a><a href=\"#top\">t</a><a href=\"/profile/12#c\">dup</a>\
@@ -352,6 +412,7 @@ mod tests {
             url: &url,
             html: &html,
             text: "",
+            budget: &budget,
         };
         let links: Vec<String> = page.links(&A).into_iter().map(String::from).collect();
         assert_eq!(
@@ -368,8 +429,66 @@ mod tests {
             url: &url,
             html: &html,
             text: "",
+            budget: &budget,
         };
         assert_eq!(page.base_url(), url);
+    }
+
+    /// Issue 11: a `<base href>` over `max_url_bytes` is ignored (links
+    /// resolve against the page), links over it are dropped, and links past
+    /// `max_links_per_page` are counted, not returned.
+    #[test]
+    fn link_limits_are_applied_and_counted() {
+        let request = Request {
+            url: base().into(),
+            parser: ParserSpec::named("links"),
+            depth: 0,
+        };
+        let limits = PageLimits {
+            max_links: 3,
+            max_url_bytes: 100,
+            ..PageLimits::default()
+        };
+        let text = format!(
+            "<base href=\"http://other/{}/\"><a href=a>1</a><a href=\"/{}\">long</a>\
+             <a href=b>2</a><a href=a>dup</a><a href=c>3</a><a href=d>4</a><a href=e>5</a>",
+            "x".repeat(200),
+            "y".repeat(200)
+        );
+        let result = links::PARSER
+            .run_with(&request, &base(), &text, &Budget::new(limits))
+            .unwrap();
+        assert_eq!(
+            test_support::urls(&result)
+                .into_iter()
+                .map(|(u, _)| u)
+                .collect::<Vec<_>>(),
+            [
+                "http://127.0.0.1:8080/profile/a",
+                "http://127.0.0.1:8080/profile/b",
+                "http://127.0.0.1:8080/profile/c"
+            ]
+        );
+        let l = result.limits;
+        assert_eq!(
+            (l.base_href_ignored, l.urls_too_long, l.links_truncated),
+            (1, 1, 2)
+        );
+        // A resolved URL over the limit is dropped too.
+        let limits = PageLimits {
+            max_url_bytes: 40,
+            ..PageLimits::default()
+        };
+        let result = links::PARSER
+            .run_with(
+                &request,
+                &base(),
+                "<a href=short>s</a><a href=a-relative-link-that-resolves-long>l</a>",
+                &Budget::new(limits),
+            )
+            .unwrap();
+        assert_eq!(result.requests.len(), 1);
+        assert_eq!(result.limits.urls_too_long, 1);
     }
 
     /// Unknown names and bad arguments are typed errors.

@@ -96,6 +96,7 @@ pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
             id: Some(id.to_string()),
             payload,
         }],
+        ..ParseResult::default()
     })
 }
 

@@ -27,6 +27,7 @@ fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
             id: None,
             payload: [("body".to_string(), Value::Str(page.text.to_owned()))].into(),
         }],
+        ..ParseResult::default()
     })
 }
 
