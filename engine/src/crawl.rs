@@ -352,6 +352,9 @@ pub async fn run(
                 metrics.latency[worker].observe(latency);
                 let throttle = matches!(&result, CallResult::Answered(Err(CrawlError::Fetch(FetchError::Status { status: 429 | 503, .. }))));
                 crawl.scheduler.done(&task, latency, throttle);
+                if let CallResult::Answered(Ok(parsed)) = &result {
+                    crawl.summary.limits.add(&parsed.limits);
+                }
                 if task.robots {
                     crawl.robots_answer(task, result);
                     continue;

@@ -48,6 +48,9 @@ pub struct Summary {
     pub bad_urls: u64,
     /// Links outside the allowed domains or include/exclude patterns.
     pub out_of_scope: u64,
+    /// What workers left out of pages to stay within their bounds (links
+    /// past `max_links_per_page`, URLs over `max_url_bytes`, ...).
+    pub limits: rpcsupport::types::ParseLimits,
     /// Requests not crawled on purpose, by reason (`robots_disallowed`,
     /// `not_html`, `offsite_redirect`...): not failures.
     pub skipped: BTreeMap<String, u64>,
@@ -132,6 +135,14 @@ impl fmt::Display for Summary {
             "  {:<14} {} duplicate, {} too deep, {} out of scope, {} bad URL",
             "links dropped", self.duplicates, self.too_deep, self.out_of_scope, self.bad_urls
         )?;
+        if !self.limits.is_empty() {
+            let l = &self.limits;
+            writeln!(
+                f,
+                "  {:<14} {} links past max_links_per_page, {} URLs over max_url_bytes, {} <base href> ignored, {} results over max_result_bytes, {} pages cut short",
+                "page limits", l.links_truncated, l.urls_too_long, l.base_href_ignored, l.results_dropped, l.page_truncated
+            )?;
+        }
         write_counts(f, "skipped", &self.skipped)?;
         write_counts(f, "fetch retries", &self.fetch_retries)?;
         writeln!(

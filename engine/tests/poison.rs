@@ -78,7 +78,7 @@ impl rpcsupport::Crawl for FakeWorker {
         self.log.answered.lock().unwrap().push(request.url);
         Ok(ParseResult {
             requests,
-            items: Vec::new(),
+            ..ParseResult::default()
         })
     }
 

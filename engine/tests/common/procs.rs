@@ -46,6 +46,11 @@ impl Proc {
         self.addr.rsplit(':').next().unwrap().to_owned()
     }
 
+    /// The process's peak resident memory so far, in bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        self.server.peak_rss()
+    }
+
     pub fn kill9(&mut self) {
         self.server.kill9();
     }
