@@ -58,6 +58,11 @@ fn config(url: &str, workers: &[&Proc], saver: &Proc) -> engine::EngineConfig {
         worker_hosts: workers.iter().map(|w| w.addr.clone()).collect(),
         seeds: vec![url.to_owned()],
         item_linger_ms: 50,
+        // Small batches, so the item count the tests wait for tracks the
+        // crawl's progress (a default 2000-item batch of 3000 profiles
+        // would land when the crawl is nearly done, and a kill then may
+        // come after the last call to that worker).
+        item_batch_size: 100,
         per_host_concurrency: 32,
         failures_file: String::new(),
         ..engine::EngineConfig::default()
