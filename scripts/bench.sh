@@ -175,6 +175,31 @@ for r in $(seq 1 "$rounds"); do
     crawl_round "$r"
 done
 
+# Export (issue 15): the last round's store, served again by a fresh
+# itemsaver, written out whole as JSON lines; items/s and the peak memory of
+# both sides (the itemsaver's before and after, to show the export leaves it
+# flat, and the export client's).
+export_run() {
+    local saver saver_pid hwm0 t0 t1 lines
+    saver=$(start itemsaver.export --port 0 --data_dir "$run_dir/items.$rounds")
+    saver_pid=$(cat "$run_dir/itemsaver.export.pid")
+    hwm0=$(hwm_kb "$saver_pid")
+    echo "bench: export of the store of round $rounds (itemsaver $saver)"
+    t0=$(date +%s.%N)
+    /usr/bin/time -f "%M" -o "$run_dir/export.time" \
+        "$bin/itemsaver" export --itemsaver_host "$saver" --out "$run_dir/export.jsonl" 2>"$run_dir/export.log"
+    t1=$(date +%s.%N)
+    lines=$(wc -l <"$run_dir/export.jsonl")
+    {
+        echo "export_items=$lines export_wall=$(calc "$t1 - $t0" 2)"
+        echo "export_rate=$(calc "$lines / ($t1 - $t0)" 0)"
+        echo "export_saver_hwm0=$(calc "$hwm0 / 1024" 1) export_saver_hwm=$(calc "$(hwm_kb "$saver_pid") / 1024" 1)"
+        echo "export_client_hwm=$(calc "$(tail -n 1 "$run_dir/export.time") / 1024" 1)"
+    } >"$run_dir/export"
+    kill "$saver_pid" 2>/dev/null || true
+}
+export_run
+
 # The median round by end-to-end rate gives the table; the medians of both
 # rates give the ratio.
 median_of() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -206,6 +231,9 @@ for r in $(seq 1 "$rounds"); do
         [[ $pages == "$site_pages" ]] || echo "round $r: the crawl fetched $pages of $site_pages pages"
     ) >>"$run_dir/problems"
 done
+# shellcheck disable=SC1091
+. "$run_dir/export"
+[[ $export_items == "$profiles" ]] || echo "export: $export_items items written, not $profiles" >>"$run_dir/problems"
 [[ -f $run_dir/problems ]] && mapfile -t problems <"$run_dir/problems"
 ((${#problems[@]} == 0)) || verdict=FAILED
 
@@ -237,6 +265,10 @@ report() {
         echo "| $name | ${c:-?} | $(per_1k "$c") | $([[ -n $m ]] && calc "$m / 1024" 1 || echo "?") MiB |"
     done
     echo "| all | $total | $(per_1k "$total") | |"
+    echo
+    echo "- export (itemsaver export, JSON lines) of round $rounds's store: $export_items items in ${export_wall}s," \
+        "**$export_rate items/s**; itemsaver peak RSS $export_saver_hwm0 MiB when opened, $export_saver_hwm MiB after;" \
+        "export client peak RSS $export_client_hwm MiB"
 }
 
 summary=$(report)
