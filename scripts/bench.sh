@@ -271,7 +271,108 @@ report() {
         "export client peak RSS $export_client_hwm MiB"
 }
 
+# --- More sites (issue 14), each reported on its own: the toolchain's own
+# HTML docs served by nginx (real pages), and a broad crawl of many loopback
+# hosts with latency against the same hosts without it. REAL_HTML=0 or
+# BROAD=0 skips one.
+
+# fresh_workers TAG: two new workers (so their peak RSS is this run's own);
+# sets fw1 fw2 and the pid files worker.TAG1 / worker.TAG2.
+fresh_workers() {
+    fw1=$(start "worker.${1}1" --port 0 --allow_internal 127.0.0.0/8)
+    fw2=$(start "worker.${1}2" --port 0 --allow_internal 127.0.0.0/8)
+}
+stop_named() { local n; for n in "$@"; do kill "$(cat "$run_dir/$n.pid")" 2>/dev/null || true; done; }
+
+# crawl_site TAG SEEDS_FILE ENGINE_ARGS...: one crawl with fresh workers and
+# a fresh itemsaver; prints "pages wall rate cpu_all hwm_w1 hwm_w2".
+crawl_site() {
+    local tag=$1 seeds_file=$2 saver t0 t1 pages seeds=() n
+    shift 2
+    fresh_workers "$tag"
+    saver=$(start "itemsaver.$tag" --port 0 --data_dir "$run_dir/items.$tag")
+    while read -r n; do seeds+=(--seed "$n"); done <"$seeds_file"
+    local procs=("worker.${tag}1" "worker.${tag}2" "itemsaver.$tag")
+    declare -A c0
+    for n in "${procs[@]}"; do c0[$n]=$(cpu_ticks "$(cat "$run_dir/$n.pid")"); done
+    t0=$(date +%s.%N)
+    timeout -k 10 "$timeout_secs" /usr/bin/time -f "%U %S %M" -o "$run_dir/engine.$tag.time" \
+        "$bin/engine" "${seeds[@]}" --worker_hosts "$fw1,$fw2" --itemsaver_host "$saver" \
+        --failures_file "$run_dir/failures.$tag.jsonl" "$@" >"$run_dir/engine.$tag.out" 2>"$run_dir/engine.$tag.log" || true
+    t1=$(date +%s.%N)
+    pages=$(sed -n 's/^  pages  *\([0-9]*\).*/\1/p' "$run_dir/engine.$tag.out")
+    local cpu=0 eu es ekb
+    for n in "${procs[@]}"; do
+        cpu=$(calc "$cpu + ($(cpu_ticks "$(cat "$run_dir/$n.pid")") - ${c0[$n]}) / $hz" 2)
+    done
+    read -r eu es ekb < <(tail -n 1 "$run_dir/engine.$tag.time")
+    cpu=$(calc "$cpu + $eu + $es" 2)
+    echo "${pages:-0} $(calc "$t1 - $t0" 2) $(calc "${pages:-0} / ($t1 - $t0)" 0) $cpu" \
+        "$(calc "$(hwm_kb "$(cat "$run_dir/worker.${tag}1.pid")") / 1024" 0)" \
+        "$(calc "$(hwm_kb "$(cat "$run_dir/worker.${tag}2.pid")") / 1024" 0)"
+    stop_named "${procs[@]}"
+}
+
+extra=()
+docs=$(rustc --print sysroot 2>/dev/null)/share/doc/rust/html
+if [[ ${REAL_HTML:-1} != 0 && -f $docs/index.html ]]; then
+    if ! command -v nginx >/dev/null; then
+        echo "bench: installing nginx" >&2
+        apt-get update -qq >/dev/null && apt-get install -y -qq nginx-light >/dev/null 2>&1 ||
+            apt-get install -y -qq nginx >/dev/null
+    fi
+    nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # As root, nginx's workers would drop to "nobody", who cannot read a
+    # toolchain installed under /root.
+    nuser=$([[ $(id -u) == 0 ]] && echo "user root;" || true)
+    cat >"$run_dir/nginx.conf" <<EOF
+$nuser
+worker_processes 1;
+daemon off;
+pid $run_dir/nginx.pidfile;
+error_log $run_dir/nginx.err;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    types { text/html html htm; text/css css; application/javascript js; image/svg+xml svg; }
+    default_type application/octet-stream;
+    server { listen 127.0.0.1:$nport; root $docs; }
+}
+EOF
+    nginx -c "$run_dir/nginx.conf" -p "$run_dir" &
+    echo $! >"$run_dir/nginx.pid"
+    for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:$nport/index.html" && break; sleep 0.1; done
+    curl -fs -o /dev/null "http://127.0.0.1:$nport/index.html" ||
+        echo "bench: warning: nginx does not serve the docs: $(tail -n 2 "$run_dir/nginx.err" 2>/dev/null)" >&2
+    echo "http://127.0.0.1:$nport/index.html" >"$run_dir/seeds.docs"
+    echo "bench: real HTML: the toolchain's docs ($docs) served by nginx, crawled with links, 128 at once"
+    read -r d_pages d_wall d_rate d_cpu d_w1 d_w2 < <(crawl_site docs "$run_dir/seeds.docs" \
+        --parser links --worker_count 128 --per_host_concurrency 128)
+    extra+=("- real HTML (toolchain docs via nginx, \`links\`, 128 in flight): $d_pages pages in ${d_wall}s, **$d_rate pages/s**, $d_cpu CPU s (engine, workers, itemsaver); worker peak RSS $d_w1 and $d_w2 MiB (target <= 128)")
+    stop_named nginx
+fi
+
+if [[ ${BROAD:-1} != 0 ]]; then
+    b_hosts=${BROAD_HOSTS:-200} b_latency=${BROAD_LATENCY_MS:-100} b_inflight=${BROAD_IN_FLIGHT:-2000}
+    b_profiles=${BROAD_PROFILES:-200}
+    declare -A broad_rate broad_pages
+    for lat in 0 "$b_latency"; do
+        bsite=$(start "demosite.broad$lat" --port 0 --bind 127.0.2.1 --hosts "$b_hosts" --latency_ms "$lat" --profiles "$b_profiles")
+        bport=${bsite##*:}
+        python3 -c "import ipaddress,sys; a=int(ipaddress.IPv4Address('127.0.2.1')); [print(f'http://{ipaddress.IPv4Address(a+i)}:{sys.argv[2]}/') for i in range(int(sys.argv[1]))]" \
+            "$b_hosts" "$bport" >"$run_dir/seeds.broad$lat"
+        echo "bench: broad crawl: $b_hosts hosts, ${lat} ms per page, $b_inflight in flight"
+        read -r b_pages b_wall b_rate _ _ _ < <(crawl_site "broad$lat" "$run_dir/seeds.broad$lat" \
+            --parser city_list --worker_count "$b_inflight" \
+            --per_host_concurrency $(((b_inflight + b_hosts - 1) / b_hosts)))
+        broad_rate[$lat]=$b_rate broad_pages[$lat]=$b_pages
+        stop_named "demosite.broad$lat"
+    done
+    extra+=("- broad crawl ($b_hosts loopback hosts, $b_inflight in flight): no latency ${broad_rate[0]} pages/s (${broad_pages[0]} pages); ${b_latency} ms per page ${broad_rate[$b_latency]} pages/s (${broad_pages[$b_latency]} pages): **$(pct "${broad_rate[$b_latency]}" "${broad_rate[0]}")%** of the no-latency ceiling (target 90%)")
+fi
+
 summary=$(report)
+for line in "${extra[@]}"; do summary+=$'\n'"$line"; done
 echo
 echo "$summary"
 if [[ ! -f $results ]]; then

@@ -2,14 +2,22 @@
 //!
 //! Prints exactly one line to stdout once it accepts connections, which
 //! scripts parse:
-//! `demosite listening on http://127.0.0.1:PORT/ profiles=N pages=M`.
+//! `demosite listening on http://127.0.0.1:PORT/ profiles=N pages=M hosts=H`.
+//! With `--hosts H` the same site is served on H loopback addresses, the
+//! `--bind` address and the ones after it (127.0.2.1, 127.0.2.2, ...), all
+//! on the port of the first: a broad crawl of many hosts on one machine.
 //! Logs go to stderr.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use demosite::{Site, SiteConfig};
+use demosite::{Site, SiteConfig, SiteOptions};
+
+/// Most hosts `--hosts` serves (a /16 of loopback is plenty).
+const MAX_HOSTS: u32 = 65_536;
 
 /// A deterministic local dating-profile site to crawl.
 #[derive(Debug, Parser)]
@@ -30,6 +38,13 @@ struct Args {
     /// Profiles per city list page.
     #[arg(long = "page_size", default_value_t = SiteConfig::default().page_size)]
     page_size: u32,
+    /// Serve the site on this many loopback addresses, from --bind on.
+    #[arg(long, default_value_t = 1)]
+    hosts: u32,
+    /// Every site page waits this many milliseconds before it answers (a
+    /// far-away server).
+    #[arg(long = "latency_ms", default_value_t = 0)]
+    latency_ms: u64,
 }
 
 #[tokio::main]
@@ -44,6 +59,9 @@ async fn main() -> anyhow::Result<()> {
     if args.cities == 0 || args.page_size == 0 {
         bail!("--cities and --page_size must be at least 1");
     }
+    if args.hosts == 0 || args.hosts > MAX_HOSTS {
+        bail!("--hosts must be from 1 to {MAX_HOSTS}");
+    }
     let site = Arc::new(Site::new(SiteConfig {
         profiles: args.profiles,
         cities: args.cities,
@@ -53,15 +71,44 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
     let addr = listener.local_addr()?;
-    let shutdown = shutdown_signal()?;
+    let mut listeners = vec![listener];
+    if args.hosts > 1 {
+        let first: Ipv4Addr = args
+            .bind
+            .parse()
+            .ok()
+            .filter(|ip: &Ipv4Addr| ip.is_loopback())
+            .context("--hosts needs --bind to be an IPv4 loopback address, e.g. 127.0.2.1")?;
+        for i in 1..args.hosts {
+            let ip = Ipv4Addr::from(u32::from(first) + i);
+            if !ip.is_loopback() {
+                bail!("--hosts {} from {first} leaves 127.0.0.0/8", args.hosts);
+            }
+            listeners.push(
+                tokio::net::TcpListener::bind((ip, addr.port()))
+                    .await
+                    .with_context(|| format!("cannot listen on {ip}:{}", addr.port()))?,
+            );
+        }
+    }
+    let options = SiteOptions {
+        page_delay: Duration::from_millis(args.latency_ms),
+        ..SiteOptions::default()
+    };
+    let (router, _log) = demosite::router_with(site.clone(), options);
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()?));
     println!(
-        "demosite listening on http://{addr}/ profiles={} pages={}",
+        "demosite listening on http://{addr}/ profiles={} pages={} hosts={}",
         site.profile_count(),
-        site.page_count()
+        site.page_count(),
+        args.hosts
     );
-    demosite::serve_site(listener, site, shutdown)
-        .await
-        .context("server failed")?;
+    let servers = listeners
+        .into_iter()
+        .map(|l| demosite::serve_router(l, router.clone(), shutdown.clone()));
+    for result in futures::future::join_all(servers).await {
+        result.context("server failed")?;
+    }
     tracing::info!("demosite stopped");
     Ok(())
 }
