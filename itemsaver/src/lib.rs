@@ -27,6 +27,9 @@
 //! - [`store::elastic`]: the cluster backend, an Elasticsearch index, used
 //!   when `es_urls` is set ([`open_elastic`]). One `_bulk` per batch,
 //!   transient item failures retried, query tree translated to query DSL.
+//!   Split by concern: `client` (connection, auth, reads with failover),
+//!   `mapping` (index and documents), `bulk` (writes with retry), `dsl`
+//!   (query translation), `scan` (point in time + `search_after`).
 //! - [`export`]: `itemsaver export`, every matching item out of a running
 //!   itemsaver as JSON lines or CSV, page by page over the `scan` RPC
 //!   (each store's [`ItemStore::scan`]), into `FILE.partial` renamed to
