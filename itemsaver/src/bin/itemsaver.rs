@@ -302,7 +302,12 @@ async fn run_server(
             }
         });
     }
-    itemsaver::serve_with(listener, store, &config, security, metrics, shutdown).await?;
+    let options = itemsaver::ServerOptions {
+        security,
+        metrics,
+        ..itemsaver::ServerOptions::from_config(&config)
+    };
+    itemsaver::serve(listener, store, options, shutdown).await?;
     // Dropping the store (the last Arc, once in-flight requests finish)
     // releases the index lock; commits already running complete first,
     // because the runtime waits for blocking tasks.

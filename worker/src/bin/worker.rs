@@ -158,9 +158,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
     let shutdown = rpcsupport::shutdown::signal().context("cannot listen for Ctrl-C / SIGTERM")?;
     println!("worker listening on {}", listener.local_addr()?);
-    worker::serve_worker_with(listener, worker, security, shutdown)
-        .await
-        .context("RPC server failed")?;
+    worker::serve(
+        listener,
+        worker,
+        worker::ServerOptions { security },
+        shutdown,
+    )
+    .await
+    .context("RPC server failed")?;
     tracing::info!("worker stopped");
     Ok(())
 }
