@@ -111,8 +111,6 @@ impl Inner {
         }
     }
 
-    /// Creates the index with [`index_definition`] unless it exists; an
-
     /// Sends a read, again on transport errors, 429 and 5xx (with several
     /// URLs, each try goes to the next node).
     pub(super) async fn read<F, Fut>(&self, send: F) -> Result<Response, StoreError>
