@@ -567,9 +567,14 @@ mod tests {
         tokio::spawn({
             let store = store.clone();
             async move {
-                itemsaver::serve(listener, store, &config, async {
-                    let _ = stopped.await;
-                })
+                itemsaver::serve(
+                    listener,
+                    store,
+                    itemsaver::ServerOptions::from_config(&config),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
                 .await
                 .unwrap()
             }

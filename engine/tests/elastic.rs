@@ -42,8 +42,8 @@ async fn start_es_itemsaver(
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let served = store.clone();
     tokio::spawn(async move {
-        let config = itemsaver::ItemsaverConfig::default();
-        itemsaver::serve(listener, served, &config, async {
+        let options = itemsaver::ServerOptions::default();
+        itemsaver::serve(listener, served, options, async {
             let _ = rx.await;
         })
         .await

@@ -27,6 +27,9 @@
 //! - [`store::elastic`]: the cluster backend, an Elasticsearch index, used
 //!   when `es_urls` is set ([`open_elastic`]). One `_bulk` per batch,
 //!   transient item failures retried, query tree translated to query DSL.
+//!   Split by concern: `client` (connection, auth, reads with failover),
+//!   `mapping` (index and documents), `bulk` (writes with retry), `dsl`
+//!   (query translation), `scan` (point in time + `search_after`).
 //! - [`export`]: `itemsaver export`, every matching item out of a running
 //!   itemsaver as JSON lines or CSV, page by page over the `scan` RPC
 //!   (each store's [`ItemStore::scan`]), into `FILE.partial` renamed to
@@ -281,55 +284,72 @@ pub async fn open_store(
     }
 }
 
-/// Serves the itemsaver on `listener` until `shutdown` completes.
+/// How [`serve`] serves: the limits of an [`ItemsaverConfig`], who may
+/// connect, and where metrics go. The default is the default config's
+/// limits, open to any client (no token, plain TCP), metrics kept in a
+/// registry of its own.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Items one `save` may carry (`max_batch_items`).
+    pub max_batch_items: usize,
+    /// Largest item accepted, as JSON (`max_item_bytes`).
+    pub max_item_bytes: usize,
+    /// Largest RPC frame (`max_frame_bytes`).
+    pub max_frame_bytes: usize,
+    /// Requests in progress per connection (`max_concurrent_requests`).
+    pub max_concurrent_requests: usize,
+    /// Who may connect: token, TLS, connection limits (the `[rpc]` section).
+    pub security: ServerSecurity,
+    /// Where the service records its counters and latencies.
+    pub metrics: Arc<rpcsupport::metrics::Registry>,
+}
+
+impl ServerOptions {
+    /// The limits of `config`, open to any client, metrics in a new registry.
+    pub fn from_config(config: &ItemsaverConfig) -> ServerOptions {
+        ServerOptions {
+            max_batch_items: config.max_batch_items,
+            max_item_bytes: config.max_item_bytes,
+            max_frame_bytes: config.max_frame_bytes,
+            max_concurrent_requests: config.max_concurrent_requests,
+            security: ServerSecurity::default(),
+            metrics: rpcsupport::metrics::Registry::new(),
+        }
+    }
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions::from_config(&ItemsaverConfig::default())
+    }
+}
+
+/// Serves the itemsaver over `store` on `listener` until `shutdown`
+/// completes.
 ///
 /// Each request runs in its own task, so one slow commit does not hold up
 /// the `count` or `search` behind it on the same connection. On shutdown,
 /// saves already handed to the store still finish (their commit runs on a
 /// blocking thread); their callers may not hear back and will resend, which
 /// upserting makes harmless.
-///
-/// Open to any client (no token, plain TCP); see [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn ItemStore>,
-    config: &ItemsaverConfig,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    serve_with(
-        listener,
-        store,
-        config,
-        ServerSecurity::default(),
-        rpcsupport::metrics::Registry::new(),
-        shutdown,
-    )
-    .await
-}
-
-/// Like [`serve`], admitting only clients that pass `security` (the
-/// `[rpc]` section: token, TLS, connection limits) and recording metrics
-/// into `metrics`.
-pub async fn serve_with(
-    listener: tokio::net::TcpListener,
-    store: Arc<dyn ItemStore>,
-    config: &ItemsaverConfig,
-    security: ServerSecurity,
-    metrics: Arc<rpcsupport::metrics::Registry>,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let service = service::ItemSaverService::new(
         store,
         service::Limits {
-            max_batch_items: config.max_batch_items,
-            max_item_bytes: config.max_item_bytes,
+            max_batch_items: options.max_batch_items,
+            max_item_bytes: options.max_item_bytes,
         },
-        metrics,
+        options.metrics,
     );
     let options = ServeOptions {
-        max_frame_bytes: config.max_frame_bytes,
-        max_concurrent_requests: config.max_concurrent_requests,
-        security,
+        max_frame_bytes: options.max_frame_bytes,
+        max_concurrent_requests: options.max_concurrent_requests,
+        security: options.security,
         ..ServeOptions::default()
     };
     rpcsupport::serve(listener, options, shutdown, move |channel| {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use itemsaver::export::{self, ExportOptions, Format, Progress};
 use itemsaver::store::elastic::Settings;
 use itemsaver::store::Sort;
-use itemsaver::{ItemStore, ItemsaverConfig, StoreError};
+use itemsaver::{ItemStore, ServerOptions, StoreError};
 use rpcsupport::{
     ConnectOptions, HostAddr, Item, ItemSaverClient, SaveAck, ScanPage, ScanRequest, SearchRequest,
     SearchResponse, Value,
@@ -55,7 +55,7 @@ async fn serve(store: Arc<dyn ItemStore>, dir: Option<tempfile::TempDir>) -> Ser
     let (stop, stopped) = oneshot::channel::<()>();
     let served = store.clone();
     tokio::spawn(async move {
-        itemsaver::serve(listener, served, &ItemsaverConfig::default(), async {
+        itemsaver::serve(listener, served, ServerOptions::default(), async {
             let _ = stopped.await;
         })
         .await

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use itemsaver::{ItemStore, ItemsaverConfig};
+use itemsaver::ItemStore;
 use rpcsupport::codec::encode;
 use rpcsupport::service::ItemSaverRequest;
 use rpcsupport::{ConnectOptions, HostAddr, Item, SearchRequest, Value};
@@ -50,7 +50,7 @@ async fn itemsaver_survives_hostile_frames() {
         itemsaver::serve(
             listener,
             store,
-            &ItemsaverConfig::default(),
+            itemsaver::ServerOptions::default(),
             std::future::pending(),
         )
         .await

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use itemsaver::{ItemStore, ItemsaverConfig};
+use itemsaver::{ItemStore, ItemsaverConfig, ServerOptions};
 use rpcsupport::{
     ConnectOptions, HostAddr, Item, ItemSaverClient, SaveError, SearchRequest, Value,
 };
@@ -34,9 +34,14 @@ async fn start_server_over(
     let addr = HostAddr::from(listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        itemsaver::serve(listener, store, &config, async {
-            let _ = stopped.await;
-        })
+        itemsaver::serve(
+            listener,
+            store,
+            ServerOptions::from_config(&config),
+            async {
+                let _ = stopped.await;
+            },
+        )
         .await
     });
     let client = rpcsupport::connect_itemsaver(&addr, ConnectOptions::default())
@@ -298,15 +303,11 @@ async fn start_secured(security: rpcsupport::ServerSecurity) -> (HostAddr, tempf
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = HostAddr::from(listener.local_addr().unwrap());
     tokio::spawn(async move {
-        itemsaver::serve_with(
-            listener,
-            store,
-            &ItemsaverConfig::default(),
+        let options = ServerOptions {
             security,
-            rpcsupport::metrics::Registry::new(),
-            std::future::pending(),
-        )
-        .await
+            ..ServerOptions::default()
+        };
+        itemsaver::serve(listener, store, options, std::future::pending()).await
     });
     (addr, dir)
 }

@@ -27,6 +27,10 @@
 //! - [`metrics`]: counters, gauges and latency histograms, served to
 //!   Prometheus by every process that has `--metrics_addr`.
 //! - [`shutdown`]: the Ctrl-C / SIGTERM future every binary stops on.
+//! - [`cli`]: what every binary's `main` does alike: logging to stderr,
+//!   the config-file rule (`--config` must exist, else `./config.toml` if
+//!   present), flags over keys ([`apply_flags!`]), and `NAME: error: ...`
+//!   with exit code 1.
 //! - [`codec`]: the bincode inside every frame, decoded with a nesting
 //!   limit and a bound on decoded memory per frame byte
 //!   ([`codec::DecodeLimits`]), so no frame can overflow a stack or decode
@@ -38,6 +42,7 @@
 //!   `[::1]:9000` host syntax ([`HostAddr`]).
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod error;

@@ -664,41 +664,28 @@ fn panicked(request: &Request) -> ParseError {
     }
 }
 
-/// Serves the [`Crawl`](rpcsupport::Crawl) service on `listener` with a new
-/// [`Worker`] for `config`, until `shutdown` completes. A config that fails
-/// [`WorkerConfig::validate`] is an `InvalidInput` error.
+/// How [`serve`] serves, besides the limits of the worker's own config
+/// (`max_frame_bytes`, `max_concurrent_requests`). The default is open to
+/// any client: no token, plain TCP.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Who may connect: token, TLS, connection limits (the `[rpc]` section).
+    pub security: ServerSecurity,
+}
+
+/// Serves the [`Crawl`](rpcsupport::Crawl) service on `listener` with
+/// `worker` (built by the caller, who may keep a clone to read its
+/// counters), until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    config: WorkerConfig,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let worker = Worker::new(&config)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    serve_worker(listener, worker, shutdown).await
-}
-
-/// Like [`serve`], for a worker the caller already built (e.g. to keep a
-/// handle on its counters). Open to any client: no token, plain TCP.
-pub async fn serve_worker(
-    listener: TcpListener,
     worker: Worker,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    serve_worker_with(listener, worker, ServerSecurity::default(), shutdown).await
-}
-
-/// Like [`serve_worker`], admitting only clients that pass `security` (the
-/// `[rpc]` section: token, TLS, connection limits).
-pub async fn serve_worker_with(
-    listener: TcpListener,
-    worker: Worker,
-    security: ServerSecurity,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     use rpcsupport::Crawl;
     use tarpc::server::Channel;
     let options = ServeOptions {
-        security,
+        security: options.security,
         ..worker.config().serve_options()
     };
     let service = service::CrawlService::new(worker);

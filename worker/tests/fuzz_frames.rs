@@ -35,9 +35,10 @@ async fn worker_survives_hostile_frames() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let worker = Worker::new(&WorkerConfig::default()).unwrap();
-    let server = tokio::spawn(worker::serve_worker(
+    let server = tokio::spawn(worker::serve(
         listener,
         worker,
+        worker::ServerOptions::default(),
         std::future::pending(),
     ));
     let good = rpcsupport::connect_crawl(&HostAddr::from(addr), ConnectOptions::default())

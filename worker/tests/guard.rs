@@ -171,9 +171,10 @@ async fn worker_refuses_loopback_the_engine_names() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = rpcsupport::HostAddr::from(listener.local_addr().unwrap());
     let worker = Worker::new(&WorkerConfig::default()).unwrap();
-    tokio::spawn(worker::serve_worker(
+    tokio::spawn(worker::serve(
         listener,
         worker,
+        worker::ServerOptions::default(),
         std::future::pending(),
     ));
     let client = rpcsupport::connect_crawl(&addr, rpcsupport::ConnectOptions::default())

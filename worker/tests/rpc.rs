@@ -54,7 +54,12 @@ async fn start_worker(
     let worker = Worker::new(&config).unwrap();
     let (tx, shutdown) = stopper();
     stops.push(tx);
-    tokio::spawn(worker::serve_worker(listener, worker.clone(), shutdown));
+    tokio::spawn(worker::serve(
+        listener,
+        worker.clone(),
+        worker::ServerOptions::default(),
+        shutdown,
+    ));
     let client = rpcsupport::connect_crawl(&addr, ConnectOptions::default())
         .await
         .unwrap();

@@ -46,8 +46,7 @@ macro_rules! flags {
                 if !self.seeds.is_empty() {
                     config.seeds = self.seeds;
                 }
-                $( if let Some(v) = self.$scalar { config.$scalar = v; } )*
-                $( if let Some(v) = self.$list { config.$list = v; } )*
+                rpcsupport::apply_flags!(self => config; $($scalar,)* $($list,)*);
             }
         }
     };
@@ -165,19 +164,7 @@ flags! {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match real_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("engine: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    rpcsupport::cli::run("engine", real_main)
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -200,13 +187,10 @@ fn real_main() -> anyhow::Result<()> {
         }
         None => {}
     }
-    let (path, required) = match &flags.config {
-        Some(p) => (p.clone(), true),
-        None => (engine::config::default_config_path(), false),
-    };
-    let mut config: EngineConfig = rpcsupport::config::load_section(&path, "engine", required)?;
-    config.inline_rules = rpcsupport::config::load_section(&path, "rules", required)?;
-    let rpc = rpcsupport::security::load(&path, required, &flags.rpc)?;
+    let file = rpcsupport::cli::ConfigFile::from_flag(flags.config.as_deref());
+    let mut config: EngineConfig = file.section("engine")?;
+    config.inline_rules = file.section("rules")?;
+    let rpc = file.rpc(&flags.rpc)?;
     flags.apply(&mut config);
     let metrics_addr = config.metrics_addr.trim().to_owned();
     let linger = Duration::from_millis(config.dashboard_linger_ms);

@@ -89,8 +89,9 @@ pub fn local_worker() -> worker::WorkerConfig {
 pub async fn start_worker_with(config: worker::WorkerConfig) -> (SocketAddr, Stop) {
     let (listener, addr) = listen().await;
     let (stop, shutdown) = stopper();
+    let worker = worker::Worker::new(&config).expect("worker config is valid");
     tokio::spawn(async move {
-        worker::serve(listener, config, shutdown)
+        worker::serve(listener, worker, worker::ServerOptions::default(), shutdown)
             .await
             .expect("worker serves")
     });
@@ -101,11 +102,15 @@ pub async fn start_itemsaver(dir: &Path) -> (SocketAddr, Stop) {
     let (listener, addr) = listen().await;
     let (stop, shutdown) = stopper();
     let store = Arc::new(itemsaver::open_embedded(dir).expect("open store"));
-    let config = itemsaver::ItemsaverConfig::default();
     tokio::spawn(async move {
-        itemsaver::serve(listener, store, &config, shutdown)
-            .await
-            .expect("itemsaver serves")
+        itemsaver::serve(
+            listener,
+            store,
+            itemsaver::ServerOptions::default(),
+            shutdown,
+        )
+        .await
+        .expect("itemsaver serves")
     });
     (addr, stop)
 }

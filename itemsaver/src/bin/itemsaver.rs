@@ -29,15 +29,8 @@ use tarpc::context;
     about = "Stores crawled items; serves them over RPC."
 )]
 struct Cli {
-    /// Port to listen on (overrides `port` in the config file).
-    #[arg(long)]
-    port: Option<u16>,
-    /// Address to bind (overrides `bind`).
-    #[arg(long)]
-    bind: Option<String>,
-    /// Directory of the embedded index (overrides `data_dir`).
-    #[arg(long = "data_dir")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerFlags,
     /// Config file; its [itemsaver] section is read. Must exist only if given.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -51,6 +44,21 @@ struct Cli {
     rpc: rpcsupport::RpcFlags,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Where the server listens and keeps its index (override the keys of
+/// the same name).
+#[derive(Debug, clap::Args)]
+struct ServerFlags {
+    /// Port to listen on (overrides `port` in the config file).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind (overrides `bind`).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Directory of the embedded index (overrides `data_dir`).
+    #[arg(long = "data_dir")]
+    data_dir: Option<PathBuf>,
 }
 
 /// Flags that select and reach an Elasticsearch store (override the
@@ -104,24 +112,15 @@ struct LimitFlags {
 
 impl LimitFlags {
     fn apply(self, config: &mut ItemsaverConfig) {
-        if let Some(v) = self.max_batch_items {
-            config.max_batch_items = v;
-        }
-        if let Some(v) = self.max_item_bytes {
-            config.max_item_bytes = v;
-        }
-        if let Some(v) = self.max_frame_bytes {
-            config.max_frame_bytes = v;
-        }
-        if let Some(v) = self.max_concurrent_requests {
-            config.max_concurrent_requests = v;
-        }
-        if let Some(v) = self.metrics_addr {
-            config.metrics_addr = v;
-        }
-        if let Some(v) = self.http_addr {
-            config.http_addr = v;
-        }
+        rpcsupport::apply_flags!(
+            self => config;
+            max_batch_items,
+            max_item_bytes,
+            max_frame_bytes,
+            max_concurrent_requests,
+            metrics_addr,
+            http_addr,
+        );
     }
 }
 
@@ -130,21 +129,7 @@ impl ElasticFlags {
         if !self.es_urls.is_empty() {
             config.es_urls = self.es_urls;
         }
-        if let Some(index) = self.index {
-            config.index = index;
-        }
-        if let Some(username) = self.es_username {
-            config.es_username = username;
-        }
-        if let Some(password) = self.es_password {
-            config.es_password = password;
-        }
-        if let Some(key) = self.es_api_key {
-            config.es_api_key = key;
-        }
-        if let Some(path) = self.es_ca_cert {
-            config.es_ca_cert = path;
-        }
+        rpcsupport::apply_flags!(self => config; index, es_username, es_password, es_api_key, es_ca_cert);
     }
 }
 
@@ -206,29 +191,18 @@ enum FormatFlag {
     Csv,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        None => {
-            run_server(
-                cli.port,
-                cli.bind,
-                cli.data_dir,
-                cli.config,
-                cli.elastic,
-                cli.limits,
-                &cli.rpc,
-            )
-            .await
-        }
+fn main() -> std::process::ExitCode {
+    rpcsupport::cli::run("itemsaver", || {
+        tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(dispatch(Cli::parse()))
+    })
+}
+
+/// Serves, or runs the subcommand.
+async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => run_server(cli.server, cli.config, cli.elastic, cli.limits, &cli.rpc).await,
         Some(Command::Count { itemsaver_host }) => match client_security(cli.config, &cli.rpc) {
             Ok(security) => count(&itemsaver_host, security).await,
             Err(e) => Err(e),
@@ -264,39 +238,7 @@ async fn main() -> std::process::ExitCode {
             }
             Err(e) => Err(e),
         },
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("itemsaver: {}", message(&e));
-            std::process::ExitCode::FAILURE
-        }
     }
-}
-
-/// The error and its causes, joined with ": ". A cause already quoted by
-/// the message above it is skipped: many errors (ours, tantivy's, the
-/// config loader's) put their source in their own message too, and `{:#}`
-/// would print it twice.
-fn message(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
-}
-
-/// The config file, and whether it must exist (only when named).
-fn config_path(config_path: Option<PathBuf>) -> (PathBuf, bool) {
-    let required = config_path.is_some();
-    (
-        config_path.unwrap_or_else(|| PathBuf::from("config.toml")),
-        required,
-    )
 }
 
 /// Token and TLS for `count` and `search`, from `[rpc]`,
@@ -305,36 +247,25 @@ fn client_security(
     config_path_flag: Option<PathBuf>,
     flags: &rpcsupport::RpcFlags,
 ) -> Result<&'static ClientSecurity> {
-    let (path, required) = config_path(config_path_flag);
+    let file = rpcsupport::cli::ConfigFile::from_flag(config_path_flag.as_deref());
     // Only the itemsaver token: a store tool needs no worker token.
-    Ok(rpcsupport::security::load(&path, required, flags)?
+    Ok(file
+        .rpc(flags)?
         .client_for(&[rpcsupport::Service::Itemsaver])?
         .leak())
 }
 
 async fn run_server(
-    port: Option<u16>,
-    bind: Option<String>,
-    data_dir: Option<PathBuf>,
+    server: ServerFlags,
     config_path_flag: Option<PathBuf>,
     elastic: ElasticFlags,
     limits: LimitFlags,
     rpc: &rpcsupport::RpcFlags,
 ) -> Result<()> {
-    let (config_path, required) = config_path(config_path_flag);
-    let mut config: ItemsaverConfig =
-        rpcsupport::config::load_section(&config_path, "itemsaver", required)?;
-    let security = rpcsupport::security::load(&config_path, required, rpc)?
-        .server(rpcsupport::Service::Itemsaver)?;
-    if let Some(port) = port {
-        config.port = port;
-    }
-    if let Some(bind) = bind {
-        config.bind = bind;
-    }
-    if let Some(data_dir) = data_dir {
-        config.data_dir = data_dir;
-    }
+    let file = rpcsupport::cli::ConfigFile::from_flag(config_path_flag.as_deref());
+    let mut config: ItemsaverConfig = file.section("itemsaver")?;
+    let security = file.rpc(rpc)?.server(rpcsupport::Service::Itemsaver)?;
+    rpcsupport::apply_flags!(server => config; port, bind, data_dir);
     elastic.apply(&mut config);
     limits.apply(&mut config);
     config.validate()?;
@@ -371,7 +302,12 @@ async fn run_server(
             }
         });
     }
-    itemsaver::serve_with(listener, store, &config, security, metrics, shutdown).await?;
+    let options = itemsaver::ServerOptions {
+        security,
+        metrics,
+        ..itemsaver::ServerOptions::from_config(&config)
+    };
+    itemsaver::serve(listener, store, options, shutdown).await?;
     // Dropping the store (the last Arc, once in-flight requests finish)
     // releases the index lock; commits already running complete first,
     // because the runtime waits for blocking tasks.

@@ -32,9 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use rpcsupport::{
-    Item, SaveAck, ScanCursor, ScanPage, ScanRequest, SearchRequest, SearchResponse, Value,
-};
+use rpcsupport::{Item, SaveAck, ScanCursor, ScanPage, ScanRequest, SearchRequest, SearchResponse};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{EnableScoring, Query, QueryParser, TermQuery, Weight};
@@ -47,6 +45,7 @@ use tantivy::{
 };
 use tokio::sync::oneshot;
 
+use super::document::{collect_text, stored_json};
 use super::{
     latest_per_key, query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW, MAX_SCAN_ITEMS,
     SCAN_KEEP_ALIVE, SCAN_PAGE_BYTES,
@@ -668,26 +667,6 @@ fn run_error(e: TantivyError) -> StoreError {
     }
 }
 
-/// The item as stored: `Item::to_json`, but with the item's own `id`
-/// (possibly none) instead of the derived key, so reads return exactly what
-/// was saved.
-pub(super) fn stored_json(item: &Item) -> String {
-    item.json_text_with_id(item.id.as_deref())
-}
-
-/// Appends every string inside `value` to `out`, one per line.
-pub(super) fn collect_text(value: &Value, out: &mut String) {
-    match value {
-        Value::Str(s) => {
-            out.push_str(s);
-            out.push('\n');
-        }
-        Value::List(values) => values.iter().for_each(|v| collect_text(v, out)),
-        Value::Map(map) => map.values().for_each(|v| collect_text(v, out)),
-        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
-    }
-}
-
 /// Runs blocking index work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -712,6 +691,7 @@ mod tests {
     //! the writer lock, group commits under parallel saves.
 
     use super::*;
+    use rpcsupport::Value;
 
     fn item(id: &str, payload: &[(&str, Value)]) -> Item {
         Item {

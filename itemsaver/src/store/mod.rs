@@ -1,7 +1,8 @@
 //! Step 7: where items end up. [`ItemStore`] is the whole interface the
 //! service needs; the embedded tantivy index ([`embedded`]) and
 //! Elasticsearch ([`elastic`]) both sit behind the same
-//! `Arc<dyn ItemStore>`, and both read queries through [`query`].
+//! `Arc<dyn ItemStore>`, both read queries through [`query`], and both
+//! keep an item as [`document`] lays it out.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use rpcsupport::{Item, SaveAck, SaveError, ScanPage, ScanRequest, SearchRequest, SearchResponse};
 use thiserror::Error;
 
+mod document;
 pub mod elastic;
 pub mod embedded;
 pub mod query;

@@ -91,33 +91,24 @@ struct Args {
 }
 
 impl Args {
-    /// The config file, and whether it must exist.
-    fn config_path(&self) -> (PathBuf, bool) {
-        match &self.config {
-            Some(path) => (path.clone(), true),
-            None => (PathBuf::from("config.toml"), false),
-        }
+    /// The config file: `--config`, or ./config.toml if present.
+    fn config_file(&self) -> rpcsupport::cli::ConfigFile {
+        rpcsupport::cli::ConfigFile::from_flag(self.config.as_deref())
     }
 
     /// The `[rpc]` section, `CRAWLER_RPC_TOKEN` and the RPC flags, checked
     /// for serving.
     fn security(&self) -> anyhow::Result<rpcsupport::ServerSecurity> {
-        let (path, required) = self.config_path();
-        let rpc = rpcsupport::security::load(&path, required, &self.rpc)?;
+        let rpc = self.config_file().rpc(&self.rpc)?;
         // The worker token (or the shared one): the itemsaver's is not ours to check.
         Ok(rpc.server(rpcsupport::Service::Worker)?)
     }
 
     /// The file's settings with every given flag applied on top.
     fn config(&self) -> anyhow::Result<WorkerConfig> {
-        let (path, required) = self.config_path();
-        let mut c: WorkerConfig = rpcsupport::config::load_section(&path, "worker", required)?;
-        macro_rules! flag {
-            ($($field:ident),*) => {
-                $(if let Some(v) = &self.$field { c.$field = v.clone(); })*
-            };
-        }
-        flag!(
+        let mut c: WorkerConfig = self.config_file().section("worker")?;
+        rpcsupport::apply_flags!(
+            self => c;
             port,
             bind,
             connect_timeout_ms,
@@ -145,15 +136,16 @@ impl Args {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    rpcsupport::cli::run("worker", || {
+        tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(serve(Args::parse()))
+    })
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+async fn serve(args: Args) -> anyhow::Result<()> {
     let config = args.config()?;
     let security = args.security()?;
     let metrics = rpcsupport::metrics::Registry::new();
@@ -166,9 +158,14 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
     let shutdown = rpcsupport::shutdown::signal().context("cannot listen for Ctrl-C / SIGTERM")?;
     println!("worker listening on {}", listener.local_addr()?);
-    worker::serve_worker_with(listener, worker, security, shutdown)
-        .await
-        .context("RPC server failed")?;
+    worker::serve(
+        listener,
+        worker,
+        worker::ServerOptions { security },
+        shutdown,
+    )
+    .await
+    .context("RPC server failed")?;
     tracing::info!("worker stopped");
     Ok(())
 }
