@@ -422,13 +422,15 @@ fn check_rule(name: &str, spec: &RuleSpec, known: &dyn Fn(&str) -> bool) -> Resu
         Some(IdSpec {
             from_url: None,
             select: Some(_),
-            regex: re,
+            regex: Some(re),
             ..
-        }) => {
-            if let Some(re) = re {
-                regex("item.id.regex".into(), re)?;
-            }
-        }
+        }) => regex("item.id.regex".into(), re)?,
+        Some(IdSpec {
+            from_url: None,
+            select: Some(_),
+            regex: None,
+            ..
+        }) => {}
         Some(_) => {
             return Err(RuleError::new(
                 name,
