@@ -11,7 +11,7 @@ use rpcsupport::{HostAddr, ParserSpec, Request};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use worker::rules::{compile, parse_file, RuleSet, RulesFile};
+use rpcsupport::rules::{parse_file, Builtins, Rules, RulesFile};
 
 use crate::scheduler::{HostLimits, Politeness};
 use crate::scope::Scope;
@@ -241,8 +241,9 @@ pub struct Settings {
     pub max_pages: Option<u64>,
     /// Time limit, if any.
     pub max_duration: Option<Duration>,
-    /// Declarative parsers, compiled (workers get them at connect).
-    pub rules: Option<Arc<RuleSet>>,
+    /// Declarative parsers, checked but for CSS selectors (workers get
+    /// them at connect, and compile the selectors or refuse the rules).
+    pub rules: Option<Arc<Rules>>,
     /// Frontier memory bound in tasks; 0 for none.
     pub queue_memory_tasks: usize,
     /// Progress line interval; zero for none.
@@ -303,9 +304,9 @@ impl EngineConfig {
         // Seeds and their parser travel together: the engine's own, or, when
         // it has none, the rules file's seeds with its start parser.
         let (seed_urls, parser) = match &rules {
-            Some(set) if self.seeds.is_empty() && !set.file.seeds.is_empty() => (
-                set.file.seeds.clone(),
-                set.file.start.clone().unwrap_or_default(),
+            Some(set) if self.seeds.is_empty() && !set.file().seeds.is_empty() => (
+                set.file().seeds.clone(),
+                set.file().start.clone().unwrap_or_default(),
             ),
             _ => (self.seeds.clone(), self.parser.trim().to_owned()),
         };
@@ -455,9 +456,11 @@ impl EngineConfig {
 }
 
 impl EngineConfig {
-    /// The rules file named by `rules`, else the inline `[rules]`, compiled
-    /// against the workers' built-in parser names.
-    fn load_rules(&self) -> Result<Option<Arc<RuleSet>>, InvalidSetting> {
+    /// The rules file named by `rules`, else the inline `[rules]`, checked.
+    /// Parser names outside the file and CSS selectors are left to the
+    /// workers: they alone know their parsers and compile selectors, and
+    /// the crawl stops at start if one refuses the rules.
+    fn load_rules(&self) -> Result<Option<Arc<Rules>>, InvalidSetting> {
         let file = if !self.rules.trim().is_empty() {
             let path = self.rules.trim();
             let text = std::fs::read_to_string(path)
@@ -468,8 +471,8 @@ impl EngineConfig {
         } else {
             return Ok(None);
         };
-        let builtins = worker::parse::Registry::standard().names();
-        let set = compile(&file, &builtins).map_err(|e| invalid("rules", e.to_string()))?;
+        let set =
+            Rules::check(file, Builtins::Unchecked).map_err(|e| invalid("rules", e.to_string()))?;
         Ok(Some(Arc::new(set)))
     }
 }

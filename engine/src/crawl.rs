@@ -58,6 +58,15 @@ pub enum EngineError {
     /// No worker answered at start.
     #[error(transparent)]
     NoWorkers(#[from] NoWorkers),
+    /// A worker refused the crawl's rules at start (a CSS selector it
+    /// cannot compile, a parser it does not have).
+    #[error("worker {worker} refused the rules: {error}")]
+    RulesRefused {
+        /// The worker.
+        worker: rpcsupport::HostAddr,
+        /// What it said.
+        error: ParseError,
+    },
     /// The itemsaver did not answer at start.
     #[error("itemsaver at {addr} could not be reached: {reason}")]
     ItemsaverUnreachable {
@@ -164,9 +173,7 @@ pub async fn run(
     let builtins = pool.builtin_parsers();
     for seed in &settings.seeds {
         let p = &seed.parser;
-        if !p.args.contains_key(worker::rules::RULESET_ARG)
-            && !builtins.iter().any(|b| b == &p.name)
-        {
+        if !p.args.contains_key(rpcsupport::RULESET_ARG) && !builtins.iter().any(|b| b == &p.name) {
             return Err(EngineError::UnknownParser {
                 name: p.name.clone(),
                 url: seed.url.clone(),

@@ -37,7 +37,8 @@
 //! - [`dashboard`]: the same numbers and more (charts, workers, hosts,
 //!   latest failures, the final summary) as a web page beside `/metrics`.
 //! - [`summary`]: the counts printed at the end.
-//! - [`tools`]: `check-rules` and `try-rules`, for writing rules files.
+//! - [`tools`]: `check-rules`, for writing rules files (`try-rules` is the
+//!   worker's: it needs the HTML parser and the fetcher).
 
 pub mod config;
 pub mod crawl;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr};
+use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr, ParseError};
 use tarpc::context;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -65,6 +65,17 @@ pub struct NoWorkers {
     pub details: String,
 }
 
+/// Why a worker could not be put in rotation.
+#[derive(Debug, Error)]
+pub enum ConnectFailure {
+    /// It could not be reached, or did not answer.
+    #[error("{0}")]
+    Unreachable(String),
+    /// It answered, and refused the crawl's rules.
+    #[error("worker refused the rules: {0}")]
+    RulesRefused(ParseError),
+}
+
 struct Slot {
     addr: HostAddr,
     state: Mutex<SlotState>,
@@ -105,38 +116,47 @@ async fn connect_checked(
     addr: &HostAddr,
     opts: ConnectOptions,
     rules_json: Option<&str>,
-) -> Result<(CrawlClient, Vec<String>), String> {
-    let client = connect_crawl(addr, opts).await.map_err(|e| e.to_string())?;
+) -> Result<(CrawlClient, Vec<String>), ConnectFailure> {
+    let unreachable = |e: &dyn std::fmt::Display| ConnectFailure::Unreachable(e.to_string());
+    let client = connect_crawl(addr, opts)
+        .await
+        .map_err(|e| unreachable(&e))?;
     let status = client
         .status(deadline_in(opts.connect_timeout))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unreachable(&e))?;
     if let Some(json) = rules_json {
         load_rules(&client, json, opts.connect_timeout).await?;
     }
     Ok((client, status.parsers))
 }
 
-async fn load_rules(client: &CrawlClient, json: &str, timeout: Duration) -> Result<(), String> {
+async fn load_rules(
+    client: &CrawlClient,
+    json: &str,
+    timeout: Duration,
+) -> Result<(), ConnectFailure> {
     match client
         .load_rules(deadline_in(timeout), json.to_owned())
         .await
     {
         Ok(Ok(_id)) => Ok(()),
-        Ok(Err(e)) => Err(format!("worker refused the rules: {e}")),
-        Err(e) => Err(e.to_string()),
+        Ok(Err(e)) => Err(ConnectFailure::RulesRefused(e)),
+        Err(e) => Err(ConnectFailure::Unreachable(e.to_string())),
     }
 }
 
 impl WorkerPool {
     /// Connects to every host, checks each answers and gives it the rules.
     /// Hosts that fail are logged and retried in the background; if all
-    /// fail, the error names them.
+    /// fail, the error names them. A worker that refuses the rules stops
+    /// the start: the workers agree on what the rules mean, so the rules
+    /// (or that worker) must be fixed first.
     pub async fn connect(
         hosts: &[HostAddr],
         opts: ConnectOptions,
         rules_json: Option<String>,
-    ) -> Result<WorkerPool, NoWorkers> {
+    ) -> Result<WorkerPool, crate::EngineError> {
         let attempts = hosts
             .iter()
             .map(|addr| connect_checked(addr, opts, rules_json.as_deref()));
@@ -149,6 +169,12 @@ impl WorkerPool {
                 Ok((client, names)) => {
                     parsers = names;
                     Some(client)
+                }
+                Err(ConnectFailure::RulesRefused(error)) => {
+                    return Err(crate::EngineError::RulesRefused {
+                        worker: addr.clone(),
+                        error,
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(worker = %addr, error = %e, "worker unreachable at start; will keep trying");
@@ -169,7 +195,7 @@ impl WorkerPool {
             .iter()
             .all(|s| s.state.lock().unwrap().client.is_none())
         {
-            return Err(NoWorkers { details });
+            return Err(NoWorkers { details }.into());
         }
         let (up_events, _) = watch::channel(0);
         let shared = Arc::new(Shared {
@@ -239,7 +265,9 @@ impl WorkerPool {
     /// does not know them: restarted between two calls).
     pub async fn reload_rules(&self, handle: &WorkerHandle) -> Result<(), String> {
         match &self.shared.rules_json {
-            Some(json) => load_rules(&handle.client, json, self.shared.opts.connect_timeout).await,
+            Some(json) => load_rules(&handle.client, json, self.shared.opts.connect_timeout)
+                .await
+                .map_err(|e| e.to_string()),
             None => Err("this crawl has no rules".into()),
         }
     }

@@ -1,14 +1,16 @@
-//! `engine check-rules` and `engine try-rules`: tools for writing rules
-//! files, so a user can develop rules against a real page quickly.
+//! `engine check-rules`: checks a rules file as the engine does at start,
+//! so a user can develop rules quickly. Running a rule on a page needs an
+//! HTML parser and a fetcher, which the engine does not link: that is
+//! `worker try-rules` (and `worker check-rules` checks selectors too).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use rpcsupport::{FetchPolicy, Request};
+use rpcsupport::rules::{parse_file, Builtins, RuleError, Rules};
 use thiserror::Error;
-use worker::fetch::Fetcher;
-use worker::parse::Content;
-use worker::rules::{compile, parse_file, RuleSet};
+
+/// What `engine try-rules` says instead of running.
+pub const TRY_RULES_MOVED: &str = "try-rules runs a rule on a page, which needs the worker's HTML parser and fetcher: run `worker try-rules FILE PAGE [--parser P] [--base URL]` instead";
 
 /// Why a tool could not do its job.
 #[derive(Debug, Error)]
@@ -23,168 +25,44 @@ pub enum ToolError {
     },
     /// The rules file has a mistake.
     #[error(transparent)]
-    Rules(#[from] worker::rules::RuleError),
-    /// The page could not be fetched.
-    #[error("fetching the page failed: {0}")]
-    Fetch(#[from] rpcsupport::FetchError),
-    /// The rule failed on the page.
-    #[error("the rule failed on the page: {0}")]
-    Parse(#[from] rpcsupport::ParseError),
-    /// Wrong arguments.
-    #[error("{0}")]
-    Usage(String),
+    Rules(#[from] RuleError),
+    /// The tool is the worker's now.
+    #[error("{TRY_RULES_MOVED}")]
+    TryRulesMoved,
 }
 
-fn load(path: &Path) -> Result<RuleSet, ToolError> {
+/// Checks the rules file as the engine does at start (everything but CSS
+/// selector syntax and the names of parsers outside the file, which the
+/// workers check) and describes it: every parser, what it follows and what
+/// it extracts.
+pub fn check_rules(path: &Path) -> Result<String, ToolError> {
     let text = std::fs::read_to_string(path).map_err(|source| ToolError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    let file = parse_file(&text)?;
-    let builtins = worker::parse::Registry::standard().names();
-    Ok(compile(&file, &builtins)?)
-}
-
-/// Validates the rules file and describes it: every parser, what it follows
-/// and what it extracts.
-pub fn check_rules(path: &Path) -> Result<String, ToolError> {
-    let set = load(path)?;
-    let file = &set.file;
+    let rules = Rules::check(parse_file(&text)?, Builtins::Unchecked)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{}: ok, {} parsers (rule set {})",
         path.display(),
-        file.parsers.len(),
-        set.id()
+        rules.file().parsers.len(),
+        rules.id()
     );
-    if let Some(start) = &file.start {
-        let _ = writeln!(out, "start: {start}");
+    let _ = writeln!(
+        out,
+        "not checked here: CSS selectors (`worker check-rules {}` compiles them; workers refuse rules they cannot compile when a crawl starts)",
+        path.display()
+    );
+    let outside = rules.outside_parsers();
+    if !outside.is_empty() {
+        let names: Vec<&str> = outside.into_iter().collect();
+        let _ = writeln!(
+            out,
+            "parsers outside the file, which the workers must have: {}",
+            names.join(", ")
+        );
     }
-    for seed in &file.seeds {
-        let _ = writeln!(out, "seed: {seed}");
-    }
-    for (name, rule) in &file.parsers {
-        let _ = writeln!(out, "parser {name}:");
-        for f in &rule.follow {
-            let _ = writeln!(
-                out,
-                "  follow {}{} -> {}",
-                f.select.as_deref().unwrap_or("a[href]"),
-                f.pattern
-                    .as_deref()
-                    .map(|p| format!(" matching {p}"))
-                    .unwrap_or_default(),
-                f.parser
-            );
-        }
-        if let Some(item) = &rule.item {
-            let _ = writeln!(out, "  item {} ({} fields)", item.kind, item.fields.len());
-            for (field, spec) in &item.fields {
-                let _ = writeln!(
-                    out,
-                    "    {field}: {:?} from {}{}{}",
-                    spec.ty,
-                    spec.select,
-                    spec.attr
-                        .as_deref()
-                        .map(|a| format!(" @{a}"))
-                        .unwrap_or_default(),
-                    spec.regex
-                        .as_deref()
-                        .map(|r| format!(" ~ {r}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Runs one rule on one page, fetched from `target` (an http(s) URL) or
-/// read from a local HTML file, and describes the links it would follow and
-/// the item it would extract. A local file's links resolve against `base`
-/// (the URL it was saved from); without it they cannot be followed.
-pub async fn try_rules(
-    path: &Path,
-    target: &str,
-    parser: Option<&str>,
-    base: Option<&str>,
-) -> Result<String, ToolError> {
-    let set = load(path)?;
-    let name = match parser {
-        Some(p) => p.to_owned(),
-        None => set.file.start.clone().ok_or_else(|| {
-            ToolError::Usage("no --parser given and the rules have no start".into())
-        })?,
-    };
-    if !set.has(&name) {
-        return Err(ToolError::Usage(format!(
-            "{name:?} is not a parser of {}",
-            path.display()
-        )));
-    }
-    let (url, text) = if target.starts_with("http://") || target.starts_with("https://") {
-        // The user names this page on the command line: its host is the
-        // one internal host this local fetcher may reach (a worker's own
-        // setting, not a crawl's, is what allows internal hosts).
-        let host = url::Url::parse(target)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
-        let fetcher = Fetcher::new(&worker::WorkerConfig {
-            allow_internal: host.iter().cloned().collect(),
-            ..worker::WorkerConfig::default()
-        })
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-        let policy = FetchPolicy {
-            allowed_domains: host.into_iter().collect(),
-        };
-        let fetched = fetcher.fetch(target, &policy, Content::Html).await?;
-        let text = worker::decode::decode(&fetched.body, fetched.content_type.as_deref()).text;
-        (fetched.url, text)
-    } else {
-        let bytes = std::fs::read(target).map_err(|source| ToolError::Read {
-            path: target.to_owned(),
-            source,
-        })?;
-        let url = match base {
-            Some(b) => {
-                url::Url::parse(b).map_err(|e| ToolError::Usage(format!("--base {b:?}: {e}")))?
-            }
-            None => {
-                let abs = std::fs::canonicalize(target).unwrap_or_else(|_| target.into());
-                url::Url::from_file_path(&abs)
-                    .unwrap_or_else(|_| url::Url::parse("file:///page.html").expect("valid"))
-            }
-        };
-        (url, worker::decode::decode(&bytes, None).text)
-    };
-    let request = Request {
-        url: url.to_string(),
-        parser: set.spec(&name),
-        depth: 0,
-    };
-    let result = set.run(&name, &request, &url, &text)?;
-    let mut out = String::new();
-    let _ = writeln!(out, "{} with parser {name}:", url);
-    let _ = writeln!(out, "links ({}):", result.requests.len());
-    if url.scheme() == "file" {
-        let _ = writeln!(out, "  (a local file's links resolve only with --base URL)");
-    }
-    for r in &result.requests {
-        let _ = writeln!(out, "  {} -> {}", r.url, r.parser.name);
-    }
-    match result.items.first() {
-        Some(item) => {
-            let _ = writeln!(
-                out,
-                "item:\n{}",
-                serde_json::to_string_pretty(&item.to_json()).unwrap_or_default()
-            );
-        }
-        None => {
-            let _ = writeln!(out, "item: none");
-        }
-    }
+    out.push_str(&rules.describe());
     Ok(out)
 }

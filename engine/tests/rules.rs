@@ -135,15 +135,15 @@ async fn rules_reach_workers_that_lack_them() {
     assert_eq!(summary.items_saved, 50, "{summary}");
 }
 
-/// A rules file with a mistake stops the engine at start, naming the rule
-/// and the key.
+/// A rules file with a mistake the engine can see (here a bad regex)
+/// stops it at start, naming the rule and the key.
 #[test]
 fn bad_rules_are_reported_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.rules.toml");
     std::fs::write(
         &path,
-        "[parsers.home]\nfollow = [{ select = \"a[\", parser = \"home\" }]\n",
+        "[parsers.home]\nfollow = [{ pattern = \"(\", parser = \"home\" }]\n",
     )
     .unwrap();
     let config = engine::EngineConfig {
@@ -155,9 +155,58 @@ fn bad_rules_are_reported_at_start() {
     assert_eq!(err.key, "rules");
     assert!(
         err.reason
-            .contains("parser \"home\", follow[0].select: bad CSS selector"),
+            .contains("parser \"home\", follow[0].pattern: bad regex"),
         "{err}"
     );
+}
+
+/// Issue 12: what only a worker can check (a CSS selector, a built-in
+/// parser's name) passes the engine's validation, and a worker's refusal
+/// stops the crawl at start as a typed error naming the worker and its
+/// verdict, before anything is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refusing_the_rules_stops_the_start() {
+    let (w1, _s1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[parsers.home]\nfollow = [{ select = \"a[\", parser = \"home\" }]\n",
+            "parser \"home\", follow[0].select: bad CSS selector",
+        ),
+        (
+            "[parsers.home]\nfollow = [{ parser = \"no_such_builtin\" }]\n",
+            "unknown parser \"no_such_builtin\"",
+        ),
+    ];
+    for (i, (rules, needle)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.rules.toml"));
+        std::fs::write(&path, rules).unwrap();
+        // Nothing listens on the site or the itemsaver: the crawl must stop
+        // before it needs either.
+        let mut config = engine_config("http://127.0.0.1:1/", &[w1], ([127, 0, 0, 1], 1).into());
+        config.rules = path.to_str().unwrap().into();
+        config.parser = "home".into();
+        let err = engine::run(config.validate().unwrap(), pending())
+            .await
+            .unwrap_err();
+        match &err {
+            engine::EngineError::RulesRefused {
+                worker,
+                error: rpcsupport::ParseError::BadRules(reason),
+            } => {
+                assert_eq!(worker, &HostAddr::from(w1));
+                assert!(reason.contains(needle), "{err}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(
+            err.to_string().starts_with(&format!(
+                "worker {} refused the rules: ",
+                HostAddr::from(w1)
+            )),
+            "{err}"
+        );
+    }
 }
 
 /// A worker that dropped the crawl's rule set mid-crawl (here: pushed out

@@ -14,6 +14,10 @@
 //! - [`error`]: typed, serializable outcomes of a crawl step
 //!   ([`CrawlError`], [`FetchError`], [`ParseError`]) and of a save
 //!   ([`SaveError`]). Transport failures stay tarpc's `RpcError`.
+//! - [`rules`]: the rules' spec: the serde types of a rules file
+//!   ([`RulesFile`]), checked into [`Rules`] (every check but CSS selector
+//!   syntax, which the workers make when they compile the rules), its id
+//!   and the [`RULESET_ARG`] a request names it by.
 //! - [`service`]: the two tarpc services, [`Crawl`] (served by workers) and
 //!   [`ItemSaver`] (served by the itemsaver).
 //! - [`security`]: who may connect. The shared `[rpc]` section
@@ -48,6 +52,7 @@ pub mod config;
 pub mod error;
 pub mod handshake;
 pub mod metrics;
+pub mod rules;
 pub mod security;
 pub mod service;
 pub mod shutdown;
@@ -56,6 +61,7 @@ pub mod transport;
 pub mod types;
 
 pub use error::{CrawlError, FetchError, ParseError, SaveError};
+pub use rules::{RuleError, Rules, RulesFile, RULESET_ARG};
 pub use security::{ClientSecurity, RpcConfig, RpcFlags, ServerSecurity, Service, Token};
 pub use service::{Crawl, CrawlClient, ItemSaver, ItemSaverClient};
 pub use transport::{

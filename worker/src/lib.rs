@@ -39,6 +39,8 @@
 //! - [`rules`]: declarative parsers described in a rules file, sent by the
 //!   engine, compiled once per worker and run like built-in ones, within
 //!   the same budget.
+//! - [`tools`]: `worker check-rules` and `worker try-rules`, for writing
+//!   rules files: they compile selectors and fetch pages, as a worker does.
 
 pub mod decode;
 pub mod fetch;
@@ -50,6 +52,7 @@ pub mod rules;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod service;
+pub mod tools;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

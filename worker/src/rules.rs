@@ -1,211 +1,35 @@
-//! Declarative parsers: a site described as data instead of Rust.
+//! Declarative parsers, compiled: a rules file (its spec and checks are
+//! the contract's, [`rpcsupport::rules`]) turned into selectors and regexes
+//! built once per rule set, never per page, and run like built-in parsers
+//! within the same budget.
 //!
-//! A rules file names parsers; each says which links to follow (CSS
-//! selector and/or URL pattern, and the parser for the followed pages) and,
-//! optionally, the item to extract (kind, id, and typed fields taken from
-//! CSS selectors with an optional regex). The engine validates the file at
-//! start ([`compile`] reports every mistake with the parser and key) and
-//! sends its text to each worker ([`crate::Worker::load_rules`]); a worker
-//! compiles selectors and regexes once per rule set, never per page, and
-//! keeps the compiled set under an id derived from its content. Requests
-//! name a rule parser as `ParserSpec { name, args: { ruleset: id } }`, so
-//! rule parsers and built-in parsers live side by side and can follow each
-//! other.
-//!
-//! ```toml
-//! seeds = ["http://127.0.0.1:8080/"]
-//! start = "home"
-//!
-//! [parsers.home]
-//! follow = [{ select = ".city-list a", parser = "city" }]
-//!
-//! [parsers.profile.item]
-//! kind = "profile"
-//! id = { select = "table.profile", attr = "data-id" }
-//! fields.age = { select = "td[data-field=age]", regex = '(\d+)', type = "integer" }
-//! ```
+//! An engine sends a file's canonical JSON ([`crate::Worker::load_rules`]);
+//! [`compile`] checks it against this worker's own parsers, compiles its
+//! CSS selectors (the one check the engine cannot make: it links no HTML
+//! parser) and keeps the set under the id the contract derives from its
+//! content. Requests name a rule parser as
+//! `ParserSpec { name, args: { ruleset: id } }`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 use regex::Regex;
+use rpcsupport::rules::{Builtins, IdSpec, Rules};
 use rpcsupport::{Item, ParseError, ParseResult, ParserSpec, Value};
 use scraper::{ElementRef, Selector};
-use serde::{Deserialize, Serialize};
 
 use crate::parse::{Budget, Page, PageLimits};
 
-/// The argument that marks a rule parser and names its rule set.
-pub const RULESET_ARG: &str = "ruleset";
-
-/// A rules file as written (TOML), or the `[rules]` section of config.toml.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulesFile {
-    /// Start URLs (the engine's `--seed` overrides them).
-    #[serde(default)]
-    pub seeds: Vec<String>,
-    /// The parser for the seeds: a rule, or a built-in parser.
-    #[serde(default)]
-    pub start: Option<String>,
-    /// The rule parsers, by name.
-    #[serde(default)]
-    pub parsers: BTreeMap<String, RuleSpec>,
-}
-
-/// One rule parser.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    /// Links to follow.
-    #[serde(default)]
-    pub follow: Vec<FollowSpec>,
-    /// The item each page yields, if any.
-    #[serde(default)]
-    pub item: Option<ItemSpec>,
-}
-
-/// Which links to follow, and with which parser.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FollowSpec {
-    /// CSS selector of the links (elements with `href`); default `a[href]`.
-    #[serde(default)]
-    pub select: Option<String>,
-    /// Regex the resolved URL must match.
-    #[serde(default)]
-    pub pattern: Option<String>,
-    /// The parser for the followed pages: a rule or a built-in.
-    pub parser: String,
-}
-
-/// The item a page yields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ItemSpec {
-    /// The item's kind.
-    pub kind: String,
-    /// Where its id comes from; none means an id derived from URL and kind.
-    #[serde(default)]
-    pub id: Option<IdSpec>,
-    /// Its fields, by name.
-    #[serde(default)]
-    pub fields: BTreeMap<String, FieldSpec>,
-}
-
-/// The item id: a regex capture on the page URL, or an element's text or
-/// attribute (with an optional regex).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdSpec {
-    /// Regex on the page URL; its first capture group (or whole match).
-    #[serde(default)]
-    pub from_url: Option<String>,
-    /// CSS selector of the element holding the id.
-    #[serde(default)]
-    pub select: Option<String>,
-    /// Attribute holding the id (default: the element's text).
-    #[serde(default)]
-    pub attr: Option<String>,
-    /// Regex applied to the text or attribute; first capture group.
-    #[serde(default)]
-    pub regex: Option<String>,
-}
-
-/// One field: where it is and what to make of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldSpec {
-    /// CSS selector of the element (the first match; all for lists).
-    pub select: String,
-    /// What to take from it: `text` (default), `html` (the element) or
-    /// `inner_html`; ignored when `attr` is set.
-    #[serde(default)]
-    pub take: Take,
-    /// Take this attribute instead.
-    #[serde(default)]
-    pub attr: Option<String>,
-    /// Regex; its first capture group (or whole match) is kept. No match
-    /// leaves the field out.
-    #[serde(default)]
-    pub regex: Option<String>,
-    /// Trim white space (default true).
-    #[serde(default = "yes")]
-    pub trim: bool,
-    /// `string` (default), `integer`, `float`, or `list` (every match).
-    #[serde(default, rename = "type")]
-    pub ty: FieldType,
-    /// For lists: the type of each element (default `string`).
-    #[serde(default)]
-    pub items: Option<FieldType>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// What to take from an element.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Take {
-    /// Its text, descendants included.
-    #[default]
-    Text,
-    /// Its outer HTML.
-    Html,
-    /// Its inner HTML.
-    InnerHtml,
-}
-
-/// The type a field's text is converted to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    /// Text as is.
-    #[default]
-    String,
-    /// A whole number; text that is not one leaves the field out.
-    Integer,
-    /// A number.
-    Float,
-    /// Every matching element, as a list.
-    List,
-}
-
-/// A mistake in a rules file, naming the parser and the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
-    /// The rule parser (empty for file-level keys).
-    pub parser: String,
-    /// The key, e.g. `item.fields.age.regex`.
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.parser.is_empty() {
-            write!(f, "rules: {}: {}", self.key, self.reason)
-        } else {
-            write!(
-                f,
-                "rules: parser {:?}, {}: {}",
-                self.parser, self.key, self.reason
-            )
-        }
-    }
-}
-
-impl std::error::Error for RuleError {}
+pub use rpcsupport::rules::{
+    parse_file, FieldSpec, FieldType, FollowSpec, ItemSpec, RuleError, RuleSpec, RulesFile, Take,
+    RULESET_ARG,
+};
 
 /// A compiled rule set: selectors and regexes built once.
 #[derive(Debug)]
 pub struct RuleSet {
-    id: String,
+    /// The checked spec it was compiled from: its id, its file.
+    spec: Rules,
     rules: HashMap<String, Rule>,
-    /// The file it came from (what the engine sends to workers).
-    pub file: RulesFile,
 }
 
 #[derive(Debug)]
@@ -251,73 +75,29 @@ struct FieldRule {
     items: FieldType,
 }
 
-/// Parses the TOML text of a rules file.
-pub fn parse_file(text: &str) -> Result<RulesFile, RuleError> {
-    toml::from_str(text).map_err(|e| RuleError {
-        parser: String::new(),
-        key: "(file)".into(),
-        reason: e.to_string(),
-    })
-}
-
-/// Checks and compiles `file`. `builtins` are the parser names a rule may
-/// follow to besides the file's own.
+/// Checks `file` (the contract's checks, with `builtins` as the parser
+/// names a rule may follow to besides the file's own) and compiles it.
 pub fn compile(file: &RulesFile, builtins: &[&str]) -> Result<RuleSet, RuleError> {
-    let err = |parser: &str, key: String, reason: String| RuleError {
-        parser: parser.to_owned(),
-        key,
-        reason,
-    };
-    let known = |name: &str| file.parsers.contains_key(name) || builtins.contains(&name);
-    if let Some(start) = &file.start {
-        if !known(start) {
-            return Err(err("", "start".into(), format!("unknown parser {start:?}")));
-        }
-    }
-    if !file.seeds.is_empty() && file.start.is_none() {
-        return Err(err(
-            "",
-            "start".into(),
-            "seeds are given but no start parser".into(),
-        ));
-    }
-    for (i, seed) in file.seeds.iter().enumerate() {
-        match url::Url::parse(seed) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(err(
-                    "",
-                    format!("seeds[{i}]"),
-                    format!("{seed:?} is not an http(s) URL"),
-                ))
-            }
-        }
-    }
+    let spec = Rules::check(file.clone(), Builtins::Known(builtins))?;
+    let err = |parser: &str, key: String, reason: String| RuleError::new(parser, key, reason);
     let selector = |parser: &str, key: String, css: &str| {
         Selector::parse(css).map_err(|e| err(parser, key, format!("bad CSS selector {css:?}: {e}")))
     };
+    // The contract checked every regex compiles; built again here to keep.
     let regex = |parser: &str, key: String, re: &str| {
         Regex::new(re).map_err(|e| err(parser, key, format!("bad regex {re:?}: {e}")))
     };
     let mut rules = HashMap::new();
     for (name, spec) in &file.parsers {
-        if name.trim().is_empty() {
-            return Err(err(name, "name".into(), "empty parser name".into()));
-        }
         let mut follow = Vec::new();
         for (i, f) in spec.follow.iter().enumerate() {
-            if !known(&f.parser) {
-                return Err(err(
-                    name,
-                    format!("follow[{i}].parser"),
-                    format!("unknown parser {:?}", f.parser),
-                ));
-            }
             follow.push(Follow {
                 select: selector(
                     name,
                     format!("follow[{i}].select"),
-                    f.select.as_deref().unwrap_or("a[href]"),
+                    f.select
+                        .as_deref()
+                        .unwrap_or(rpcsupport::rules::DEFAULT_FOLLOW_SELECTOR),
                 )?,
                 pattern: f
                     .pattern
@@ -331,22 +111,16 @@ pub fn compile(file: &RulesFile, builtins: &[&str]) -> Result<RuleSet, RuleError
         let item = match &spec.item {
             None => None,
             Some(item) => {
-                if item.kind.trim().is_empty() {
-                    return Err(err(name, "item.kind".into(), "empty item kind".into()));
-                }
                 let id = match &item.id {
                     None => None,
                     Some(IdSpec {
-                        from_url: Some(re),
-                        select: None,
-                        attr: None,
-                        regex: None,
+                        from_url: Some(re), ..
                     }) => Some(IdRule::Url(regex(name, "item.id.from_url".into(), re)?)),
                     Some(IdSpec {
-                        from_url: None,
                         select: Some(css),
                         attr,
                         regex: re,
+                        ..
                     }) => Some(IdRule::Element {
                         select: selector(name, "item.id.select".into(), css)?,
                         attr: attr.clone(),
@@ -355,31 +129,12 @@ pub fn compile(file: &RulesFile, builtins: &[&str]) -> Result<RuleSet, RuleError
                             .map(|r| regex(name, "item.id.regex".into(), r))
                             .transpose()?,
                     }),
-                    Some(_) => {
-                        return Err(err(
-                            name,
-                            "item.id".into(),
-                            "give either from_url, or select (with optional attr and regex)".into(),
-                        ))
-                    }
+                    // The contract refuses an id with neither.
+                    Some(_) => None,
                 };
                 let mut fields = Vec::new();
                 for (field, f) in &item.fields {
                     let key = |k: &str| format!("item.fields.{field}.{k}");
-                    if f.ty != FieldType::List && f.items.is_some() {
-                        return Err(err(
-                            name,
-                            key("items"),
-                            "only lists (type = \"list\") have items".into(),
-                        ));
-                    }
-                    if f.items == Some(FieldType::List) {
-                        return Err(err(
-                            name,
-                            key("items"),
-                            "lists of lists are not supported".into(),
-                        ));
-                    }
                     fields.push((
                         field.clone(),
                         FieldRule {
@@ -406,24 +161,18 @@ pub fn compile(file: &RulesFile, builtins: &[&str]) -> Result<RuleSet, RuleError
         };
         rules.insert(name.clone(), Rule { follow, item });
     }
-    Ok(RuleSet {
-        id: ruleset_id(file),
-        rules,
-        file: file.clone(),
-    })
-}
-
-/// A stable id for a rule set: a hash of its canonical JSON form, so the
-/// same rules give the same id on the engine and on every worker.
-fn ruleset_id(file: &RulesFile) -> String {
-    let json = serde_json::to_string(file).expect("rules serialize");
-    format!("r{:016x}", rpcsupport::types::fnv1a64(json.as_bytes()))
+    Ok(RuleSet { spec, rules })
 }
 
 impl RuleSet {
     /// The id requests carry in their `ruleset` argument.
     pub fn id(&self) -> &str {
-        &self.id
+        self.spec.id()
+    }
+
+    /// The checked spec it was compiled from.
+    pub fn rules(&self) -> &Rules {
+        &self.spec
     }
 
     /// Whether `name` is one of this set's parsers.
@@ -433,19 +182,7 @@ impl RuleSet {
 
     /// The parser spec for `name`: a rule of this set, or a built-in.
     pub fn spec(&self, name: &str) -> ParserSpec {
-        if self.has(name) {
-            ParserSpec {
-                name: name.to_owned(),
-                args: [(RULESET_ARG.to_string(), self.id.clone())].into(),
-            }
-        } else {
-            ParserSpec::named(name)
-        }
-    }
-
-    /// The file's text as sent to workers (canonical JSON).
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(&self.file).expect("rules serialize")
+        self.spec.spec(name)
     }
 
     /// Parses `text` as the page at `url` and runs the rule `name` on it,

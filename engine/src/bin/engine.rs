@@ -55,26 +55,19 @@ macro_rules! flags {
 /// Tools for writing rules files.
 #[derive(Debug, clap::Subcommand)]
 enum Tool {
-    /// Validate a rules file and print what it describes.
+    /// Check a rules file (all but CSS selectors, which `worker
+    /// check-rules` compiles) and print what it describes.
     #[command(name = "check-rules")]
     CheckRules {
         /// The rules file.
         file: PathBuf,
     },
-    /// Run one rule on one page (a URL, or a local HTML file) and print the
-    /// links it would follow and the item it would extract.
+    /// Moved: `worker try-rules` runs a rule on a page.
     #[command(name = "try-rules")]
     TryRules {
-        /// The rules file.
-        file: PathBuf,
-        /// An http(s) URL, or the path of a saved HTML page.
-        page: String,
-        /// The rule to run (default: the file's start parser).
-        #[arg(long)]
-        parser: Option<String>,
-        /// For a local file: the URL it was saved from, to resolve its links.
-        #[arg(long)]
-        base: Option<String>,
+        /// Whatever was given; the message says where to give it.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -175,15 +168,8 @@ fn real_main() -> anyhow::Result<()> {
             print!("{}", engine::tools::check_rules(&file)?);
             return Ok(());
         }
-        Some(Tool::TryRules {
-            file,
-            page,
-            parser,
-            base,
-        }) => {
-            let out = engine::tools::try_rules(&file, &page, parser.as_deref(), base.as_deref());
-            print!("{}", runtime.block_on(out)?);
-            return Ok(());
+        Some(Tool::TryRules { .. }) => {
+            return Err(engine::tools::ToolError::TryRulesMoved.into());
         }
         None => {}
     }

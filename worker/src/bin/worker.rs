@@ -88,6 +88,51 @@ struct Args {
     /// Who may connect: token, TLS, connection limits (the `[rpc]` section).
     #[command(flatten)]
     rpc: rpcsupport::RpcFlags,
+    /// A tool instead of serving.
+    #[command(subcommand)]
+    tool: Option<Tool>,
+}
+
+/// Tools for writing rules files.
+#[derive(Debug, clap::Subcommand)]
+enum Tool {
+    /// Check a rules file, CSS selectors included, and print what it
+    /// describes.
+    #[command(name = "check-rules")]
+    CheckRules {
+        /// The rules file.
+        file: PathBuf,
+    },
+    /// Run one rule on one page (a URL, or a local HTML file) and print the
+    /// links it would follow and the item it would extract.
+    #[command(name = "try-rules")]
+    TryRules {
+        /// The rules file.
+        file: PathBuf,
+        /// An http(s) URL, or the path of a saved HTML page.
+        page: String,
+        /// The rule to run (default: the file's start parser).
+        #[arg(long)]
+        parser: Option<String>,
+        /// For a local file: the URL it was saved from, to resolve its links.
+        #[arg(long)]
+        base: Option<String>,
+    },
+}
+
+/// Runs `tool` and prints what it says.
+async fn run_tool(tool: Tool) -> anyhow::Result<()> {
+    let out = match tool {
+        Tool::CheckRules { file } => worker::tools::check_rules(&file)?,
+        Tool::TryRules {
+            file,
+            page,
+            parser,
+            base,
+        } => worker::tools::try_rules(&file, &page, parser.as_deref(), base.as_deref()).await?,
+    };
+    print!("{out}");
+    Ok(())
 }
 
 impl Args {
@@ -144,8 +189,11 @@ fn main() -> std::process::ExitCode {
     })
 }
 
-/// Serves until Ctrl-C or SIGTERM.
-async fn serve(args: Args) -> anyhow::Result<()> {
+/// Runs a rules tool, or serves until Ctrl-C or SIGTERM.
+async fn serve(mut args: Args) -> anyhow::Result<()> {
+    if let Some(tool) = args.tool.take() {
+        return run_tool(tool).await;
+    }
     let config = args.config()?;
     let security = args.security()?;
     let metrics = rpcsupport::metrics::Registry::new();
