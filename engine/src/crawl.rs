@@ -28,7 +28,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rpcsupport::{
     connect_itemsaver, ConnectOptions, CrawlError, FetchError, FetchPolicy, Item, ParseError,
@@ -37,6 +37,7 @@ use rpcsupport::{
 use tarpc::client::RpcError;
 use thiserror::Error;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::dashboard::{Tick, WorkerView, HOSTS_SHOWN};
@@ -298,7 +299,7 @@ pub async fn run(
                 .max_pages
                 .is_none_or(|max| crawl.summary.fetches + budget_in_flight < max)
         {
-            match crawl.scheduler.next(Instant::now().into()) {
+            match crawl.scheduler.next(Instant::now()) {
                 Next::Task(task) => {
                     budget_in_flight += u64::from(!task.robots);
                     let handle = calls.spawn(call(
@@ -310,7 +311,7 @@ pub async fn run(
                     in_flight.insert(handle.id(), (task, Instant::now()));
                 }
                 Next::Wait(at) => {
-                    wake = at.map(Into::into);
+                    wake = at;
                     break;
                 }
                 Next::Idle => break,
@@ -399,7 +400,7 @@ pub async fn run(
                     d.stopping("stopped by signal");
                 }
             }
-            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
             _ = tick.tick() => {
                 let status = Status {
                     pages: crawl.summary.pages,
@@ -416,7 +417,7 @@ pub async fn run(
                 metrics.workers_up.set(status.workers_up as i64);
                 progress.update(&status);
                 if let Some(d) = &settings.dashboard {
-                    d.tick(dashboard_tick(status, &crawl, &pool, &metrics.latency, Instant::now().into()));
+                    d.tick(dashboard_tick(status, &crawl, &pool, &metrics.latency, Instant::now()));
                 }
                 // Waiting for workers: count it, say so, give up eventually.
                 if pool.up_count() == 0 {
@@ -528,7 +529,7 @@ pub async fn run(
     if let Some(d) = &settings.dashboard {
         let (total, hosts) = crawl
             .scheduler
-            .busiest_hosts(HOSTS_SHOWN, Instant::now().into());
+            .busiest_hosts(HOSTS_SHOWN, Instant::now());
         d.finish(&crawl.summary, fatal.is_none(), total, hosts);
     }
     match fatal {
@@ -543,7 +544,7 @@ fn dashboard_tick(
     crawl: &Crawl,
     pool: &WorkerPool,
     latency: &[Histogram],
-    now: tokio::time::Instant,
+    now: Instant,
 ) -> Tick {
     let (hosts_total, mut hosts) = crawl.scheduler.busiest_hosts(HOSTS_SHOWN, now);
     for h in &mut hosts {
@@ -684,7 +685,7 @@ impl Crawl {
                     &[("kind", &e.kind())],
                 )
                 .inc();
-            let at = tokio::time::Instant::now() + delay;
+            let at = Instant::now() + delay;
             self.scheduler.retry_at(
                 Task {
                     retries: task.retries + 1,
@@ -765,7 +766,7 @@ impl Crawl {
     /// The answer to a robots.txt fetch: the file, "none" (4xx: allow all)
     /// or "try again" (5xx, unreachable: the host waits).
     fn robots_answer(&mut self, task: Task, result: CallResult) {
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         match result {
             CallResult::Answered(Ok(parsed)) => {
                 let text = parsed

@@ -11,7 +11,6 @@
 //! Items the itemsaver refuses for good (too large, unmappable) are counted
 //! and written to the failures file rather than resent forever.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::failures::FailureLog;
 use crate::pool::deadline_in;
-use crate::spill::Spill;
+use crate::spill::SpillQueue;
 
 /// Most encoded bytes in one save call: big items make smaller batches, so
 /// a batch stays well under the itemsaver's frame limit (64 MiB by
@@ -164,8 +163,8 @@ struct Sink {
     opts: SinkOptions,
     /// `None` while not connected (taken while a save is in flight).
     client: Option<ItemSaverClient>,
-    memory: VecDeque<Item>,
-    spill: Option<Spill<Item>>,
+    /// Items waiting: `memory_items` in memory, the rest on disk.
+    buffer: SpillQueue<Item>,
     in_flight: Option<JoinHandle<SaveOutcome>>,
     /// The batch in flight, shared with the save task: kept so `unacked`
     /// can include it and a failed save can put it back.
@@ -182,10 +181,9 @@ struct Sink {
 impl Sink {
     fn new(client: Option<ItemSaverClient>, opts: SinkOptions) -> Sink {
         Sink {
+            buffer: SpillQueue::new("items", opts.memory_items, Some(opts.spill_dir.clone())),
             opts,
             client,
-            memory: VecDeque::new(),
-            spill: None,
             in_flight: None,
             in_flight_items: Arc::default(),
             not_before: Instant::now(),
@@ -197,7 +195,7 @@ impl Sink {
     }
 
     fn waiting(&self) -> usize {
-        self.memory.len() + self.spill.as_ref().map_or(0, |s| s.len())
+        self.buffer.len()
     }
 
     fn push(&mut self, items: Vec<Item>) {
@@ -206,49 +204,7 @@ impl Sink {
         }
         self.oldest.get_or_insert_with(Instant::now);
         for item in items {
-            if self.memory.len() < self.opts.memory_items
-                && self.spill.as_ref().is_none_or(|s| s.is_empty())
-            {
-                self.memory.push_back(item);
-            } else {
-                self.spill_one(item);
-            }
-        }
-    }
-
-    fn spill_one(&mut self, item: Item) {
-        if self.spill.is_none() {
-            match Spill::create(&self.opts.spill_dir, "items") {
-                Ok(spill) => {
-                    tracing::warn!(path = %spill.path().display(), "item buffer full; spilling items to disk until the itemsaver catches up");
-                    self.spill = Some(spill);
-                }
-                Err(e) => {
-                    // Nowhere to spill: keep it in memory rather than lose it.
-                    tracing::error!(error = %e, "cannot create item spill file; buffering in memory");
-                    self.memory.push_back(item);
-                    return;
-                }
-            }
-        }
-        let spill = self.spill.as_mut().expect("created above");
-        if let Err(e) = spill.append(&item) {
-            tracing::error!(error = %e, "cannot write item spill file; buffering in memory");
-            self.memory.push_back(item);
-        }
-    }
-
-    /// Refills memory from the spill file once memory has drained.
-    fn unspill(&mut self) {
-        let Some(spill) = self.spill.as_mut() else {
-            return;
-        };
-        if spill.is_empty() || self.memory.len() >= self.opts.batch_size {
-            return;
-        }
-        match spill.take(self.opts.memory_items / 2 + 1) {
-            Ok(items) => self.memory.extend(items),
-            Err(e) => tracing::error!(error = %e, "cannot read item spill file"),
+            self.buffer.push_back(item);
         }
     }
 
@@ -261,19 +217,21 @@ impl Sink {
     }
 
     fn start_save(&mut self) {
-        self.unspill();
+        // Refill memory from the spill file once memory has drained.
+        self.buffer
+            .refill(self.opts.batch_size, self.opts.memory_items / 2 + 1);
         // Up to `batch_size` items, and no more bytes than the itemsaver's
         // frame limit lets through (always at least one item).
         let mut n = 0;
         let mut bytes = 0;
-        for item in self.memory.iter().take(self.opts.batch_size) {
+        for item in self.buffer.in_memory().iter().take(self.opts.batch_size) {
             bytes += bincode::serialized_size(item).unwrap_or(0);
             if n > 0 && bytes > MAX_BATCH_BYTES {
                 break;
             }
             n += 1;
         }
-        let batch: Vec<Item> = self.memory.drain(..n).collect();
+        let batch: Vec<Item> = self.buffer.drain_front(n).collect();
         self.oldest = if self.waiting() > 0 {
             Some(Instant::now())
         } else {
@@ -351,7 +309,7 @@ impl Sink {
     /// nothing is lost.
     fn put_back(&mut self, batch: Vec<Item>) {
         for item in batch.into_iter().rev() {
-            self.memory.push_front(item);
+            self.buffer.push_front(item);
         }
         self.oldest.get_or_insert_with(Instant::now);
     }
@@ -391,15 +349,7 @@ impl Sink {
 
     fn unacked(&mut self) -> Vec<Item> {
         let mut all = self.in_flight_items.as_ref().clone();
-        all.extend(self.memory.iter().cloned());
-        if let Some(spill) = self.spill.as_mut() {
-            match spill.peek_all() {
-                Ok(items) => all.extend(items),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read item spill file for the state snapshot")
-                }
-            }
-        }
+        all.extend(self.buffer.snapshot());
         all
     }
 
@@ -456,8 +406,8 @@ impl Sink {
             self.stats.waited += since.elapsed();
         }
         let unsaved = self.unacked();
-        // Dropping the spill removes its file.
-        self.spill = None;
+        // Dropping the buffer removes its spill file.
+        drop(self.buffer);
         Finished {
             stats: self.stats,
             unsaved,
