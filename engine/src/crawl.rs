@@ -46,7 +46,7 @@ use crate::items::{ItemSink, SinkOptions};
 use crate::poison::{Loss, Suspects, POISON};
 use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
 use crate::progress::{Progress, Status};
-use crate::scheduler::{fingerprint, Dropped, Next, Scheduler, Task};
+use crate::scheduler::{fingerprint, Dropped, Next, RobotsAnswer, Scheduler, Task};
 use crate::scope::OutOfScope;
 use crate::spill::PrivateDir;
 use crate::state::{OpenError, Snapshot, StateDir};
@@ -193,7 +193,7 @@ pub async fn run(
                 finished = snap.finished,
                 "resuming crawl from the state dir; seeds are not queued again"
             );
-            crawl.scheduler.restore(snap.pending, snap.seen);
+            crawl.scheduler.restore(crate::scheduler::FrontierSnapshot { pending: snap.pending, seen: snap.seen });
             crawl.summary = Summary {
                 resumed: true,
                 interrupted: false,
@@ -286,7 +286,7 @@ pub async fn run(
                     .any(|(t, _): &(Task, Instant)| !t.robots && fingerprint(&t.request.url) == fp)
             };
             if let Some(task) = crawl.suspects.release(out, scheduler_idle) {
-                crawl.scheduler.retry(task);
+                crawl.scheduler.retry(task, None);
             }
         }
         // Page budget: what is counted plus what is in flight stays under
@@ -343,10 +343,10 @@ pub async fn run(
                     if !task.robots {
                         crawl.summary.fetches += 1;
                         if let Some(task) = crawl.suspects.requeue(task) {
-                            crawl.scheduler.retry(task);
+                            crawl.scheduler.retry(task, None);
                         }
                     } else {
-                        crawl.scheduler.retry(task);
+                        crawl.scheduler.retry(task, None);
                     }
                     continue;
                 };
@@ -382,7 +382,7 @@ pub async fn run(
                     CallResult::Answered(Err(CrawlError::Parse(ParseError::UnknownParser(name)))) => {
                         tracing::error!(parser = %name, url = %task.request.url, "unknown parser; stopping the crawl");
                         // Not done: keep it pending so a fixed worker can resume it.
-                        crawl.scheduler.retry(task.clone());
+                        crawl.scheduler.retry(task.clone(), None);
                         fatal.get_or_insert(EngineError::UnknownParser { name, url: task.request.url });
                     }
                     CallResult::Answered(Err(e)) => crawl.page_failed(task, e, &settings),
@@ -686,12 +686,12 @@ impl Crawl {
                 )
                 .inc();
             let at = Instant::now() + delay;
-            self.scheduler.retry_at(
+            self.scheduler.retry(
                 Task {
                     retries: task.retries + 1,
                     ..task
                 },
-                at,
+                Some(at),
             );
             return;
         }
@@ -732,7 +732,7 @@ impl Crawl {
             tracing::warn!(url = %task.request.url, %reason, attempts, "worker call failed; will retry on another worker");
             self.count_retry(kind);
             if let Some(task) = self.suspects.requeue(task) {
-                self.scheduler.retry(task);
+                self.scheduler.retry(task, None);
             }
         } else {
             tracing::error!(url = %task.request.url, %reason, attempts, "worker call failed; giving up on this request");
@@ -775,25 +775,25 @@ impl Crawl {
                     .and_then(|i| i.payload.get("body"))
                     .and_then(|v| v.as_str());
                 self.scheduler
-                    .robots_loaded(&task, Some(text.unwrap_or("")), now);
+                    .robots_answer(&task, RobotsAnswer::File(text.unwrap_or("")), now);
             }
             CallResult::Answered(Err(CrawlError::Fetch(FetchError::Status { status, .. })))
                 if (400..500).contains(&status) && status != 429 =>
             {
-                self.scheduler.robots_loaded(&task, None, now);
+                self.scheduler.robots_answer(&task, RobotsAnswer::Missing, now);
             }
             CallResult::Answered(Err(e)) if !e.is_transient() => {
                 // Redirected off-site, too large, unparsable: like a
                 // missing file, RFC 9309 says to treat it as allow-all.
                 tracing::info!(url = %task.request.url, error = %e, "robots.txt unusable; allowing all");
-                self.scheduler.robots_loaded(&task, None, now);
+                self.scheduler.robots_answer(&task, RobotsAnswer::Missing, now);
             }
-            _ => self.scheduler.robots_failed(&task, now),
+            _ => self.scheduler.robots_answer(&task, RobotsAnswer::Unavailable, now),
         }
     }
 
     fn absorb_scheduler_counts(&mut self) {
-        let counts = std::mem::take(&mut self.scheduler.counts);
+        let counts = self.scheduler.take_counts();
         if counts.robots_disallowed > 0 {
             *self
                 .summary
@@ -832,10 +832,11 @@ impl Crawl {
         // Robots fetches are not crawl tasks: they are redone on resume.
         let mut pending: Vec<Task> = in_flight.filter(|t| !t.robots).cloned().collect();
         pending.extend(self.suspects.parked().cloned());
-        pending.extend(self.scheduler.pending_tasks());
+        let frontier = self.scheduler.snapshot();
+        pending.extend(frontier.pending);
         Snapshot {
             pending,
-            seen: self.scheduler.seen_fingerprints(),
+            seen: frontier.seen,
             unacked,
             summary: self.summary.clone(),
             ..Snapshot::default()
