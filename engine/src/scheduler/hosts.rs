@@ -192,7 +192,10 @@ mod tests {
             ..Politeness::default()
         };
         let h = Host::new("a.slow.test", "http://a.slow.test".into(), &p);
-        assert_eq!(h.limits.concurrency, 1, "the override for its domain applies");
+        assert_eq!(
+            h.limits.concurrency, 1,
+            "the override for its domain applies"
+        );
         Host::new("h", "http://h".into(), &p)
     }
 
@@ -203,7 +206,11 @@ mod tests {
         let mut h = host(100);
         let max = Duration::from_secs(1);
         h.throttle(Duration::from_millis(10), true, max);
-        assert_eq!(h.delay, Duration::from_millis(250), "doubled, at least 250 ms");
+        assert_eq!(
+            h.delay,
+            Duration::from_millis(250),
+            "doubled, at least 250 ms"
+        );
         for _ in 0..3 {
             h.throttle(Duration::from_millis(10), true, max);
         }
@@ -213,7 +220,11 @@ mod tests {
         }
         assert_eq!(h.delay, Duration::from_millis(100), "back to the floor");
         h.throttle(Duration::from_millis(700), false, max);
-        assert_eq!(h.delay, Duration::from_millis(400), "halfway toward a slow latency");
+        assert_eq!(
+            h.delay,
+            Duration::from_millis(400),
+            "halfway toward a slow latency"
+        );
     }
 
     /// A Crawl-delay raises the floor (capped), and runs from the robots

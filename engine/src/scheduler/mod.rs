@@ -231,7 +231,10 @@ impl Scheduler {
                     ..Task::new(request)
                 });
             }
-            let robots = host.robots.rules().expect("an open gate not fetching has rules");
+            let robots = host
+                .robots
+                .rules()
+                .expect("an open gate not fetching has rules");
             while let Some(task) = host.queue.pop_front() {
                 self.queued -= 1;
                 if !robots.allows(path_and_query(&task.request.url)) {
@@ -289,7 +292,10 @@ impl Scheduler {
             return;
         };
         let p = &self.politeness;
-        match host.robots.answer(answer, &p.robots_agent, p.robots_ttl, now) {
+        match host
+            .robots
+            .answer(answer, &p.robots_agent, p.robots_ttl, now)
+        {
             Answered::Rules(Some(delay)) => host.crawl_delay(delay, p.max_crawl_delay, now),
             Answered::Rules(None) => {}
             Answered::Wait(backoff) => {
@@ -335,7 +341,10 @@ impl Scheduler {
             rows.truncate(limit);
         }
         rows.sort_by_key(|(name, h)| (key(h), name.as_str()));
-        let views = rows.into_iter().map(|(name, h)| h.view(name, now)).collect();
+        let views = rows
+            .into_iter()
+            .map(|(name, h)| h.view(name, now))
+            .collect();
         (self.hosts.len(), views)
     }
 

@@ -180,18 +180,27 @@ mod tests {
         let mut now = t0;
         for secs in [1, 2, 4] {
             let wait = Duration::from_secs(secs);
-            assert_eq!(g.answer(RobotsAnswer::Unavailable, "a", ttl, now), Answered::Wait(wait));
+            assert_eq!(
+                g.answer(RobotsAnswer::Unavailable, "a", ttl, now),
+                Answered::Wait(wait)
+            );
             assert_eq!(g.poll(now), Gate::Closed(Some(now + wait)));
             now += wait;
             assert_eq!(g.poll(now), Gate::Open);
             assert!(g.start_fetch());
         }
-        assert_eq!(g.answer(RobotsAnswer::Unavailable, "a", ttl, now), Answered::GaveUp);
+        assert_eq!(
+            g.answer(RobotsAnswer::Unavailable, "a", ttl, now),
+            Answered::GaveUp
+        );
         assert!(!g.rules().unwrap().allows("/"));
         // Once the rules expire the file is fetched again, from a clean count.
         assert_eq!(g.poll(now + ttl), Gate::Open);
         assert!(g.start_fetch());
-        assert_eq!(g.answer(RobotsAnswer::Missing, "a", ttl, now), Answered::Rules(None));
+        assert_eq!(
+            g.answer(RobotsAnswer::Missing, "a", ttl, now),
+            Answered::Rules(None)
+        );
         assert!(g.rules().unwrap().allows("/"));
     }
 

@@ -236,12 +236,20 @@ fn done_feeds_the_throttle() {
         obey_robots: true,
         ..Politeness::default()
     };
-    let mut s = Scheduler::new(None, Scope::new(vec!["*".into()], vec![], vec![], vec![]), p);
+    let mut s = Scheduler::new(
+        None,
+        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+        p,
+    );
     s.enqueue(req("http://h/a", 0)).unwrap();
     let now = Instant::now();
     let robots = take(&mut s, now);
     s.done(&robots, Duration::from_millis(10), true);
-    assert_eq!(s.hosts["h"].delay, Duration::ZERO, "robots fetches do not throttle");
+    assert_eq!(
+        s.hosts["h"].delay,
+        Duration::ZERO,
+        "robots fetches do not throttle"
+    );
     s.robots_answer(&robots, RobotsAnswer::Missing, now);
     let page = take(&mut s, now);
     s.done(&page, Duration::from_millis(10), true);

@@ -125,6 +125,9 @@ mod tests {
     #[test]
     fn fingerprint_is_stable() {
         assert_eq!(fingerprint("http://a.test/"), fingerprint("http://a.test/"));
-        assert_ne!(fingerprint("http://a.test/"), fingerprint("http://a.test/x"));
+        assert_ne!(
+            fingerprint("http://a.test/"),
+            fingerprint("http://a.test/x")
+        );
     }
 }
