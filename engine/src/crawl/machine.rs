@@ -20,6 +20,7 @@ use super::{CallId, CallResult, EngineError, Outcome};
 use crate::config::Settings;
 use crate::failures::FailureLog;
 use crate::poison::Suspects;
+use crate::progress::Progress;
 use crate::scheduler::{fingerprint, FrontierSnapshot, Next, Scheduler, Task};
 use crate::state::{Loaded, Snapshot, StateDir};
 use crate::summary::Summary;
@@ -92,6 +93,8 @@ pub(super) struct Crawl<'a> {
     /// again now, counted as `refetched`.
     done_since: HashSet<u64>,
     pub(super) state: Option<StateDir>,
+    /// The progress line (terminal) or periodic log line.
+    pub(super) progress: Progress,
 }
 
 impl<'a> Crawl<'a> {
@@ -132,6 +135,7 @@ impl<'a> Crawl<'a> {
             elapsed_before: Duration::ZERO,
             done_since: HashSet::new(),
             state,
+            progress: Progress::new(settings.progress_interval),
         }
     }
 

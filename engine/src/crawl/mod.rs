@@ -29,13 +29,13 @@
 //!
 //! - this file: [`run`]: set-up (state dir, workers, itemsaver), then a
 //!   short `select!` that feeds events to the machine, then its shutdown.
-//! - [`machine`]: the `Crawl` value that owns all loop state; its methods
+//! - `machine.rs`: the `Crawl` value that owns all loop state; its methods
 //!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`.
-//! - [`outcome`]: what an outcome means: retry, skip, fail, robots answer,
+//! - `outcome.rs`: what an outcome means: retry, skip, fail, robots answer,
 //!   backoff.
-//! - [`stop`]: the shutdown sequence: abandon what is in flight, flush
+//! - `stop.rs`: the shutdown sequence: abandon what is in flight, flush
 //!   items, write the state, report.
-//! - [`report`]: metrics, the progress line and the dashboard's tick.
+//! - `report.rs`: metrics, the progress line and the dashboard's tick.
 
 mod machine;
 mod outcome;
@@ -62,7 +62,6 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::items::{ItemSink, SinkOptions};
 use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
-use crate::progress::Progress;
 use crate::spill::PrivateDir;
 use crate::state::{Loaded, OpenError, StateDir};
 use crate::summary::Summary;
@@ -112,6 +111,10 @@ pub enum EngineError {
     },
 }
 
+/// How often progress, metrics, the dashboard, the worker wait, the stop
+/// deadline and the state file are looked at.
+const TICK: Duration = Duration::from_millis(200);
+
 /// Which call in flight an outcome belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct CallId(u64);
@@ -154,20 +157,9 @@ pub async fn run(
     // The state dir first: a second engine on it stops here, before it
     // talks to any worker.
     let (state, loaded) = open_state(&settings)?;
-    // Spill files go into the state dir, or a private dir of this run
-    // (removed when `private` drops at the end of `run`).
-    let private = match &settings.state_dir {
-        Some(_) => None,
-        None => Some(PrivateDir::create().map_err(|source| EngineError::State {
-            path: std::env::temp_dir(),
-            source,
-        })?),
-    };
-    let spill_dir = match (&settings.state_dir, &private) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(private)) => private.path().to_owned(),
-        (None, None) => unreachable!("a private dir is made when there is no state dir"),
-    };
+    // Removed (with the spill files in it) when `_private` drops at the
+    // end of `run`.
+    let (spill_dir, _private) = spill_dir(&settings)?;
     let rules_json = settings.rules.as_ref().map(|r| r.to_json());
     let pool = Arc::new(WorkerPool::connect(&settings.workers, connect, rules_json).await?);
     check_seed_parsers(&settings, &pool.builtin_parsers())?;
@@ -197,21 +189,28 @@ pub async fn run(
         queued = crawl.queued(),
         "crawl starting"
     );
+    drive(&mut crawl, &pool, &sink, shutdown).await;
+    crawl.finish(&pool, sink).await
+}
 
-    let policy = settings.scope.policy.clone();
+/// The loop: feeds the machine its events (room to send, an outcome, the
+/// shutdown signal, a wake-up time, the tick) until it is done or
+/// abandons what is in flight.
+async fn drive(
+    crawl: &mut Crawl<'_>,
+    pool: &Arc<WorkerPool>,
+    sink: &ItemSink,
+    shutdown: impl Future<Output = ()>,
+) {
+    let policy = crawl.settings.scope.policy.clone();
+    let rpc_timeout = crawl.settings.rpc_timeout;
     let mut calls = JoinSet::new();
-    let mut progress = Progress::new(settings.progress_interval);
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let send = |id: CallId, request: &Request| {
-            let call = call(
-                pool.clone(),
-                request.clone(),
-                policy.clone(),
-                settings.rpc_timeout,
-            );
+            let call = call(pool.clone(), request.clone(), policy.clone(), rpc_timeout);
             // A panic in a call is an outcome too (nothing learnt), so its
             // request is not lost with the task.
             calls.spawn(async move { (id, AssertUnwindSafe(call).catch_unwind().await.ok()) });
@@ -236,7 +235,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
             _ = tick.tick() => {
                 let now = Instant::now();
-                crawl.report(&pool, &mut progress, now);
+                crawl.report(pool, now);
                 match crawl.on_tick(now, pool.up_count()) {
                     Tick::Abandon => break,
                     Tick::WriteState => {
@@ -249,7 +248,19 @@ pub async fn run(
         }
     }
     calls.abort_all();
-    crawl.finish(&pool, progress, sink).await
+}
+
+/// Where spill files go: the state dir, or a private dir of this run
+/// (returned too: it is removed when dropped).
+fn spill_dir(settings: &Settings) -> Result<(PathBuf, Option<PrivateDir>), EngineError> {
+    if let Some(dir) = &settings.state_dir {
+        return Ok((dir.clone(), None));
+    }
+    let private = PrivateDir::create().map_err(|source| EngineError::State {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    Ok((private.path().to_owned(), Some(private)))
 }
 
 /// Opens (and locks) the state dir, if one is set, with what it holds.

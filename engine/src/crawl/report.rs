@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::machine::Crawl;
 use crate::dashboard::{Tick, WorkerView, HOSTS_SHOWN};
 use crate::pool::WorkerPool;
-use crate::progress::{Progress, Status};
+use crate::progress::Status;
 
 /// The crawl's metric handles, taken once.
 pub(super) struct EngineMetrics {
@@ -61,7 +61,7 @@ pub(super) fn ms(h: &Histogram, q: f64) -> f64 {
 impl Crawl<'_> {
     /// The numbers of the moment, to the metrics, the progress line and
     /// the dashboard.
-    pub(super) fn report(&self, pool: &WorkerPool, progress: &mut Progress, now: Instant) {
+    pub(super) fn report(&mut self, pool: &WorkerPool, now: Instant) {
         let status = Status {
             pages: self.summary.pages,
             queued: self.scheduler.len(),
@@ -75,7 +75,7 @@ impl Crawl<'_> {
         self.metrics.queue.set(status.queued as i64);
         self.metrics.in_flight.set(status.in_flight as i64);
         self.metrics.workers_up.set(status.workers_up as i64);
-        progress.update(&status);
+        self.progress.update(&status);
         if let Some(d) = &self.settings.dashboard {
             d.tick(self.dashboard_tick(status, pool, now));
         }

@@ -17,7 +17,6 @@ use crate::dashboard::HOSTS_SHOWN;
 use crate::failures::open_append;
 use crate::items::{Finished, ItemSink};
 use crate::pool::WorkerPool;
-use crate::progress::Progress;
 use crate::scheduler::Task;
 use crate::summary::Summary;
 
@@ -50,12 +49,11 @@ impl Crawl<'_> {
     pub(super) async fn finish(
         mut self,
         pool: &WorkerPool,
-        mut progress: Progress,
         sink: ItemSink,
     ) -> Result<Summary, EngineError> {
         let abandoned = self.abandon(Instant::now());
         self.summary.worker_outages += pool.outages();
-        progress.finish();
+        self.progress.finish();
         self.summary.per_worker_latency_ms = pool
             .addrs()
             .iter()

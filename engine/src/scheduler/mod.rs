@@ -9,19 +9,19 @@
 //! [`Scheduler::robots_answer`] when a call comes back, and
 //! [`Scheduler::is_idle`]; then what the crawl reports (`len`,
 //! `take_counts`, `busiest_hosts`, `seen_count`) and the state file
-//! ([`snapshot`]). Behind it, one file per part:
+//! (`snapshot.rs`). Behind it, one file per part:
 //!
-//! - [`hosts`]: per-host queues and limits: at most `concurrency` requests
+//! - `hosts.rs`: per-host queues and limits: at most `concurrency` requests
 //!   in flight per host and at least `delay` between the starts of two
 //!   (config defaults, per-domain overrides, robots.txt `Crawl-delay`,
 //!   adaptive throttle).
-//! - [`robots_gate`]: robots.txt fetched once per host (through a worker,
+//! - `robots_gate.rs`: robots.txt fetched once per host (through a worker,
 //!   as a request of its own) before any other request to it, re-fetched
 //!   after its TTL; while it is unreachable the host waits.
-//! - [`delayed`]: requests that failed transiently wait in a timer heap
+//! - `delayed.rs`: requests that failed transiently wait in a timer heap
 //!   until their backoff is over.
-//! - [`snapshot`]: what the state file keeps, and loading it back.
-//! - [`url`]: host, origin and path read off a URL's text; the fingerprint.
+//! - `snapshot.rs`: what the state file keeps, and loading it back.
+//! - `url.rs`: host, origin and path read off a URL's text; the fingerprint.
 //!
 //! The far end of a frontier larger than `queue_memory_tasks` waits on disk
 //! in a [`SpillQueue`].
