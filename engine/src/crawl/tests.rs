@@ -378,3 +378,39 @@ fn robots_answer_decisions() {
     };
     assert_eq!(robots_answer(&failed), RobotsAnswer::Unavailable);
 }
+
+/// The state file is due every `state_interval`, and a snapshot holds the
+/// calls in flight as pending: a crawl resumed from it sends them again
+/// and does not queue the seeds twice.
+#[tokio::test(start_paused = true)]
+async fn state_snapshot_keeps_calls_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(|c| {
+        c.state_interval_ms = 1_000;
+        c.state_dir = dir.path().display().to_string();
+    });
+    let (state, _) = crate::state::StateDir::open(dir.path()).unwrap();
+    let workers = s.workers.clone();
+    let mut c = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    c.resume_or_seed(None);
+    let now = Instant::now();
+    let id = one(dispatch(&mut c, now).0);
+    c.on_outcome(id, page(&["http://a.test/1", "http://a.test/2"]), now);
+    let (sent, _) = dispatch(&mut c, now);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(c.on_tick(now, 1), Tick::Continue, "not due yet");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(c.on_tick(Instant::now(), 1), Tick::WriteState);
+    c.write_state(Vec::new(), Instant::now());
+    assert_eq!(c.on_tick(Instant::now(), 1), Tick::Continue, "just written");
+    drop(c);
+
+    let (state, loaded) = crate::state::StateDir::open(dir.path()).unwrap();
+    let mut resumed = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    resumed.resume_or_seed(Some(loaded));
+    assert!(resumed.summary.resumed);
+    let (sent, _) = dispatch(&mut resumed, Instant::now());
+    let mut urls: Vec<String> = sent.into_iter().map(|(_, u)| u).collect();
+    urls.sort();
+    assert_eq!(urls, ["http://a.test/1", "http://a.test/2"]);
+}
