@@ -27,8 +27,9 @@
 //! The loop is a state machine on one clock (`tokio::time::Instant`, so
 //! its decisions run under paused time in tests):
 //!
-//! - this file: [`run`]: set-up (state dir, workers, itemsaver), then a
-//!   short `select!` that feeds events to the machine, then its shutdown.
+//! - this file: [`run`]: set-up (state dir, workers, itemsaver), then
+//!   `drive`, a short `select!` that feeds events to the machine, then its
+//!   shutdown; and `call`, one worker call in its own task.
 //! - `machine.rs`: the `Crawl` value that owns all loop state; its methods
 //!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`.
 //! - `outcome.rs`: what an outcome means: retry, skip, fail, robots answer,
@@ -36,6 +37,8 @@
 //! - `stop.rs`: the shutdown sequence: abandon what is in flight, flush
 //!   items, write the state, report.
 //! - `report.rs`: metrics, the progress line and the dashboard's tick.
+//! - `tests.rs`: the decisions, driven under `start_paused` time with
+//!   outcomes fed in as values (no worker, no site).
 
 mod machine;
 mod outcome;
