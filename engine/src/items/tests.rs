@@ -83,7 +83,10 @@ fn options(addr: HostAddr, dir: &std::path::Path, batch_size: usize) -> SinkOpti
         connect: ConnectOptions::default(),
         batch_size,
         linger: Duration::from_millis(10),
-        rpc_timeout: Duration::from_secs(5),
+        // Generous: a debug-build store indexing megabytes on a loaded
+        // machine must not hit the deadline (a retry would fail the
+        // tests that count none).
+        rpc_timeout: Duration::from_secs(30),
         memory_items: 100,
         spill_dir: dir.to_owned(),
         finish_timeout: Duration::from_secs(5),
