@@ -414,3 +414,21 @@ async fn state_snapshot_keeps_calls_in_flight() {
     urls.sort();
     assert_eq!(urls, ["http://a.test/1", "http://a.test/2"]);
 }
+
+/// `max_duration` stops the crawl like a signal once the run time is
+/// up, counting the time of the runs it resumed from.
+#[tokio::test(start_paused = true)]
+async fn time_limit_stops_the_crawl() {
+    let s = settings(|c| c.max_duration_s = 10);
+    let mut c = crawl(&s);
+    let id = one(dispatch(&mut c, Instant::now()).0);
+    tokio::time::advance(Duration::from_secs(9)).await;
+    c.on_outcome(id, page(&["http://a.test/1"]), Instant::now());
+    let id = one(dispatch(&mut c, Instant::now()).0);
+    assert!(!c.stop_begun());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    c.on_outcome(id, page(&["http://a.test/2"]), Instant::now());
+    assert_eq!(dispatch(&mut c, Instant::now()).1, Step::Done);
+    assert_eq!(c.summary.stop_reason.as_deref(), Some("time limit reached"));
+    assert_eq!(c.queued(), 1, "the new link is left pending");
+}

@@ -169,6 +169,11 @@ mod tests {
             q.push_back(i);
         }
         assert_eq!((q.len(), q.in_memory().len(), q.spilled()), (10, 3, 7));
+        // The file is the private kind spill.rs makes: 0600, in `dir`.
+        let file = q.file.as_ref().unwrap().path().to_owned();
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode, file.parent()), (0o600, Some(dir.path())));
         assert_eq!(q.snapshot(), (0..10).collect::<Vec<_>>());
         assert_eq!(q.drain_front(2).collect::<Vec<_>>(), [0, 1]);
         q.push_front(1);
@@ -179,6 +184,8 @@ mod tests {
         q.push_back(42);
         assert_eq!(q.spilled(), 0, "drained: memory first again");
         assert_eq!(q.take(1), [42]);
+        drop(q);
+        assert!(!file.exists(), "the file goes with the queue");
     }
 
     /// With no directory a queue never touches the disk; with one it can
