@@ -10,16 +10,19 @@
 //!   [`Settings`] (seeds, worker and itemsaver addresses, limits).
 //! - [`scope`]: URL normalization (the form dedup uses) and what is in
 //!   scope: allowed domains, include/exclude patterns.
-//! - [`scheduler`]: step 2, the frontier: one queue per host served
-//!   round-robin under per-host limits, robots.txt ([`robots`]) fetched
-//!   through a worker and obeyed, delayed retries, URL dedup (over
-//!   [`seen`], a compact fingerprint set), depth limit.
+//! - [`scheduler`]: step 2, the frontier, behind a small interface
+//!   (enqueue, next, done / retry, idle): one queue per host served
+//!   round-robin under per-host limits and autothrottle, robots.txt
+//!   ([`robots`]) fetched through a worker and obeyed, delayed retries,
+//!   URL dedup (over [`seen`], a compact fingerprint set), depth limit;
+//!   one file per part under `scheduler/`.
 //! - [`pool`]: step 3, one tarpc client per worker host, handed out
 //!   round-robin through a channel.
-//! - [`crawl`]: the loop that ties them together: dispatches up to
-//!   `worker_count` calls at once (and no more than `max_pages` allows),
-//!   feeds results back, decides when the crawl is done, and stops cleanly
-//!   on shutdown.
+//! - [`crawl`]: the loop that ties them together, a state machine on one
+//!   clock (`tokio::time::Instant`): dispatches up to `worker_count` calls
+//!   at once (and no more than `max_pages` allows), feeds results back,
+//!   decides when the crawl is done, and stops cleanly on shutdown
+//!   (`crawl/`: the loop, its decisions, the stop sequence, reporting).
 //! - [`poison`]: requests in flight when a worker was lost: sent again one
 //!   at a time, failed as `poison` at a second loss, so a page that kills
 //!   workers cannot take down the pool.
@@ -27,9 +30,10 @@
 //!   then on disk while it is down, forgotten only once acknowledged.
 //! - [`failures`]: the failures file: requests given up on and items the
 //!   itemsaver refused, one JSON line each.
-//! - [`spill`]: a FIFO file for what does not fit in memory (items while
-//!   the itemsaver is down, the far end of a huge frontier), private to
-//!   the engine: in the state dir or a 0700 temp dir of its own.
+//! - [`spill`]: `SpillQueue`, the one "memory first, then a file" FIFO,
+//!   for what does not fit in memory (items while the itemsaver is down,
+//!   the far end of a huge frontier); its files are private to the
+//!   engine: in the state dir or a 0700 temp dir of its own.
 //! - [`state`]: the crawl's state on disk (`--state_dir`), written
 //!   atomically, so a stopped or killed engine resumes; locked, so only
 //!   one engine uses a directory at a time.

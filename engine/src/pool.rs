@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr, ParseError};
 use tarpc::context;
@@ -403,8 +403,12 @@ impl Drop for WorkerPool {
 }
 
 /// A context whose deadline is `timeout` from now.
+///
+/// The one `std::time::Instant` in the engine: tarpc's context carries
+/// one, and sends it as "time left", so it must be on the real clock the
+/// RPC runs on, not the crawl's (possibly paused) tokio clock.
 pub fn deadline_in(timeout: Duration) -> context::Context {
     let mut ctx = context::current();
-    ctx.deadline = Instant::now() + timeout;
+    ctx.deadline = std::time::Instant::now() + timeout;
     ctx
 }

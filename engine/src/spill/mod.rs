@@ -1,7 +1,9 @@
-//! Records that do not fit in memory, on disk: appended as length-prefixed
-//! bincode records and read back from a cursor, oldest first. Used for items
-//! waiting for an itemsaver that is down, and for the part of a very large
-//! frontier past `queue_memory_tasks`.
+//! Records that do not fit in memory, on disk. [`SpillQueue`] is the one
+//! "memory first, then a file" FIFO of the engine, used for items waiting
+//! for an itemsaver that is down ([`crate::items`]) and for the part of a
+//! very large frontier past `queue_memory_tasks` ([`crate::scheduler`]).
+//! Its file part, [`Spill`], appends length-prefixed bincode records and
+//! reads them back from a cursor, oldest first.
 //!
 //! The file lives in the state dir or in a [`PrivateDir`], never loose in
 //! the shared temp dir: it is created exclusively (a file or symlink
@@ -19,6 +21,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+mod queue;
+pub use queue::SpillQueue;
 
 /// Largest record a spill file holds (64 MiB): above the largest RPC frame
 /// a worker may send, so any item or request the engine received fits. A
@@ -168,16 +173,15 @@ impl<T: Serialize + DeserializeOwned> Spill<T> {
     /// A record over [`MAX_RECORD_BYTES`] is refused, so that every record
     /// written can be read back.
     pub fn append(&mut self, record: &T) -> io::Result<()> {
-        let bytes = bincode::serialize(record).map_err(io::Error::other)?;
-        if bytes.len() as u64 > MAX_RECORD_BYTES {
+        // Sized before it is encoded: an oversized record costs no buffer.
+        let size = bincode::serialized_size(record).map_err(io::Error::other)?;
+        if size > MAX_RECORD_BYTES {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "record of {} bytes is over the spill limit of {MAX_RECORD_BYTES}",
-                    bytes.len()
-                ),
+                format!("record of {size} bytes is over the spill limit of {MAX_RECORD_BYTES}"),
             ));
         }
+        let bytes = bincode::serialize(record).map_err(io::Error::other)?;
         self.writer.write_all(&(bytes.len() as u64).to_le_bytes())?;
         self.writer.write_all(&bytes)?;
         self.count += 1;
@@ -328,8 +332,10 @@ mod tests {
     #[test]
     fn oversized_record_is_refused_on_append() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spill: Spill<Vec<u8>> = Spill::create(dir.path(), "t").unwrap();
-        let big = vec![0u8; MAX_RECORD_BYTES as usize + 1];
+        // A string, not a Vec<u8>: encoded in one piece, so the test is
+        // quick in a debug build.
+        let mut spill: Spill<String> = Spill::create(dir.path(), "t").unwrap();
+        let big = "x".repeat(MAX_RECORD_BYTES as usize + 1);
         assert_eq!(
             spill.append(&big).unwrap_err().kind(),
             io::ErrorKind::InvalidInput

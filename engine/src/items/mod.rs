@@ -11,7 +11,6 @@
 //! Items the itemsaver refuses for good (too large, unmappable) are counted
 //! and written to the failures file rather than resent forever.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::failures::FailureLog;
 use crate::pool::deadline_in;
-use crate::spill::Spill;
+use crate::spill::SpillQueue;
 
 /// Most encoded bytes in one save call: big items make smaller batches, so
 /// a batch stays well under the itemsaver's frame limit (64 MiB by
@@ -164,8 +163,8 @@ struct Sink {
     opts: SinkOptions,
     /// `None` while not connected (taken while a save is in flight).
     client: Option<ItemSaverClient>,
-    memory: VecDeque<Item>,
-    spill: Option<Spill<Item>>,
+    /// Items waiting: `memory_items` in memory, the rest on disk.
+    buffer: SpillQueue<Item>,
     in_flight: Option<JoinHandle<SaveOutcome>>,
     /// The batch in flight, shared with the save task: kept so `unacked`
     /// can include it and a failed save can put it back.
@@ -182,10 +181,9 @@ struct Sink {
 impl Sink {
     fn new(client: Option<ItemSaverClient>, opts: SinkOptions) -> Sink {
         Sink {
+            buffer: SpillQueue::new("items", opts.memory_items, Some(opts.spill_dir.clone())),
             opts,
             client,
-            memory: VecDeque::new(),
-            spill: None,
             in_flight: None,
             in_flight_items: Arc::default(),
             not_before: Instant::now(),
@@ -197,7 +195,7 @@ impl Sink {
     }
 
     fn waiting(&self) -> usize {
-        self.memory.len() + self.spill.as_ref().map_or(0, |s| s.len())
+        self.buffer.len()
     }
 
     fn push(&mut self, items: Vec<Item>) {
@@ -206,49 +204,7 @@ impl Sink {
         }
         self.oldest.get_or_insert_with(Instant::now);
         for item in items {
-            if self.memory.len() < self.opts.memory_items
-                && self.spill.as_ref().is_none_or(|s| s.is_empty())
-            {
-                self.memory.push_back(item);
-            } else {
-                self.spill_one(item);
-            }
-        }
-    }
-
-    fn spill_one(&mut self, item: Item) {
-        if self.spill.is_none() {
-            match Spill::create(&self.opts.spill_dir, "items") {
-                Ok(spill) => {
-                    tracing::warn!(path = %spill.path().display(), "item buffer full; spilling items to disk until the itemsaver catches up");
-                    self.spill = Some(spill);
-                }
-                Err(e) => {
-                    // Nowhere to spill: keep it in memory rather than lose it.
-                    tracing::error!(error = %e, "cannot create item spill file; buffering in memory");
-                    self.memory.push_back(item);
-                    return;
-                }
-            }
-        }
-        let spill = self.spill.as_mut().expect("created above");
-        if let Err(e) = spill.append(&item) {
-            tracing::error!(error = %e, "cannot write item spill file; buffering in memory");
-            self.memory.push_back(item);
-        }
-    }
-
-    /// Refills memory from the spill file once memory has drained.
-    fn unspill(&mut self) {
-        let Some(spill) = self.spill.as_mut() else {
-            return;
-        };
-        if spill.is_empty() || self.memory.len() >= self.opts.batch_size {
-            return;
-        }
-        match spill.take(self.opts.memory_items / 2 + 1) {
-            Ok(items) => self.memory.extend(items),
-            Err(e) => tracing::error!(error = %e, "cannot read item spill file"),
+            self.buffer.push_back(item);
         }
     }
 
@@ -261,19 +217,21 @@ impl Sink {
     }
 
     fn start_save(&mut self) {
-        self.unspill();
+        // Refill memory from the spill file once memory has drained.
+        self.buffer
+            .refill(self.opts.batch_size, self.opts.memory_items / 2 + 1);
         // Up to `batch_size` items, and no more bytes than the itemsaver's
         // frame limit lets through (always at least one item).
         let mut n = 0;
         let mut bytes = 0;
-        for item in self.memory.iter().take(self.opts.batch_size) {
+        for item in self.buffer.in_memory().iter().take(self.opts.batch_size) {
             bytes += bincode::serialized_size(item).unwrap_or(0);
             if n > 0 && bytes > MAX_BATCH_BYTES {
                 break;
             }
             n += 1;
         }
-        let batch: Vec<Item> = self.memory.drain(..n).collect();
+        let batch: Vec<Item> = self.buffer.drain_front(n).collect();
         self.oldest = if self.waiting() > 0 {
             Some(Instant::now())
         } else {
@@ -351,7 +309,7 @@ impl Sink {
     /// nothing is lost.
     fn put_back(&mut self, batch: Vec<Item>) {
         for item in batch.into_iter().rev() {
-            self.memory.push_front(item);
+            self.buffer.push_front(item);
         }
         self.oldest.get_or_insert_with(Instant::now);
     }
@@ -391,15 +349,7 @@ impl Sink {
 
     fn unacked(&mut self) -> Vec<Item> {
         let mut all = self.in_flight_items.as_ref().clone();
-        all.extend(self.memory.iter().cloned());
-        if let Some(spill) = self.spill.as_mut() {
-            match spill.peek_all() {
-                Ok(items) => all.extend(items),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read item spill file for the state snapshot")
-                }
-            }
-        }
+        all.extend(self.buffer.snapshot());
         all
     }
 
@@ -456,8 +406,8 @@ impl Sink {
             self.stats.waited += since.elapsed();
         }
         let unsaved = self.unacked();
-        // Dropping the spill removes its file.
-        self.spill = None;
+        // Dropping the buffer removes its spill file.
+        drop(self.buffer);
         Finished {
             stats: self.stats,
             unsaved,
@@ -500,202 +450,4 @@ async fn save(client: Option<ItemSaverClient>, opts: &SinkOptions, batch: &[Item
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    fn item(i: u64) -> Item {
-        Item {
-            url: format!("http://h/{i}"),
-            kind: "t".into(),
-            id: Some(i.to_string()),
-            payload: BTreeMap::from([("n".to_string(), rpcsupport::Value::Int(i as i64))]),
-        }
-    }
-
-    /// With no itemsaver at all, items are neither lost nor counted saved:
-    /// they come back from `finish` after the timeout, spill included.
-    #[tokio::test]
-    async fn unreachable_itemsaver_hands_items_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let opts = SinkOptions {
-            addr: format!(":{port}").parse().unwrap(),
-            connect: ConnectOptions::default(),
-            batch_size: 3,
-            linger: Duration::from_millis(10),
-            rpc_timeout: Duration::from_secs(1),
-            memory_items: 4,
-            spill_dir: dir.path().to_owned(),
-            finish_timeout: Duration::from_millis(300),
-            saved: Default::default(),
-            failures: FailureLog::new(None),
-        };
-        let sink = ItemSink::spawn(None, opts, vec![item(0)]);
-        sink.send((1..10).map(item).collect());
-        assert_eq!(sink.unacked().await.len(), 10);
-        let finished = sink.finish().await;
-        assert_eq!(finished.stats.saved, 0);
-        let mut ids: Vec<u64> = finished
-            .unsaved
-            .iter()
-            .map(|i| i.id.as_ref().unwrap().parse().unwrap())
-            .collect();
-        ids.sort();
-        assert_eq!(ids, (0..10).collect::<Vec<_>>());
-        assert!(finished.stats.save_retries > 0);
-    }
-
-    /// An itemsaver with `config` on 127.0.0.1:0 over an embedded store in
-    /// `dir`: its address, the store, and the sender that stops it.
-    async fn start_itemsaver(
-        dir: &std::path::Path,
-        config: itemsaver::ItemsaverConfig,
-    ) -> (
-        HostAddr,
-        std::sync::Arc<itemsaver::EmbeddedStore>,
-        oneshot::Sender<()>,
-    ) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let store = std::sync::Arc::new(itemsaver::open_embedded(&dir.join("store")).unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn({
-            let store = store.clone();
-            async move {
-                itemsaver::serve(
-                    listener,
-                    store,
-                    itemsaver::ServerOptions::from_config(&config),
-                    async {
-                        let _ = stopped.await;
-                    },
-                )
-                .await
-                .unwrap()
-            }
-        });
-        (addr, store, stop)
-    }
-
-    fn options(addr: HostAddr, dir: &std::path::Path, batch_size: usize) -> SinkOptions {
-        SinkOptions {
-            addr,
-            connect: ConnectOptions::default(),
-            batch_size,
-            linger: Duration::from_millis(10),
-            rpc_timeout: Duration::from_secs(5),
-            memory_items: 100,
-            spill_dir: dir.to_owned(),
-            finish_timeout: Duration::from_secs(5),
-            saved: Default::default(),
-            failures: FailureLog::new(Some(dir.join("failures.jsonl"))),
-        }
-    }
-
-    /// Items the itemsaver refuses (here: over its `max_item_bytes`) are
-    /// counted as rejected and written to the failures file; the rest of
-    /// their batches is saved, and nothing is sent twice.
-    #[tokio::test]
-    async fn refused_items_go_to_the_failures_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = itemsaver::ItemsaverConfig {
-            max_item_bytes: 500,
-            ..itemsaver::ItemsaverConfig::default()
-        };
-        let (addr, store, _stop) = start_itemsaver(dir.path(), config).await;
-        // Every third item is too big for the itemsaver.
-        let items: Vec<Item> = (0..10)
-            .map(|i| {
-                let mut it = item(i);
-                if i % 3 == 0 {
-                    it.payload
-                        .insert("bio".into(), rpcsupport::Value::from("x".repeat(1_000)));
-                }
-                it
-            })
-            .collect();
-        let sink = ItemSink::spawn(None, options(addr, dir.path(), 4), Vec::new());
-        sink.send(items);
-        let finished = sink.finish().await;
-        assert_eq!(finished.stats.saved, 6, "{:?}", finished.stats);
-        assert_eq!(finished.stats.rejected, 4, "{:?}", finished.stats);
-        assert_eq!(finished.stats.save_retries, 0, "{:?}", finished.stats);
-        assert!(finished.unsaved.is_empty());
-
-        let text = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
-        let mut refused: Vec<String> = text
-            .lines()
-            .map(|line| {
-                let record: serde_json::Value = serde_json::from_str(line).unwrap();
-                assert_eq!(record["kind"], crate::failures::ITEM_REFUSED, "{line}");
-                let reason = record["reason"].as_str().unwrap();
-                assert!(reason.contains("max_item_bytes"), "{line}");
-                record["item"]["id"].as_str().unwrap().to_owned()
-            })
-            .collect();
-        refused.sort();
-        assert_eq!(refused, ["0", "3", "6", "9"]);
-
-        use itemsaver::ItemStore as _;
-        assert_eq!(store.count().await.unwrap(), 6);
-        assert_eq!(store.get("3").await.unwrap(), None);
-        assert_eq!(store.get("4").await.unwrap(), Some(item(4)));
-    }
-
-    /// An itemsaver that takes fewer items per batch than the engine sends
-    /// gets smaller batches: everything is saved, nothing is refused.
-    #[tokio::test]
-    async fn batches_shrink_to_what_the_itemsaver_takes() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = itemsaver::ItemsaverConfig {
-            max_batch_items: 3,
-            ..itemsaver::ItemsaverConfig::default()
-        };
-        let (addr, store, _stop) = start_itemsaver(dir.path(), config).await;
-        let sink = ItemSink::spawn(None, options(addr, dir.path(), 10), Vec::new());
-        sink.send((0..20).map(item).collect());
-        let finished = sink.finish().await;
-        assert_eq!(finished.stats.saved, 20, "{:?}", finished.stats);
-        assert_eq!(finished.stats.rejected, 0, "{:?}", finished.stats);
-        assert!(finished.stats.save_retries >= 1, "{:?}", finished.stats);
-        assert!(finished.unsaved.is_empty());
-        use itemsaver::ItemStore as _;
-        assert_eq!(store.count().await.unwrap(), 20);
-        assert!(!dir.path().join("failures.jsonl").exists());
-    }
-
-    /// Big items make smaller batches: a batch never carries more than
-    /// `MAX_BATCH_BYTES` (unless one item alone does), and all arrive.
-    #[tokio::test]
-    async fn big_items_make_smaller_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = itemsaver::ItemsaverConfig {
-            max_item_bytes: 4 << 20,
-            ..itemsaver::ItemsaverConfig::default()
-        };
-        let (addr, store, _stop) = start_itemsaver(dir.path(), config).await;
-        // 3 MiB each: at most two per batch.
-        let big = |i: u64| {
-            let mut it = item(i);
-            it.payload
-                .insert("blob".into(), rpcsupport::Value::from("x".repeat(3 << 20)));
-            it
-        };
-        let mut sink = Sink::new(None, options(addr, dir.path(), 100));
-        sink.push((0..5).map(big).collect());
-        sink.start_save();
-        assert_eq!(sink.in_flight_items.len(), 2);
-        let (tx, rx) = mpsc::unbounded_channel();
-        drop(tx);
-        let finished = sink.run(rx).await;
-        assert_eq!(finished.stats.saved, 5, "{:?}", finished.stats);
-        assert_eq!(finished.stats.save_retries, 0, "{:?}", finished.stats);
-        use itemsaver::ItemStore as _;
-        assert_eq!(store.count().await.unwrap(), 5);
-    }
-}
+mod tests;

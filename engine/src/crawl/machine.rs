@@ -1,0 +1,481 @@
+//! The crawl as a state machine: one `Crawl` value owns every piece of
+//! loop state (the frontier, the calls in flight, the stop deadline, the
+//! fatal error, the worker-wait timer, the last state write), and its
+//! methods are the loop's events. Every method takes `now` and never reads
+//! a clock itself, and none talks to a worker: calls go out through the
+//! `send` hook of [`Crawl::dispatch`] and come back as values to
+//! [`Crawl::on_outcome`], so tests drive the machine directly.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpcsupport::metrics::Registry;
+use rpcsupport::{CrawlError, FetchError, HostAddr, Item, ParseError, ParseResult, Request};
+use tokio::time::Instant;
+
+use super::report::EngineMetrics;
+use super::{CallId, CallResult, EngineError, Outcome};
+use crate::config::Settings;
+use crate::failures::FailureLog;
+use crate::poison::Suspects;
+use crate::progress::Progress;
+use crate::scheduler::{fingerprint, FrontierSnapshot, Next, Scheduler, Task};
+use crate::state::{Loaded, Snapshot, StateDir};
+use crate::summary::Summary;
+
+/// Work queued but nothing in flight to wake the loop: only possible while
+/// limits say "not yet" without a time; look again this soon.
+const IDLE_RECHECK: Duration = Duration::from_millis(50);
+
+/// How often "still waiting for a worker" is logged.
+const WAIT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What the loop does after a dispatch.
+#[derive(Debug, PartialEq)]
+pub(super) enum Step {
+    /// Nothing queued or in flight (or stopping and nothing in flight):
+    /// the crawl is over.
+    Done,
+    /// Wait for an outcome, a tick, the shutdown signal, or this time.
+    Wait(Option<Instant>),
+}
+
+/// What the loop does after a tick.
+#[derive(Debug, PartialEq)]
+pub(super) enum Tick {
+    Continue,
+    /// The state file is due: write a snapshot (with the sink's items).
+    WriteState,
+    /// The stop deadline passed with calls in flight: leave them pending.
+    Abandon,
+}
+
+/// A call in flight.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub(super) task: Task,
+    sent_at: Instant,
+}
+
+/// The loop's state, all of it, so snapshots and tests see everything.
+pub(super) struct Crawl<'a> {
+    pub(super) settings: &'a Settings,
+    pub(super) scheduler: Scheduler,
+    pub(super) summary: Summary,
+    pub(super) failures: FailureLog,
+    /// For counters made on first use (by kind, by reason).
+    pub(super) registry: Arc<Registry>,
+    pub(super) metrics: EngineMetrics,
+    /// Requests in flight when a worker was lost.
+    pub(super) suspects: Suspects,
+    /// Every request sent to a worker and not yet answered: what a
+    /// restart must redo.
+    pub(super) in_flight: HashMap<CallId, InFlight>,
+    /// Crawl requests (not robots.txt fetches) among `in_flight`: they
+    /// count toward `max_pages`.
+    pages_in_flight: u64,
+    next_call: u64,
+    /// Set once stopping (limit, signal): no new dispatches, and calls
+    /// still in flight at this time are abandoned.
+    pub(super) stop_at: Option<Instant>,
+    /// Why the crawl must end in error.
+    pub(super) fatal: Option<EngineError>,
+    /// Since when every worker has been down.
+    pub(super) waiting_since: Option<Instant>,
+    last_wait_log: Instant,
+    last_state_write: Instant,
+    /// When this run started, and how long earlier runs of the crawl took.
+    started: Instant,
+    elapsed_before: Duration,
+    /// Pages finished after the snapshot this run resumed from: fetched
+    /// again now, counted as `refetched`.
+    done_since: HashSet<u64>,
+    pub(super) state: Option<StateDir>,
+    /// The progress line (terminal) or periodic log line.
+    pub(super) progress: Progress,
+}
+
+impl<'a> Crawl<'a> {
+    /// A crawl with an empty frontier, for workers at `workers`, spilling
+    /// to `spill_dir`, writing its state to `state` if there is one.
+    pub(super) fn new(
+        settings: &'a Settings,
+        workers: &[HostAddr],
+        spill_dir: PathBuf,
+        state: Option<StateDir>,
+    ) -> Crawl<'a> {
+        let now = Instant::now();
+        Crawl {
+            settings,
+            scheduler: Scheduler::new(
+                settings.max_depth,
+                settings.scope.clone(),
+                settings.politeness.clone(),
+            )
+            .with_memory_bound(settings.queue_memory_tasks, spill_dir),
+            summary: Summary {
+                per_worker: workers.iter().map(|w| (w.to_string(), 0)).collect(),
+                ..Summary::default()
+            },
+            failures: FailureLog::new(settings.failures_file.clone()),
+            registry: settings.metrics.clone(),
+            metrics: EngineMetrics::new(&settings.metrics, workers),
+            suspects: Suspects::default(),
+            in_flight: HashMap::new(),
+            pages_in_flight: 0,
+            next_call: 0,
+            stop_at: None,
+            fatal: None,
+            waiting_since: None,
+            last_wait_log: now,
+            last_state_write: now,
+            started: now,
+            elapsed_before: Duration::ZERO,
+            done_since: HashSet::new(),
+            state,
+            progress: Progress::new(settings.progress_interval),
+        }
+    }
+
+    /// Resumes from the state dir's snapshot, if there is one, or queues
+    /// the seeds. Returns the items an earlier run left unacknowledged.
+    pub(super) fn resume_or_seed(&mut self, loaded: Option<Loaded>) -> Vec<Item> {
+        let Some(Loaded {
+            snapshot: Some(snap),
+            done_since,
+        }) = loaded
+        else {
+            for seed in self.settings.seeds.iter().cloned() {
+                self.enqueue(seed);
+            }
+            return Vec::new();
+        };
+        tracing::info!(
+            pending = snap.pending.len(),
+            seen = snap.seen.len(),
+            unacked_items = snap.unacked.len(),
+            finished = snap.finished,
+            "resuming crawl from the state dir; seeds are not queued again"
+        );
+        self.scheduler.restore(FrontierSnapshot {
+            pending: snap.pending,
+            seen: snap.seen,
+        });
+        self.elapsed_before = snap.summary.elapsed;
+        self.summary = Summary {
+            resumed: true,
+            interrupted: false,
+            per_worker: std::mem::take(&mut self.summary.per_worker),
+            ..snap.summary
+        };
+        self.done_since = done_since;
+        snap.unacked
+    }
+
+    /// Event: room to send. Checks the page and time limits, releases a
+    /// suspect if it is its turn, then sends (through `send`) as many
+    /// tasks as the worker count, the page budget and the hosts' limits
+    /// allow.
+    pub(super) fn dispatch(
+        &mut self,
+        now: Instant,
+        mut send: impl FnMut(CallId, &Request),
+    ) -> Step {
+        if self.stop_at.is_none() {
+            if let Some(reason) = self.limit_reached(now) {
+                self.begin_stop(reason, now);
+            }
+        }
+        let stopping = self.stopping();
+        let mut wake = None;
+        if !stopping {
+            self.release_suspect();
+            wake = self.fill(now, &mut send);
+        }
+        if self.in_flight.is_empty()
+            && (stopping || (self.scheduler.is_idle() && self.suspects.parked_len() == 0))
+        {
+            return Step::Done;
+        }
+        if self.in_flight.is_empty() && wake.is_none() {
+            wake = Some(now + IDLE_RECHECK);
+        }
+        Step::Wait(wake)
+    }
+
+    /// Sends tasks while there is room; returns when to look again.
+    fn fill(&mut self, now: Instant, send: &mut impl FnMut(CallId, &Request)) -> Option<Instant> {
+        // Page budget: what is counted plus what is in flight stays under
+        // max_pages, so the sites see at most max_pages crawl requests.
+        while self.in_flight.len() < self.settings.worker_count
+            && self
+                .settings
+                .max_pages
+                .is_none_or(|max| self.summary.fetches + self.pages_in_flight < max)
+        {
+            match self.scheduler.next(now) {
+                Next::Task(task) => {
+                    let id = CallId(self.next_call);
+                    self.next_call += 1;
+                    send(id, &task.request);
+                    self.pages_in_flight += u64::from(!task.robots);
+                    self.in_flight.insert(id, InFlight { task, sent_at: now });
+                }
+                Next::Wait(at) => return at,
+                Next::Idle => return None,
+            }
+        }
+        None
+    }
+
+    /// Suspects of a worker loss go out one at a time (see poison.rs).
+    fn release_suspect(&mut self) {
+        let in_flight = &self.in_flight;
+        let out = |fp| {
+            in_flight
+                .values()
+                .any(|f| !f.task.robots && fingerprint(&f.task.request.url) == fp)
+        };
+        if let Some(task) = self.suspects.release(out, self.scheduler.is_idle()) {
+            self.scheduler.retry(task, None);
+        }
+    }
+
+    /// Page and time limits end the crawl like a stop, with a reason.
+    fn limit_reached(&self, now: Instant) -> Option<&'static str> {
+        if self
+            .settings
+            .max_pages
+            .is_some_and(|max| self.summary.fetches >= max)
+        {
+            Some("page limit reached")
+        } else if self
+            .settings
+            .max_duration
+            .is_some_and(|max| self.elapsed(now) >= max)
+        {
+            Some("time limit reached")
+        } else {
+            None
+        }
+    }
+
+    /// Event: a call came back (`None`: its task panicked, nothing was
+    /// learnt). Returns the page's items, for the sink.
+    pub(super) fn on_outcome(
+        &mut self,
+        id: CallId,
+        outcome: Option<Outcome>,
+        now: Instant,
+    ) -> Option<Vec<Item>> {
+        let InFlight { task, sent_at } = self.in_flight.remove(&id)?;
+        self.pages_in_flight -= u64::from(!task.robots);
+        let latency = now.saturating_duration_since(sent_at);
+        let Some(Outcome { worker, result }) = outcome else {
+            self.call_panicked(task, latency);
+            return None;
+        };
+        self.metrics.latency[worker].observe(latency);
+        let throttle = matches!(
+            &result,
+            CallResult::Answered(Err(CrawlError::Fetch(FetchError::Status {
+                status: 429 | 503,
+                ..
+            })))
+        );
+        self.scheduler.done(&task, latency, throttle);
+        if let CallResult::Answered(Ok(parsed)) = &result {
+            self.summary.limits.add(&parsed.limits);
+        }
+        if task.robots {
+            self.robots_answer(task, result, now);
+            return None;
+        }
+        // Whatever happened, this call may have reached the site.
+        self.summary.fetches += 1;
+        if let CallResult::Answered(_) = &result {
+            self.suspects.on_answer(&task);
+        }
+        match result {
+            CallResult::Answered(Ok(parsed)) => return Some(self.page_done(&task, worker, parsed)),
+            CallResult::Answered(Err(CrawlError::Parse(ParseError::UnknownParser(name)))) => {
+                tracing::error!(parser = %name, url = %task.request.url, "unknown parser; stopping the crawl");
+                let url = task.request.url.clone();
+                // Not done: keep it pending so a fixed worker can resume it.
+                self.scheduler.retry(task, None);
+                self.fatal
+                    .get_or_insert(EngineError::UnknownParser { name, url });
+            }
+            CallResult::Answered(Err(e)) => self.page_failed(task, e, now),
+            CallResult::Failed { kind, reason, lost } => {
+                self.call_failed(task, kind, &reason, lost)
+            }
+        }
+        None
+    }
+
+    /// The call task panicked: nothing was learnt, send again (it may
+    /// have reached the site, so it is counted).
+    fn call_panicked(&mut self, task: Task, latency: Duration) {
+        self.scheduler.done(&task, latency, false);
+        if task.robots {
+            self.scheduler.retry(task, None);
+            return;
+        }
+        self.summary.fetches += 1;
+        if let Some(task) = self.suspects.requeue(task) {
+            self.scheduler.retry(task, None);
+        }
+    }
+
+    /// A page arrived: its links go into the frontier, its items are
+    /// returned for the sink.
+    fn page_done(&mut self, task: &Task, worker: usize, parsed: ParseResult) -> Vec<Item> {
+        let fp = fingerprint(&task.request.url);
+        if self.done_since.remove(&fp) {
+            self.summary.refetched += 1;
+        }
+        if let Some(state) = self.state.as_mut() {
+            state.record_done(fp);
+        }
+        self.summary.pages += 1;
+        self.summary.per_worker[worker].1 += 1;
+        self.metrics.pages.inc();
+        for request in parsed.requests {
+            self.enqueue(request);
+        }
+        parsed.items
+    }
+
+    /// Whether a stop (limit, signal, worker wait) has begun.
+    pub(super) fn stop_begun(&self) -> bool {
+        self.stop_at.is_some()
+    }
+
+    /// Whether no new calls go out.
+    pub(super) fn stopping(&self) -> bool {
+        self.stop_at.is_some() || self.fatal.is_some()
+    }
+
+    /// Event: stop for `reason` (a limit, a signal): no new dispatches;
+    /// calls in flight get `shutdown_grace` to come back.
+    pub(super) fn begin_stop(&mut self, reason: &str, now: Instant) {
+        tracing::info!(
+            reason,
+            in_flight = self.in_flight.len(),
+            grace = ?self.settings.shutdown_grace,
+            "stopping: no new dispatches; waiting for calls in flight"
+        );
+        if let Some(d) = &self.settings.dashboard {
+            d.stopping(reason);
+        }
+        self.summary.stop_reason = Some(reason.into());
+        self.summary.interrupted = true;
+        self.stop_at = Some(now + self.settings.shutdown_grace);
+    }
+
+    /// Event: the periodic tick (progress and metrics are reported
+    /// separately, see `report`). Keeps the worker-wait timer (every
+    /// worker down for `worker_wait` is fatal), ends the stop grace, and
+    /// says when the state file is due.
+    pub(super) fn on_tick(&mut self, now: Instant, workers_up: usize) -> Tick {
+        if workers_up == 0 {
+            self.workers_down(now);
+        } else if let Some(since) = self.waiting_since.take() {
+            let waited = now.saturating_duration_since(since);
+            self.summary.waited_for_workers += waited;
+            tracing::info!(?waited, "a worker is back; carrying on");
+        }
+        if self.stop_at.is_some_and(|d| now >= d) {
+            tracing::warn!(
+                abandoned = self.in_flight.len(),
+                "calls still in flight; leaving them pending"
+            );
+            return Tick::Abandon;
+        }
+        let due =
+            now.saturating_duration_since(self.last_state_write) >= self.settings.state_interval;
+        if self.state.is_some() && due {
+            return Tick::WriteState;
+        }
+        Tick::Continue
+    }
+
+    /// Waiting for workers: count it, say so, give up eventually.
+    fn workers_down(&mut self, now: Instant) {
+        let give_up_after = self.settings.worker_wait;
+        let since = *self.waiting_since.get_or_insert_with(|| {
+            tracing::warn!(
+                ?give_up_after,
+                "every worker is down; waiting for one to come back"
+            );
+            now
+        });
+        let waited = now.saturating_duration_since(since);
+        if now.saturating_duration_since(self.last_wait_log) >= WAIT_LOG_EVERY {
+            tracing::warn!(?waited, ?give_up_after, "still waiting for a worker");
+            self.last_wait_log = now;
+        }
+        if waited >= give_up_after && self.fatal.is_none() {
+            self.fatal = Some(EngineError::WorkersGone(waited));
+            self.stop_at.get_or_insert(now);
+        }
+    }
+
+    /// Writes a snapshot to the state dir, with the sink's `unacked` items.
+    pub(super) fn write_state(&mut self, unacked: Vec<Item>, now: Instant) {
+        let mut snap = self.snapshot(None, unacked);
+        snap.summary.elapsed = self.elapsed(now);
+        if let Some(state) = self.state.as_mut() {
+            if let Err(e) = state.write(&mut snap) {
+                tracing::error!(error = %e, dir = %state.path().display(), "cannot write crawl state");
+            }
+        }
+        self.last_state_write = now;
+    }
+
+    /// Everything the state file keeps: the pending tasks (in flight,
+    /// parked, queued; `abandoned` instead of those in flight at the
+    /// end), the seen set, the unacknowledged items and the summary.
+    pub(super) fn snapshot(&mut self, abandoned: Option<&[Task]>, unacked: Vec<Item>) -> Snapshot {
+        self.absorb_scheduler_counts();
+        // Robots fetches are not crawl tasks: they are redone on resume.
+        let mut pending: Vec<Task> = match abandoned {
+            Some(tasks) => tasks.to_vec(),
+            None => self.in_flight.values().map(|f| f.task.clone()).collect(),
+        };
+        pending.retain(|t| !t.robots);
+        pending.extend(self.suspects.parked().cloned());
+        let frontier = self.scheduler.snapshot();
+        pending.extend(frontier.pending);
+        Snapshot {
+            pending,
+            seen: frontier.seen,
+            unacked,
+            summary: self.summary.clone(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// The crawl's run time, this run and earlier ones.
+    pub(super) fn elapsed(&self, now: Instant) -> Duration {
+        self.elapsed_before + now.saturating_duration_since(self.started)
+    }
+
+    /// Requests queued or waiting.
+    pub(super) fn queued(&self) -> usize {
+        self.scheduler.len()
+    }
+
+    /// Where failed requests and refused items are recorded.
+    pub(super) fn failures(&self) -> &FailureLog {
+        &self.failures
+    }
+
+    /// The counter the sink bumps as items are acknowledged.
+    pub(super) fn items_saved_counter(&self) -> rpcsupport::metrics::Counter {
+        self.metrics.items_saved.clone()
+    }
+}
