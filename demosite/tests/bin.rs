@@ -26,7 +26,7 @@ fn ready_line_and_sigterm() {
     // 1 city list + 5 cities x 1 page + 50 profiles.
     assert!(
         line.starts_with("demosite listening on http://127.0.0.1:")
-            && line.ends_with("/ profiles=50 pages=56\n"),
+            && line.ends_with("/ profiles=50 pages=56 hosts=1\n"),
         "{line:?}"
     );
     assert!(server.terminate().success());
