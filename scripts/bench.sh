@@ -43,6 +43,9 @@ fi
 # venv, both under target/peers, before anything is measured.
 peers=${PEERS:-0}
 peer_dir=target/peers
+# Scrapy is ~50x slower than the Rust crawlers: on the docs it took 588 s of a
+# loaded machine, so a peer gets its own, longer timeout.
+peer_timeout=${PEER_TIMEOUT:-1800}
 spider_version=2.53.9 # as pinned in bench/peers/spider/Cargo.toml
 scrapy_version=2.19.0
 if [[ $peers == 1 ]]; then
@@ -293,15 +296,16 @@ report() {
 # sites in the same run, 128 requests at once, only the start host (robots.txt
 # not read, no proxies): the demo site here, on the same site process our
 # rounds used, and the docs inside the real-HTML block, on the same nginx.
-# Each peer is one process: wall time by this script's clock (start-up
-# included, as the engine's is), CPU seconds and peak RSS from /usr/bin/time.
+# Each peer is one process, under PEER_TIMEOUT (1800 s by default): wall
+# time by this script's clock (start-up included, as the engine's is), CPU
+# seconds and peak RSS from /usr/bin/time.
 
 # run_peer NAME CMD...: one peer crawl; prints "pages items wall rate cpu rss_mib".
 run_peer() {
     local name=$1 t0 t1 line pages items eu es kb rc=0
     shift
     t0=$(date +%s.%N)
-    timeout -k 10 "$timeout_secs" /usr/bin/time -f "%U %S %M" -o "$run_dir/peer.$name.time" \
+    timeout -k 10 "$peer_timeout" /usr/bin/time -f "%U %S %M" -o "$run_dir/peer.$name.time" \
         "$@" >"$run_dir/peer.$name.out" 2>"$run_dir/peer.$name.log" || rc=$?
     t1=$(date +%s.%N)
     ((rc == 0)) || echo "bench: warning: peer $name exited with status $rc; its log ends: $(tail -n 3 "$run_dir/peer.$name.log")" >&2
