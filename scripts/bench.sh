@@ -38,6 +38,26 @@ if ! command -v wrk >/dev/null; then
     apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
 fi
 
+# --- Peers (issue 14), PEERS=1 only: build spider-rs's bench binary (its own
+# cargo project, not a workspace member) and install the pinned Scrapy into a
+# venv, both under target/peers, before anything is measured.
+peers=${PEERS:-0}
+peer_dir=target/peers
+# Scrapy is ~50x slower than the Rust crawlers: on the docs it took 588 s of a
+# loaded machine, so a peer gets its own, longer timeout.
+peer_timeout=${PEER_TIMEOUT:-1800}
+spider_version=2.53.9 # as pinned in bench/peers/spider/Cargo.toml
+scrapy_version=2.19.0
+if [[ $peers == 1 ]]; then
+    echo "bench: peers: building spider-rs $spider_version, installing Scrapy $scrapy_version" >&2
+    cargo build --release --quiet --manifest-path bench/peers/spider/Cargo.toml --target-dir "$peer_dir"
+    if [[ $("$peer_dir/venv/bin/python" -c 'import scrapy; print(scrapy.__version__)' 2>/dev/null) != "$scrapy_version" ]]; then
+        python3 -m venv "$peer_dir/venv"
+        "$peer_dir/venv/bin/pip" install -q "scrapy==$scrapy_version"
+    fi
+fi
+# --- end of the peers' set-up
+
 run_dir=$(mktemp -d)
 # Servers are started inside $(...), a subshell: a pid array set there would
 # be lost, and they are not children of this shell (no `wait`). So each one
@@ -271,6 +291,73 @@ report() {
         "export client peak RSS $export_client_hwm MiB"
 }
 
+# --- Peers (issue 14), PEERS=1 only: spider-rs (bench/peers/spider, the
+# `spider` crate) and Scrapy (bench/peers/scrapy_site.py) crawl the same
+# sites in the same run, 128 requests at once, only the start host (robots.txt
+# not read, no proxies): the demo site here, on the same site process our
+# rounds used, and the docs inside the real-HTML block, on the same nginx.
+# Each peer is one process, under PEER_TIMEOUT (1800 s by default): wall
+# time by this script's clock (start-up included, as the engine's is), CPU
+# seconds and peak RSS from /usr/bin/time.
+
+# run_peer NAME CMD...: one peer crawl; prints "pages items wall rate cpu rss_mib".
+run_peer() {
+    local name=$1 t0 t1 line pages items eu es kb rc=0
+    shift
+    t0=$(date +%s.%N)
+    timeout -k 10 "$peer_timeout" /usr/bin/time -f "%U %S %M" -o "$run_dir/peer.$name.time" \
+        "$@" >"$run_dir/peer.$name.out" 2>"$run_dir/peer.$name.log" || rc=$?
+    t1=$(date +%s.%N)
+    ((rc == 0)) || echo "bench: warning: peer $name exited with status $rc; its log ends: $(tail -n 3 "$run_dir/peer.$name.log")" >&2
+    line=$(tail -n 1 "$run_dir/peer.$name.out")
+    pages=$(field pages "$line") items=$(field items "$line")
+    read -r eu es kb < <(tail -n 1 "$run_dir/peer.$name.time")
+    echo "${pages:-0} ${items:-0} $(calc "$t1 - $t0" 2) $(calc "${pages:-0} / ($t1 - $t0)" 0)" \
+        "$(calc "${eu:-0} + ${es:-0}" 2) $(calc "${kb:-0} / 1024" 0)"
+}
+
+# ratio A B: A / B to two places, "?" when B is missing or zero.
+ratio() { if [[ -n ${2:-} ]] && awk "BEGIN { exit !($2 > 0) }"; then calc "$1 / $2" 2; else echo "?"; fi; }
+
+# peers_on LABEL URL PARSE OUR_PAGES OUR_WALL OUR_CPU: runs both peers on URL
+# (PARSE: profile on the demo site, links on the docs) and appends to
+# `extra` their figures and the ratios to ours; the targets are the demo
+# site's rate for spider-rs, the docs' wall time and CPU for spider-rs.
+peers_on() {
+    local label=$1 url=$2 parse=$3 our_pages=$4 our_wall=$5 our_cpu=$6
+    local s_pages s_items s_wall s_rate s_cpu s_rss c_pages c_items c_wall c_rate c_cpu c_rss our_rate
+    echo "bench: peers on $label: spider-rs $spider_version, then Scrapy $scrapy_version (128 at once)"
+    read -r s_pages s_items s_wall s_rate s_cpu s_rss < <(run_peer "spider.$label" \
+        "$peer_dir/release/spider-peer" --url "$url" --concurrency 128 --parse "$parse")
+    echo "bench:   spider-rs: $(tail -n 1 "$run_dir/peer.spider.$label.out")"
+    read -r c_pages c_items c_wall c_rate c_cpu c_rss < <(run_peer "scrapy.$label" \
+        "$peer_dir/venv/bin/python" bench/peers/scrapy_site.py --url "$url" --concurrency 128 \
+        --parse "$parse" --items "$run_dir/scrapy.$label.jsonl")
+    echo "bench:   Scrapy: $(tail -n 1 "$run_dir/peer.scrapy.$label.out")"
+    our_rate=$(calc "$our_pages / $our_wall" 0)
+    local peer_fmt='%s: %s pages%s in %ss, %s pages/s, %s CPU s, peak RSS %s MiB' line
+    line="- peers on $label (128 at once; ours: $our_pages pages in ${our_wall}s, $our_rate pages/s, $our_cpu CPU s all processes): "
+    line+="$(printf "$peer_fmt" "spider-rs $spider_version" "$s_pages" "$([[ $parse == profile ]] && echo ", $s_items items")" "$s_wall" "$s_rate" "$s_cpu" "$s_rss"); "
+    line+="$(printf "$peer_fmt" "Scrapy $scrapy_version" "$c_pages" "$([[ $parse == profile ]] && echo ", $c_items items")" "$c_wall" "$c_rate" "$c_cpu" "$c_rss")"
+    extra+=("$line")
+    if [[ $parse == profile ]]; then
+        local r
+        r=$(ratio "$our_rate" "$s_rate")
+        line="  - ours / spider-rs, pages/s: **${r}x** (target >= 1.2: $([[ $r == "?" ]] && echo "?" || meets "$r >= 1.2")); "
+        line+="ours / Scrapy: **$(ratio "$our_rate" "$c_rate")x**; CPU s ours / spider-rs $(ratio "$our_cpu" "$s_cpu")x, ours / Scrapy $(ratio "$our_cpu" "$c_cpu")x"
+    else
+        local w c
+        w=$(ratio "$our_wall" "$s_wall") c=$(ratio "$our_cpu" "$s_cpu")
+        line="  - ours / spider-rs: wall time **${w}x** (target <= 0.8: $([[ $w == "?" ]] && echo "?" || meets "$w <= 0.8")), "
+        line+="CPU s **${c}x** (target <= 1: $([[ $c == "?" ]] && echo "?" || meets "$c <= 1")), pages/s $(ratio "$our_rate" "$s_rate")x; "
+        line+="ours / Scrapy: pages/s **$(ratio "$our_rate" "$c_rate")x**, wall time $(ratio "$our_wall" "$c_wall")x, CPU s $(ratio "$our_cpu" "$c_cpu")x"
+    fi
+    extra+=("$line")
+}
+
+# --- end of the peers' functions (called below, after `extra=()` and in
+# the real-HTML block)
+
 # --- More sites (issue 14), each reported on its own: the toolchain's own
 # HTML docs served by nginx (real pages), and a broad crawl of many loopback
 # hosts with latency against the same hosts without it. REAL_HTML=0 or
@@ -314,6 +401,12 @@ crawl_site() {
 }
 
 extra=()
+# Peers (issue 14), PEERS=1 only, on the demo site. Ours: the median crawl
+# round, all processes but the site (the peers' CPU leaves the site out too).
+if [[ $peers == 1 ]]; then
+    peers_on "the demo site" "http://$site/" profile "$pages" "$wall" \
+        "$(calc "${cpu_engine:-0} + ${cpu_worker1:-0} + ${cpu_worker2:-0} + ${cpu_itemsaver:-0}" 2)"
+fi
 docs=$(rustc --print sysroot 2>/dev/null)/share/doc/rust/html
 if [[ ${REAL_HTML:-1} != 0 && -f $docs/index.html ]]; then
     if ! command -v nginx >/dev/null; then
@@ -349,6 +442,8 @@ EOF
     read -r d_pages d_wall d_rate d_cpu d_w1 d_w2 < <(crawl_site docs "$run_dir/seeds.docs" \
         --parser links --worker_count 128 --per_host_concurrency 128)
     extra+=("- real HTML (toolchain docs via nginx, \`links\`, 128 in flight): $d_pages pages in ${d_wall}s, **$d_rate pages/s**, $d_cpu CPU s (engine, workers, itemsaver); worker peak RSS $d_w1 and $d_w2 MiB (target <= 128)")
+    # Peers (issue 14), PEERS=1 only: the same docs on the same nginx.
+    [[ $peers == 1 ]] && peers_on "the toolchain docs" "http://127.0.0.1:$nport/index.html" links "$d_pages" "$d_wall" "$d_cpu"
     stop_named nginx
 fi
 
