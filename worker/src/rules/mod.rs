@@ -79,89 +79,107 @@ struct FieldRule {
 /// names a rule may follow to besides the file's own) and compiles it.
 pub fn compile(file: &RulesFile, builtins: &[&str]) -> Result<RuleSet, RuleError> {
     let spec = Rules::check(file.clone(), Builtins::Known(builtins))?;
-    let err = |parser: &str, key: String, reason: String| RuleError::new(parser, key, reason);
-    let selector = |parser: &str, key: String, css: &str| {
-        Selector::parse(css).map_err(|e| err(parser, key, format!("bad CSS selector {css:?}: {e}")))
-    };
-    // The contract checked every regex compiles; built again here to keep.
-    let regex = |parser: &str, key: String, re: &str| {
-        Regex::new(re).map_err(|e| err(parser, key, format!("bad regex {re:?}: {e}")))
-    };
     let mut rules = HashMap::new();
-    for (name, spec) in &file.parsers {
-        let mut follow = Vec::new();
-        for (i, f) in spec.follow.iter().enumerate() {
-            follow.push(Follow {
-                select: selector(
-                    name,
-                    format!("follow[{i}].select"),
-                    f.select
-                        .as_deref()
-                        .unwrap_or(rpcsupport::rules::DEFAULT_FOLLOW_SELECTOR),
-                )?,
-                pattern: f
-                    .pattern
-                    .as_deref()
-                    .map(|p| regex(name, format!("follow[{i}].pattern"), p))
-                    .transpose()?,
-                parser: f.parser.clone(),
-                to_rule: file.parsers.contains_key(&f.parser),
-            });
-        }
-        let item = match &spec.item {
-            None => None,
-            Some(item) => {
-                let id = match &item.id {
-                    None => None,
-                    Some(IdSpec {
-                        from_url: Some(re), ..
-                    }) => Some(IdRule::Url(regex(name, "item.id.from_url".into(), re)?)),
-                    Some(IdSpec {
-                        select: Some(css),
-                        attr,
-                        regex: re,
-                        ..
-                    }) => Some(IdRule::Element {
-                        select: selector(name, "item.id.select".into(), css)?,
-                        attr: attr.clone(),
-                        regex: re
-                            .as_deref()
-                            .map(|r| regex(name, "item.id.regex".into(), r))
-                            .transpose()?,
-                    }),
-                    // The contract refuses an id with neither.
-                    Some(_) => None,
-                };
-                let mut fields = Vec::new();
-                for (field, f) in &item.fields {
-                    let key = |k: &str| format!("item.fields.{field}.{k}");
-                    fields.push((
-                        field.clone(),
-                        FieldRule {
-                            select: selector(name, key("select"), &f.select)?,
-                            take: f.take,
-                            attr: f.attr.clone(),
-                            regex: f
-                                .regex
-                                .as_deref()
-                                .map(|r| regex(name, key("regex"), r))
-                                .transpose()?,
-                            trim: f.trim,
-                            ty: f.ty,
-                            items: f.items.unwrap_or(FieldType::String),
-                        },
-                    ));
-                }
-                Some(ItemRule {
-                    kind: item.kind.clone(),
-                    id,
-                    fields,
-                })
-            }
-        };
+    for (name, rule) in &file.parsers {
+        let follow = compile_follows(file, name, rule)?;
+        let item = rule
+            .item
+            .as_ref()
+            .map(|item| compile_item(name, item))
+            .transpose()?;
         rules.insert(name.clone(), Rule { follow, item });
     }
     Ok(RuleSet { spec, rules })
+}
+
+/// A CSS selector of rule `parser` at `key`, compiled.
+fn selector(parser: &str, key: String, css: &str) -> Result<Selector, RuleError> {
+    Selector::parse(css)
+        .map_err(|e| RuleError::new(parser, key, format!("bad CSS selector {css:?}: {e}")))
+}
+
+/// A regex of rule `parser` at `key`. The contract checked that every regex
+/// compiles; it is built again here to keep.
+fn regex(parser: &str, key: String, re: &str) -> Result<Regex, RuleError> {
+    Regex::new(re).map_err(|e| RuleError::new(parser, key, format!("bad regex {re:?}: {e}")))
+}
+
+/// The `follow` list of rule `name`.
+fn compile_follows(
+    file: &RulesFile,
+    name: &str,
+    rule: &RuleSpec,
+) -> Result<Vec<Follow>, RuleError> {
+    let mut follow = Vec::new();
+    for (i, f) in rule.follow.iter().enumerate() {
+        follow.push(Follow {
+            select: selector(
+                name,
+                format!("follow[{i}].select"),
+                f.select
+                    .as_deref()
+                    .unwrap_or(rpcsupport::rules::DEFAULT_FOLLOW_SELECTOR),
+            )?,
+            pattern: f
+                .pattern
+                .as_deref()
+                .map(|p| regex(name, format!("follow[{i}].pattern"), p))
+                .transpose()?,
+            parser: f.parser.clone(),
+            to_rule: file.parsers.contains_key(&f.parser),
+        });
+    }
+    Ok(follow)
+}
+
+/// The `item` of rule `name`: its id and its fields.
+fn compile_item(name: &str, item: &ItemSpec) -> Result<ItemRule, RuleError> {
+    let id = match &item.id {
+        None => None,
+        Some(IdSpec {
+            from_url: Some(re), ..
+        }) => Some(IdRule::Url(regex(name, "item.id.from_url".into(), re)?)),
+        Some(IdSpec {
+            select: Some(css),
+            attr,
+            regex: re,
+            ..
+        }) => Some(IdRule::Element {
+            select: selector(name, "item.id.select".into(), css)?,
+            attr: attr.clone(),
+            regex: re
+                .as_deref()
+                .map(|r| regex(name, "item.id.regex".into(), r))
+                .transpose()?,
+        }),
+        // The contract refuses an id with neither.
+        Some(_) => None,
+    };
+    let mut fields = Vec::new();
+    for (field, f) in &item.fields {
+        let key = |k: &str| format!("item.fields.{field}.{k}");
+        fields.push((
+            field.clone(),
+            FieldRule {
+                select: selector(name, key("select"), &f.select)?,
+                take: f.take,
+                attr: f.attr.clone(),
+                regex: f
+                    .regex
+                    .as_deref()
+                    .map(|r| regex(name, key("regex"), r))
+                    .transpose()?,
+                trim: f.trim,
+                ty: f.ty,
+                items: f.items.unwrap_or(FieldType::String),
+            },
+        ));
+    }
+    Ok(ItemRule {
+        kind: item.kind.clone(),
+        id,
+        fields,
+    })
 }
 
 impl RuleSet {
