@@ -108,14 +108,8 @@ where
             // Reap finished connections so the set does not grow forever.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
-                let Ok(Some((stream, peer, permit))) = done else { continue };
-                let channel = server_channel(stream, &opts);
-                let served = on_connection(channel).instrument(tracing::info_span!("rpc", %peer));
-                connections.spawn(async move {
-                    served.await;
-                    tracing::debug!(%peer, "connection closed");
-                    drop(permit);
-                });
+                let Ok(Some(passed)) = done else { continue };
+                connections.spawn(serve_connection(passed, &opts, &mut on_connection));
             }
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -149,6 +143,28 @@ where
     handshakes.shutdown().await;
     connections.shutdown().await;
     Ok(())
+}
+
+/// A connection past its handshake, served by `on_connection` until it
+/// closes; its `max_connections` place is given back then.
+fn serve_connection<Req, Resp, F, Fut>(
+    (stream, peer, permit): (RpcStream, SocketAddr, OwnedSemaphorePermit),
+    opts: &ServeOptions,
+    on_connection: &mut F,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    F: FnMut(ServerChannel<Req, Resp>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let served =
+        on_connection(server_channel(stream, opts)).instrument(tracing::info_span!("rpc", %peer));
+    async move {
+        served.await;
+        tracing::debug!(%peer, "connection closed");
+        drop(permit);
+    }
 }
 
 /// A server without a token on a non-loopback address is open to anyone
