@@ -206,7 +206,7 @@ impl WorkerConfig {
 }
 
 /// Why a worker could not be set up. (Per-request failures are
-/// [`CrawlError`]s, answered to the engine, not this.)
+/// [`CrawlError`](rpcsupport::CrawlError)s, answered to the engine, not this.)
 #[derive(Debug, Error)]
 pub enum WorkerError {
     /// A configuration value is out of range.
