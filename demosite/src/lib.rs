@@ -14,7 +14,8 @@
 //!   links where and how each page is encoded, and the HTML itself. Usable
 //!   without HTTP ([`Site::render`]).
 //! - [`http`]: the axum [`router`] over a [`Site`], the unlinked
-//!   `/fault/...` routes that provoke fetch errors, and [`serve`].
+//!   `/fault/...` routes that provoke fetch errors (in `http/fault.rs`),
+//!   and [`serve`].
 //! - [`hostile`]: the unlinked `/hostile/...` routes, pages built to cost a
 //!   crawler as much as possible (link floods, huge `<base href>`, a body
 //!   that trickles), linked from [`hostile::INDEX`].

@@ -133,9 +133,32 @@ impl Fetcher {
         content: Content,
     ) -> Result<Fetched, FetchError> {
         let deadline = Instant::now() + self.timeout;
+        let mut response = self.follow(url, policy, deadline).await?;
+        let content_type = check_response(url, &response, content)?;
+        let (body, truncated, permit) = self
+            .read_body(url, &mut response, content, deadline)
+            .await?;
+        Ok(Fetched {
+            url: response.url().clone(),
+            content_type,
+            body,
+            truncated,
+            permit,
+        })
+    }
+
+    /// GETs `url`, following redirects within `policy` and the redirect
+    /// limit, each hop checked by the guard; the final response, whatever
+    /// its status.
+    async fn follow(
+        &self,
+        url: &str,
+        policy: &FetchPolicy,
+        deadline: Instant,
+    ) -> Result<Response, FetchError> {
         let mut current = http_url(url, url)?;
         let mut hops = 0;
-        let mut response = loop {
+        loop {
             self.guard
                 .check_url(&current)
                 .map_err(|b| blocked(url, &b))?;
@@ -161,7 +184,7 @@ impl Fetcher {
                 .await
                 .map_err(|e| map_error(url, e))?;
             let Some(target) = redirect_target(&response, &current) else {
-                break response;
+                return Ok(response);
             };
             let target = http_url(url, target.as_str())?;
             if !target.host_str().is_some_and(|h| policy.allows_host(h)) {
@@ -177,30 +200,19 @@ impl Fetcher {
                 });
             }
             current = target;
-        };
-
-        let status = response.status();
-        if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.to_owned(),
-                status: status.as_u16(),
-                retry_after_secs: retry_after(response.headers()),
-            });
         }
+    }
 
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        if let (Content::Html, Some(ct)) = (content, &content_type) {
-            if !is_html(ct) {
-                return Err(FetchError::NotHtml {
-                    url: url.to_owned(),
-                    content_type: ct.clone(),
-                });
-            }
-        }
-
+    /// Reads the body within its cap, each chunk reserved against
+    /// `max_buffered_body_bytes` before it is kept: the body, whether it was
+    /// cut (a text only), and the permit it holds.
+    async fn read_body(
+        &self,
+        url: &str,
+        response: &mut Response,
+        content: Content,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, bool, Option<OwnedSemaphorePermit>), FetchError> {
         // A text (robots.txt) is read up to its own cap and cut there: its
         // start is still worth obeying. A page over the cap is refused.
         let (limit, cut) = match content {
@@ -244,13 +256,7 @@ impl Fetcher {
             let keep = body.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             body.truncate(keep);
         }
-        Ok(Fetched {
-            url: response.url().clone(),
-            content_type,
-            body,
-            truncated,
-            permit,
-        })
+        Ok((body, truncated, permit))
     }
 
     /// Adds `bytes` permits to `permit`, waiting for room until `deadline`
@@ -279,6 +285,37 @@ impl Fetcher {
         }
         Ok(())
     }
+}
+
+/// Refuses a non-2xx status, and for a page ([`Content::Html`]) a type
+/// that is not HTML; the Content-Type, if any, for the decoder.
+fn check_response(
+    url: &str,
+    response: &Response,
+    content: Content,
+) -> Result<Option<String>, FetchError> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(FetchError::Status {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            retry_after_secs: retry_after(response.headers()),
+        });
+    }
+
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let (Content::Html, Some(ct)) = (content, &content_type) {
+        if !is_html(ct) {
+            return Err(FetchError::NotHtml {
+                url: url.to_owned(),
+                content_type: ct.clone(),
+            });
+        }
+    }
+    Ok(content_type)
 }
 
 /// `max_buffered_body_bytes` as a permit count.

@@ -87,39 +87,9 @@ pub async fn try_rules(
         )));
     }
     let (url, text) = if target.starts_with("http://") || target.starts_with("https://") {
-        // The user names this page on the command line: its host is the
-        // one internal host this local fetcher may reach (a worker's own
-        // setting, not a crawl's, is what allows internal hosts).
-        let host = url::Url::parse(target)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
-        let fetcher = Fetcher::new(&crate::WorkerConfig {
-            allow_internal: host.iter().cloned().collect(),
-            ..crate::WorkerConfig::default()
-        })
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
-        let policy = FetchPolicy {
-            allowed_domains: host.into_iter().collect(),
-        };
-        let fetched = fetcher.fetch(target, &policy, Content::Html).await?;
-        let text = crate::decode::decode(&fetched.body, fetched.content_type.as_deref()).text;
-        (fetched.url, text)
+        fetch_page(target).await?
     } else {
-        let bytes = std::fs::read(target).map_err(|source| ToolError::Read {
-            path: target.to_owned(),
-            source,
-        })?;
-        let url = match base {
-            Some(b) => {
-                url::Url::parse(b).map_err(|e| ToolError::Usage(format!("--base {b:?}: {e}")))?
-            }
-            None => {
-                let abs = std::fs::canonicalize(target).unwrap_or_else(|_| target.into());
-                url::Url::from_file_path(&abs)
-                    .unwrap_or_else(|_| url::Url::parse("file:///page.html").expect("valid"))
-            }
-        };
-        (url, crate::decode::decode(&bytes, None).text)
+        read_page(target, base)?
     };
     let request = Request {
         url: url.to_string(),
@@ -149,4 +119,45 @@ pub async fn try_rules(
         }
     }
     Ok(out)
+}
+
+/// Fetches `target` as a worker would, and decodes it.
+async fn fetch_page(target: &str) -> Result<(url::Url, String), ToolError> {
+    // The user names this page on the command line: its host is the
+    // one internal host this local fetcher may reach (a worker's own
+    // setting, not a crawl's, is what allows internal hosts).
+    let host = url::Url::parse(target)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    let fetcher = Fetcher::new(&crate::WorkerConfig {
+        allow_internal: host.iter().cloned().collect(),
+        ..crate::WorkerConfig::default()
+    })
+    .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let policy = FetchPolicy {
+        allowed_domains: host.into_iter().collect(),
+    };
+    let fetched = fetcher.fetch(target, &policy, Content::Html).await?;
+    let text = crate::decode::decode(&fetched.body, fetched.content_type.as_deref()).text;
+    Ok((fetched.url, text))
+}
+
+/// Reads a saved page from the file `target`, its links resolving against
+/// `base` if given, else against the file's own `file:` URL.
+fn read_page(target: &str, base: Option<&str>) -> Result<(url::Url, String), ToolError> {
+    let bytes = std::fs::read(target).map_err(|source| ToolError::Read {
+        path: target.to_owned(),
+        source,
+    })?;
+    let url = match base {
+        Some(b) => {
+            url::Url::parse(b).map_err(|e| ToolError::Usage(format!("--base {b:?}: {e}")))?
+        }
+        None => {
+            let abs = std::fs::canonicalize(target).unwrap_or_else(|_| target.into());
+            url::Url::from_file_path(&abs)
+                .unwrap_or_else(|_| url::Url::parse("file:///page.html").expect("valid"))
+        }
+    };
+    Ok((url, crate::decode::decode(&bytes, None).text))
 }

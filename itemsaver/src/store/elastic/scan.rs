@@ -3,7 +3,7 @@
 
 use elasticsearch::http::StatusCode;
 use elasticsearch::{OpenPointInTimeParts, SearchParts};
-use rpcsupport::{ScanCursor, ScanPage, ScanRequest};
+use rpcsupport::{Item, ScanCursor, ScanPage, ScanRequest};
 use serde_json::{json, Value as Json};
 
 use super::client::reason;
@@ -19,18 +19,7 @@ impl Inner {
         let dsl = to_dsl(&ast)
             .map_err(|e| StoreError::BadQuery(format!("query {:?}: {e}", request.query)))?;
         let keep_alive = format!("{}s", SCAN_KEEP_ALIVE.as_secs());
-        let bad_cursor = || StoreError::BadQuery("bad scan cursor".into());
-        let (pit, after) = match &request.after {
-            None => {
-                self.refresh_if_written().await?;
-                (self.open_point_in_time(&keep_alive).await?, None)
-            }
-            Some(ScanCursor(text)) => {
-                let cursor: Json = serde_json::from_str(text).map_err(|_| bad_cursor())?;
-                let pit = cursor["pit"].as_str().ok_or_else(bad_cursor)?.to_owned();
-                (pit, Some(cursor["after"].clone()))
-            }
-        };
+        let (pit, after) = self.scan_position(request, &keep_alive).await?;
         let first = after.is_none();
         let size = request.size.clamp(1, MAX_SCAN_ITEMS);
         let mut body = json!({
@@ -68,23 +57,7 @@ impl Inner {
         let body = self.ok_json(response).await?;
         // ES may hand out a new id for the same point in time.
         let pit = body["pit_id"].as_str().unwrap_or(&pit).to_owned();
-        let hits = body["hits"]["hits"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let mut items = Vec::new();
-        let mut bytes = 0;
-        let mut last_sort = None;
-        for hit in hits {
-            if bytes >= SCAN_PAGE_BYTES {
-                break;
-            }
-            let item = decode_hit(hit)?;
-            bytes += item.json_len();
-            items.push(item);
-            last_sort = Some(hit["sort"].clone());
-        }
-        let full = items.len() < hits.len() || hits.len() as u64 >= u64::from(size);
+        let (items, last_sort, full) = page_items(&body, size)?;
         let next = match last_sort {
             Some(after) if full => {
                 Some(ScanCursor(json!({"pit": pit, "after": after}).to_string()))
@@ -102,6 +75,28 @@ impl Inner {
             None
         };
         Ok(ScanPage { items, next, total })
+    }
+
+    /// Where a scan stands: a new point in time for its first page (after
+    /// a refresh, so it sees what was just written), else the point in
+    /// time and last sort values its cursor carries.
+    async fn scan_position(
+        &self,
+        request: &ScanRequest,
+        keep_alive: &str,
+    ) -> Result<(String, Option<Json>), StoreError> {
+        let bad_cursor = || StoreError::BadQuery("bad scan cursor".into());
+        match &request.after {
+            None => {
+                self.refresh_if_written().await?;
+                Ok((self.open_point_in_time(keep_alive).await?, None))
+            }
+            Some(ScanCursor(text)) => {
+                let cursor: Json = serde_json::from_str(text).map_err(|_| bad_cursor())?;
+                let pit = cursor["pit"].as_str().ok_or_else(bad_cursor)?.to_owned();
+                Ok((pit, Some(cursor["after"].clone())))
+            }
+        }
     }
 
     async fn open_point_in_time(&self, keep_alive: &str) -> Result<String, StoreError> {
@@ -137,4 +132,28 @@ impl Inner {
             Err(e) => tracing::debug!(error = %e, "closing a point in time failed"),
         }
     }
+}
+
+/// The items of one answer, up to about [`SCAN_PAGE_BYTES`]; the last
+/// one's sort values; and whether more may follow (the page was cut, or
+/// came back full).
+fn page_items(body: &Json, size: u32) -> Result<(Vec<Item>, Option<Json>, bool), StoreError> {
+    let hits = body["hits"]["hits"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    let mut last_sort = None;
+    for hit in hits {
+        if bytes >= SCAN_PAGE_BYTES {
+            break;
+        }
+        let item = decode_hit(hit)?;
+        bytes += item.json_len();
+        items.push(item);
+        last_sort = Some(hit["sort"].clone());
+    }
+    let full = items.len() < hits.len() || hits.len() as u64 >= u64::from(size);
+    Ok((items, last_sort, full))
 }

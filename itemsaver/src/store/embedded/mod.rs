@@ -27,29 +27,31 @@
 //! "segment, document" within it: each page seeks straight there, however
 //! deep into the store it is, and no item is seen twice or skipped.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use rpcsupport::{Item, SaveAck, ScanCursor, ScanPage, ScanRequest, SearchRequest, SearchResponse};
+use rpcsupport::{Item, SaveAck, ScanPage, ScanRequest, SearchRequest, SearchResponse};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{EnableScoring, Query, QueryParser, TermQuery, Weight};
+use tantivy::query::{Query, QueryParser, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, OwnedValue, Schema, Value as _, FAST, STORED, STRING, TEXT,
 };
 use tantivy::{
-    DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher,
-    TantivyDocument, TantivyError, Term, TERMINATED,
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+    TantivyError, Term,
 };
 use tokio::sync::oneshot;
 
+mod scan;
+mod sorted;
+
+use scan::Scans;
+use sorted::ByNumber;
+
 use super::document::{collect_text, stored_json};
-use super::{
-    latest_per_key, query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW, MAX_SCAN_ITEMS,
-    SCAN_KEEP_ALIVE, SCAN_PAGE_BYTES,
-};
+use super::{latest_per_key, query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW};
 
 /// Memory the writer may use before it flushes a segment. Items are small
 /// and every batch is committed at once, so buffers rarely fill; this only
@@ -61,12 +63,6 @@ const WRITER_MEMORY_BYTES: usize = 20_000_000;
 /// zeroed at every commit: profiling showed that memset alone cost 12% of
 /// the itemsaver's CPU with tantivy's default of one thread per core.
 const WRITER_THREADS: usize = 1;
-
-/// Most scans open at once. Each holds a searcher, which keeps the files
-/// of the segments it reads on disk (merged-away ones included) until the
-/// scan ends or its [`SCAN_KEEP_ALIVE`] runs out; a new scan beyond this is
-/// refused. Default 64.
-const MAX_OPEN_SCANS: usize = 64;
 
 /// Opens the index in `dir`, creating the directory and an empty index if
 /// needed. Fails with [`StoreError::Locked`] if another writer has it open.
@@ -145,55 +141,6 @@ struct Inner {
     pending: Mutex<Vec<PendingBatch>>,
     /// Scans between pages.
     scans: Mutex<Scans>,
-}
-
-/// The scans between two pages, by id. A scan is taken out while a page
-/// of it is read, so two requests never read one scan at once.
-#[derive(Default)]
-struct Scans {
-    last_id: u64,
-    open: HashMap<u64, (OpenScan, tokio::time::Instant)>,
-}
-
-/// A scan's snapshot: the searcher of its first page and its query,
-/// compiled once against it.
-struct OpenScan {
-    searcher: Searcher,
-    weight: Box<dyn Weight>,
-    /// The query text, so a cursor is not used with another query.
-    query: String,
-}
-
-impl Scans {
-    fn expire(&mut self, now: tokio::time::Instant) {
-        self.open.retain(|_, (_, expires)| *expires > now);
-    }
-
-    /// An id for a new scan, if there is room for one.
-    fn admit(&mut self, now: tokio::time::Instant) -> Result<u64, StoreError> {
-        self.expire(now);
-        if self.open.len() >= MAX_OPEN_SCANS {
-            return Err(StoreError::Rejected(format!(
-                "{MAX_OPEN_SCANS} scans are open already; try again when one ends"
-            )));
-        }
-        self.last_id += 1;
-        Ok(self.last_id)
-    }
-}
-
-/// A cursor: `scan id:segment:document`, the next document to look at.
-fn cursor(id: u64, segment: usize, doc: DocId) -> ScanCursor {
-    ScanCursor(format!("{id}:{segment}:{doc}"))
-}
-
-fn parse_cursor(cursor: &ScanCursor) -> Option<(u64, usize, DocId)> {
-    let mut parts = cursor.0.splitn(3, ':');
-    Some((
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-    ))
 }
 
 struct PendingBatch {
@@ -440,109 +387,6 @@ impl Inner {
         })
     }
 
-    /// One page of a scan; see the module docs.
-    fn scan(&self, request: &ScanRequest) -> Result<ScanPage, StoreError> {
-        let now = tokio::time::Instant::now();
-        let (id, scan, segment, doc, total) = match &request.after {
-            None => {
-                let query = self.parse_query(&request.query)?;
-                let searcher = self.reader.searcher();
-                let weight = query
-                    .weight(EnableScoring::disabled_from_searcher(&searcher))
-                    .map_err(run_error)?;
-                let mut total = 0u64;
-                for segment in searcher.segment_readers() {
-                    total += u64::from(weight.count(segment)?);
-                }
-                let id = lock(&self.scans).admit(now)?;
-                let scan = OpenScan {
-                    searcher,
-                    weight,
-                    query: request.query.clone(),
-                };
-                (id, scan, 0, 0, Some(total))
-            }
-            Some(after) => {
-                let (id, segment, doc) = parse_cursor(after).ok_or_else(|| {
-                    StoreError::BadQuery(format!("bad scan cursor {:?}", after.0))
-                })?;
-                let mut scans = lock(&self.scans);
-                scans.expire(now);
-                let (scan, _) = scans.open.remove(&id).ok_or_else(|| {
-                    StoreError::BadQuery(format!(
-                        "scan {id} is over or expired (a scan is kept {}s between pages); \
-                         start again",
-                        SCAN_KEEP_ALIVE.as_secs()
-                    ))
-                })?;
-                (id, scan, segment, doc, None)
-            }
-        };
-        if scan.query != request.query {
-            return Err(StoreError::BadQuery(
-                "scan cursor belongs to another query".into(),
-            ));
-        }
-        let size = request.size.clamp(1, MAX_SCAN_ITEMS) as usize;
-        let page = self.scan_page(&scan, segment, doc, size);
-        // Kept on failure too, so the client may retry the same cursor.
-        let keep = match &page {
-            Ok((_, next)) => next.is_some(),
-            Err(_) => true,
-        };
-        if keep {
-            lock(&self.scans)
-                .open
-                .insert(id, (scan, tokio::time::Instant::now() + SCAN_KEEP_ALIVE));
-        }
-        let (items, next) = page?;
-        Ok(ScanPage {
-            items,
-            next: next.map(|(segment, doc)| cursor(id, segment, doc)),
-            total,
-        })
-    }
-
-    /// The live hits of `scan` from document `doc` of segment `segment` on,
-    /// at most `size` of them and about [`SCAN_PAGE_BYTES`], and where the
-    /// next page starts (`None`: no hit is left).
-    #[allow(clippy::type_complexity)]
-    fn scan_page(
-        &self,
-        scan: &OpenScan,
-        segment: usize,
-        doc: DocId,
-        size: usize,
-    ) -> Result<(Vec<Item>, Option<(usize, DocId)>), StoreError> {
-        let mut items = Vec::new();
-        let mut bytes = 0;
-        for (ord, reader) in scan.searcher.segment_readers().iter().enumerate() {
-            if ord < segment {
-                continue;
-            }
-            let start = if ord == segment { doc } else { 0 };
-            let mut scorer = scan.weight.scorer(reader, 1.0)?;
-            let mut at = scorer.doc();
-            if at < start {
-                at = scorer.seek(start);
-            }
-            let alive = reader.alive_bitset();
-            while at != TERMINATED {
-                if alive.is_none_or(|alive| alive.is_alive(at)) {
-                    if items.len() >= size || bytes >= SCAN_PAGE_BYTES {
-                        return Ok((items, Some((ord, at))));
-                    }
-                    let address = DocAddress::new(ord as u32, at);
-                    let item = self.load(&scan.searcher, address)?;
-                    bytes += item.json_len();
-                    items.push(item);
-                }
-                at = scorer.advance();
-            }
-        }
-        Ok((items, None))
-    }
-
     /// Parses the query language of [`super::query`] (which also routes
     /// payload keys: `age:31` means `payload.age:31`) and builds tantivy's
     /// query from the tree.
@@ -565,95 +409,6 @@ impl Inner {
         let json: serde_json::Value =
             serde_json::from_str(stored).map_err(|e| corrupt(&e.to_string()))?;
         Item::from_json(&json).ok_or_else(|| corrupt("not an item"))
-    }
-}
-
-/// Collects the first `limit` hits by a numeric payload key, items
-/// without a number there last, ties in index order. Tantivy's own
-/// `order_by_fast_field` needs one numeric type per field, but a JSON key's
-/// column is i64 in one segment and f64 in the next, so every column is
-/// read as f64 here. Keeps at most `2 * limit` hits per segment.
-struct ByNumber {
-    /// The fast-field path, e.g. `payload.age`.
-    column: String,
-    descending: bool,
-    limit: usize,
-}
-
-/// A hit's rank: numbers first (negated when descending), then the rest.
-type Rank = (bool, f64, DocAddress);
-
-fn rank_order(a: &Rank, b: &Rank) -> std::cmp::Ordering {
-    a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2))
-}
-
-struct ByNumberSegment {
-    columns: Vec<tantivy::columnar::Column<f64>>,
-    segment: u32,
-    descending: bool,
-    limit: usize,
-    hits: Vec<Rank>,
-}
-
-impl tantivy::collector::Collector for ByNumber {
-    type Fruit = Vec<(f64, DocAddress)>;
-    type Child = ByNumberSegment;
-
-    fn for_segment(
-        &self,
-        segment: tantivy::SegmentOrdinal,
-        reader: &tantivy::SegmentReader,
-    ) -> tantivy::Result<ByNumberSegment> {
-        let mut columns = Vec::new();
-        for handle in reader.fast_fields().dynamic_column_handles(&self.column)? {
-            let numbers = handle
-                .open()?
-                .coerce_numerical(tantivy::columnar::NumericalType::F64)
-                .and_then(Option::<tantivy::columnar::Column<f64>>::from);
-            columns.extend(numbers);
-        }
-        Ok(ByNumberSegment {
-            columns,
-            segment,
-            descending: self.descending,
-            limit: self.limit,
-            hits: Vec::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, segments: Vec<Vec<Rank>>) -> tantivy::Result<Self::Fruit> {
-        let mut hits: Vec<Rank> = segments.into_iter().flatten().collect();
-        hits.sort_by(rank_order);
-        hits.truncate(self.limit);
-        Ok(hits.into_iter().map(|(_, n, at)| (n, at)).collect())
-    }
-}
-
-impl tantivy::collector::SegmentCollector for ByNumberSegment {
-    type Fruit = Vec<Rank>;
-
-    fn collect(&mut self, doc: DocId, _: tantivy::Score) {
-        let number = self.columns.iter().find_map(|c| c.first(doc));
-        let rank = match number {
-            Some(n) if self.descending => (false, -n, DocAddress::new(self.segment, doc)),
-            Some(n) => (false, n, DocAddress::new(self.segment, doc)),
-            None => (true, 0.0, DocAddress::new(self.segment, doc)),
-        };
-        self.hits.push(rank);
-        if self.hits.len() >= 2 * self.limit.max(1) {
-            self.hits.sort_by(rank_order);
-            self.hits.truncate(self.limit);
-        }
-    }
-
-    fn harvest(mut self) -> Vec<Rank> {
-        self.hits.sort_by(rank_order);
-        self.hits.truncate(self.limit);
-        self.hits
     }
 }
 
@@ -685,125 +440,4 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    //! What every store must do is tested once for both stores, in
-    //! `tests/contract.rs`; here only what is this store's own: reopening,
-    //! the writer lock, group commits under parallel saves.
-
-    use super::*;
-    use rpcsupport::Value;
-
-    fn item(id: &str, payload: &[(&str, Value)]) -> Item {
-        Item {
-            url: format!("http://127.0.0.1:1/profile/{id}"),
-            kind: "profile".into(),
-            id: Some(id.into()),
-            payload: payload
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
-    }
-
-    fn request(query: &str, from: u32, size: u32) -> SearchRequest {
-        SearchRequest {
-            query: query.into(),
-            from,
-            size,
-        }
-    }
-
-    /// Saved items are still there after the store is closed and reopened.
-    #[tokio::test]
-    async fn data_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let saved = item("keep", &[("age", Value::Int(40))]);
-        {
-            let store = open(dir.path()).unwrap();
-            store.put_batch(vec![saved.clone()]).await.unwrap();
-        }
-        let store = open(dir.path()).unwrap();
-        assert_eq!(store.count().await.unwrap(), 1);
-        assert_eq!(store.get("keep").await.unwrap(), Some(saved));
-        assert_eq!(
-            store.search(&request("age:40", 0, 1)).await.unwrap().total,
-            1
-        );
-    }
-
-    /// A second writer on the same directory gets a clear Locked error.
-    #[tokio::test]
-    async fn second_open_is_locked() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = open(dir.path()).unwrap();
-        let err = open(dir.path()).unwrap_err();
-        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
-        assert!(err.to_string().contains("locked"), "{err}");
-    }
-
-    /// At most MAX_OPEN_SCANS scans stay open; once their keep-alive runs out they are gone, and so are their cursors.
-    #[tokio::test]
-    async fn open_scans_are_bounded_and_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).unwrap();
-        let items = vec![item("a", &[]), item("b", &[])];
-        store.put_batch(items).await.unwrap();
-        let first = ScanRequest {
-            query: String::new(),
-            after: None,
-            size: 1,
-        };
-        let mut cursors = Vec::new();
-        for _ in 0..MAX_OPEN_SCANS {
-            cursors.push(store.scan(&first).await.unwrap().next.unwrap());
-        }
-        let err = store.scan(&first).await.unwrap_err();
-        assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
-
-        let later =
-            tokio::time::Instant::now() + SCAN_KEEP_ALIVE + std::time::Duration::from_secs(1);
-        lock(&store.inner.scans).expire(later);
-        assert!(lock(&store.inner.scans).open.is_empty());
-        let next = ScanRequest {
-            after: Some(cursors[0].clone()),
-            ..first.clone()
-        };
-        let err = store.scan(&next).await.unwrap_err();
-        assert!(err.to_string().contains("over or expired"), "{err}");
-        // Room again; a whole scan then reads both items and closes itself.
-        let page = store.scan(&first).await.unwrap();
-        let last = store
-            .scan(&ScanRequest {
-                after: page.next,
-                ..first
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            (page.items.len(), last.items.len(), last.next),
-            (1, 1, None)
-        );
-        assert!(lock(&store.inner.scans).open.is_empty());
-    }
-
-    /// Concurrent batches are all stored (and share commits).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_batches_all_land() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).unwrap();
-        let mut tasks = Vec::new();
-        for b in 0..16 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let batch = (0..10)
-                    .map(|i| item(&format!("{b}-{i}"), &[("b", Value::Int(b))]))
-                    .collect();
-                store.put_batch(batch).await
-            }));
-        }
-        for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap(), SaveAck::all(10));
-        }
-        assert_eq!(store.count().await.unwrap(), 160);
-    }
-}
+mod tests;

@@ -1,0 +1,174 @@
+//! The rules' spec: parsing, checks and the ruleset id.
+
+use super::*;
+
+const BUILTINS: &[&str] = &["profile", "city"];
+
+fn error(toml: &str, builtins: Builtins<'_>) -> RuleError {
+    match parse_file(toml) {
+        Err(e) => e,
+        Ok(file) => Rules::check(file, builtins).unwrap_err(),
+    }
+}
+
+fn rules(toml: &str) -> Rules {
+    Rules::check(parse_file(toml).unwrap(), Builtins::Known(BUILTINS)).unwrap()
+}
+
+/// Every mistake short of selector syntax is reported with the parser
+/// and the key, whatever the built-ins.
+#[test]
+fn mistakes_name_parser_and_key() {
+    let cases = [
+        (
+            r#"[parsers.a]
+            follow = [{ pattern = "(", parser = "a" }]"#,
+            "a",
+            "follow[0].pattern",
+            "bad regex",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = "k"
+            fields.x = { select = "p", regex = "[" }"#,
+            "a",
+            "item.fields.x.regex",
+            "bad regex",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = "k"
+            id = { select = "p", regex = "(" }"#,
+            "a",
+            "item.id.regex",
+            "bad regex",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = "k"
+            fields.x = { select = "p", type = "date" }"#,
+            "",
+            "(file)",
+            "unknown variant",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = "k"
+            fields.x = { regex = "p" }"#,
+            "",
+            "(file)",
+            "missing field `select`",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = "k"
+            fields.x = { select = "p", type = "integer", items = "integer" }"#,
+            "a",
+            "item.fields.x.items",
+            "only lists",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = "k"
+            fields.x = { select = "p", type = "list", items = "list" }"#,
+            "a",
+            "item.fields.x.items",
+            "lists of lists",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = """#,
+            "a",
+            "item.kind",
+            "empty",
+        ),
+        (
+            r#"[parsers.a.item]
+            kind = "k"
+            id = { from_url = "x", select = "p" }"#,
+            "a",
+            "item.id",
+            "either",
+        ),
+        (
+            r#"seeds = ["http://h/"]
+            [parsers.a]"#,
+            "",
+            "start",
+            "no start parser",
+        ),
+        (
+            r#"seeds = ["ftp://x/"]
+            start = "profile""#,
+            "",
+            "seeds[0]",
+            "not an http",
+        ),
+        (
+            r#"[parsers.a]
+            folow = []"#,
+            "",
+            "(file)",
+            "unknown field",
+        ),
+    ];
+    for builtins in [Builtins::Known(BUILTINS), Builtins::Unchecked] {
+        for (toml, parser, key, reason) in cases {
+            let e = error(toml, builtins);
+            assert_eq!(
+                (e.parser.as_str(), e.key.as_str()),
+                (parser, key),
+                "{toml}: {e}"
+            );
+            assert!(e.reason.contains(reason), "{toml}: {e}");
+            assert!(e.to_string().starts_with("rules: "), "{e}");
+        }
+    }
+}
+
+/// Names outside the file are checked against known built-ins, and
+/// left to the workers (listed as outside parsers) when unchecked.
+#[test]
+fn outside_names_are_checked_only_where_known() {
+    let text = r#"start = "nope"
+        [parsers.a]
+        follow = [{ parser = "city" }, { parser = "gone" }, { parser = "a" }]"#;
+    let e = error(text, Builtins::Known(BUILTINS));
+    assert_eq!((e.key.as_str(), e.parser.as_str()), ("start", ""), "{e}");
+    let e = error(
+        &text.replace("\"nope\"", "\"a\""),
+        Builtins::Known(BUILTINS),
+    );
+    assert_eq!(e.key, "follow[1].parser", "{e}");
+    assert!(e.reason.contains("unknown parser \"gone\""), "{e}");
+    let unchecked = Rules::check(parse_file(text).unwrap(), Builtins::Unchecked).unwrap();
+    assert_eq!(
+        unchecked.outside_parsers().into_iter().collect::<Vec<_>>(),
+        ["city", "gone", "nope"]
+    );
+}
+
+/// Selector syntax is not checked here (only an HTML parser can).
+#[test]
+fn selectors_are_left_to_the_workers() {
+    rules(
+        r#"[parsers.a]
+        follow = [{ select = "a[", parser = "a" }]"#,
+    );
+}
+
+/// The same rules give the same id; different rules a different one;
+/// only the file's own parsers carry it.
+#[test]
+fn ruleset_ids_are_stable() {
+    let a = "[parsers.a]\nfollow = [{ parser = \"a\" }]\n";
+    assert_eq!(rules(a).id(), rules(a).id());
+    assert_ne!(rules(a).id(), rules("[parsers.b]\n").id());
+    assert_eq!(rules(a).spec("profile"), ParserSpec::named("profile"));
+    assert_eq!(
+        rules(a).spec("a").args.get(RULESET_ARG).map(String::as_str),
+        Some(rules(a).id())
+    );
+    let again: RulesFile = serde_json::from_str(&rules(a).to_json()).unwrap();
+    assert_eq!(ruleset_id(&again), rules(a).id());
+}

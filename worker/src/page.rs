@@ -1,0 +1,107 @@
+//! A fetched page made ready for its parser (decoded, cut at the node and
+//! depth limits, weighed) and parsed with panics caught.
+
+use rpcsupport::{ParseError, ParseResult, Request};
+
+use crate::fetch::Fetched;
+use crate::parse::{Budget, Content, PageLimits};
+use crate::{decode, prescan, Runner, WorkerConfig};
+
+/// Memory the parsed tree takes per element or attribute, measured with
+/// scraper 0.29 (160 to 256 bytes, the text nodes between tags included):
+/// what a page weighs against `max_parse_bytes`.
+const TREE_BYTES_PER_NODE: u64 = 256;
+
+/// `max_parse_bytes` as a permit count (a semaphore takes at most u32
+/// permits at once).
+pub(crate) fn parse_permits(config: &WorkerConfig) -> u64 {
+    config.max_parse_bytes.min(u64::from(u32::MAX))
+}
+
+/// A fetched page ready for its parser: decoded, and cut where the parser
+/// would cost more than the limits allow.
+pub(crate) struct Prepared {
+    /// Where the page came from, after redirects.
+    url: url::Url,
+    /// The text to parse.
+    text: String,
+    /// Whether `text` is only a prefix of the page.
+    truncated: bool,
+    /// Estimated memory of its parsed tree: against `max_parse_bytes`.
+    pub(crate) weight: u64,
+    /// The body's share of `max_buffered_body_bytes`, which the text
+    /// (usually the body's own buffer) keeps until the parse ends.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Decodes `fetched` (freeing the body as it goes) and, for HTML, cuts it at
+/// `max_nodes` elements and attributes or `max_depth` nesting
+/// ([`prescan`]).
+pub(crate) fn prepare(
+    fetched: Fetched,
+    content: Content,
+    max_nodes: usize,
+    max_depth: usize,
+) -> Prepared {
+    let Fetched {
+        url,
+        content_type,
+        body,
+        truncated,
+        permit,
+    } = fetched;
+    let mut text = decode::decode_owned(body, content_type.as_deref()).text;
+    let mut cut = truncated;
+    let mut nodes = 0;
+    if content == Content::Html {
+        let prefix = prescan::html_prefix(&text, max_nodes, max_depth);
+        if prefix.is_cut(&text) {
+            text.truncate(prefix.end);
+            cut = true;
+        }
+        nodes = prefix.nodes as u64;
+    }
+    Prepared {
+        // The tree holds a copy of the text (attribute values, text nodes)
+        // besides its nodes; a text parser (robots.txt) builds no tree.
+        weight: if content == Content::Html {
+            text.len() as u64 + nodes * TREE_BYTES_PER_NODE
+        } else {
+            0
+        },
+        url,
+        text,
+        truncated: cut,
+        _permit: permit,
+    }
+}
+
+/// Parses within `limits`, with any parser panic turned into a
+/// `ParseError` so one odd page can never take the request (or the worker)
+/// down.
+pub(crate) fn parse_page(
+    runner: &Runner,
+    request: &Request,
+    page: &Prepared,
+    limits: PageLimits,
+) -> Result<ParseResult, ParseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let budget = Budget::new(limits);
+        if page.truncated {
+            budget.count(|c| c.page_truncated = 1);
+        }
+        match runner {
+            Runner::Builtin(parser) => parser.run_with(request, &page.url, &page.text, &budget),
+            Runner::Rule(set, name) => set.run_with(name, request, &page.url, &page.text, &budget),
+        }
+    }))
+    .unwrap_or_else(|_| Err(panicked(request)))
+}
+
+pub(crate) fn panicked(request: &Request) -> ParseError {
+    ParseError::Page {
+        parser: request.parser.name.clone(),
+        url: request.url.clone(),
+        reason: "parser panicked".into(),
+    }
+}

@@ -1,0 +1,187 @@
+//! The registry and the link helpers every parser uses.
+
+use super::*;
+
+fn base() -> Url {
+    Url::parse("http://127.0.0.1:8080/profile/5").unwrap()
+}
+
+fn r(href: &str) -> Option<String> {
+    resolve(&base(), href).map(String::from)
+}
+
+/// Relative, absolute-path, dot-segment and query-only hrefs resolve
+/// against the page URL.
+#[test]
+fn relative_links_resolve() {
+    assert_eq!(r("12").unwrap(), "http://127.0.0.1:8080/profile/12");
+    assert_eq!(
+        r("../profile/12").unwrap(),
+        "http://127.0.0.1:8080/profile/12"
+    );
+    assert_eq!(r("./12").unwrap(), "http://127.0.0.1:8080/profile/12");
+    assert_eq!(
+        r("/city/beijing").unwrap(),
+        "http://127.0.0.1:8080/city/beijing"
+    );
+    assert_eq!(
+        r("?page=2").unwrap(),
+        "http://127.0.0.1:8080/profile/5?page=2"
+    );
+    assert_eq!(r("//127.0.0.1:9/x").unwrap(), "http://127.0.0.1:9/x");
+    assert_eq!(r("  /a\n").unwrap(), "http://127.0.0.1:8080/a");
+    assert_eq!(
+        r("HTTP://127.0.0.1:8080/A").unwrap(),
+        "http://127.0.0.1:8080/A"
+    );
+}
+
+/// Fragments are dropped, and fragment-only links are skipped.
+#[test]
+fn fragments() {
+    assert_eq!(
+        r("/profile/7#comments").unwrap(),
+        "http://127.0.0.1:8080/profile/7"
+    );
+    assert_eq!(r("#top"), None);
+    assert_eq!(r(""), None);
+    assert_eq!(r("   "), None);
+}
+
+/// Non-http(s) schemes and unparsable hrefs are skipped.
+#[test]
+fn junk_links_are_skipped() {
+    for junk in [
+        "javascript:void(0)",
+        "JavaScript:alert(1)",
+        "mailto:x@y",
+        "tel:+861234",
+        "data:text/html,hi",
+        "ftp://127.0.0.1/file",
+        "http://[not-an-ip/",
+        "http://",
+    ] {
+        assert_eq!(r(junk), None, "{junk}");
+    }
+}
+
+/// `<base href>` changes what relative links mean, fragment-only links
+/// included; an unusable base is ignored.
+#[test]
+fn base_href_is_honoured() {
+    let request = Request {
+        url: base().into(),
+        parser: ParserSpec::named("x"),
+        depth: 0,
+    };
+    static A: LazyLock<Selector> = LazyLock::new(|| selector("a"));
+    let url = base();
+    let budget = Budget::new(PageLimits::default());
+    let html = Html::parse_document(
+        "<html><head><base href=\"/profile/all/\"></head><body>\
+         <a href=\"../12\">x</a><a href=\"#top\">t</a><a href=\"/profile/12#c\">dup</a>\
+         <a href=\"13\">y</a></body></html>",
+    );
+    let page = Page {
+        request: &request,
+        url: &url,
+        html: &html,
+        text: "",
+        budget: &budget,
+    };
+    let links: Vec<String> = page.links(&A).into_iter().map(String::from).collect();
+    assert_eq!(
+        links,
+        [
+            "http://127.0.0.1:8080/profile/12",
+            "http://127.0.0.1:8080/profile/all/13"
+        ]
+    );
+
+    let html = Html::parse_document("<base href=\"javascript:x\"><a href=\"12\">x</a>");
+    let page = Page {
+        request: &request,
+        url: &url,
+        html: &html,
+        text: "",
+        budget: &budget,
+    };
+    assert_eq!(page.base_url(), url);
+}
+
+/// Issue 11: a `<base href>` over `max_url_bytes` is ignored (links
+/// resolve against the page), links over it are dropped, and links past
+/// `max_links_per_page` are counted, not returned.
+#[test]
+fn link_limits_are_applied_and_counted() {
+    let request = Request {
+        url: base().into(),
+        parser: ParserSpec::named("links"),
+        depth: 0,
+    };
+    let limits = PageLimits {
+        max_links: 3,
+        max_url_bytes: 100,
+        ..PageLimits::default()
+    };
+    let text = format!(
+        "<base href=\"http://other/{}/\"><a href=a>1</a><a href=\"/{}\">long</a>\
+         <a href=b>2</a><a href=a>dup</a><a href=c>3</a><a href=d>4</a><a href=e>5</a>",
+        "x".repeat(200),
+        "y".repeat(200)
+    );
+    let result = links::PARSER
+        .run_with(&request, &base(), &text, &Budget::new(limits))
+        .unwrap();
+    assert_eq!(
+        test_support::urls(&result)
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect::<Vec<_>>(),
+        [
+            "http://127.0.0.1:8080/profile/a",
+            "http://127.0.0.1:8080/profile/b",
+            "http://127.0.0.1:8080/profile/c"
+        ]
+    );
+    let l = result.limits;
+    assert_eq!(
+        (l.base_href_ignored, l.urls_too_long, l.links_truncated),
+        (1, 1, 2)
+    );
+    // A resolved URL over the limit is dropped too.
+    let limits = PageLimits {
+        max_url_bytes: 40,
+        ..PageLimits::default()
+    };
+    let result = links::PARSER
+        .run_with(
+            &request,
+            &base(),
+            "<a href=short>s</a><a href=a-relative-link-that-resolves-long>l</a>",
+            &Budget::new(limits),
+        )
+        .unwrap();
+    assert_eq!(result.requests.len(), 1);
+    assert_eq!(result.limits.urls_too_long, 1);
+}
+
+/// Unknown names and bad arguments are typed errors.
+#[test]
+fn registry_lookup() {
+    let registry = Registry::standard();
+    assert_eq!(
+        registry.names(),
+        ["city", "city_list", "links", "profile", "robots"]
+    );
+    assert_eq!(
+        registry.get(&ParserSpec::named("nope")).err(),
+        Some(ParseError::UnknownParser("nope".into()))
+    );
+    let mut spec = ParserSpec::named("profile");
+    spec.args.insert("x".into(), "1".into());
+    assert!(matches!(
+        registry.get(&spec),
+        Err(ParseError::BadArgs { parser, .. }) if parser == "profile"
+    ));
+}
