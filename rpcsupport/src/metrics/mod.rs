@@ -279,7 +279,7 @@ fn render_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count{labels} {count}");
 }
 
-/// One page an [`Endpoint`] route answers with.
+/// One page a route of [`serve_endpoint`] answers with.
 #[derive(Debug, Clone)]
 pub struct Page {
     /// The `Content-Type` header.
