@@ -23,7 +23,21 @@ fn assert_spaced(log: &demosite::RequestLog, delay: Duration) {
         "{n} requests in {span:?}: closer than {delay:?} on average"
     );
     let gap = log.min_start_gap().unwrap();
-    assert!(gap >= delay / 2, "two starts only {gap:?} apart");
+    if gap < delay / 2 {
+        let w: Vec<String> = entries
+            .windows(2)
+            .filter(|w| w[1].start - w[0].start < delay / 2)
+            .map(|w| {
+                format!(
+                    "{} then {} after {:?}",
+                    w[0].path,
+                    w[1].path,
+                    w[1].start - w[0].start
+                )
+            })
+            .collect();
+        panic!("two starts only {gap:?} apart: {w:?}");
+    }
 }
 
 fn small_site() -> SiteConfig {
