@@ -402,12 +402,8 @@ fn redirect(to: &str) -> Response {
 /// nothing is cached (it may be a logged-in view), and following an
 /// item's link does not tell that site what was searched.
 fn html(status: StatusCode, body: String) -> Response {
-    let mut response = (status, Body::from(body)).into_response();
+    let mut response = answer(status, body, "text/html; charset=utf-8");
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -419,23 +415,21 @@ fn html(status: StatusCode, body: String) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     // Serializing our own types into a String cannot fail.
     let body = serde_json::to_string(value).unwrap_or_default();
+    answer(status, body, "application/json")
+}
+
+/// `body` as `content_type`, with the headers every answer gets: the type
+/// is not to be sniffed, and nothing is cached.
+fn answer(status: StatusCode, body: String, content_type: &'static str) -> Response {
     let mut response = (status, Body::from(body)).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
