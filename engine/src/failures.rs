@@ -189,6 +189,7 @@ mod tests {
                 args: Default::default(),
             },
             depth: 2,
+            hints: Default::default(),
         };
         log.request(&request, 3, "http_404", "not found");
         let item = Item {
@@ -223,6 +224,7 @@ mod tests {
             url: format!("http://a.test/{i}/{}", "x".repeat(1000)),
             parser: ParserSpec::named("links"),
             depth: 0,
+            hints: Default::default(),
         };
         for i in 0..RECENT_FAILURES + 5 {
             log.request(&request(i), 1, "http_404", "not found");

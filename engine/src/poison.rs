@@ -54,8 +54,9 @@ pub enum Loss {
     Parked,
     /// Second loss: fail it for good, with this reason.
     Poison {
-        /// The request, to record as failed.
-        task: Task,
+        /// The request, to record as failed (boxed: a task is large beside
+        /// `Parked`).
+        task: Box<Task>,
         /// Both losses, for the failures file.
         reason: String,
     },
@@ -84,7 +85,7 @@ impl Suspects {
             Some(first) if first.connection != connection => {
                 let first = self.strikes.remove(&fp).expect("just found");
                 Loss::Poison {
-                    task,
+                    task: Box::new(task),
                     reason: format!(
                         "a worker was lost twice while processing this request: first {}; then {reason}",
                         first.reason
@@ -191,6 +192,7 @@ mod tests {
                 url: url.into(),
                 parser: ParserSpec::named("p"),
                 depth: 0,
+                hints: Default::default(),
             },
             attempts: 0,
             retries: 0,

@@ -37,7 +37,11 @@ impl Scope {
         strip_params: Vec<String>,
     ) -> Scope {
         Scope {
-            policy: FetchPolicy { allowed_domains },
+            policy: FetchPolicy {
+                allowed_domains,
+                obey_robots_meta: false,
+                obey_nofollow: false,
+            },
             include,
             exclude,
             strip_params,

@@ -296,6 +296,7 @@ mod tests {
                     url: "http://h/a".into(),
                     parser: ParserSpec::named("p"),
                     depth: 2,
+                    hints: Default::default(),
                 },
                 attempts: 1,
                 retries: 0,

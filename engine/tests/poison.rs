@@ -73,6 +73,7 @@ impl rpcsupport::Crawl for FakeWorker {
                 url: format!("http://site.test/p/{c}"),
                 parser: ParserSpec::named("fake"),
                 depth: request.depth + 1,
+                hints: Default::default(),
             })
             .collect();
         self.log.answered.lock().unwrap().push(request.url);
@@ -87,6 +88,7 @@ impl rpcsupport::Crawl for FakeWorker {
             in_flight: 0,
             served: 0,
             parsers: vec!["fake".into()],
+            can_render: false,
         }
     }
 

@@ -116,6 +116,7 @@ async fn rules_reach_workers_that_lack_them() {
         url: url.clone(),
         parser: set.spec("home"),
         depth: 0,
+        hints: Default::default(),
     };
     let answer = client
         .process(context::current(), request, Default::default())

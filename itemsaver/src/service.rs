@@ -177,4 +177,12 @@ impl ItemSaver for ItemSaverService {
     async fn scan(self, _: Context, request: ScanRequest) -> Result<ScanPage, SaveError> {
         Ok(self.store.scan(&request).await?)
     }
+
+    async fn delete(self, _: Context, keys: Vec<String>) -> Result<u64, SaveError> {
+        // Placeholder until the stores learn to delete (issue 13).
+        Err(SaveError::Store(format!(
+            "delete of {} keys: not supported by this itemsaver yet",
+            keys.len()
+        )))
+    }
 }

@@ -19,6 +19,9 @@ pub enum CrawlError {
     /// The page was fetched but the parser failed or does not exist.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// The page needed a browser and could not be rendered.
+    #[error(transparent)]
+    Render(#[from] RenderError),
 }
 
 impl CrawlError {
@@ -27,12 +30,62 @@ impl CrawlError {
         match self {
             CrawlError::Fetch(e) => e.kind(),
             CrawlError::Parse(e) => e.kind().to_owned(),
+            CrawlError::Render(e) => e.kind().to_owned(),
         }
     }
 
     /// Whether trying the same request again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CrawlError::Fetch(e) if e.is_transient())
+        match self {
+            CrawlError::Fetch(e) => e.is_transient(),
+            CrawlError::Render(e) => e.is_transient(),
+            CrawlError::Parse(_) => false,
+        }
+    }
+}
+
+/// Why a page that needed a browser was not rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum RenderError {
+    /// This worker has no browser (it was started without one, or it could
+    /// not be launched). The engine sends render requests to workers whose
+    /// [`crate::WorkerStatus::can_render`] is true.
+    #[error("this worker cannot render pages: {reason}")]
+    Unavailable {
+        /// Why: no browser found, or what launching it said.
+        reason: String,
+    },
+    /// The page did not settle within the worker's `render_timeout_ms`
+    /// (it hangs, loops, or keeps the network busy).
+    #[error("{url}: rendering timed out")]
+    Timeout {
+        /// The URL asked for.
+        url: String,
+    },
+    /// The browser failed on the page (crashed, or refused to load it).
+    #[error("{url}: rendering failed: {reason}")]
+    Failed {
+        /// The URL asked for.
+        url: String,
+        /// What the browser said.
+        reason: String,
+    },
+}
+
+impl RenderError {
+    /// A short label for counting.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RenderError::Unavailable { .. } => "render_unavailable",
+            RenderError::Timeout { .. } => "render_timeout",
+            RenderError::Failed { .. } => "render_failed",
+        }
+    }
+
+    /// Whether rendering the page again (on this or another worker) may
+    /// succeed: a crashed browser is restarted; a timeout is not retried.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RenderError::Failed { .. })
     }
 }
 

@@ -60,7 +60,7 @@ mod tls;
 pub mod transport;
 pub mod types;
 
-pub use error::{CrawlError, FetchError, ParseError, SaveError};
+pub use error::{CrawlError, FetchError, ParseError, RenderError, SaveError};
 pub use rules::{RuleError, Rules, RulesFile, RULESET_ARG};
 pub use security::{ClientSecurity, RpcConfig, RpcFlags, ServerSecurity, Service, Token};
 pub use service::{Crawl, CrawlClient, ItemSaver, ItemSaverClient};
@@ -68,6 +68,7 @@ pub use transport::{
     connect_crawl, connect_itemsaver, serve, ConnectOptions, HostAddr, HostError, ServeOptions,
 };
 pub use types::{
-    FetchPolicy, Item, ParseResult, ParserSpec, Refusal, Request, SaveAck, ScanCursor, ScanPage,
-    ScanRequest, SearchRequest, SearchResponse, Value, WorkerStatus,
+    content_hash, FetchHints, FetchPolicy, Item, PageMeta, ParseResult, ParserSpec, Refusal,
+    Render, RenderReason, Request, SaveAck, ScanCursor, ScanPage, ScanRequest, SearchRequest,
+    SearchResponse, Value, WorkerStatus, SITEMAP_PARSER,
 };

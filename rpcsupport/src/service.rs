@@ -37,6 +37,10 @@ pub trait ItemSaver {
     /// follow each other by cursor, never by offset. An unknown or expired
     /// cursor is a `SaveError::BadQuery`.
     async fn scan(request: ScanRequest) -> Result<ScanPage, SaveError>;
+    /// Remove items by key (pages that are gone on a recrawl), durable
+    /// before the answer, like `save`. Keys not stored are no error. The
+    /// answer is how many of the keys were stored.
+    async fn delete(keys: Vec<String>) -> Result<u64, SaveError>;
 }
 
 /// The method a request or response message belongs to, so a client can
@@ -76,6 +80,7 @@ impl Method for ItemSaverRequest {
             ItemSaverRequest::Count { .. } => "count",
             ItemSaverRequest::Search { .. } => "search",
             ItemSaverRequest::Scan { .. } => "scan",
+            ItemSaverRequest::Delete { .. } => "delete",
         }
     }
 }
@@ -88,6 +93,7 @@ impl Method for ItemSaverResponse {
             ItemSaverResponse::Count(_) => "count",
             ItemSaverResponse::Search(_) => "search",
             ItemSaverResponse::Scan(_) => "scan",
+            ItemSaverResponse::Delete(_) => "delete",
         }
     }
 }

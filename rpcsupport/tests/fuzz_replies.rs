@@ -80,6 +80,7 @@ fn bad_crawl_reply(kind: usize, rng: &mut Rng, id: u64) -> Vec<u8> {
             in_flight: 1,
             served: 2,
             parsers: vec!["links".into()],
+            can_render: false,
         }),
     );
     let parsed = response(
@@ -112,6 +113,7 @@ fn request() -> Request {
         url: "http://127.0.0.1:1/".into(),
         parser: ParserSpec::named("links"),
         depth: 0,
+        hints: Default::default(),
     }
 }
 
@@ -183,6 +185,7 @@ async fn reply_of_the_wrong_method_is_an_error() {
                 in_flight: 0,
                 served: 0,
                 parsers: vec![],
+                can_render: false,
             }),
         ))
     })

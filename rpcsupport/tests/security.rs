@@ -43,6 +43,7 @@ impl Crawl for Stub {
             in_flight: 0,
             served: 7,
             parsers: Vec::new(),
+            can_render: false,
         }
     }
 

@@ -157,6 +157,7 @@ fn hostile_pages_never_panic() {
                 url: base.to_string(),
                 parser: ParserSpec::named(name),
                 depth: 1,
+                hints: Default::default(),
             };
             let parser = registry.get(&request.parser).unwrap();
             // A parse error is a fine answer to garbage; a panic is not.
@@ -178,6 +179,7 @@ fn hostile_pages_never_panic() {
                 url: base.to_string(),
                 parser: rules.spec(rule),
                 depth: 1,
+                hints: Default::default(),
             };
             let page = crate::parse::Page {
                 request: &request,

@@ -206,6 +206,8 @@ impl Worker {
     pub async fn process(&self, request: Request) -> Result<ParseResult, CrawlError> {
         let policy = FetchPolicy {
             allowed_domains: vec!["*".to_string()],
+            obey_robots_meta: false,
+            obey_nofollow: false,
         };
         self.process_with(request, &policy).await
     }
@@ -360,6 +362,7 @@ impl Worker {
                 .iter()
                 .map(|n| n.to_string())
                 .collect(),
+            can_render: false,
         }
     }
 }

@@ -95,6 +95,7 @@ pub async fn try_rules(
         url: url.to_string(),
         parser: set.spec(&name),
         depth: 0,
+        hints: Default::default(),
     };
     let result = set.run(&name, &request, &url, &text)?;
     let mut out = String::new();
@@ -136,6 +137,8 @@ async fn fetch_page(target: &str) -> Result<(url::Url, String), ToolError> {
     .map_err(|e| ToolError::Usage(e.to_string()))?;
     let policy = FetchPolicy {
         allowed_domains: host.into_iter().collect(),
+        obey_robots_meta: false,
+        obey_nofollow: false,
     };
     let fetched = fetcher.fetch(target, &policy, Content::Html).await?;
     let text = crate::decode::decode(&fetched.body, fetched.content_type.as_deref()).text;

@@ -97,6 +97,8 @@ async fn start_site() -> u16 {
 fn policy(domains: &[&str]) -> FetchPolicy {
     FetchPolicy {
         allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
+        obey_robots_meta: false,
+        obey_nofollow: false,
     }
 }
 
@@ -188,6 +190,7 @@ async fn worker_refuses_loopback_the_engine_names() {
                     url: format!("http://127.0.0.1:{port}/"),
                     parser: rpcsupport::ParserSpec::named(parser),
                     depth: 0,
+                    hints: Default::default(),
                 },
                 policy(&["127.0.0.1"]),
             )

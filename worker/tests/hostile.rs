@@ -171,6 +171,7 @@ fn request(url: String, parser: &str) -> Request {
         url,
         parser: ParserSpec::named(parser),
         depth: 0,
+        hints: Default::default(),
     }
 }
 
@@ -396,6 +397,8 @@ async fn worker_process_stays_small() {
                 ctx.deadline = Instant::now() + Duration::from_secs(120);
                 let policy = FetchPolicy {
                     allowed_domains: vec!["127.0.0.1".into()],
+                    obey_robots_meta: false,
+                    obey_nofollow: false,
                 };
                 let answer = client.process(ctx, request(url, parser), policy).await;
                 (path, parser, answer)

@@ -87,6 +87,8 @@ fn local() -> WorkerConfig {
 fn policy() -> FetchPolicy {
     FetchPolicy {
         allowed_domains: vec!["secure.test".into()],
+        obey_robots_meta: false,
+        obey_nofollow: false,
     }
 }
 

@@ -22,6 +22,7 @@ async fn requests_are_counted_and_timed() {
         url: format!("http://{addr}{path}"),
         parser: ParserSpec::named("city_list"),
         depth: 0,
+        hints: Default::default(),
     };
     worker.process(request("/")).await.unwrap();
     worker.process(request("/nope")).await.unwrap_err();

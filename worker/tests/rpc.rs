@@ -79,6 +79,7 @@ fn request(url: String, parser: &str) -> Request {
         url,
         parser: ParserSpec::named(parser),
         depth: 0,
+        hints: Default::default(),
     }
 }
 
@@ -89,6 +90,8 @@ async fn call(client: &CrawlClient, req: Request) -> Result<ParseResult, CrawlEr
             req,
             FetchPolicy {
                 allowed_domains: vec!["127.0.0.1".into()],
+                obey_robots_meta: false,
+                obey_nofollow: false,
             },
         )
         .await

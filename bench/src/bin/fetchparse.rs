@@ -89,6 +89,7 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
         url: seed,
         parser: ParserSpec::named("city_list"),
         depth: 0,
+        hints: Default::default(),
     });
 
     let (mut pages, mut items, mut failed, mut sent) = (0u64, 0u64, 0u64, 0u64);

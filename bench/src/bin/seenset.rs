@@ -57,6 +57,7 @@ fn enqueue(scheduler: &mut Scheduler, url: String, parser: &ParserSpec) {
         url,
         parser: parser.clone(),
         depth: 1,
+        hints: Default::default(),
     };
     // Every URL is distinct, so this only fails if normalization does.
     scheduler.enqueue(request).expect("a fresh, valid URL");

@@ -210,6 +210,7 @@ impl EngineConfig {
                 url: url.to_string(),
                 parser: parser_spec.clone(),
                 depth: 0,
+                hints: Default::default(),
             });
         }
         Ok(seeds)

@@ -56,6 +56,7 @@ fn page(links: &[&str]) -> Option<Outcome> {
                 url: (*u).into(),
                 parser: ParserSpec::named("p"),
                 depth: 1,
+                hints: Default::default(),
             })
             .collect(),
         ..ParseResult::default()

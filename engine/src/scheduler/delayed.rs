@@ -90,6 +90,7 @@ mod tests {
             url: url.into(),
             parser: ParserSpec::named("p"),
             depth: 0,
+            hints: Default::default(),
         })
     }
 

@@ -224,6 +224,7 @@ impl Scheduler {
                     url: format!("{}/robots.txt", host.origin),
                     parser: ParserSpec::named("robots"),
                     depth: 0,
+                    hints: Default::default(),
                 };
                 self.ring.push_back(key);
                 return Next::Task(Task {
@@ -409,6 +410,7 @@ pub(super) mod testing {
             url: url.into(),
             parser: ParserSpec::named("p"),
             depth,
+            hints: Default::default(),
         }
     }
 

@@ -38,7 +38,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::types::ParserSpec;
+use crate::types::{ParserSpec, Render};
 
 /// The argument that marks a rule parser and names its rule set.
 pub const RULESET_ARG: &str = "ruleset";
@@ -56,6 +56,14 @@ pub struct RulesFile {
     /// The parser for the seeds: a rule, or a built-in parser.
     #[serde(default)]
     pub start: Option<String>,
+    /// Sitemaps to start from, beside the seeds (the engine's `--sitemap`
+    /// adds to them).
+    #[serde(default)]
+    pub sitemaps: Vec<String>,
+    /// The parser for the pages a sitemap lists: a rule, or a built-in
+    /// (default: `start`).
+    #[serde(default)]
+    pub sitemap_parser: Option<String>,
     /// The rule parsers, by name.
     #[serde(default)]
     pub parsers: BTreeMap<String, RuleSpec>,
@@ -71,6 +79,12 @@ pub struct RuleSpec {
     /// The item each page yields, if any.
     #[serde(default)]
     pub item: Option<ItemSpec>,
+    /// Whether its pages are rendered in a browser first: `never`
+    /// (default), `always`, or `auto` (only when the fetched page lacks the
+    /// item's id or fields, or what `follow` selects, or is a script
+    /// shell).
+    #[serde(default)]
+    pub render: Render,
 }
 
 /// Which links to follow, and with which parser.
@@ -250,6 +264,34 @@ impl Rules {
                     Builtins::Unchecked => true,
                 }
         };
+        if let Some(parser) = &file.sitemap_parser {
+            if !known(parser) {
+                return Err(RuleError::new(
+                    "",
+                    "sitemap_parser",
+                    format!("unknown parser {parser:?}"),
+                ));
+            }
+        }
+        for (i, sitemap) in file.sitemaps.iter().enumerate() {
+            match url::Url::parse(sitemap) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err(RuleError::new(
+                        "",
+                        format!("sitemaps[{i}]"),
+                        format!("{sitemap:?} is not an http(s) URL"),
+                    ))
+                }
+            }
+        }
+        if !file.sitemaps.is_empty() && file.start.is_none() && file.sitemap_parser.is_none() {
+            return Err(RuleError::new(
+                "",
+                "sitemap_parser",
+                "sitemaps are given but no sitemap_parser (or start) for their pages",
+            ));
+        }
         if let Some(start) = &file.start {
             if !known(start) {
                 return Err(RuleError::new(
@@ -312,6 +354,18 @@ impl Rules {
         }
     }
 
+    /// How pages of the parser `spec` are rendered: its rule's `render`
+    /// key when `spec` names a rule of this set, else its `render`
+    /// argument ([`render_arg`]).
+    pub fn render_of(&self, spec: &ParserSpec) -> Result<Render, String> {
+        if spec.args.get(RULESET_ARG) == Some(&self.id) {
+            if let Some(rule) = self.file.parsers.get(&spec.name) {
+                return Ok(rule.render);
+            }
+        }
+        render_arg(spec)
+    }
+
     /// The file's text as sent to workers (canonical JSON).
     pub fn to_json(&self) -> String {
         canonical_json(&self.file)
@@ -329,6 +383,7 @@ impl Rules {
             .start
             .as_deref()
             .into_iter()
+            .chain(self.file.sitemap_parser.as_deref())
             .chain(follows)
             .filter(|name| !self.has(name))
             .collect()
@@ -345,8 +400,17 @@ impl Rules {
         for seed in &file.seeds {
             let _ = writeln!(out, "seed: {seed}");
         }
+        for sitemap in &file.sitemaps {
+            let _ = writeln!(out, "sitemap: {sitemap}");
+        }
+        if let Some(parser) = &file.sitemap_parser {
+            let _ = writeln!(out, "sitemap pages: {parser}");
+        }
         for (name, rule) in &file.parsers {
             let _ = writeln!(out, "parser {name}:");
+            if rule.render != Render::Never {
+                let _ = writeln!(out, "  render: {}", rule.render.as_str());
+            }
             for f in &rule.follow {
                 let _ = writeln!(
                     out,
@@ -380,6 +444,20 @@ impl Rules {
             }
         }
         out
+    }
+}
+
+/// A parser's `render` argument ([`Render::ARG`]): `never` when absent, an
+/// error naming the value when it is not a mode.
+pub fn render_arg(spec: &ParserSpec) -> Result<Render, String> {
+    match spec.args.get(Render::ARG) {
+        None => Ok(Render::Never),
+        Some(v) => Render::parse(v).ok_or_else(|| {
+            format!(
+                "parser {:?}: render = {v:?} is not one of never, always, auto",
+                spec.name
+            )
+        }),
     }
 }
 

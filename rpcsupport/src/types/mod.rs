@@ -25,6 +25,113 @@ pub struct Request {
     pub parser: ParserSpec,
     /// Links followed from the seed to reach this page (seeds are 0).
     pub depth: u32,
+    /// What the engine already knows of this URL (validators from the last
+    /// fetch, a sitemap's `lastmod`) and how it wants the page rendered.
+    /// All empty for a URL seen for the first time.
+    pub hints: FetchHints,
+}
+
+impl Request {
+    /// A request with no hints: a URL seen for the first time.
+    pub fn new(url: impl Into<String>, parser: ParserSpec, depth: u32) -> Request {
+        Request {
+            url: url.into(),
+            parser,
+            depth,
+            hints: FetchHints::default(),
+        }
+    }
+}
+
+/// What travels with a [`Request`] besides its URL and parser.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchHints {
+    /// The `ETag` of the last fetch; the worker sends it as
+    /// `If-None-Match`.
+    pub etag: Option<String>,
+    /// The `Last-Modified` of the last fetch, as sent; the worker sends it
+    /// as `If-Modified-Since`.
+    pub last_modified: Option<String>,
+    /// [`content_hash`] of the last fetched body: a body that hashes the
+    /// same is answered as [`PageMeta::unchanged`] without being parsed.
+    pub content_hash: Option<u64>,
+    /// From a sitemap: the URL's `<lastmod>`, in seconds since the Unix
+    /// epoch (the engine seeds the URL's recrawl interval from it).
+    pub lastmod: Option<i64>,
+    /// How the engine wants the page rendered; `None` leaves it to the
+    /// parser (its `render` argument, or its rule's `render` key).
+    pub render: Option<Render>,
+}
+
+/// Whether a page is rendered in a headless browser before it is parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Render {
+    /// Plain HTTP fetch only (the default).
+    #[default]
+    Never,
+    /// Always render.
+    Always,
+    /// Fetch over HTTP first; render only when the page lacks what the
+    /// parser extracts, or its body is a script shell.
+    Auto,
+}
+
+impl Render {
+    /// The parser argument that sets the mode (`render=auto`).
+    pub const ARG: &'static str = "render";
+
+    /// Reads a mode as written in a rules file or a parser argument.
+    pub fn parse(text: &str) -> Option<Render> {
+        match text {
+            "never" => Some(Render::Never),
+            "always" => Some(Render::Always),
+            "auto" => Some(Render::Auto),
+            _ => None,
+        }
+    }
+
+    /// The mode as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Render::Never => "never",
+            Render::Always => "always",
+            Render::Auto => "auto",
+        }
+    }
+}
+
+/// Why a page was rendered in a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RenderReason {
+    /// Its parser or rule says `render = "always"`.
+    Always,
+    /// The engine asked for it ([`FetchHints::render`]), having learnt that
+    /// pages of this parser on this host need it.
+    Learnt,
+    /// `render = "auto"`: the fetched page's body was a script shell.
+    ScriptShell,
+    /// `render = "auto"`: the fetched page lacked what the parser extracts.
+    Missing,
+}
+
+impl RenderReason {
+    /// A short label for counting.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RenderReason::Always => "always",
+            RenderReason::Learnt => "learnt",
+            RenderReason::ScriptShell => "script_shell",
+            RenderReason::Missing => "missing",
+        }
+    }
+}
+
+/// The hash of a fetched body that [`FetchHints::content_hash`] and
+/// [`PageMeta::content_hash`] carry: FNV-1a 64 over the body's bytes as
+/// received (after transfer decoding), stable across versions.
+pub fn content_hash(body: &[u8]) -> u64 {
+    fnv1a64(body)
 }
 
 /// A parser described as data, so it can travel to any worker: a name looked
@@ -45,7 +152,42 @@ impl ParserSpec {
             args: BTreeMap::new(),
         }
     }
+
+    /// The built-in sitemap parser ([`SITEMAP_PARSER`]) for a sitemap whose
+    /// pages are parsed by `pages`: its name goes in the `parser` argument
+    /// and each of its arguments `K` in `arg.K`. A sitemap index's entries
+    /// get this same spec.
+    pub fn sitemap(pages: &ParserSpec) -> ParserSpec {
+        let mut args = BTreeMap::new();
+        args.insert("parser".to_string(), pages.name.clone());
+        for (k, v) in &pages.args {
+            args.insert(format!("arg.{k}"), v.clone());
+        }
+        ParserSpec {
+            name: SITEMAP_PARSER.into(),
+            args,
+        }
+    }
+
+    /// For a [`ParserSpec::sitemap`] spec, the parser of its pages; `None`
+    /// for any other spec, or one without a `parser` argument.
+    pub fn sitemap_pages(&self) -> Option<ParserSpec> {
+        if self.name != SITEMAP_PARSER {
+            return None;
+        }
+        let name = self.args.get("parser")?.clone();
+        let args = self
+            .args
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("arg.")?.to_string(), v.clone())))
+            .collect();
+        Some(ParserSpec { name, args })
+    }
 }
+
+/// The built-in parser of sitemaps (XML urlset and sitemap index, gzipped or
+/// not, and plain-text sitemaps): see [`ParserSpec::sitemap`].
+pub const SITEMAP_PARSER: &str = "sitemap";
 
 /// Crawl-wide rules a worker applies to every fetch, sent by the engine with
 /// each request (a few bytes), so workers keep no per-crawl state.
@@ -56,6 +198,12 @@ pub struct FetchPolicy {
     /// it (`a.example.com` matches `example.com`). Empty, or a `*` entry,
     /// means any host.
     pub allowed_domains: Vec<String>,
+    /// Obey what a page asks of crawlers: `<meta name="robots">` and
+    /// `X-Robots-Tag` (`nofollow`: no links returned; `noindex`: no items;
+    /// `none`: both).
+    pub obey_robots_meta: bool,
+    /// Skip links marked `rel="nofollow"`.
+    pub obey_nofollow: bool,
 }
 
 impl FetchPolicy {
@@ -94,6 +242,49 @@ pub struct ParseResult {
     pub items: Vec<Item>,
     /// What the worker's per-page limits left out (all zero for most pages).
     pub limits: ParseLimits,
+    /// What the fetch and the page said about the page itself.
+    pub page: PageMeta,
+}
+
+/// What a worker learnt about the page itself, beside its links and items:
+/// the validators a recrawl sends back ([`FetchHints`]), what the page asks
+/// of crawlers, its canonical URL, and how it was fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageMeta {
+    /// The final response's HTTP status (200, or 304 when `unchanged` came
+    /// from the server).
+    pub status: u16,
+    /// The page is as it was at the last fetch: the server answered 304 to
+    /// the request's validators, or the body's hash equals
+    /// [`FetchHints::content_hash`]. Nothing was parsed: `requests` and
+    /// `items` are empty.
+    pub unchanged: bool,
+    /// The response's `ETag`, as sent.
+    pub etag: Option<String>,
+    /// The response's `Last-Modified`, as sent.
+    pub last_modified: Option<String>,
+    /// [`content_hash`] of the body (absent on a 304).
+    pub content_hash: Option<u64>,
+    /// The page's `<link rel="canonical">` (or `Link: <..>; rel="canonical"`
+    /// header), resolved to an absolute URL, when it names another URL than
+    /// the page's. The engine decides whether it is in scope and uses it.
+    pub canonical: Option<String>,
+    /// The page said `noindex` (robots meta or `X-Robots-Tag`); when the
+    /// policy obeys it, `items` is empty.
+    pub noindex: bool,
+    /// The page said `nofollow`; when the policy obeys it, `requests` is
+    /// empty.
+    pub nofollow: bool,
+    /// Links left out because they were marked `rel="nofollow"`.
+    pub nofollow_links: u64,
+    /// Items left out because the page said `noindex`.
+    pub noindex_items: u64,
+    /// For a sitemap: entries left out past the protocol's limits (50,000
+    /// URLs or 50 MB uncompressed per file) or because they were not
+    /// http(s) URLs.
+    pub sitemap_dropped: u64,
+    /// Set when the page was rendered in a browser, with why.
+    pub rendered: Option<RenderReason>,
 }
 
 /// What a worker's per-page limits cut from one [`ParseResult`], so a
@@ -373,6 +564,8 @@ pub struct WorkerStatus {
     pub served: u64,
     /// Its built-in parsers, so the engine can check names at start.
     pub parsers: Vec<String>,
+    /// Whether it has a browser and can serve requests that need rendering.
+    pub can_render: bool,
 }
 
 #[cfg(test)]

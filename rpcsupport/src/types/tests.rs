@@ -40,12 +40,14 @@ fn wire_types_round_trip_through_bincode() {
                 args: [("k".to_string(), "v".to_string())].into(),
             },
             depth: 3,
+            hints: Default::default(),
         }],
         items: vec![sample_item()],
         limits: ParseLimits {
             links_truncated: 7,
             ..ParseLimits::default()
         },
+        page: Default::default(),
     };
     let back = round_trip(&result);
     assert_eq!(back, result);
@@ -73,6 +75,8 @@ fn wire_types_round_trip_through_bincode() {
 fn policy_matches_domains_and_subdomains() {
     let p = FetchPolicy {
         allowed_domains: vec!["example.com".into(), "127.0.0.1".into()],
+        obey_robots_meta: false,
+        obey_nofollow: false,
     };
     for ok in [
         "example.com",

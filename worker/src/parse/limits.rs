@@ -234,6 +234,7 @@ mod tests {
                 args: [("ruleset".to_string(), "r0123".to_string())].into(),
             },
             depth: 2,
+            hints: Default::default(),
         };
         let (estimate, real) = (request_size(&request), encoded_len(&request));
         assert!(
@@ -275,6 +276,7 @@ mod tests {
             requests: vec![request],
             items: vec![item],
             limits: ParseLimits::default(),
+            page: Default::default(),
         };
         let budget = Budget::new(PageLimits::default());
         let finished = budget.finish(result.clone());
@@ -320,11 +322,13 @@ mod tests {
             url: "x".repeat(100),
             parser: ParserSpec::named("p"),
             depth: 0,
+            hints: Default::default(),
         };
         let done = small.finish(ParseResult {
             requests: vec![request.clone(), request],
             items: vec![big_item],
             limits: ParseLimits::default(),
+            page: Default::default(),
         });
         assert_eq!((done.items.len(), done.requests.len()), (1, 0));
         assert_eq!(done.limits.results_dropped, 3);

@@ -56,6 +56,7 @@ impl Page<'_> {
             url: url.into(),
             parser: ParserSpec::named(parser),
             depth: self.request.depth.saturating_add(1),
+            hints: Default::default(),
         }
     }
 
@@ -308,6 +309,7 @@ pub(crate) mod test_support {
                     .collect(),
             },
             depth: 2,
+            hints: Default::default(),
         };
         let parser = Registry::standard().get(&request.parser)?.to_owned();
         parser.run(&request, &Url::parse(url).unwrap(), text)

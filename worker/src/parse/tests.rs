@@ -73,6 +73,7 @@ fn base_href_is_honoured() {
         url: base().into(),
         parser: ParserSpec::named("x"),
         depth: 0,
+        hints: Default::default(),
     };
     static A: LazyLock<Selector> = LazyLock::new(|| selector("a"));
     let url = base();
@@ -118,6 +119,7 @@ fn link_limits_are_applied_and_counted() {
         url: base().into(),
         parser: ParserSpec::named("links"),
         depth: 0,
+        hints: Default::default(),
     };
     let limits = PageLimits {
         max_links: 3,

@@ -23,6 +23,7 @@ fn run(set: &RuleSet, rule: &str, url: &str, html: &str) -> ParseResult {
         url: url.into(),
         parser: set.spec(rule),
         depth: 1,
+        hints: Default::default(),
     };
     let url = Url::parse(url).unwrap();
     let html = Html::parse_document(html);
@@ -165,6 +166,7 @@ fn rules_obey_the_page_budget() {
         url: "http://h/".into(),
         parser: s.spec("page"),
         depth: 0,
+        hints: Default::default(),
     };
     let html: String = (0..50).map(|i| format!("<a href=/{i}>{i}</a>")).collect();
     let budget = Budget::new(PageLimits {
