@@ -29,6 +29,10 @@ macro_rules! flags {
             /// Seed URL; repeat for several (replaces engine.seeds).
             #[arg(long = "seed")]
             seeds: Vec<String>,
+            /// Sitemap URL to start from; repeat or comma-separate for
+            /// several (replaces engine.sitemaps; a rules file's add to them).
+            #[arg(long = "sitemap", value_delimiter = ',')]
+            sitemaps: Vec<String>,
             /// Token and TLS for the RPC connections (the `[rpc]` section).
             #[command(flatten)]
             rpc: rpcsupport::RpcFlags,
@@ -45,6 +49,9 @@ macro_rules! flags {
             fn apply(self, config: &mut EngineConfig) {
                 if !self.seeds.is_empty() {
                     config.seeds = self.seeds;
+                }
+                if !self.sitemaps.is_empty() {
+                    config.sitemaps = self.sitemaps;
                 }
                 rpcsupport::apply_flags!(self => config; $($scalar,)* $($list,)*);
             }
@@ -141,6 +148,18 @@ flags! {
         metrics_addr: String,
         /// Milliseconds the dashboard stays up after the crawl ends; 0 for none.
         dashboard_linger_ms: u64,
+        /// Obey robots meta and X-Robots-Tag (noindex, nofollow) (true/false).
+        obey_robots_meta: bool,
+        /// Skip rel="nofollow" links (true/false).
+        obey_nofollow: bool,
+        /// Follow the Sitemap: lines of robots.txt (true/false).
+        use_sitemaps: bool,
+        /// Parser for the pages sitemaps list ("" for the seed parser).
+        sitemap_parser: String,
+        /// Sitemap: lines read from one robots.txt.
+        max_robots_sitemaps: usize,
+        /// Host and parser pairs remembered as needing a browser.
+        max_render_learnt: usize,
     }
     lists {
         /// Worker addresses, comma-separated.

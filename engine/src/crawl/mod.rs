@@ -34,6 +34,11 @@
 //!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`.
 //! - `outcome.rs`: what an outcome means: retry, skip, fail, robots answer,
 //!   backoff.
+//! - `page.rs`: what a page said about itself (robots meta counts,
+//!   canonical URL, sitemap depth, rendering learnt), applied before its
+//!   links and items go on.
+//! - `routing.rs`: render requests: the warning while they wait for a
+//!   rendering worker, giving up, sending again.
 //! - `stop.rs`: the shutdown sequence: abandon what is in flight, flush
 //!   items, write the state, report.
 //! - `report.rs`: metrics, the progress line and the dashboard's tick.
@@ -42,7 +47,9 @@
 
 mod machine;
 mod outcome;
+mod page;
 mod report;
+mod routing;
 mod stop;
 #[cfg(test)]
 mod tests;
@@ -55,7 +62,8 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use rpcsupport::{
-    connect_itemsaver, ConnectOptions, CrawlError, FetchPolicy, ParseError, ParseResult, Request,
+    connect_itemsaver, ConnectOptions, CrawlError, FetchPolicy, ParseError, ParseResult,
+    RenderError, Request,
 };
 use tarpc::client::RpcError;
 use thiserror::Error;
@@ -65,6 +73,7 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::items::{ItemSink, SinkOptions};
 use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
+use crate::render::needs_browser;
 use crate::spill::PrivateDir;
 use crate::state::{Loaded, OpenError, StateDir};
 use crate::summary::Summary;
@@ -152,6 +161,10 @@ enum CallResult {
         /// is fine and only this call failed.
         lost: Option<ConnectionId>,
     },
+    /// The request needs a browser and no worker that can render came up
+    /// within `worker_wait`: nothing was sent (the outcome's worker index
+    /// means nothing).
+    NoRenderWorker { waited: Duration },
 }
 
 /// Runs one crawl to the end, or until `shutdown` completes; then stops
@@ -216,13 +229,25 @@ async fn drive(
 ) {
     let policy = crawl.settings.scope.policy.clone();
     let rpc_timeout = crawl.settings.rpc_timeout;
+    let worker_wait = crawl.settings.worker_wait;
+    let rules = crawl.settings.rules.clone();
     let mut calls = JoinSet::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let send = |id: CallId, request: &Request| {
-            let call = call(pool.clone(), request.clone(), policy.clone(), rpc_timeout);
+            let route = match needs_browser(request, rules.as_deref()) {
+                true => Route::Render { wait: worker_wait },
+                false => Route::Any,
+            };
+            let call = call(
+                pool.clone(),
+                request.clone(),
+                policy.clone(),
+                rpc_timeout,
+                route,
+            );
             // A panic in a call is an outcome too (nothing learnt), so its
             // request is not lost with the task.
             calls.spawn(async move { (id, AssertUnwindSafe(call).catch_unwind().await.ok()) });
@@ -248,6 +273,7 @@ async fn drive(
             _ = tick.tick() => {
                 let now = Instant::now();
                 crawl.report(pool, now);
+                crawl.on_render_tick(pool.render_waiting(), pool.render_up_count());
                 match crawl.on_tick(now, pool.up_count()) {
                     Tick::Abandon => break,
                     Tick::WriteState => {
@@ -291,18 +317,32 @@ fn open_state(settings: &Settings) -> Result<(Option<StateDir>, Option<Loaded>),
 }
 
 /// A seed parser the workers do not know would fail every page: say so
-/// now, before anything is fetched.
+/// now, before anything is fetched. For a sitemap seed, the parser of the
+/// pages it lists too.
 fn check_seed_parsers(settings: &Settings, builtins: &[String]) -> Result<(), EngineError> {
     for seed in &settings.seeds {
-        let p = &seed.parser;
-        if !p.args.contains_key(rpcsupport::RULESET_ARG) && !builtins.iter().any(|b| b == &p.name) {
-            return Err(EngineError::UnknownParser {
-                name: p.name.clone(),
-                url: seed.url.clone(),
-            });
+        let pages = seed.parser.sitemap_pages();
+        for p in std::iter::once(&seed.parser).chain(pages.as_ref()) {
+            if !p.args.contains_key(rpcsupport::RULESET_ARG)
+                && !builtins.iter().any(|b| b == &p.name)
+            {
+                return Err(EngineError::UnknownParser {
+                    name: p.name.clone(),
+                    url: seed.url.clone(),
+                });
+            }
         }
     }
     Ok(())
+}
+
+/// Which workers a call may go to.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// Any worker in rotation.
+    Any,
+    /// Only a worker that can render, waited for at most `wait`.
+    Render { wait: Duration },
 }
 
 /// One call to the next worker. A failed call is followed by a health check
@@ -313,8 +353,20 @@ async fn call(
     request: Request,
     policy: FetchPolicy,
     timeout: Duration,
+    route: Route,
 ) -> Outcome {
-    let worker = pool.next().await;
+    let worker = match route {
+        Route::Any => pool.next().await,
+        Route::Render { wait } => match tokio::time::timeout(wait, pool.next_render()).await {
+            Ok(worker) => worker,
+            Err(_) => {
+                return Outcome {
+                    worker: 0,
+                    result: CallResult::NoRenderWorker { waited: wait },
+                }
+            }
+        },
+    };
     let mut answer = worker
         .client
         .process(deadline_in(timeout), request.clone(), policy.clone())
@@ -328,6 +380,11 @@ async fn call(
             .client
             .process(deadline_in(timeout), request, policy)
             .await;
+    }
+    if let Ok(Err(CrawlError::Render(RenderError::Unavailable { .. }))) = &answer {
+        // It has no browser (or lost it): no more render requests for it
+        // until its status says otherwise; the loop sends this one again.
+        pool.cannot_render(&worker);
     }
     let result = match answer {
         Ok(answer) => CallResult::Answered(answer),
