@@ -22,9 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpcsupport::{
-    connect_crawl, ConnectOptions, CrawlClient, HostAddr, ParseError, WorkerStatus,
-};
+use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr, ParseError, WorkerStatus};
 use tarpc::context;
 use thiserror::Error;
 use tokio::sync::watch;

@@ -172,15 +172,36 @@ mod tests {
         let mut bad = ParserSpec::named("profile");
         bad.args.insert("render".into(), "sometimes".into());
 
-        assert_eq!(render_mode(&req("http://h/", js.clone()), Some(&rules)), Render::Always);
-        assert_eq!(render_mode(&req("http://h/", plain), Some(&rules)), Render::Never);
-        assert_eq!(render_mode(&req("http://h/", auto.clone()), None), Render::Auto);
-        assert_eq!(render_mode(&req("http://h/", auto.clone()), Some(&rules)), Render::Auto);
-        assert_eq!(render_mode(&req("http://h/", ParserSpec::named("p")), None), Render::Never);
+        assert_eq!(
+            render_mode(&req("http://h/", js.clone()), Some(&rules)),
+            Render::Always
+        );
+        assert_eq!(
+            render_mode(&req("http://h/", plain), Some(&rules)),
+            Render::Never
+        );
+        assert_eq!(
+            render_mode(&req("http://h/", auto.clone()), None),
+            Render::Auto
+        );
+        assert_eq!(
+            render_mode(&req("http://h/", auto.clone()), Some(&rules)),
+            Render::Auto
+        );
+        assert_eq!(
+            render_mode(&req("http://h/", ParserSpec::named("p")), None),
+            Render::Never
+        );
         let mut hinted = req("http://h/", js);
         hinted.hints.render = Some(Render::Never);
-        assert_eq!(render_mode(&hinted, Some(&rules)), Render::Never, "the hint wins");
-        assert!(render_mode_of(None, &bad).unwrap_err().contains("sometimes"));
+        assert_eq!(
+            render_mode(&hinted, Some(&rules)),
+            Render::Never,
+            "the hint wins"
+        );
+        assert!(render_mode_of(None, &bad)
+            .unwrap_err()
+            .contains("sometimes"));
         assert_eq!(render_mode(&req("http://h/", bad), None), Render::Never);
         assert!(needs_browser(&req("http://h/", auto), None));
     }
@@ -196,7 +217,10 @@ mod tests {
         let mut l = Learnt::new(2);
         assert!(!l.page_rendered(&req("http://a.test/1", p.clone()), RenderReason::Always));
         assert!(!l.page_rendered(&req("http://a.test/1", p.clone()), RenderReason::Learnt));
-        assert!(l.page_rendered(&req("http://a.test/1", p.clone()), RenderReason::ScriptShell));
+        assert!(l.page_rendered(
+            &req("http://a.test/1", p.clone()),
+            RenderReason::ScriptShell
+        ));
         assert!(!l.page_rendered(&req("http://a.test/2", p.clone()), RenderReason::Missing));
         let mut same = req("http://a.test/9", p.clone());
         l.hint(&mut same);

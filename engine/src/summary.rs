@@ -137,7 +137,10 @@ impl PageCounts {
             writeln!(
                 f,
                 "  {:<14} {} duplicates dropped, {} stored under it, {} out of scope ignored",
-                "canonical", self.canonical_duplicates, self.canonical_rewritten, self.canonical_ignored
+                "canonical",
+                self.canonical_duplicates,
+                self.canonical_rewritten,
+                self.canonical_ignored
             )?;
         }
         let total = self.rendered_total();

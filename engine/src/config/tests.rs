@@ -164,7 +164,10 @@ fn sitemaps_are_seeds() {
     assert_eq!(s.seeds.len(), 1);
     assert_eq!(s.seeds[0].url, "http://127.0.0.2:9/sitemap.xml");
     assert_eq!(s.seeds[0].depth, 0);
-    assert_eq!(s.seeds[0].parser.sitemap_pages(), Some(ParserSpec::named("profile")));
+    assert_eq!(
+        s.seeds[0].parser.sitemap_pages(),
+        Some(ParserSpec::named("profile"))
+    );
     assert_eq!(s.scope.policy.allowed_domains, ["127.0.0.2"]);
 }
 
@@ -182,7 +185,10 @@ fn rules_sitemaps_and_parser() {
     let s = config.validate().unwrap();
     let set = s.rules.clone().unwrap();
     let urls: Vec<&str> = s.seeds.iter().map(|r| r.url.as_str()).collect();
-    assert_eq!(urls, ["http://127.0.0.1:9/other.xml", "http://127.0.0.1:9/s.xml"]);
+    assert_eq!(
+        urls,
+        ["http://127.0.0.1:9/other.xml", "http://127.0.0.1:9/s.xml"]
+    );
     assert_eq!(s.sitemap_pages, set.spec("page"));
     assert_eq!(s.seeds[1].parser, ParserSpec::sitemap(&set.spec("page")));
 }

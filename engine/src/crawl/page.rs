@@ -179,13 +179,25 @@ mod tests {
             Canonical::Claimed("http://a.test/profile/1".into())
         );
         assert_eq!(
-            canonical(&mut s, "http://a.test/profile/1?view=print", Some("http://a.test/profile/1")),
+            canonical(
+                &mut s,
+                "http://a.test/profile/1?view=print",
+                Some("http://a.test/profile/1")
+            ),
             Canonical::Duplicate
         );
-        s.enqueue(Request::new("http://a.test/profile/2", ParserSpec::named("p"), 1))
-            .unwrap();
+        s.enqueue(Request::new(
+            "http://a.test/profile/2",
+            ParserSpec::named("p"),
+            1,
+        ))
+        .unwrap();
         assert_eq!(
-            canonical(&mut s, "http://a.test/profile/2/print", Some("http://a.test/profile/2")),
+            canonical(
+                &mut s,
+                "http://a.test/profile/2/print",
+                Some("http://a.test/profile/2")
+            ),
             Canonical::Duplicate,
             "queued counts as crawled"
         );
@@ -199,7 +211,11 @@ mod tests {
         );
         // A claimed canonical is not fetched when a link to it comes.
         assert!(s
-            .enqueue(Request::new("http://a.test/profile/1", ParserSpec::named("p"), 1))
+            .enqueue(Request::new(
+                "http://a.test/profile/1",
+                ParserSpec::named("p"),
+                1
+            ))
             .is_err());
     }
 
@@ -219,7 +235,10 @@ mod tests {
         };
         count(&mut c, &page);
         count(&mut c, &page);
-        assert_eq!((c.noindex, c.nofollow, c.nofollow_links, c.noindex_items), (2, 2, 6, 2));
+        assert_eq!(
+            (c.noindex, c.nofollow, c.nofollow_links, c.noindex_items),
+            (2, 2, 6, 2)
+        );
         assert_eq!(c.sitemap_dropped, 4);
         assert_eq!(c.rendered.get("script_shell"), Some(&2));
         let item = |url: &str| Item {

@@ -37,7 +37,9 @@ impl Crawl<'_> {
         let reason = format!(
             "no connected worker could render within {waited:?} (worker_wait_ms); start a worker with a browser"
         );
-        tracing::warn!(url = %task.request.url, %reason, "render request given up");
+        // Debug: the wait was announced once; the summary and the
+        // failures file count every request given up.
+        tracing::debug!(url = %task.request.url, %reason, "render request given up");
         self.fail(&task, NO_RENDER_WORKER, &reason);
     }
 

@@ -261,7 +261,8 @@ fn done_feeds_the_throttle() {
 #[test]
 fn robots_sitemaps_come_back_as_requests() {
     let pages = ParserSpec::named("profile");
-    let file = "User-agent: *\nSitemap: http://h/sitemap_index.xml\nSitemap: http://h/sitemap.txt\n";
+    let file =
+        "User-agent: *\nSitemap: http://h/sitemap_index.xml\nSitemap: http://h/sitemap.txt\n";
     for follow in [true, false] {
         let p = Politeness {
             obey_robots: true,
