@@ -63,7 +63,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use rpcsupport::{
     connect_itemsaver, ConnectOptions, CrawlError, FetchPolicy, ParseError, ParseResult,
-    RenderError, Request,
+    RenderError, Request, SITEMAP_PARSER,
 };
 use tarpc::client::RpcError;
 use thiserror::Error;
@@ -188,6 +188,7 @@ pub async fn run(
     let rules_json = settings.rules.as_ref().map(|r| r.to_json());
     let pool = Arc::new(WorkerPool::connect(&settings.workers, connect, rules_json).await?);
     check_seed_parsers(&settings, &pool.builtin_parsers())?;
+    let settings = follow_sitemaps_if_parsed(settings, &pool.builtin_parsers());
     let saver = connect_checked_saver(&settings, connect).await?;
 
     let mut crawl = Crawl::new(&settings, &pool.addrs(), spill_dir.clone(), state);
@@ -334,6 +335,19 @@ fn check_seed_parsers(settings: &Settings, builtins: &[String]) -> Result<(), En
         }
     }
     Ok(())
+}
+
+/// robots.txt `Sitemap:` lines are followed by default; workers without
+/// the sitemap parser (older ones) would fail each sitemap as an unknown
+/// parser, which stops the crawl. Such a crawl follows none, and says so.
+fn follow_sitemaps_if_parsed(mut settings: Settings, builtins: &[String]) -> Settings {
+    if settings.politeness.sitemaps.is_some() && !builtins.iter().any(|b| b == SITEMAP_PARSER) {
+        tracing::warn!(
+            "the workers have no {SITEMAP_PARSER:?} parser; robots.txt Sitemap: lines are not followed"
+        );
+        settings.politeness.sitemaps = None;
+    }
+    settings
 }
 
 /// Which workers a call may go to.
