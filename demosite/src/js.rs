@@ -9,8 +9,9 @@
 //!   `/api/js/profile/{id}.json` and writes the `<h1 class="name">` and the
 //!   `<table class="profile">` of `/profile/{id}`, byte for byte.
 //! - `/js/plain/{id}`: `/profile/{id}`'s server-rendered HTML.
-//! - `/js/hang`: fetches `/js/never`, which answers only after
-//!   [`NEVER_SECS`] (so the page never goes network-idle in any budget).
+//! - `/js/hang`: fetches `/js/never`, which answers (504) only after
+//!   [`NEVER_SECS`] or when the server shuts down (so the page never goes
+//!   network-idle in any render budget).
 //! - `/js/loop`: a script that never returns.
 //! - `/js/dialog`: `alert()` / `confirm()` in a loop.
 //! - `/js/blocked`: fetches `http://internal.test:{port}/secret` (port of

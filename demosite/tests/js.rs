@@ -148,3 +148,49 @@ async fn rendered_dom_has_the_profile_table() {
     assert!(table(&script).contains(&format!("data-field=\"name\">{name}<")));
     assert!(list.contains("href=\"/js/profile/20\"") && list.contains("href=\"/js/plain/5\""));
 }
+
+/// A server whose stop sender ends it, and its join handle.
+async fn start_joined(
+    options: SiteOptions,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (router, _log) = demosite::router_with(Arc::new(Site::new(SiteConfig::default())), options);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(demosite::serve_router(listener, router, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
+/// `/js/never` hangs, yet does not hold a graceful shutdown: stopping the
+/// server answers it (504) at once, while another server's keeps hanging.
+#[tokio::test]
+async fn never_ends_at_shutdown() {
+    let (a, stop_a, server_a) = start_joined(js()).await;
+    let (b, stop_b, _server_b) = start_joined(js()).await;
+    let hang = |addr| tokio::spawn(async move { get(&format!("http://{addr}/js/never")).await.0 });
+    let (request_a, request_b) = (hang(a), hang(b));
+    // Long enough for the requests to arrive; they must still be waiting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!request_a.is_finished() && !request_b.is_finished());
+    drop(stop_a);
+    let status = tokio::time::timeout(Duration::from_secs(5), request_a)
+        .await
+        .expect("/js/never still open after shutdown")
+        .unwrap();
+    assert_eq!(status, 504);
+    tokio::time::timeout(Duration::from_secs(5), server_a)
+        .await
+        .expect("server still running")
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!request_b.is_finished(), "the other server's request ended");
+    request_b.abort();
+    drop(stop_b);
+}

@@ -309,10 +309,25 @@ pub async fn serve_router(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // A graceful shutdown waits for every request in flight, and a
+    // `/js/never` request would hold it for `js::NEVER_SECS`: this server's
+    // shutdown ends them (and only this server's, so a parallel test's
+    // hanging page keeps hanging).
+    let (stopping, _) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(stopping);
+    let router = router.layer(axum::Extension(Stopping(stopping.clone())));
+    let shutdown = async move {
+        shutdown.await;
+        stopping.send_replace(true);
+    };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// Set when the server a request came through begins to shut down.
+#[derive(Clone)]
+struct Stopping(Arc<tokio::sync::watch::Sender<bool>>);
 
 /// One answer of the site before validators: what [`answer`] computes for
 /// a path in one generation.
@@ -420,7 +435,12 @@ fn answer(
 const JS: &str = "text/javascript; charset=utf-8";
 const JSON: &str = "application/json";
 
-async fn site_page(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn site_page(
+    State(state): State<Arc<AppState>>,
+    stopping: Option<axum::Extension<Stopping>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Some(gate) = &state.options.gate {
         match gate.acquire().await {
             Ok(permit) => permit.forget(),
@@ -433,7 +453,18 @@ async fn site_page(State(state): State<Arc<AppState>>, uri: Uri, headers: Header
     let view = state.options.view();
     let (path, query) = (uri.path(), uri.query());
     if view.js && path == "/js/never" {
-        tokio::time::sleep(Duration::from_secs(crate::js::NEVER_SECS)).await;
+        let mut stopping = stopping.map(|s| s.0 .0.subscribe());
+        let stopped = async {
+            match &mut stopping {
+                // An error means the server is gone: stop waiting too.
+                Some(rx) => drop(rx.wait_for(|stopping| *stopping).await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(crate::js::NEVER_SECS)) => {}
+            _ = stopped => {}
+        }
         return (StatusCode::GATEWAY_TIMEOUT, "never\n").into_response();
     }
     let origin = origin_of(&headers);
