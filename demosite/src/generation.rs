@@ -20,6 +20,12 @@ const REMOVE_ONE_IN: u64 = 100;
 const CHANGE_SALT: u64 = 0x6368_616e_6765_0000;
 const REMOVE_SALT: u64 = 0x7265_6d6f_7665_0000;
 
+/// Highest generation a site serves: [`removed`] and the edit count cost
+/// one hash per generation per profile, so a typo like `--generation
+/// 1000000000` must not turn every request into seconds of work. Higher
+/// values are served as this one (and refused by the flag and the POST).
+pub const MAX_GENERATION: u64 = 10_000;
+
 /// The generation a running site serves: cheap to clone, every clone sees
 /// the same value, so a test keeps one and moves the site forward while a
 /// crawl runs (also `POST /_site/generation/{n}`).
@@ -32,11 +38,11 @@ impl Generation {
         Generation(Arc::new(AtomicU64::new(n)))
     }
 
-    /// The generation served now.
+    /// The generation served now (at most [`MAX_GENERATION`]).
     pub fn get(&self) -> u64 {
         // Relaxed: the value orders nothing else; a request that races a
         // set() may see either generation, as a real site's reader would.
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Relaxed).min(MAX_GENERATION)
     }
 
     /// Serves generation `n` from the next request on.

@@ -34,14 +34,22 @@ async fn start(config: SiteConfig, options: SiteOptions) -> Server {
     }
 }
 
+thread_local! {
+    /// One client per test (each test has its own thread and runtime, and
+    /// a client's pooled connections belong to the runtime that made them).
+    static CLIENT: reqwest::Client = {
+        // reqwest is built with rustls but no crypto provider; plain http
+        // still needs one installed to build a client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+}
+
 fn client() -> reqwest::Client {
-    // reqwest is built with rustls but no crypto provider; plain http
-    // still needs one installed to build a client.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    CLIENT.with(Clone::clone)
 }
 
 /// Status, headers and body of a GET with optional extra headers.
@@ -272,6 +280,14 @@ async fn removed_profiles_are_gone() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(generation.get(), 0);
+    let too_far = demosite::generation::MAX_GENERATION + 1;
+    let r = client()
+        .post(format!("{}/_site/generation/{too_far}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     assert_eq!(generation.get(), 0);
     assert_eq!(get(&url, &[]).await.0, 200);
 }
@@ -602,5 +618,26 @@ async fn meta_pages_ask_what_they_promise() {
     ] {
         let (status, _, _) = get(&format!("{}{missing}", server.base), &[]).await;
         assert_eq!(status, 404, "{missing}");
+    }
+}
+
+/// Absolute links take the request's Host, unless it is overlong or odd:
+/// then `http://localhost`, so a request cannot blow up or inject markup.
+#[tokio::test]
+async fn origin_comes_from_a_sane_host() {
+    let server = start(small(), open_web()).await;
+    let url = format!("{}/robots.txt", server.base);
+    let long = "h".repeat(300);
+    for (host, origin) in [
+        ("example.test:8080", "http://example.test:8080"),
+        (long.as_str(), "http://localhost"),
+        ("a\"b", "http://localhost"),
+    ] {
+        let (_, _, body) = get(&url, &[("host", host)]).await;
+        let body = String::from_utf8(body).unwrap();
+        assert!(
+            body.contains(&format!("Sitemap: {origin}/sitemap.txt\n")),
+            "{host}: {body}"
+        );
     }
 }

@@ -86,6 +86,12 @@ async fn main() -> anyhow::Result<()> {
             demosite::site::MAX_SITEMAP_ONLY
         );
     }
+    if args.generation > demosite::generation::MAX_GENERATION {
+        bail!(
+            "--generation must be at most {}",
+            demosite::generation::MAX_GENERATION
+        );
+    }
     if args.sitemap_page == 0 {
         bail!("--sitemap_page must be at least 1");
     }

@@ -356,8 +356,13 @@ impl Doc {
     }
 }
 
-/// `http://{Host}` of the request, for absolute links; a missing or odd
-/// Host (anything but a host name or address and a port) gives
+/// Longest `Host` header the site puts into its pages: a DNS name (253)
+/// and a port. `/sitemaps/huge.xml` repeats the origin 60,000 times, so a
+/// longer one could make a request cost gigabytes.
+const MAX_HOST_LEN: usize = 260;
+
+/// `http://{Host}` of the request, for absolute links; a missing, overlong
+/// or odd Host (anything but a host name or address and a port) gives
 /// `http://localhost`, so a request cannot write markup into a page.
 fn origin_of(headers: &HeaderMap) -> String {
     headers
@@ -365,6 +370,7 @@ fn origin_of(headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| {
             !h.is_empty()
+                && h.len() <= MAX_HOST_LEN
                 && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
@@ -552,12 +558,23 @@ fn with_validators(
 
 /// `POST /_site/generation/{n}`.
 async fn set_generation(State(state): State<Arc<AppState>>, Path(n): Path<String>) -> Response {
-    match n.parse::<u64>() {
-        Ok(n) => {
+    match n
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n <= crate::generation::MAX_GENERATION)
+    {
+        Some(n) => {
             state.options.generation.set(n);
             (StatusCode::OK, format!("generation {n}\n")).into_response()
         }
-        Err(_) => (StatusCode::BAD_REQUEST, "generation must be a number\n").into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "generation must be a number up to {}\n",
+                crate::generation::MAX_GENERATION
+            ),
+        )
+            .into_response(),
     }
 }
 
