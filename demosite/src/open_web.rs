@@ -51,6 +51,27 @@ pub fn robots(origin: &str) -> String {
     )
 }
 
+/// Whether the page at `path` reads nothing of the generation (the city
+/// list, the small `/meta/` pages, the `/js/` shells that name no
+/// profile): its Last-Modified is the base date without walking back
+/// through up to [`crate::validators::MAX_LOOKBACK`] renders.
+pub fn generation_free(path: &str) -> bool {
+    const FIXED: &[&str] = &[
+        "/",
+        "/meta/",
+        "/meta/links",
+        "/meta/canonical-offsite",
+        "/js/",
+        "/js/hang",
+        "/js/loop",
+        "/js/dialog",
+        "/js/blocked",
+    ];
+    FIXED.contains(&path)
+        || path.starts_with("/meta/unreached/")
+        || path.starts_with("/meta/followed/")
+}
+
 /// The generation that last changed the page at `path` (see
 /// [`last_change`]): its Last-Modified and its sitemap `<lastmod>`.
 pub fn page_last_change(
@@ -60,6 +81,9 @@ pub fn page_last_change(
     view: &View,
     origin: &str,
 ) -> u64 {
+    if generation_free(path) {
+        return 0;
+    }
     last_change(view.generation, |g| {
         let at = View {
             generation: g,

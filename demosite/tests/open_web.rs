@@ -641,3 +641,46 @@ async fn origin_comes_from_a_sane_host() {
         );
     }
 }
+
+/// Pages marked generation-free really are: their bodies are the same in
+/// every generation, so skipping the walk back cannot hide a change.
+#[test]
+fn generation_free_pages_do_not_change() {
+    let site = Site::new(small());
+    let view = |generation| View {
+        generation,
+        open_web: true,
+        js: true,
+        ..View::default()
+    };
+    let mut checked = 0;
+    for path in [
+        "/",
+        "/meta/",
+        "/meta/links",
+        "/meta/canonical-offsite",
+        "/meta/unreached/3",
+        "/meta/followed/2",
+        "/js/",
+        "/js/hang",
+        "/js/loop",
+        "/js/dialog",
+        "/js/blocked",
+    ] {
+        assert!(demosite::open_web::generation_free(path), "{path}");
+        let first = site
+            .render_at(path, None, &view(0), "http://h:1")
+            .unwrap()
+            .body;
+        for g in 1..=8 {
+            let now = site
+                .render_at(path, None, &view(g), "http://h:1")
+                .unwrap()
+                .body;
+            assert_eq!(now, first, "{path} in {g}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 11);
+    assert!(!demosite::open_web::generation_free("/meta/noindex/1"));
+}

@@ -435,7 +435,9 @@ fn answer(
         }
     }
     let page = site.render_at(path, query, view, origin)?;
-    Some(Doc::new(page.encoding.content_type(), page.body))
+    let mut doc = Doc::new(page.encoding.content_type(), page.body);
+    doc.fixed = open_web::generation_free(path);
+    Some(doc)
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
