@@ -20,8 +20,9 @@
 //!   crawler as much as possible (link floods, huge `<base href>`, a body
 //!   that trickles), linked from [`hostile::INDEX`].
 //! - [`generation`]: the site after `n` rounds of edits ([`Generation`],
-//!   [`generation::changed`], [`generation::removed`]); [`Site::profile_at`]
-//!   and [`Site::expected_profiles`] build on it (issue 13).
+//!   [`generation::changed`], [`generation::removed`]); [`Site::profile_at`],
+//!   [`Site::expected_profiles`] and [`Site::profile_page_changed`] (which
+//!   pages a revalidation finds changed) build on it (issue 13).
 //! - [`validators`]: ETag, Last-Modified and the 304 rule, on every answer
 //!   when [`SiteOptions::open_web`] is set.
 //! - [`open_web`]: with [`SiteOptions::open_web`], robots.txt naming the

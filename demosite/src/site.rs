@@ -329,6 +329,22 @@ impl Site {
             .collect()
     }
 
+    /// Whether the page `/profile/{id}` of `generation` differs from the
+    /// one before (so a revalidation gets a 200, not a 304): the profile
+    /// was edited ([`generation::changed`]), or one of its recommendations
+    /// was removed in this very generation (its link goes). False once the
+    /// profile itself is removed (the page is a 410).
+    pub fn profile_page_changed(&self, id: u64, generation: u64) -> bool {
+        if generation == 0 || generation::removed(id, generation) {
+            return false;
+        }
+        generation::changed(id, generation)
+            || self
+                .recommendations(id)
+                .into_iter()
+                .any(|t| generation::removed_in(t, generation) == Some(generation))
+    }
+
     /// Whether `id` is a profile `view` serves (removed or not).
     pub(crate) fn serves_profile(&self, id: u64, view: &View) -> bool {
         id >= 1 && id <= self.config.profiles + view.sitemap_only.min(MAX_SITEMAP_ONLY)

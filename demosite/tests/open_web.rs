@@ -684,3 +684,28 @@ fn generation_free_pages_do_not_change() {
     assert_eq!(checked, 11);
     assert!(!demosite::open_web::generation_free("/meta/noindex/1"));
 }
+
+/// profile_page_changed predicts exactly which profile pages differ from
+/// the generation before (what a revalidating crawl sees as 200s).
+#[test]
+fn profile_page_changed_matches_the_bodies() {
+    let site = Site::new(small());
+    let body = |id, generation| {
+        let view = View {
+            generation,
+            ..View::default()
+        };
+        site.render_at(&Site::profile_path(id), None, &view, "")
+            .map(|p| p.body)
+    };
+    let mut changes = 0;
+    for g in 1..=6 {
+        for id in 1..=250 {
+            let (now, before) = (body(id, g), body(id, g - 1));
+            let differs = now.is_some() && now != before;
+            assert_eq!(site.profile_page_changed(id, g), differs, "{id} in {g}");
+            changes += usize::from(differs);
+        }
+    }
+    assert!(changes > 100, "{changes}");
+}
