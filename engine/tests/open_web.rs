@@ -143,7 +143,8 @@ async fn robots_sitemaps_find_the_unlinked_profiles() {
 
 /// The rules of the `/meta/` crawl: the index follows every link, each
 /// page below yields an id-less profile item (filed under its URL) and
-/// follows the links that stay under `/meta/`.
+/// follows the small `/meta/` pages it links (not the profile pages'
+/// relative recommendation links, which resolve under `/meta/` to 404s).
 const META_RULES: &str = r#"
 start = "index"
 
@@ -151,7 +152,7 @@ start = "index"
 follow = [{ parser = "page" }]
 
 [parsers.page]
-follow = [{ pattern = "/meta/", parser = "page" }]
+follow = [{ pattern = '/meta/(links|followed/\d+|unreached/\d+)$', parser = "page" }]
 
 [parsers.page.item]
 kind = "profile"
