@@ -27,6 +27,7 @@ use tarpc::context;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// One worker's client and where it lives.
 #[derive(Clone)]
@@ -113,6 +114,11 @@ struct Shared {
     render_cursor: AtomicUsize,
     /// Render calls waiting for a worker that can render.
     render_waiting: AtomicUsize,
+    /// Since when render calls found no worker that can render (`None`
+    /// while one is found). The wait is counted from here, not per call,
+    /// so once it is over every later render call gives up at once
+    /// instead of holding its host's slot for a wait of its own.
+    render_missing_since: Mutex<Option<Instant>>,
 }
 
 /// The pool; dropping it stops the feeder and the reconnect tasks.
@@ -224,6 +230,7 @@ impl WorkerPool {
             opts,
             render_cursor: AtomicUsize::new(0),
             render_waiting: AtomicUsize::new(0),
+            render_missing_since: Mutex::new(None),
         });
         // Capacity 1: the channel holds just the *next* worker, so the
         // rotation stays round-robin however many dispatchers wait.
@@ -261,8 +268,11 @@ impl WorkerPool {
     }
 
     /// The next worker that is up and can render, in a rotation of its
-    /// own. Waits while there is none (the caller bounds the wait).
-    pub async fn next_render(&self) -> WorkerHandle {
+    /// own. While there is none it waits, until `wait` has passed since
+    /// render calls first found none (see `render_missing_since`): then
+    /// `None`, at once for every later call until a rendering worker is
+    /// found again.
+    pub async fn next_render(&self, wait: Duration) -> Option<WorkerHandle> {
         let mut up_events = self.shared.up_events.subscribe();
         let mut waiting: Option<WaitGuard<'_>> = None;
         loop {
@@ -272,13 +282,29 @@ impl WorkerPool {
             for k in 0..n {
                 let index = (start + k) % n;
                 if let Some(handle) = self.shared.handle(index).filter(|_| self.can_render(index)) {
-                    return handle;
+                    *self.shared.render_missing_since.lock().unwrap() = None;
+                    return Some(handle);
                 }
             }
+            let now = Instant::now();
+            let since = *self
+                .shared
+                .render_missing_since
+                .lock()
+                .unwrap()
+                .get_or_insert(now);
+            let deadline = since + wait;
+            if now >= deadline {
+                return None;
+            }
             waiting.get_or_insert_with(|| WaitGuard::new(&self.shared.render_waiting));
-            // Woken when a worker comes back or says it can render; the
-            // pool owns the sender, so it stays open while `self` lives.
-            let _ = up_events.changed().await;
+            // Woken when a worker comes back or says it can render (the
+            // pool owns the sender, so it stays open while `self` lives),
+            // or when the wait is over.
+            tokio::select! {
+                _ = up_events.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
         }
     }
 

@@ -199,7 +199,7 @@ impl Write for LogBuf {
 }
 
 /// With no worker able to render, plain pages are crawled, render
-/// requests wait `worker_wait_ms` and are then failed as
+/// requests wait `worker_wait_ms` (once, not each) and are then failed as
 /// `no_render_worker`, and the engine says so in one warning, not one per
 /// page.
 #[tokio::test(flavor = "current_thread")]
@@ -218,7 +218,13 @@ async fn without_a_rendering_worker_render_requests_wait_then_fail() {
     let a = start_fake("a", Browser::None, calls.clone()).await;
     let b = start_fake("b", Browser::None, calls.clone()).await;
     let started = std::time::Instant::now();
-    let summary = crawl(&[a, b], |c| c.worker_wait_ms = 1_000).await;
+    // Two at a time on the one host: were each render call to wait a
+    // whole worker_wait_ms of its own, the ten would take five waits.
+    let summary = crawl(&[a, b], |c| {
+        c.worker_wait_ms = 1_000;
+        c.per_host_concurrency = 2;
+    })
+    .await;
     let took = started.elapsed();
 
     assert_eq!(summary.pages, u64::from(1 + EACH), "{summary}");

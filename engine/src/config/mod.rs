@@ -57,7 +57,8 @@ pub struct EngineConfig {
     /// [`crate::poison`].
     pub max_attempts: u32,
     /// How long the engine waits while every worker is down before it
-    /// gives up the crawl.
+    /// gives up the crawl; and how long requests that need a browser wait
+    /// for a worker that can render before they fail (`no_render_worker`).
     pub worker_wait_ms: u64,
     /// Items buffered in memory while the itemsaver is slow or down; more
     /// spill to a file on disk.

@@ -355,7 +355,8 @@ fn follow_sitemaps_if_parsed(mut settings: Settings, builtins: &[String]) -> Set
 enum Route {
     /// Any worker in rotation.
     Any,
-    /// Only a worker that can render, waited for at most `wait`.
+    /// Only a worker that can render, waited for at most `wait` since
+    /// render calls first found none.
     Render { wait: Duration },
 }
 
@@ -371,9 +372,9 @@ async fn call(
 ) -> Outcome {
     let worker = match route {
         Route::Any => pool.next().await,
-        Route::Render { wait } => match tokio::time::timeout(wait, pool.next_render()).await {
-            Ok(worker) => worker,
-            Err(_) => {
+        Route::Render { wait } => match pool.next_render(wait).await {
+            Some(worker) => worker,
+            None => {
                 return Outcome {
                     worker: 0,
                     result: CallResult::NoRenderWorker { waited: wait },
