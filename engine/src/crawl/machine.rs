@@ -351,6 +351,9 @@ impl<'a> Crawl<'a> {
     /// A page arrived: its links go into the frontier, its items are
     /// returned for the sink.
     fn page_done(&mut self, task: &Task, worker: usize, parsed: ParseResult) -> Vec<Item> {
+        // What the page says about itself first: a canonical duplicate
+        // has no items or links left to record (page.rs).
+        let parsed = self.page_meta(task, parsed);
         let fp = fingerprint(&task.request.url);
         if self.done_since.remove(&fp) {
             self.summary.refetched += 1;
@@ -361,7 +364,6 @@ impl<'a> Crawl<'a> {
         self.summary.pages += 1;
         self.summary.per_worker[worker].1 += 1;
         self.metrics.pages.inc();
-        let parsed = self.page_meta(task, parsed);
         for request in parsed.requests {
             self.enqueue(request);
         }

@@ -37,10 +37,19 @@ pub(super) enum Canonical {
 
 /// Decides what the canonical URL of the page at `page_url` (normalized)
 /// means, claiming it in `scheduler`'s seen set when it is new.
+///
+/// `refetch`: the page was fetched before (its request carries validators
+/// or a content hash: a recrawl). Its canonical URL is then most likely
+/// seen because this very page claimed it last time, so it is claimed
+/// again rather than dropped as a duplicate (which would make a recrawl
+/// delete the page's items). If the canonical page was crawled itself
+/// instead, the items go to the same key (its URL or id): an upsert, not
+/// a copy.
 pub(super) fn canonical(
     scheduler: &mut Scheduler,
     page_url: &str,
     canonical: Option<&str>,
+    refetch: bool,
 ) -> Canonical {
     let Some(raw) = canonical else {
         return Canonical::Own;
@@ -54,6 +63,7 @@ pub(super) fn canonical(
     }
     match scheduler.claim(&normalized) {
         Ok(true) => Canonical::Claimed(normalized),
+        Ok(false) if refetch => Canonical::Claimed(normalized),
         Ok(false) => Canonical::Duplicate,
         Err(why) => Canonical::Ignored(why),
     }
@@ -80,12 +90,13 @@ fn rewrite_items(items: &mut [Item], from: &str, to: &str) {
 }
 
 impl Crawl<'_> {
-    /// The hook of `page_done`: counts what `parsed.page` says and applies
-    /// it (see the module doc); returns what is left to enqueue and store.
+    /// The hook of `page_done`, first thing: counts what `parsed.page`
+    /// says and applies it (see the module doc); returns what is left to
+    /// record, enqueue and store (`page` itself untouched).
     pub(super) fn page_meta(&mut self, task: &Task, mut parsed: ParseResult) -> ParseResult {
-        let page = std::mem::take(&mut parsed.page);
-        count(&mut self.summary.page, &page);
-        self.page_metrics(&page);
+        let page = &parsed.page;
+        count(&mut self.summary.page, page);
+        self.page_metrics(page);
         if let Some(reason) = page.rendered {
             self.learnt.page_rendered(&task.request, reason);
         }
@@ -96,14 +107,18 @@ impl Crawl<'_> {
             }
         }
         let url = &task.request.url;
-        match canonical(&mut self.scheduler, url, page.canonical.as_deref()) {
+        let hints = &task.request.hints;
+        let refetch =
+            hints.etag.is_some() || hints.last_modified.is_some() || hints.content_hash.is_some();
+        let found = page.canonical.clone();
+        match canonical(&mut self.scheduler, url, found.as_deref(), refetch) {
             Canonical::Own => {}
             Canonical::Ignored(why) => {
-                tracing::debug!(%url, canonical = ?page.canonical, ?why, "canonical URL out of scope; ignored");
+                tracing::debug!(%url, canonical = ?found, ?why, "canonical URL out of scope; ignored");
                 self.summary.page.canonical_ignored += 1;
             }
             Canonical::Duplicate => {
-                tracing::debug!(%url, canonical = ?page.canonical, "canonical URL crawled already; page dropped as a duplicate");
+                tracing::debug!(%url, canonical = ?found, "canonical URL crawled already; page dropped as a duplicate");
                 self.summary.page.canonical_duplicates += 1;
                 parsed.items.clear();
                 parsed.requests.clear();
@@ -163,26 +178,38 @@ mod tests {
     }
 
     /// An in-scope canonical is claimed once (then it is a duplicate, and
-    /// so is a canonical already queued); the page's own URL, in any
-    /// spelling, changes nothing; an off-site one is ignored.
+    /// so is a canonical already queued), except by a page being fetched
+    /// again; the page's own URL, in any spelling, changes nothing; an
+    /// off-site one is ignored.
     #[test]
     fn canonical_decisions() {
         let mut s = scheduler();
         let page = "http://a.test/profile/1/print";
-        assert_eq!(canonical(&mut s, page, None), Canonical::Own);
+        assert_eq!(canonical(&mut s, page, None, false), Canonical::Own);
         assert_eq!(
-            canonical(&mut s, page, Some("HTTP://A.test/profile/1/print#top")),
+            canonical(
+                &mut s,
+                page,
+                Some("HTTP://A.test/profile/1/print#top"),
+                false
+            ),
             Canonical::Own
         );
         assert_eq!(
-            canonical(&mut s, page, Some("http://a.test/profile/1?utm_source=x")),
+            canonical(
+                &mut s,
+                page,
+                Some("http://a.test/profile/1?utm_source=x"),
+                false
+            ),
             Canonical::Claimed("http://a.test/profile/1".into())
         );
         assert_eq!(
             canonical(
                 &mut s,
                 "http://a.test/profile/1?view=print",
-                Some("http://a.test/profile/1")
+                Some("http://a.test/profile/1"),
+                false
             ),
             Canonical::Duplicate
         );
@@ -196,18 +223,25 @@ mod tests {
             canonical(
                 &mut s,
                 "http://a.test/profile/2/print",
-                Some("http://a.test/profile/2")
+                Some("http://a.test/profile/2"),
+                false
             ),
             Canonical::Duplicate,
             "queued counts as crawled"
         );
         assert_eq!(
-            canonical(&mut s, page, Some("http://elsewhere.test/x")),
+            canonical(&mut s, page, Some("http://elsewhere.test/x"), false),
             Canonical::Ignored(OutOfScope::Domain)
         );
         assert_eq!(
-            canonical(&mut s, page, Some("javascript:void(0)")),
+            canonical(&mut s, page, Some("javascript:void(0)"), false),
             Canonical::Ignored(OutOfScope::BadUrl)
+        );
+        // A recrawled page claims its canonical again: last time it was
+        // most likely this page that claimed it.
+        assert_eq!(
+            canonical(&mut s, page, Some("http://a.test/profile/1"), true),
+            Canonical::Claimed("http://a.test/profile/1".into())
         );
         // A claimed canonical is not fetched when a link to it comes.
         assert!(s
