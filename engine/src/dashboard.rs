@@ -345,6 +345,26 @@ mod tests {
         assert!(v["summary_text"].as_str().unwrap().contains('7'));
     }
 
+    /// What pages asked (robots meta, canonical, sitemaps, rendering) is
+    /// in `/api/status` at each tick, and the summary's counts at the end.
+    #[test]
+    fn page_counts_are_in_the_status() {
+        let d = Dashboard::new();
+        let mut t = tick(1, 5);
+        t.page.noindex = 2;
+        t.page.rendered.insert("learnt".into(), 4);
+        d.tick(t);
+        let v: serde_json::Value = serde_json::from_str(&d.json()).unwrap();
+        assert_eq!(v["page"]["noindex"], 2);
+        assert_eq!(v["page"]["rendered"]["learnt"], 4);
+        let mut summary = Summary::default();
+        summary.page.canonical_duplicates = 3;
+        d.finish(&summary, true, 0, Vec::new());
+        let v: serde_json::Value = serde_json::from_str(&d.json()).unwrap();
+        assert_eq!(v["page"]["canonical_duplicates"], 3);
+        assert_eq!(v["page"]["noindex"], 0);
+    }
+
     /// The routes serve the page and the JSON, and nothing else.
     #[test]
     fn routes() {
