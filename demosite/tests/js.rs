@@ -168,12 +168,21 @@ async fn start_joined(
 }
 
 /// `/js/never` hangs, yet does not hold a graceful shutdown: stopping the
-/// server answers it (504) at once, while another server's keeps hanging.
+/// server ends it at once (a 504, or the connection closed when shutdown
+/// wins the race to the socket), while another server's keeps hanging.
 #[tokio::test]
 async fn never_ends_at_shutdown() {
     let (a, stop_a, server_a) = start_joined(js()).await;
     let (b, stop_b, _server_b) = start_joined(js()).await;
-    let hang = |addr| tokio::spawn(async move { get(&format!("http://{addr}/js/never")).await.0 });
+    let hang = |addr| {
+        tokio::spawn(async move {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            match reqwest::get(format!("http://{addr}/js/never")).await {
+                Ok(r) => Some(r.status().as_u16()),
+                Err(_) => None,
+            }
+        })
+    };
     let (request_a, request_b) = (hang(a), hang(b));
     // Long enough for the requests to arrive; they must still be waiting.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -183,7 +192,7 @@ async fn never_ends_at_shutdown() {
         .await
         .expect("/js/never still open after shutdown")
         .unwrap();
-    assert_eq!(status, 504);
+    assert!(matches!(status, Some(504) | None), "ended with {status:?}");
     tokio::time::timeout(Duration::from_secs(5), server_a)
         .await
         .expect("server still running")
