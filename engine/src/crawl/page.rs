@@ -111,7 +111,23 @@ impl Crawl<'_> {
         let refetch =
             hints.etag.is_some() || hints.last_modified.is_some() || hints.content_hash.is_some();
         let found = page.canonical.clone();
-        match canonical(&mut self.scheduler, url, found.as_deref(), refetch) {
+        let decision = canonical(&mut self.scheduler, url, found.as_deref(), refetch);
+        let outcome = match &decision {
+            Canonical::Own => None,
+            Canonical::Ignored(_) => Some("ignored"),
+            Canonical::Duplicate => Some("duplicate"),
+            Canonical::Claimed(_) => Some("rewritten"),
+        };
+        if let Some(outcome) = outcome {
+            self.registry
+                .counter(
+                    "crawler_canonical_total",
+                    "Pages naming another canonical URL, by what was done: rewritten (stored under it), duplicate (dropped), ignored (out of scope).",
+                    &[("outcome", outcome)],
+                )
+                .inc();
+        }
+        match decision {
             Canonical::Own => {}
             Canonical::Ignored(why) => {
                 tracing::debug!(%url, canonical = ?found, ?why, "canonical URL out of scope; ignored");

@@ -500,6 +500,13 @@ async fn canonical_and_sitemap_pages_through_the_machine() {
         "stored under its canonical"
     );
     assert_eq!(c.summary.page.canonical_rewritten, 1);
+    let metrics = c.registry.render();
+    for line in [
+        r#"crawler_canonical_total{outcome="duplicate"} 1"#,
+        r#"crawler_canonical_total{outcome="rewritten"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
     c.on_outcome(
         by_url("http://a.test/p/1"),
         page(&["http://a.test/p/2"]),
