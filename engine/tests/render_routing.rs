@@ -2,8 +2,9 @@
 //! workers whose status says they can render; with none, they wait (one
 //! warning, not one per page) and are given up after `worker_wait_ms`; a
 //! worker that answers `RenderError::Unavailable` gets no more of them and
-//! the request goes again without using an attempt. Fake tarpc workers
-//! answer from memory, so nothing is fetched.
+//! the request goes again without using an attempt; an `auto` page that
+//! needed a browser teaches its host and parser. Fake tarpc workers answer
+//! from memory, so nothing is fetched.
 
 mod common;
 
@@ -77,6 +78,14 @@ impl rpcsupport::Crawl for FakeWorker {
             }));
         }
         let mut result = ParseResult::default();
+        if request.url.ends_with("/auto-seed") {
+            let base = request.url.trim_end_matches("auto-seed");
+            for n in 1..=EACH {
+                result
+                    .requests
+                    .push(Request::new(format!("{base}a/{n}"), render_spec("auto"), 1));
+            }
+        }
         if request.url.ends_with("/seed") {
             let base = request.url.trim_end_matches("seed");
             for n in 1..=EACH {
@@ -93,7 +102,13 @@ impl rpcsupport::Crawl for FakeWorker {
             }
         }
         if render {
-            result.page.rendered = Some(RenderReason::Always);
+            // As a rendering worker reports it: asked by the engine, by the
+            // parser, or (auto) because the page was a script shell.
+            result.page.rendered = Some(match (hinted, request.parser.args.get(Render::ARG)) {
+                (Render::Always, _) => RenderReason::Learnt,
+                (_, Some(mode)) if mode == "auto" => RenderReason::ScriptShell,
+                _ => RenderReason::Always,
+            });
         }
         // Long enough that calls overlap.
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -292,5 +307,38 @@ async fn unavailable_requeues_without_an_attempt() {
     assert!(
         calls.iter().any(|c| c.0 == "lost" && !c.2),
         "it still takes plain requests: {calls:?}"
+    );
+}
+
+/// Once a page of an `auto` parser turned out to need a browser, the
+/// engine asks for rendering for the rest of that host and parser
+/// (`hints.render = always`, counted as `learnt`), so they are not fetched
+/// plainly first; the summary says why each page was rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_pages_teach_their_host_and_parser() {
+    let calls = Calls::default();
+    let renders = start_fake("renders", Browser::Works, calls.clone()).await;
+    let summary = crawl(&[renders], |c| {
+        c.seeds = vec!["http://site.test/auto-seed".into()];
+        // One call at a time, so every page after the first is sent once
+        // the first one has taught the engine.
+        c.worker_count = 1;
+    })
+    .await;
+    assert!(summary.errors.is_empty(), "{summary}");
+    let p = &summary.page;
+    assert_eq!(p.rendered.get("script_shell"), Some(&1), "{summary}");
+    assert_eq!(
+        p.rendered.get("learnt"),
+        Some(&(EACH as u64 - 1)),
+        "{summary}"
+    );
+    let text = summary.to_string();
+    assert!(
+        text.contains(&format!(
+            "rendered       {EACH} (always 0, learnt {}, script_shell 1, missing 0)",
+            EACH - 1
+        )),
+        "{text}"
     );
 }
