@@ -88,6 +88,7 @@ fn base_href_is_honoured() {
         url: &url,
         html: &html,
         text: "",
+        body: b"",
         budget: &budget,
     };
     let links: Vec<String> = page.links(&A).into_iter().map(String::from).collect();
@@ -105,6 +106,7 @@ fn base_href_is_honoured() {
         url: &url,
         html: &html,
         text: "",
+        body: b"",
         budget: &budget,
     };
     assert_eq!(page.base_url(), url);
@@ -174,7 +176,7 @@ fn registry_lookup() {
     let registry = Registry::standard();
     assert_eq!(
         registry.names(),
-        ["city", "city_list", "links", "profile", "robots"]
+        ["city", "city_list", "links", "profile", "robots", "sitemap"]
     );
     assert_eq!(
         registry.get(&ParserSpec::named("nope")).err(),
