@@ -29,10 +29,6 @@ pub const MAX_VALIDATOR_BYTES: usize = 1024;
 /// or two; the rest are ignored.
 pub const MAX_HEADER_VALUES: usize = 16;
 
-/// The gzip magic bytes: a sitemap body that starts with them is inflated
-/// whatever its Content-Type says.
-pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
 /// A fetched page.
 #[derive(Debug)]
 pub struct Fetched {
@@ -387,10 +383,11 @@ impl Fetcher {
                 break;
             }
         }
-        // Gzip is cut anywhere (the inflater stops at the cut).
-        if truncated && !body.starts_with(&GZIP_MAGIC) {
-            // A partial last line could be half a rule ("Disallow: /pri")
-            // or half a sitemap URL: keep whole lines only.
+        // A sitemap is cut anywhere: XML is often one line, and its parser
+        // leaves out the entry or line the cut went through.
+        if truncated && content == Content::Text {
+            // A partial last line could be half a rule ("Disallow: /pri"):
+            // keep whole lines only.
             let keep = body.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             body.truncate(keep);
         }

@@ -179,8 +179,8 @@ pub enum Content {
     Text,
     /// A sitemap: any content type, as bytes (the parser inflates gzip
     /// and reads XML or text itself, streaming). Only the first
-    /// `max_sitemap_bytes` are read (whole lines unless gzip), the rest is
-    /// ignored and counted as `page_truncated`.
+    /// `max_sitemap_bytes` are read, the rest is ignored and counted as
+    /// `page_truncated`.
     Sitemap,
 }
 

@@ -40,7 +40,10 @@ use rpcsupport::{FetchHints, ParseError, ParseResult, ParserSpec, Request};
 use url::Url;
 
 use super::{is_http, Content, Page, Parser};
-use crate::fetch::GZIP_MAGIC;
+
+/// The gzip magic bytes: a sitemap body that starts with them is inflated
+/// whatever its Content-Type says.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Registry entry; reads any content type, as bytes.
 pub const PARSER: Parser = Parser {
@@ -88,8 +91,11 @@ fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
         dropped: 0,
         requests: Vec::new(),
     };
+    // The fetch cut the body at max_sitemap_bytes (the worker counted it).
+    let fetch_cut = page.budget.counts().page_truncated > 0;
     let cut = read(
         page.body,
+        fetch_cut,
         page.budget.limits().max_sitemap_bytes,
         page.budget.limits().max_url_bytes,
         |entry| out.add(entry),
@@ -105,16 +111,24 @@ fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
     Ok(result)
 }
 
-/// Reads the sitemap in `body` (gzip or not, XML or text), at most
-/// `max_bytes` of it uncompressed, handing each entry to `emit`. Returns
-/// whether it was cut: past `max_bytes`, or a broken gzip stream.
-pub fn read(body: &[u8], max_bytes: u64, max_url_bytes: usize, emit: impl FnMut(Entry)) -> bool {
+/// Reads the sitemap in `body` (gzip or not, XML or text; `cut` if it is
+/// only the start of the file), at most `max_bytes` of it uncompressed,
+/// handing each entry to `emit`. Returns whether it was cut: by the caller,
+/// past `max_bytes`, or a broken gzip stream.
+pub fn read(
+    body: &[u8],
+    cut: bool,
+    max_bytes: u64,
+    max_url_bytes: usize,
+    emit: impl FnMut(Entry),
+) -> bool {
     let source: Box<dyn Read + '_> = if body.starts_with(&GZIP_MAGIC) {
         Box::new(MultiGzDecoder::new(body))
     } else {
         Box::new(body)
     };
     let mut input = Bytes::new(Capped::new(source, max_bytes));
+    input.source.cut = cut;
     let xml = input.sniff_xml();
     if xml {
         scan_xml(&mut input, max_url_bytes, emit);
@@ -216,7 +230,8 @@ impl Collector<'_, '_> {
 }
 
 /// A reader that gives at most `left` bytes and then notes whether there
-/// was more, so inflating stops at the limit (one byte past it, to tell).
+/// was more (`cut`), so inflating stops at the limit (one byte past it, to
+/// tell).
 struct Capped<R> {
     inner: R,
     left: u64,

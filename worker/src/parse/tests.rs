@@ -189,3 +189,49 @@ fn registry_lookup() {
         Err(ParseError::BadArgs { parser, .. }) if parser == "profile"
     ));
 }
+
+/// `rel="nofollow"` links are skipped and counted only when the budget
+/// obeys them; other `rel` values do not matter.
+#[test]
+fn nofollow_links_when_obeyed() {
+    let request = Request::new(base().as_str(), ParserSpec::named("links"), 0);
+    let text = r#"<a href=a rel="nofollow">1</a><a href=b rel="UGC NoFollow">2</a>
+        <a href=c rel="noopener">3</a><a href=d>4</a>"#;
+    let run = |obey: bool| {
+        let budget = Budget::new(PageLimits::default()).obeying(obey, "crawler");
+        links::PARSER
+            .run_with(&request, &base(), text, &budget)
+            .unwrap()
+    };
+    let all = run(false);
+    assert_eq!((all.requests.len(), all.page.nofollow_links), (4, 0));
+    let obeyed = run(true);
+    assert_eq!(
+        test_support::urls(&obeyed)
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect::<Vec<_>>(),
+        [
+            "http://127.0.0.1:8080/profile/c",
+            "http://127.0.0.1:8080/profile/d"
+        ]
+    );
+    assert_eq!(obeyed.page.nofollow_links, 2);
+}
+
+/// A parser's result carries the page's robots meta and canonical URL,
+/// whatever the parser.
+#[test]
+fn document_meta_is_read() {
+    let request = Request::new(base().as_str(), ParserSpec::named("links"), 0);
+    let text =
+        r#"<head><meta name="robots" content="noindex"><link rel="canonical" href="/x"></head>"#;
+    let result = links::PARSER
+        .run_with(&request, &base(), text, &Budget::new(PageLimits::default()))
+        .unwrap();
+    assert!(result.page.noindex && !result.page.nofollow);
+    assert_eq!(
+        result.page.canonical.as_deref(),
+        Some("http://127.0.0.1:8080/x")
+    );
+}

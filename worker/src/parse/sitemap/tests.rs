@@ -314,3 +314,23 @@ fn arguments_are_checked() {
         Err(ParseError::BadArgs { .. })
     ));
 }
+
+/// A text sitemap the fetch cut (counted before the parser runs) leaves
+/// out its partial last line.
+#[test]
+fn text_cut_by_the_fetch() {
+    let request = request();
+    let url = Url::parse(&request.url).unwrap();
+    let budget = Budget::new(PageLimits::default());
+    budget.count(|c| c.page_truncated = 1);
+    let result = PARSER
+        .run_body(
+            &request,
+            &url,
+            b"http://h/a\nhttp://h/b\nhttp://h/partia",
+            &budget,
+        )
+        .unwrap();
+    assert_eq!(urls(&result), ["http://h/a", "http://h/b"]);
+    assert_eq!(result.limits.page_truncated, 1);
+}
