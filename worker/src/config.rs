@@ -28,7 +28,8 @@ pub struct WorkerConfig {
     pub timeout_ms: u64,
     /// User-Agent header sent to sites.
     pub user_agent: String,
-    /// Largest body accepted, after decompression.
+    /// Largest body accepted, after decompression (a sitemap's cap is
+    /// `max_sitemap_bytes`, a robots.txt's `max_robots_bytes`).
     pub max_body_bytes: u64,
     /// Redirects followed before giving up with `TooManyRedirects`.
     pub max_redirects: usize,

@@ -25,6 +25,9 @@ use crate::{WorkerConfig, WorkerError};
 /// longer one is not kept, so the next fetch of the page is unconditional.
 pub const MAX_VALIDATOR_BYTES: usize = 1024;
 
+/// Most room made for a body before its bytes arrive (1 MiB).
+const INITIAL_BODY_BYTES: u64 = 1024 * 1024;
+
 /// Values of one header kept (`X-Robots-Tag`, `Link`): real pages send one
 /// or two; the rest are ignored.
 pub const MAX_HEADER_VALUES: usize = 16;
@@ -362,7 +365,13 @@ impl Fetcher {
         if !cut && declared.is_some_and(|len| len > limit) {
             return Err(too_large());
         }
-        let capacity = declared.unwrap_or(16 * 1024).min(limit) as usize;
+        // A declared length is only a claim: room for more than
+        // INITIAL_BODY_BYTES is made as the bytes arrive (and are reserved),
+        // so a server declaring 50 MiB and sending nothing costs nothing.
+        let capacity = declared
+            .unwrap_or(16 * 1024)
+            .min(limit)
+            .min(INITIAL_BODY_BYTES) as usize;
         let mut body = Vec::with_capacity(capacity);
         let mut truncated = false;
         let mut permit: Option<OwnedSemaphorePermit> = None;

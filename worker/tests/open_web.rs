@@ -280,6 +280,19 @@ async fn site(State((log, base)): State<(Log, String)>, uri: Uri, headers: Heade
                 urlset(&base, &refs),
             )
         }
+        // 64 MiB of zeros in 64 gzip members of about 1 KiB each.
+        "/sitemaps/bomb.xml.gz" => {
+            static BOMB: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(&vec![0u8; 1 << 20]).unwrap();
+                e.finish().unwrap().repeat(64)
+            });
+            answer(
+                StatusCode::OK,
+                &[("content-type", "application/gzip")],
+                BOMB.clone(),
+            )
+        }
         _ => answer(StatusCode::NOT_FOUND, &[], "not found"),
     }
 }
@@ -538,4 +551,20 @@ async fn sitemap_body_cap() {
         cut.requests.len()
     );
     assert_eq!(cut.limits.page_truncated, 1);
+}
+
+/// A gzip bomb fetched whole (64 KiB) is inflated only up to
+/// `max_sitemap_bytes` and answered, cut, not failed.
+#[tokio::test]
+async fn gzip_bomb_over_rpc() {
+    let s = Setup::start(WorkerConfig {
+        max_sitemap_bytes: 1 << 20,
+        ..WorkerConfig::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let bomb = s.call(sitemap(s.url("/sitemaps/bomb.xml.gz")), false).await;
+    assert!(bomb.requests.is_empty());
+    assert_eq!(bomb.limits.page_truncated, 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -368,6 +368,11 @@ struct Capture {
 
 impl Capture {
     fn push(&mut self, b: u8) {
+        // Leading white space (the file's indentation) is not the value's
+        // and must not count against its length.
+        if self.bytes.is_empty() && b.is_ascii_whitespace() {
+            return;
+        }
         if self.bytes.len() >= self.max {
             self.overflow = true;
         } else {
