@@ -50,8 +50,8 @@ pub struct Fetched {
     /// [`Content::Sitemap`], `max_sitemap_bytes`).
     pub body: Vec<u8>,
     /// Whether `body` is only the start of a longer text (cut at its last
-    /// whole line) or sitemap; HTML bodies are never cut here, they are
-    /// refused.
+    /// whole line) or sitemap (cut anywhere); HTML bodies are never cut
+    /// here, they are refused.
     pub truncated: bool,
     /// The body's share of `max_buffered_body_bytes`, one permit per byte,
     /// held until this page (or the text decoded from it) is dropped.

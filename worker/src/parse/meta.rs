@@ -12,7 +12,7 @@
 use std::sync::LazyLock;
 
 use rpcsupport::{FetchPolicy, ParseResult};
-use scraper::{Html, Selector};
+use scraper::{ElementRef, Html, Selector};
 use url::Url;
 
 use super::{resolve, selector, Page};
@@ -62,9 +62,21 @@ pub fn agent_token(user_agent: &str) -> &str {
         .unwrap_or("")
 }
 
+/// The document's `<head>`: the HTML parser always makes one, as a child
+/// of the root, and puts there the `<meta>` and `<link>` tags that come
+/// before the body's content.
+fn head(html: &Html) -> Option<ElementRef<'_>> {
+    html.root_element()
+        .children()
+        .filter_map(ElementRef::wrap)
+        .find(|e| e.value().name() == "head")
+}
+
 /// The directives of the page's `<meta name="robots">` tags and of those
 /// named for `agent` (names compare in any case; a directive list is
-/// comma-separated, spaces tolerated).
+/// comma-separated, spaces tolerated). They belong in the head, but one
+/// found later in the page is obeyed too: erring towards what the page
+/// asks is the polite mistake.
 pub fn robots_meta(html: &Html, agent: &str) -> Directives {
     static META: LazyLock<Selector> = LazyLock::new(|| selector("meta[name][content]"));
     let mut d = Directives::default();
@@ -131,13 +143,14 @@ pub fn is_nofollow(rel: &str) -> bool {
         .any(|r| r.eq_ignore_ascii_case("nofollow"))
 }
 
-/// The page's first `<link rel="canonical" href>` in its head, resolved
+/// The page's first `<link rel="canonical" href>` in its head (one in the
+/// body is ignored, as search engines do: a page's content, comments
+/// included, must not be able to name another URL as the page), resolved
 /// against `<base href>` like its links and within `max_url_bytes`, when it
 /// names another URL than the page's own.
 pub fn canonical(page: &Page<'_>) -> Option<Url> {
-    static LINK: LazyLock<Selector> = LazyLock::new(|| selector("head link[rel][href]"));
-    let href = page
-        .html
+    static LINK: LazyLock<Selector> = LazyLock::new(|| selector("link[rel][href]"));
+    let href = head(page.html)?
         .select(&LINK)
         .find(|l| {
             l.value()
@@ -282,6 +295,11 @@ mod tests {
             meta(r#"<meta name="description" content="noindex">"#),
             Directives::default()
         );
+        // A tag in the body is obeyed too.
+        assert_eq!(
+            meta(r#"<p>text</p><meta name="robots" content="noindex">"#),
+            noindex
+        );
         assert_eq!(agent_token("crawler/0.1"), "crawler");
         assert_eq!(agent_token("MyBot (+http://x)"), "MyBot");
     }
@@ -378,6 +396,10 @@ mod tests {
         );
         assert_eq!(c(r#"<link rel="canonical" href="print#top">"#), None);
         assert_eq!(c(r#"<link rel="alternate" href="/x">"#), None);
+        assert_eq!(
+            c(r#"<p>user text</p><link rel="canonical" href="/elsewhere">"#),
+            None
+        );
         assert_eq!(c(r#"<link rel="canonical" href="javascript:x">"#), None);
         let long = format!(r#"<link rel="canonical" href="/{}">"#, "x".repeat(200));
         assert_eq!(canonical_of(page, &long, 100), None);
