@@ -41,14 +41,35 @@ struct Setup {
 }
 
 impl Setup {
+    /// The test's own site and a worker with `config`.
     async fn start(config: WorkerConfig) -> Setup {
-        let mut stops = Vec::new();
         let log = Log::default();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = Router::new()
             .fallback(site)
             .with_state((log.clone(), base.clone()));
+        Setup::serve(listener, router, log, config).await
+    }
+
+    /// The demo site with its open-web routes on, and a default worker.
+    async fn demosite() -> (Setup, Arc<demosite::RequestLog>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let options = demosite::SiteOptions {
+            open_web: true,
+            sitemap_only: 3,
+            ..demosite::SiteOptions::default()
+        };
+        let site = demosite::Site::new(demosite::SiteConfig::default());
+        let (router, log) = demosite::router_with(Arc::new(site), options);
+        let setup = Setup::serve(listener, router, Log::default(), WorkerConfig::default()).await;
+        (setup, log)
+    }
+
+    /// Serves `router` on `listener` and starts a worker with `config`.
+    async fn serve(listener: TcpListener, router: Router, log: Log, config: WorkerConfig) -> Setup {
+        let mut stops = Vec::new();
+        let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         stops.push(tx);
         tokio::spawn(async move {
@@ -567,4 +588,95 @@ async fn gzip_bomb_over_rpc() {
     assert!(bomb.requests.is_empty());
     assert_eq!(bomb.limits.page_truncated, 1);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// Against the demo site's open-web routes: its sitemaps (index, gzipped
+/// profiles, cities, text, and the hostile huge, bomb and junk ones at the
+/// default limits), its `/meta/` pages obeyed, its canonical print views,
+/// and its validators answered with 304s.
+#[tokio::test]
+async fn demosite_open_web() {
+    let (s, log) = Setup::demosite().await;
+    let profiles = demosite::SiteConfig::default().profiles;
+    let index = s.call(sitemap(s.url("/sitemap_index.xml")), false).await;
+    let names: Vec<_> = index.requests.iter().map(|r| r.url.clone()).collect();
+    assert!(
+        names.contains(&s.url("/sitemaps/profiles-1.xml.gz")),
+        "{names:?}"
+    );
+    assert!(names.contains(&s.url("/sitemaps/cities.xml")), "{names:?}");
+    let mut listed = 0;
+    for r in &index.requests {
+        let one = s.call(r.clone(), false).await;
+        assert_eq!(one.page.sitemap_dropped, 0, "{}", r.url);
+        assert!(one
+            .requests
+            .iter()
+            .all(|p| p.hints.lastmod.is_some() && p.parser == ParserSpec::named("profile")));
+        if r.url.contains("profiles-") {
+            listed += one.requests.len() as u64;
+        }
+    }
+    assert_eq!(listed, profiles + 3);
+    let text = s.call(sitemap(s.url("/sitemap.txt")), false).await;
+    assert_eq!(text.requests.len(), 3);
+
+    let huge = s.call(sitemap(s.url("/sitemaps/huge.xml")), false).await;
+    assert_eq!(huge.requests.len(), 50_000);
+    assert_eq!(huge.page.sitemap_dropped, 10_000);
+    let bomb = s.call(sitemap(s.url("/sitemaps/bomb.xml.gz")), false).await;
+    assert_eq!(bomb.limits.page_truncated, 1);
+    let junk = s.call(sitemap(s.url("/sitemaps/junk.xml")), false).await;
+    assert!(junk.page.sitemap_dropped > 0);
+    assert!(junk
+        .requests
+        .iter()
+        .all(|r| r.url.starts_with("http://") || r.url.starts_with("https://")));
+
+    let noindex = s
+        .call(request(s.url("/meta/noindex/1"), "profile"), true)
+        .await;
+    assert!(noindex.page.noindex && noindex.items.is_empty() && !noindex.requests.is_empty());
+    assert_eq!(noindex.page.noindex_items, 1);
+    let nofollow = s
+        .call(request(s.url("/meta/nofollow/1"), "profile"), true)
+        .await;
+    assert!(nofollow.page.nofollow && nofollow.requests.is_empty());
+    assert_eq!(nofollow.items.len(), 1);
+    let header = s
+        .call(request(s.url("/meta/header/1"), "profile"), true)
+        .await;
+    assert!(header.items.is_empty() && header.requests.is_empty());
+    let links = s.call(request(s.url("/meta/links"), "links"), true).await;
+    assert!(links.page.nofollow_links > 0);
+    assert!(links
+        .requests
+        .iter()
+        .all(|r| !r.url.contains("/unreached/")));
+    assert!(links.requests.iter().any(|r| r.url.contains("/followed/")));
+
+    for print in ["/profile/1/print", "/profile/1?view=print"] {
+        let page = s.call(request(s.url(print), "profile"), false).await;
+        assert_eq!(page.page.canonical, Some(s.url("/profile/1")), "{print}");
+    }
+    let offsite = s
+        .call(request(s.url("/meta/canonical-offsite"), "links"), false)
+        .await;
+    assert_eq!(
+        offsite.page.canonical.as_deref(),
+        Some("http://elsewhere.test/x")
+    );
+
+    let first = s.call(request(s.url("/profile/1"), "profile"), false).await;
+    assert!(first.page.etag.is_some() && first.page.last_modified.is_some());
+    let mut again = request(s.url("/profile/1"), "profile");
+    again.hints.etag = first.page.etag.clone();
+    let second = s.call(again, false).await;
+    assert_eq!((second.page.status, second.page.unchanged), (304, true));
+    let seen = log.entries();
+    let last = seen.iter().rev().find(|e| e.path == "/profile/1").unwrap();
+    assert_eq!(
+        (last.status, last.if_none_match.clone()),
+        (304, first.page.etag)
+    );
 }
