@@ -434,10 +434,12 @@ fn scan_xml<R: Read>(input: &mut Bytes<R>, max_url_bytes: usize, mut emit: impl 
             Some(b'?') => input.until(b"?>", |_| {}),
             Some(b'/') => {
                 input.pos += 1;
-                let name = read_name(input);
+                // Which element ends is told by depth, not name: a
+                // mismatched end tag in a broken file still closes one.
+                read_name(input);
                 input.until(b">", |_| {});
                 depth = depth.saturating_sub(1);
-                end_element(&name, depth, &mut open, &mut capture, &mut emit);
+                end_element(depth, &mut open, &mut capture, &mut emit);
             }
             _ => {
                 let name = read_name(input);
@@ -502,7 +504,6 @@ fn scan_xml<R: Read>(input: &mut Bytes<R>, max_url_bytes: usize, mut emit: impl 
 /// Handles the end of an element at `depth`: a captured field is stored in
 /// its entry, an entry is handed on.
 fn end_element(
-    _name: &[u8],
     depth: usize,
     open: &mut Option<Open>,
     capture: &mut Option<Capture>,
