@@ -19,9 +19,13 @@
 //!   page for its parser and runs the parser with panics caught.
 //! - [`fetch`]: step 4, the shared HTTP client: one deadline for the whole
 //!   fetch (every redirect hop and the body), redirect limit, body cap
-//!   while streaming (robots.txt is cut, not refused), HTML-only, and the
-//!   bodies held at once bounded by `max_buffered_body_bytes`; failures
-//!   become [`FetchError`](rpcsupport::FetchError).
+//!   while streaming (robots.txt and sitemaps are cut, not refused),
+//!   HTML-only, and the bodies held at once bounded by
+//!   `max_buffered_body_bytes`; failures become
+//!   [`FetchError`](rpcsupport::FetchError). It sends the request's
+//!   validators (`If-None-Match`, `If-Modified-Since`): a page that is
+//!   unchanged (a 304, or a body hashing as last time) is answered as such
+//!   without being parsed.
 //! - [`guard`]: refuses loopback, private, link-local and metadata
 //!   addresses (checked on the resolved address, every redirect hop)
 //!   except those the worker's own `allow_internal` lists; nothing in a
@@ -37,7 +41,12 @@
 //!   length, reply size, counted in the result's `limits`).
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
 //!   [`parse::profile`]; [`parse::links`] (follow every link, for any
-//!   site) and [`parse::robots`] (robots.txt as text, for the engine).
+//!   site), [`parse::robots`] (robots.txt as text, for the engine) and
+//!   [`parse::sitemap`] (XML, gzip and text sitemaps, streaming, within
+//!   `max_sitemap_urls` / `max_sitemap_bytes`). [`parse::meta`] reads
+//!   what any HTML page asks of crawlers (robots meta, `X-Robots-Tag`,
+//!   `rel="nofollow"`) and its canonical URL, and obeys it as the crawl's
+//!   policy says.
 //! - [`rules`]: declarative parsers described in a rules file, sent by the
 //!   engine, compiled once per worker and run like built-in ones, within
 //!   the same budget.
@@ -272,8 +281,17 @@ impl Worker {
         let fetched = self
             .inner
             .fetcher
-            .fetch(&request.url, policy, content)
+            .fetch_with(&request.url, policy, content, &request.hints)
             .await?;
+        // A revisit of a page that has not changed ends here, unparsed.
+        let response = fetched.page_meta(&request.hints);
+        if response.unchanged {
+            return Ok(ParseResult {
+                page: response,
+                ..ParseResult::default()
+            });
+        }
+        let (headers, final_url) = (fetched.headers.clone(), fetched.url.clone());
         let config = &self.inner.config;
         let (max_nodes, max_depth) = (config.max_html_nodes, config.max_html_depth);
         let inline = fetched.body.len() <= INLINE_PARSE_BYTES;
@@ -294,15 +312,35 @@ impl Worker {
             .await
             .expect("parse semaphore is never closed");
         let limits = PageLimits::from_config(config);
-        if inline {
-            return Ok(parse_page(&runner, &request, &page, limits)?);
-        }
-        let failed = panicked(&request);
-        let _slot = self.parse_slot().await;
-        tokio::task::spawn_blocking(move || parse_page(&runner, &request, &page, limits))
+        let agent = parse::meta::agent_token(&config.user_agent).to_owned();
+        let obey_nofollow = policy.obey_nofollow;
+        let mut result = if inline {
+            parse_page(&runner, &request, &page, limits, obey_nofollow, &agent)?
+        } else {
+            let failed = panicked(&request);
+            let _slot = self.parse_slot().await;
+            let agent = agent.clone();
+            tokio::task::spawn_blocking(move || {
+                parse_page(&runner, &request, &page, limits, obey_nofollow, &agent)
+            })
             .await
-            .unwrap_or(Err(failed))
-            .map_err(CrawlError::from)
+            .unwrap_or(Err(failed))?
+        };
+        result.page.status = response.status;
+        result.page.etag = response.etag;
+        result.page.last_modified = response.last_modified;
+        result.page.content_hash = response.content_hash;
+        if content == Content::Html {
+            parse::meta::finish(
+                &mut result,
+                &headers,
+                policy,
+                &final_url,
+                config.max_url_bytes,
+                &agent,
+            );
+        }
+        Ok(result)
     }
 
     /// A turn on the blocking pool for a big page's decode or parse.
