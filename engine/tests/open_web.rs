@@ -279,3 +279,55 @@ async fn robots_meta_and_nofollow_can_be_ignored() {
     // Canonical URLs are the engine's, whatever the robots policy.
     assert_eq!(summary.page.canonical_rewritten, 5, "{summary}");
 }
+
+/// A sitemap given as a seed (`sitemaps`, no seed page at all) is crawled
+/// like the others: the junk in it (`javascript:`, `ftp:`, relative and
+/// empty locs, a malformed tail) is dropped and counted, an off-site loc
+/// is out of scope, and the pages it lists keep the sitemap's depth, so
+/// `max_depth = 1` still follows their links one step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_given_sitemap_with_junk_is_crawled_and_counted() {
+    let (_site, url, log, _site_stop) = start_site_with(
+        "127.0.0.1",
+        SiteConfig {
+            profiles: 60,
+            cities: 2,
+            page_size: 20,
+        },
+        SiteOptions {
+            open_web: true,
+            ..SiteOptions::default()
+        },
+    )
+    .await;
+    let (w1, _w1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (saver, _saver) = start_itemsaver(dir.path()).await;
+    let mut config = engine_config(&url, &[w1], saver);
+    config.seeds = Vec::new();
+    config.sitemaps = vec![format!("{url}sitemaps/junk.xml")];
+    config.sitemap_parser = "profile".into();
+    config.max_depth = 1;
+    // Only the given sitemap: robots.txt's list every profile.
+    config.use_sitemaps = false;
+    let summary = run(config).await;
+    let paths = served(&log);
+
+    assert!(summary.errors.is_empty(), "{summary}");
+    assert_eq!(paths.get("/sitemaps/junk.xml"), Some(&1), "{paths:?}");
+    assert_eq!(summary.page.sitemaps, 1, "{summary}");
+    assert!(summary.page.sitemap_dropped >= 3, "{summary}");
+    assert!(summary.out_of_scope >= 1, "the off-site loc: {summary}");
+    let ids: Vec<String> = all_items(saver)
+        .await
+        .into_iter()
+        .filter_map(|i| i.id)
+        .collect();
+    for id in ["1", "2"] {
+        assert!(ids.iter().any(|i| i == id), "profile {id}: {ids:?}");
+    }
+    // The sitemap, profiles 1 and 2 (depth 0, as the sitemap), and their
+    // recommendations (depth 1); theirs are too deep.
+    assert!(summary.pages > 3, "listed pages were cut short: {summary}");
+    assert!(summary.too_deep > 0, "{summary}");
+}
