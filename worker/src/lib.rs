@@ -38,6 +38,10 @@
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
 //!   [`parse::profile`]; [`parse::links`] (follow every link, for any
 //!   site) and [`parse::robots`] (robots.txt as text, for the engine).
+//! - [`render`]: pages that need JavaScript (a parser's `render` mode):
+//!   a headless browser pool whose every request goes through [`fetch`],
+//!   and the `auto` mode's test of whether a fetched page needs rendering;
+//!   the rendered DOM goes to the same parsers.
 //! - [`rules`]: declarative parsers described in a rules file, sent by the
 //!   engine, compiled once per worker and run like built-in ones, within
 //!   the same budget.
@@ -50,6 +54,7 @@ pub mod fetch;
 pub mod guard;
 pub mod parse;
 pub mod prescan;
+pub mod render;
 pub mod rules;
 
 #[cfg(test)]
@@ -65,13 +70,15 @@ use std::sync::{Arc, RwLock};
 use futures::StreamExt;
 use rpcsupport::metrics;
 use rpcsupport::{
-    CrawlError, FetchPolicy, ParseError, ParseResult, ParserSpec, Request, ServeOptions,
-    ServerSecurity, WorkerStatus,
+    CrawlError, FetchPolicy, ParseError, ParseResult, ParserSpec, Render, RenderReason, Request,
+    ServeOptions, ServerSecurity, WorkerStatus,
 };
 use tokio::net::TcpListener;
 
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetched, Fetcher};
+use crate::guard::{Handoff, Lookup, SystemLookup};
 use crate::parse::{Content, PageLimits, Parser, Registry};
+use crate::render::Renderer;
 use crate::rules::RuleSet;
 
 pub use config::{WorkerConfig, WorkerError};
@@ -92,6 +99,8 @@ pub struct Worker {
 struct Inner {
     config: WorkerConfig,
     fetcher: Fetcher,
+    /// The browser pool for pages that need rendering (launched lazily).
+    renderer: Renderer,
     registry: Registry,
     /// `max_parse_bytes` as permits, one per byte of estimated parse
     /// memory: a page holds its weight from decode to the end of its parse,
@@ -155,11 +164,25 @@ impl Worker {
         config: &WorkerConfig,
         metrics: Arc<metrics::Registry>,
     ) -> Result<Worker, WorkerError> {
+        Worker::with_resolver(config, metrics, Arc::new(SystemLookup), None)
+    }
+
+    /// Like [`Worker::with_metrics`], resolving names with `lookup` and
+    /// showing every address handed to the HTTP client to `handoff` (see
+    /// [`Fetcher::with_lookup`]): tests of the address guard, for fetched
+    /// and rendered pages alike.
+    pub fn with_resolver(
+        config: &WorkerConfig,
+        metrics: Arc<metrics::Registry>,
+        lookup: Arc<dyn Lookup>,
+        handoff: Option<Handoff>,
+    ) -> Result<Worker, WorkerError> {
         config.validate()?;
         Ok(Worker {
             inner: Arc::new(Inner {
                 config: config.clone(),
-                fetcher: Fetcher::new(config)?,
+                fetcher: Fetcher::with_lookup(config, lookup, handoff)?,
+                renderer: Renderer::new(config, metrics.clone()),
                 registry: Registry::standard(),
                 parse_permits: tokio::sync::Semaphore::new(parse_permits(config) as usize),
                 parse_slots: tokio::sync::Semaphore::new(
@@ -196,6 +219,11 @@ impl Worker {
     /// The parser registry.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The browser pool (its launch count, whether it can render).
+    pub fn renderer(&self) -> &Renderer {
+        &self.inner.renderer
     }
 
     /// Fetches `request.url` and runs `request.parser` on it, for callers
@@ -269,11 +297,134 @@ impl Worker {
             Runner::Builtin(parser) => parser.content,
             Runner::Rule(..) => Content::Html,
         };
+        // A text (robots.txt) has nothing to render.
+        let (mode, learnt) = match content {
+            Content::Html => self.render_mode(&runner, &request)?,
+            Content::Text => (Render::Never, false),
+        };
+        if mode == Render::Always {
+            let reason = if learnt {
+                RenderReason::Learnt
+            } else {
+                RenderReason::Always
+            };
+            return self.render_and_parse(runner, request, policy, reason).await;
+        }
         let fetched = self
             .inner
             .fetcher
             .fetch(&request.url, policy, content)
             .await?;
+        if mode == Render::Never {
+            let (result, _) = self
+                .parse_fetched(runner, request, fetched, content, false)
+                .await?;
+            return Ok(result?);
+        }
+        let (result, shell) = self
+            .parse_fetched(runner.clone(), request.clone(), fetched, content, true)
+            .await?;
+        let reason = match result {
+            _ if shell => RenderReason::ScriptShell,
+            // A parser that finds nothing it can read (the profile parser
+            // without its table) says so with an error about the page.
+            Err(ParseError::Page { .. }) => RenderReason::Missing,
+            Err(e) => return Err(e.into()),
+            Ok(result) if self.lacks(&runner, &result) => RenderReason::Missing,
+            Ok(result) => return Ok(result),
+        };
+        self.render_and_parse(runner, request, policy, reason).await
+    }
+
+    /// How `request` is rendered, and whether that was the engine's hint
+    /// (it learnt that such pages need it): the hint, else the rule's
+    /// `render` key or the parser's `render` argument.
+    fn render_mode(
+        &self,
+        runner: &Runner,
+        request: &Request,
+    ) -> Result<(Render, bool), ParseError> {
+        if let Some(mode) = request.hints.render {
+            return Ok((mode, mode == Render::Always));
+        }
+        let mode = match runner {
+            Runner::Rule(set, _) => set.rules().render_of(&request.parser),
+            Runner::Builtin(_) => rpcsupport::rules::render_arg(&request.parser),
+        };
+        let mode = mode.map_err(|reason| ParseError::BadArgs {
+            parser: request.parser.name.clone(),
+            reason,
+        })?;
+        Ok((mode, false))
+    }
+
+    /// Whether a fetched page's `result` lacks what its parser extracts
+    /// (see [`render::auto`]).
+    fn lacks(&self, runner: &Runner, result: &ParseResult) -> bool {
+        match runner {
+            Runner::Builtin(_) => render::auto::builtin_lacks(result),
+            Runner::Rule(set, name) => set
+                .rules()
+                .file()
+                .parsers
+                .get(name)
+                .is_some_and(|rule| render::auto::rule_lacks(rule, result)),
+        }
+    }
+
+    /// Renders `request.url` in the browser and parses the DOM it built.
+    async fn render_and_parse(
+        &self,
+        runner: Runner,
+        request: Request,
+        policy: &FetchPolicy,
+        reason: RenderReason,
+    ) -> Result<ParseResult, CrawlError> {
+        let rendered = self
+            .inner
+            .renderer
+            .render(&self.inner.fetcher, &request.url, policy)
+            .await?;
+        self.inner
+            .metrics
+            .counter(
+                "worker_renders_total",
+                "Pages rendered in a browser, by why.",
+                &[("reason", reason.kind())],
+            )
+            .inc();
+        let status = rendered.status;
+        let fetched = Fetched {
+            url: rendered.url,
+            // The DOM came out of the browser as a string: UTF-8, whatever
+            // the page's own charset was.
+            content_type: Some("text/html; charset=utf-8".into()),
+            body: rendered.html.into_bytes(),
+            truncated: false,
+            // The DOM is at most max_body_bytes, and at most max_tabs of
+            // them exist at once.
+            permit: None,
+        };
+        let (result, _) = self
+            .parse_fetched(runner, request, fetched, Content::Html, false)
+            .await?;
+        let mut result = result?;
+        result.page.rendered = Some(reason);
+        result.page.status = status;
+        Ok(result)
+    }
+
+    /// Decodes and parses a fetched page with `runner`: the parser's
+    /// outcome and, with `check_shell`, whether the page is a script shell.
+    /// The outer error is the worker's own (a decode that panicked).
+    async fn parse_fetched(
+        &self,
+        runner: Runner,
+        request: Request,
+        fetched: Fetched,
+        content: Content,
+        check_shell: bool,
+    ) -> Result<(Result<ParseResult, ParseError>, bool), CrawlError> {
         let config = &self.inner.config;
         let (max_nodes, max_depth) = (config.max_html_nodes, config.max_html_depth);
         let inline = fetched.body.len() <= INLINE_PARSE_BYTES;
@@ -294,15 +445,19 @@ impl Worker {
             .await
             .expect("parse semaphore is never closed");
         let limits = PageLimits::from_config(config);
+        let shell =
+            move |page: &page::Prepared| check_shell && render::auto::is_script_shell(page.text());
         if inline {
-            return Ok(parse_page(&runner, &request, &page, limits)?);
+            let result = parse_page(&runner, &request, &page, limits);
+            return Ok((result, shell(&page)));
         }
         let failed = panicked(&request);
         let _slot = self.parse_slot().await;
-        tokio::task::spawn_blocking(move || parse_page(&runner, &request, &page, limits))
-            .await
-            .unwrap_or(Err(failed))
-            .map_err(CrawlError::from)
+        Ok(tokio::task::spawn_blocking(move || {
+            (parse_page(&runner, &request, &page, limits), shell(&page))
+        })
+        .await
+        .unwrap_or((Err(failed), false)))
     }
 
     /// A turn on the blocking pool for a big page's decode or parse.
@@ -318,6 +473,12 @@ impl Worker {
     /// args carry `ruleset`, else a built-in.
     fn runner(&self, spec: &ParserSpec) -> Result<Runner, ParseError> {
         let Some(id) = spec.args.get(rules::RULESET_ARG) else {
+            // `render` is the worker's argument, not the parser's.
+            if spec.args.contains_key(Render::ARG) {
+                let mut bare = spec.clone();
+                bare.args.remove(Render::ARG);
+                return Ok(Runner::Builtin(*self.inner.registry.get(&bare)?));
+            }
             return Ok(Runner::Builtin(*self.inner.registry.get(spec)?));
         };
         let sets = self.inner.rules.read().unwrap_or_else(|e| e.into_inner());
@@ -362,7 +523,7 @@ impl Worker {
                 .iter()
                 .map(|n| n.to_string())
                 .collect(),
-            can_render: false,
+            can_render: self.inner.renderer.can_render(),
         }
     }
 }

@@ -34,6 +34,13 @@ pub(crate) struct Prepared {
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+impl Prepared {
+    /// The text the parser reads.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 /// Decodes `fetched` (freeing the body as it goes) and, for HTML, cuts it at
 /// `max_nodes` elements and attributes or `max_depth` nesting
 /// ([`prescan`]).
