@@ -225,7 +225,7 @@ fn worker(
         allow_internal: vec!["127.0.0.1".into()],
         browser: browser.into(),
         render_timeout_ms: 10_000,
-        render_idle_ms: 200,
+        render_idle_ms: 100,
         ..WorkerConfig::default()
     };
     tune(&mut config);
@@ -533,15 +533,16 @@ async fn dialogs_are_dismissed() {
     assert_eq!(page.items[0].id.as_deref(), Some("9"));
 }
 
-/// With `recycle_after_pages = 2`, three renders take two browsers.
+/// With `recycle_after_pages = 2`, three renders take two browsers; with a
+/// memory bound below any browser's, every render takes a fresh one; a
+/// browser killed between pages is replaced and the page still renders.
 #[tokio::test]
 async fn browser_is_recycled() {
     let Some((path, _turn)) = browser("browser_is_recycled").await else {
         return;
     };
     let port = serve(Log::default()).await;
-    let (worker, _) = worker(path.to_str().unwrap(), |c| c.recycle_after_pages = 2);
-    for id in 1..=3 {
+    let render = |worker: Worker, id: u64| async move {
         worker
             .process_with(
                 request(
@@ -552,9 +553,45 @@ async fn browser_is_recycled() {
                 &any_domain(),
             )
             .await
-            .unwrap();
+            .unwrap()
+    };
+    let (by_pages, _) = worker(path.to_str().unwrap(), |c| c.recycle_after_pages = 2);
+    for id in 1..=3 {
+        render(by_pages.clone(), id).await;
     }
-    assert_eq!(worker.renderer().launches(), 2);
+    assert_eq!(by_pages.renderer().launches(), 2);
+    drop(by_pages);
+
+    let (by_memory, _) = worker(path.to_str().unwrap(), |c| c.browser_max_rss_mb = 1);
+    for id in 1..=2 {
+        render(by_memory.clone(), id).await;
+    }
+    assert_eq!(by_memory.renderer().launches(), 2);
+    drop(by_memory);
+
+    let (crashed, _) = worker(path.to_str().unwrap(), |_| {});
+    render(crashed.clone(), 1).await;
+    let pid = crashed.renderer().browser_pid().await.unwrap();
+    // SAFETY: kill(2) on the browser this test's worker launched (its
+    // process group).
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    let page = render(crashed.clone(), 2).await;
+    assert_eq!(page.items[0].id.as_deref(), Some("2"));
+    assert_eq!(crashed.renderer().launches(), 2);
+}
+
+/// A browser path that does not exist is refused at start, naming the key.
+#[test]
+fn bad_browser_setting_is_refused() {
+    let config = WorkerConfig {
+        browser: "/no/such/chromium".into(),
+        ..WorkerConfig::default()
+    };
+    let err = Worker::new(&config).err().unwrap().to_string();
+    assert!(
+        err.contains("`browser`") && err.contains("/no/such/chromium"),
+        "{err}"
+    );
 }
 
 /// A worker with `browser = "none"` says it cannot render, and answers a

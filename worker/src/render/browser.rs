@@ -151,6 +151,11 @@ impl Browser {
         Ok(browser)
     }
 
+    /// The browser's process id (its process group's too).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory of the browser and every process below it (bytes).
     pub(crate) fn tree_rss(&self) -> u64 {
         tree_rss(self.child.id())

@@ -152,38 +152,55 @@ impl Renderer {
             .acquire()
             .await
             .expect("the tab semaphore is never closed");
-        let browser = self.browser(path).await?;
-        let (result, healthy) = tab::render(
-            &browser,
-            fetcher,
-            url,
-            policy,
-            &self.settings,
-            &self.metrics,
-        )
-        .await;
-        let pages = browser.pages.fetch_add(1, Ordering::Relaxed) + 1;
-        let why = if !healthy || browser.conn.is_closed() {
-            Some("unresponsive")
-        } else if pages >= self.recycle_after {
-            Some("pages")
-        } else if browser.tree_rss() > self.max_rss_bytes {
-            Some("memory")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            tracing::debug!(pages, why, "retiring the browser");
-            self.metrics
-                .counter(
-                    "worker_browser_recycled_total",
-                    "Browsers replaced, by why.",
-                    &[("why", why)],
-                )
-                .inc();
-            self.retire(&browser).await;
+        // A browser that exited since its last page (crashed, killed) may
+        // not have been noticed yet: its first command then finds the pipe
+        // closed, and the page is tried once more on a fresh browser.
+        for attempt in 0..2 {
+            let browser = self.browser(path).await?;
+            let (result, healthy) = tab::render(
+                &browser,
+                fetcher,
+                url,
+                policy,
+                &self.settings,
+                &self.metrics,
+            )
+            .await;
+            let pages = browser.pages.fetch_add(1, Ordering::Relaxed) + 1;
+            let why = if !healthy || browser.conn.is_closed() {
+                Some("unresponsive")
+            } else if pages >= self.recycle_after {
+                Some("pages")
+            } else if browser.tree_rss() > self.max_rss_bytes {
+                Some("memory")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                tracing::debug!(pages, why, "retiring the browser");
+                self.metrics
+                    .counter(
+                        "worker_browser_recycled_total",
+                        "Browsers replaced, by why.",
+                        &[("why", why)],
+                    )
+                    .inc();
+                self.retire(&browser).await;
+            }
+            match result {
+                Err(tab::Failure::Stale(_)) if attempt == 0 => continue,
+                Err(tab::Failure::Stale(e)) => return Err(e),
+                Err(tab::Failure::Page(e)) => return Err(e),
+                Ok(rendered) => return Ok(rendered),
+            }
         }
-        result
+        unreachable!("the second attempt returns")
+    }
+
+    /// The pid of the browser pages are rendered on now, if one runs (to
+    /// measure its memory, or for tests to kill it).
+    pub async fn browser_pid(&self) -> Option<u32> {
+        self.current.lock().await.as_ref().map(|b| b.pid())
     }
 
     /// The current browser, launched if there is none or it has exited.

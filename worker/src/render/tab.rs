@@ -21,6 +21,15 @@ use crate::fetch::{Fetcher, Resource};
 /// these at once unless it is stuck.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a page was not rendered.
+pub(crate) enum Failure {
+    /// The browser was gone before the page began (its pipe was closed at
+    /// the first command): worth one more try on a fresh browser.
+    Stale(CrawlError),
+    /// The page's own outcome.
+    Page(CrawlError),
+}
+
 /// Renders `url` on `browser`. The flag says whether the browser still
 /// answered (false: replace it).
 pub(crate) async fn render(
@@ -30,7 +39,7 @@ pub(crate) async fn render(
     policy: &FetchPolicy,
     settings: &Settings,
     metrics: &metrics::Registry,
-) -> (Result<Rendered, CrawlError>, bool) {
+) -> (Result<Rendered, Failure>, bool) {
     let deadline = Instant::now() + settings.timeout;
     let conn = &browser.conn;
     let failed = |reason: String| -> CrawlError {
@@ -50,7 +59,8 @@ pub(crate) async fn render(
         .await
     {
         Ok(v) => str_field(&v, "browserContextId"),
-        Err(e) => return (Err(failed(e.to_string())), false),
+        Err(e @ CdpError::Closed) => return (Err(Failure::Stale(failed(e.to_string()))), false),
+        Err(e) => return (Err(Failure::Page(failed(e.to_string()))), false),
     };
     let page = open_page(conn, &context).await;
     let result = match page {
@@ -89,7 +99,7 @@ pub(crate) async fn render(
     if let Err(e) = &disposed {
         tracing::debug!(%url, error = %e, "could not close a page's context");
     }
-    (result, disposed.is_ok())
+    (result.map_err(Failure::Page), disposed.is_ok())
 }
 
 /// A blank page in `context`, attached, with its requests intercepted;
