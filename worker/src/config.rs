@@ -86,7 +86,8 @@ pub struct WorkerConfig {
     /// one (browsers grow with use: caches, fragmentation, leaks).
     pub recycle_after_pages: u64,
     /// The browser is replaced once its process tree's resident memory
-    /// passes this (MiB, summed over the browser and its children).
+    /// passes this (MiB, summed over the browser and its children as
+    /// proportional set size, so pages they share count once).
     pub browser_max_rss_mb: u64,
     /// Milliseconds for one page's whole render: load, scripts, and the
     /// network going quiet; past it the page is `RenderError::Timeout`.
