@@ -107,7 +107,11 @@ fn blocked_page(port: u16) -> String {
         for (const [name, url] of tries) {{
           fetch(url).then(r => note(name, r.ok), () => note(name, false));
         }}
-        </script></body></html>"#
+        // Neither is a request the page's interception sees: the browser's
+        // own backstop (a closed proxy, no name resolution) must stop them.
+        try {{ new WebSocket('ws://127.0.0.1:{port}/ws'); }} catch (e) {{}}
+        try {{ window.open('http://127.0.0.1:{port}/popup'); }} catch (e) {{}}
+        </script><iframe src="http://other.test:{port}/frame"></iframe></body></html>"#
     )
 }
 
@@ -459,7 +463,18 @@ async fn browser_requests_go_through_the_guard() {
         "{:?}",
         violations.lock().unwrap()
     );
-    assert!(!log.lock().unwrap().contains(&"/secret".to_string()));
+    let log = log.lock().unwrap().clone();
+    for never in ["/secret", "/ws", "/popup"] {
+        assert!(
+            !log.contains(&never.to_string()),
+            "{never} reached: {log:?}"
+        );
+    }
+    assert_eq!(
+        log.iter().filter(|p| *p == "/frame").count(),
+        1,
+        "the frame is fetched by the worker, and only where allowed: {log:?}"
+    );
 }
 
 /// A page whose network never goes quiet and a page in an endless loop
