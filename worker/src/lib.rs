@@ -394,6 +394,10 @@ impl Worker {
             )
             .inc();
         let status = rendered.status;
+        // The hash of what was parsed: the DOM, not the shell the server
+        // sent (which stays the same while the data its script loads
+        // changes). The shell's validators are left out for that reason.
+        let hash = rpcsupport::content_hash(rendered.html.as_bytes());
         let fetched = Fetched {
             url: rendered.url,
             // The DOM came out of the browser as a string: UTF-8, whatever
@@ -411,6 +415,7 @@ impl Worker {
         let mut result = result?;
         result.page.rendered = Some(reason);
         result.page.status = status;
+        result.page.content_hash = Some(hash);
         Ok(result)
     }
 

@@ -315,6 +315,7 @@ async fn always_renders_script_built_pages() {
         .unwrap();
     assert_eq!(page.page.rendered, Some(RenderReason::Always));
     assert_eq!(page.page.status, 200);
+    assert!(page.page.content_hash.is_some());
     let item = &page.items[0];
     assert_eq!(item.id.as_deref(), Some("3"));
     assert_eq!(item.payload["name"].as_str(), Some("Person 3"));
