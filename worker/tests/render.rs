@@ -250,11 +250,15 @@ fn worker(
 
 /// The browser, and this file's turn to use it; `None` (skip) without one.
 async fn browser(test: &str) -> Option<(PathBuf, tokio::sync::MutexGuard<'static, ()>)> {
-    // An async lock: each test has its own runtime, and a failed test
-    // must not poison the turn of the others.
-    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let path = testsupport::browser::chromium(test)?;
-    Some((path, TURN.lock().await))
+    Some((path, turn().await))
+}
+
+/// This file's turn to start processes. An async lock: each test has its
+/// own runtime, and a failed test must not poison the turn of the others.
+async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
 }
 
 fn request(url: String, parser: &str, render: Option<Render>) -> Request {
@@ -594,6 +598,39 @@ async fn browser_is_recycled() {
     let page = render(crashed.clone(), 2).await;
     assert_eq!(page.items[0].id.as_deref(), Some("2"));
     assert_eq!(crashed.renderer().launches(), 2);
+}
+
+/// A browser that exits at once makes the render `Unavailable`, with what
+/// it said; no page is fetched.
+#[tokio::test]
+async fn a_browser_that_does_not_start_is_unavailable() {
+    // Written and closed while no other test here starts a process, which
+    // would hold it open for writing and make it "busy" to exec.
+    let _turn = turn().await;
+    let log = Log::default();
+    let port = serve(log.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("chromium");
+    std::fs::write(&fake, "#!/bin/sh\necho 'no display here' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (worker, _) = worker(fake.to_str().unwrap(), |_| {});
+    assert!(worker.status().can_render);
+    let err = worker
+        .process_with(
+            request(
+                format!("http://127.0.0.1:{port}/plain/1"),
+                "profile",
+                Some(Render::Always),
+            ),
+            &any_domain(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CrawlError::Render(RenderError::Unavailable { reason }) if reason.contains("no display here")),
+        "{err:?}"
+    );
+    assert!(log.lock().unwrap().is_empty());
 }
 
 /// A browser path that does not exist is refused at start, naming the key.

@@ -1,12 +1,15 @@
 //! One headless browser process: found, launched with its DevTools pipe,
 //! measured (the resident memory of its process tree) and killed.
 
+use std::collections::VecDeque;
 use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -103,7 +106,7 @@ impl Browser {
         cmd.args(flags(profile.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         let (child_in, child_out) = (browser_reads, browser_writes);
         // SAFETY: between fork and exec only async-signal-safe calls are
         // made (setpgid, fcntl, dup2), on fds this process owns.
@@ -134,7 +137,8 @@ impl Browser {
             libc::close(child_in);
             libc::close(child_out);
         }
-        let child = spawned.map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+        let mut child = spawned.map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+        let stderr = StderrTail::start(child.stderr.take());
         let conn = Connection::start(to_browser, from_browser, max_message)
             .map_err(|e| format!("cannot start the DevTools threads: {e}"))?;
         let browser = Browser {
@@ -143,11 +147,18 @@ impl Browser {
             pages: AtomicU64::new(0),
             _profile: profile,
         };
-        browser
+        let started = browser
             .conn
             .call(None, "Browser.getVersion", json!({}), LAUNCH_TIMEOUT)
-            .await
-            .map_err(|e| format!("{} did not start: {e}", path.display()))?;
+            .await;
+        if let Err(e) = started {
+            stderr.wait_for_end(Duration::from_secs(1)).await;
+            return Err(format!(
+                "{} did not start: {e}; it said: {}",
+                path.display(),
+                stderr.text()
+            ));
+        }
         Ok(browser)
     }
 
@@ -177,6 +188,87 @@ impl Drop for Browser {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The last lines a browser wrote to stderr, for the reason a launch
+/// failed; the rest go to the debug log. A thread reads the pipe until
+/// the browser exits, so the browser never blocks on a full pipe.
+#[derive(Clone, Default)]
+struct StderrTail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    /// Set when the pipe closed (the browser exited).
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Lines of stderr kept, and the longest kept of each.
+const STDERR_LINES: usize = 8;
+const STDERR_LINE_BYTES: usize = 300;
+
+impl StderrTail {
+    fn start(pipe: Option<ChildStderr>) -> StderrTail {
+        let tail = StderrTail::default();
+        let Some(pipe) = pipe else {
+            return tail;
+        };
+        let keep = tail.clone();
+        let spawned = std::thread::Builder::new()
+            .name("browser-stderr".into())
+            .spawn(move || {
+                keep.read(pipe);
+                keep.ended.store(true, std::sync::atomic::Ordering::Release);
+            });
+        if spawned.is_err() {
+            tracing::debug!("no thread for the browser's stderr; it is not read");
+        }
+        tail
+    }
+
+    fn read(&self, pipe: ChildStderr) {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        // Lines are read in pieces of bounded size: a browser that
+        // writes one endless line costs no more than a short one.
+        loop {
+            line.clear();
+            match (&mut reader)
+                .take(STDERR_LINE_BYTES as u64)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if text.is_empty() {
+                continue;
+            }
+            tracing::debug!(target: "worker::render::browser", "{text}");
+            let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+            if lines.len() == STDERR_LINES {
+                lines.pop_front();
+            }
+            lines.push_back(text);
+        }
+    }
+
+    /// Waits (up to `limit`) until the browser's stderr closed, so a
+    /// browser that failed has had its say.
+    async fn wait_for_end(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while !self.ended.load(std::sync::atomic::Ordering::Acquire)
+            && tokio::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn text(&self) -> String {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.is_empty() {
+            "nothing".into()
+        } else {
+            lines.iter().cloned().collect::<Vec<_>>().join(" | ")
+        }
     }
 }
 
