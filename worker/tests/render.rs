@@ -672,3 +672,67 @@ async fn no_browser_means_unavailable() {
     );
     assert!(log.lock().unwrap().is_empty());
 }
+
+/// The demo site's `/js/` section: `auto` renders its shells (the list's
+/// links, and profile 3's table, whose item equals the server-rendered
+/// page's) and not its plain pages; its dialog page renders; its blocked
+/// page's fetches are refused by the guard.
+#[tokio::test]
+async fn demo_site_js_section() {
+    let Some((path, _turn)) = browser("demo_site_js_section").await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let site = Arc::new(demosite::Site::new(demosite::SiteConfig::default()));
+    let options = demosite::SiteOptions {
+        js: true,
+        ..demosite::SiteOptions::default()
+    };
+    let (router, _log) = demosite::router_with(site, options);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(demosite::serve_router(listener, router, async {
+        let _ = stopped.await;
+    }));
+    let (worker, violations) = worker(path.to_str().unwrap(), |_| {});
+    let policy = any_domain();
+    let run = |path: &str, parser: &str, render: Render| {
+        worker.process_with(
+            request(format!("{base}{path}"), parser, Some(render)),
+            &policy,
+        )
+    };
+
+    let list = run("/js/", "links", Render::Auto).await.unwrap();
+    assert_eq!(list.page.rendered, Some(RenderReason::ScriptShell));
+    let links = paths(&list);
+    for want in [
+        "/js/profile/1",
+        "/js/profile/20",
+        "/js/plain/1",
+        "/js/plain/5",
+    ] {
+        assert!(links.contains(&want.to_string()), "{want}: {links:?}");
+    }
+
+    let rendered = run("/js/profile/3", "profile", Render::Auto).await.unwrap();
+    assert_eq!(rendered.page.rendered, Some(RenderReason::ScriptShell));
+    let fetched = run("/profile/3", "profile", Render::Never).await.unwrap();
+    assert_eq!(rendered.items[0].id, fetched.items[0].id);
+    assert_eq!(rendered.items[0].payload, fetched.items[0].payload);
+
+    let plain = run("/js/plain/2", "profile", Render::Auto).await.unwrap();
+    assert_eq!(plain.page.rendered, None);
+
+    run("/js/dialog", "links", Render::Always).await.unwrap();
+    run("/js/blocked", "links", Render::Always).await.unwrap();
+    assert!(
+        counter(
+            &worker,
+            "worker_render_refused_total",
+            ("reason", "blocked_address")
+        ) >= 2
+    );
+    assert!(violations.lock().unwrap().is_empty());
+    drop(stop);
+}

@@ -17,6 +17,12 @@ use super::cdp::{CdpError, Connection};
 use super::{Rendered, Settings};
 use crate::fetch::{Fetcher, Resource};
 
+/// Run in every frame before its own scripts: dialogs return at once, as
+/// if dismissed.
+const NO_DIALOGS: &str = "window.alert = function () {}; \
+    window.confirm = function () { return false; }; \
+    window.prompt = function () { return null; };";
+
 /// Longest a setup or clean-up command may take: the browser answers
 /// these at once unless it is stuck.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -198,6 +204,14 @@ impl Tab<'_> {
                 json!({ "patterns": [{ "urlPattern": "*", "requestStage": "Request" }] }),
             ),
             ("Page.enable", json!({})),
+            // Dialogs answered in the page itself: a script that opens a
+            // million of them runs on instead of waiting for a million
+            // round trips. (Those that still open, a `beforeunload`, are
+            // dismissed as they come.)
+            (
+                "Page.addScriptToEvaluateOnNewDocument",
+                json!({ "source": NO_DIALOGS }),
+            ),
         ] {
             self.conn
                 .call(session, method, params, COMMAND_TIMEOUT)
