@@ -308,7 +308,9 @@ impl Worker {
             } else {
                 RenderReason::Always
             };
-            return self.render_and_parse(runner, request, policy, reason).await;
+            return self
+                .render_and_parse(runner, request, policy, reason, None)
+                .await;
         }
         let fetched = self
             .inner
@@ -321,6 +323,13 @@ impl Worker {
                 .await?;
             return Ok(result?);
         }
+        // Kept for the browser, should the page need rendering: the site
+        // is not asked for the document twice.
+        let prefetched = render::Prefetched {
+            url: fetched.url.clone(),
+            content_type: fetched.content_type.clone(),
+            body: fetched.body.clone(),
+        };
         let (result, shell) = self
             .parse_fetched(runner.clone(), request.clone(), fetched, content, true)
             .await?;
@@ -333,7 +342,8 @@ impl Worker {
             Ok(result) if self.lacks(&runner, &result) => RenderReason::Missing,
             Ok(result) => return Ok(result),
         };
-        self.render_and_parse(runner, request, policy, reason).await
+        self.render_and_parse(runner, request, policy, reason, Some(&prefetched))
+            .await
     }
 
     /// How `request` is rendered, and whether that was the engine's hint
@@ -372,18 +382,20 @@ impl Worker {
         }
     }
 
-    /// Renders `request.url` in the browser and parses the DOM it built.
+    /// Renders `request.url` in the browser (its document from
+    /// `prefetched` when given) and parses the DOM it built.
     async fn render_and_parse(
         &self,
         runner: Runner,
         request: Request,
         policy: &FetchPolicy,
         reason: RenderReason,
+        prefetched: Option<&render::Prefetched>,
     ) -> Result<ParseResult, CrawlError> {
         let rendered = self
             .inner
             .renderer
-            .render(&self.inner.fetcher, &request.url, policy)
+            .render(&self.inner.fetcher, &request.url, policy, prefetched)
             .await?;
         self.inner
             .metrics

@@ -60,6 +60,19 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// A document already fetched over HTTP (`render = "auto"` fetched it
+/// first): the browser gets it from here instead of the site, so a
+/// rendered page costs the site no second fetch of it.
+#[derive(Debug, Clone)]
+pub struct Prefetched {
+    /// Where it came from, after redirects.
+    pub url: url::Url,
+    /// Its Content-Type.
+    pub content_type: Option<String>,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
 /// Per-page limits, from the worker's config.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -134,12 +147,14 @@ impl Renderer {
     }
 
     /// Loads `url` in a browser tab, its requests fetched by `fetcher`
-    /// within `policy`, and returns the DOM once the page settled.
+    /// within `policy` (the document from `prefetched` when given), and
+    /// returns the DOM once the page settled.
     pub async fn render(
         &self,
         fetcher: &Fetcher,
         url: &str,
         policy: &FetchPolicy,
+        prefetched: Option<&Prefetched>,
     ) -> Result<Rendered, CrawlError> {
         let path = self
             .browser_path
@@ -162,6 +177,7 @@ impl Renderer {
                 fetcher,
                 url,
                 policy,
+                prefetched,
                 &self.settings,
                 &self.metrics,
             )

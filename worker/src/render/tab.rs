@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::browser::Browser;
 use super::cdp::{CdpError, Connection};
-use super::{Rendered, Settings};
+use super::{Prefetched, Rendered, Settings};
 use crate::fetch::{Fetcher, Resource};
 
 /// Run in every frame before its own scripts: dialogs return at once, as
@@ -43,6 +43,7 @@ pub(crate) async fn render(
     fetcher: &Fetcher,
     url: &str,
     policy: &FetchPolicy,
+    prefetched: Option<&Prefetched>,
     settings: &Settings,
     metrics: &metrics::Registry,
 ) -> (Result<Rendered, Failure>, bool) {
@@ -76,6 +77,7 @@ pub(crate) async fn render(
                 session: &session,
                 fetcher,
                 policy,
+                prefetched,
                 settings,
                 metrics,
                 url,
@@ -144,6 +146,8 @@ struct Tab<'a> {
     session: &'a str,
     fetcher: &'a Fetcher,
     policy: &'a FetchPolicy,
+    /// The document, when it was fetched already.
+    prefetched: Option<&'a Prefetched>,
     settings: &'a Settings,
     metrics: &'a metrics::Registry,
     url: &'a str,
@@ -441,6 +445,22 @@ impl Tab<'_> {
         paused: &Paused,
         is_document: bool,
     ) -> Result<Resource, (&'static str, &'static str)> {
+        if let (true, Some(doc)) = (is_document, self.prefetched) {
+            *self.doc() = Some(Ok((doc.url.clone(), 200)));
+            self.bytes
+                .fetch_add(doc.body.len() as u64, Ordering::Relaxed);
+            return Ok(Resource {
+                url: doc.url.clone(),
+                status: 200,
+                headers: doc
+                    .content_type
+                    .iter()
+                    .map(|ct| ("content-type".to_owned(), ct.clone()))
+                    .collect(),
+                body: doc.body.clone(),
+                permit: None,
+            });
+        }
         let room = self
             .settings
             .max_bytes
