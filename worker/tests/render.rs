@@ -91,6 +91,18 @@ fetch('/api/list.json').then(r => r.json()).then(ids => {
 });
 "#;
 
+/// A page of one fetch of 100 KB, then ten small ones: it links
+/// `/result/{n}-{ok|failed}` for each.
+const MANY: &str = r#"<html><body><div id="out"></div><script>
+const out = document.getElementById('out');
+const note = (name, ok) => out.insertAdjacentHTML('beforeend',
+  '<a href="/result/' + name + '-' + (ok ? 'ok' : 'failed') + '">' + name + '</a>');
+fetch('/api/big.json').then(r => r.text()).then(() => note('big', true), () => note('big', false));
+for (let i = 0; i < 10; i++) {
+  fetch('/api/list.json?' + i).then(r => note(i, r.ok), () => note(i, false));
+}
+</script></body></html>"#;
+
 /// A page whose fetches must all be refused (the worker's guard, the
 /// crawl's allowed domains); it links `/result/{name}-{ok|failed}`.
 fn blocked_page(port: u16) -> String {
@@ -177,6 +189,20 @@ async fn serve(log: Log) -> u16 {
         .route(
             "/blocked",
             get(move || async move { html(blocked_page(port)) }),
+        )
+        .route(
+            "/late/{id}",
+            get(|| async {
+                html(format!(
+                    "<html><body><p>{}</p><div id=\"app\"></div><script src=\"/js/profile.js\"></script></body></html>",
+                    "A long introduction the server sends before the profile. ".repeat(8)
+                ))
+            }),
+        )
+        .route("/many", get(|| async { html(MANY.into()) }))
+        .route(
+            "/api/big.json",
+            get(|| async { json(format!("[\"{}\"]", "x".repeat(100_000))) }),
         )
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no such page") })
         .layer(axum::middleware::from_fn_with_state(
@@ -354,9 +380,26 @@ async fn always_renders_script_built_pages() {
     assert!(violations.lock().unwrap().is_empty());
 }
 
+/// A rule rendered only when it needs it.
+const PROFILE_RULE: &str = r#"
+start = "profile_page"
+
+[parsers.profile_page]
+render = "auto"
+
+[parsers.profile_page.item]
+kind = "profile"
+id = { select = "table.profile", attr = "data-id" }
+
+[parsers.profile_page.item.fields]
+name = { select = "td[data-field=name]" }
+"#;
+
 /// `auto` renders the script shell (reason `ScriptShell`) and leaves the
-/// server-rendered page alone (`page.rendered` None, one fetch); the
-/// engine's learnt hint renders with reason `Learnt`.
+/// server-rendered page alone (`page.rendered` None, one fetch), for a
+/// built-in parser and a rule alike; a rule whose fields are missing from
+/// a page with text is rendered as `Missing`; the engine's learnt hint
+/// renders with reason `Learnt`.
 #[tokio::test]
 async fn auto_renders_only_what_needs_it() {
     let Some((path, _turn)) = browser("auto_renders_only_what_needs_it").await else {
@@ -387,6 +430,34 @@ async fn auto_renders_only_what_needs_it() {
         .unwrap();
     assert_eq!(shell.page.rendered, Some(RenderReason::ScriptShell));
     assert_eq!(shell.items[0].id.as_deref(), Some("5"));
+
+    // A rule with render = "auto": the shell is rendered as a shell; a page
+    // with text whose script builds the table as missing what the rule
+    // extracts.
+    let rules = rpcsupport::rules::Rules::check(
+        rpcsupport::rules::parse_file(PROFILE_RULE).unwrap(),
+        rpcsupport::rules::Builtins::Known(&worker.registry().names()),
+    )
+    .unwrap();
+    worker.load_rules(&rules.to_json()).unwrap();
+    let rule = |path: &str| Request::new(format!("{base}{path}"), rules.spec("profile_page"), 0);
+    let shell_rule = worker
+        .process_with(rule("/profile/6"), &any_domain())
+        .await
+        .unwrap();
+    assert_eq!(shell_rule.page.rendered, Some(RenderReason::ScriptShell));
+    assert_eq!(shell_rule.items[0].id.as_deref(), Some("6"));
+    let late = worker
+        .process_with(rule("/late/8"), &any_domain())
+        .await
+        .unwrap();
+    assert_eq!(late.page.rendered, Some(RenderReason::Missing));
+    assert_eq!(late.items[0].payload["name"].as_str(), Some("Person 8"));
+    let plain_rule = worker
+        .process_with(rule("/plain/4"), &any_domain())
+        .await
+        .unwrap();
+    assert_eq!(plain_rule.page.rendered, None);
 
     let mut learnt = request(format!("{base}/app"), "links", None);
     learnt.hints = FetchHints {
@@ -482,6 +553,47 @@ async fn browser_requests_go_through_the_guard() {
         1,
         "the frame is fetched by the worker, and only where allowed: {log:?}"
     );
+}
+
+/// A page's requests past `max_render_requests`, and a body past what is
+/// left of `max_render_bytes`, are refused to the page and counted.
+#[tokio::test]
+async fn render_limits_refuse_and_count() {
+    let Some((path, _turn)) = browser("render_limits_refuse_and_count").await else {
+        return;
+    };
+    let port = serve(Log::default()).await;
+    let (worker, _) = worker(path.to_str().unwrap(), |c| {
+        c.max_render_requests = 6;
+        c.max_render_bytes = 50_000;
+    });
+    let page = worker
+        .process_with(
+            request(
+                format!("http://127.0.0.1:{port}/many"),
+                "links",
+                Some(Render::Always),
+            ),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    let links = paths(&page);
+    let ok = links.iter().filter(|l| l.ends_with("-ok")).count();
+    // The document, the big fetch, and four more fit in six requests.
+    assert_eq!(ok, 4, "{links:?}");
+    assert!(
+        links.contains(&"/result/big-failed".to_string()),
+        "{links:?}"
+    );
+    assert!(
+        counter(
+            &worker,
+            "worker_render_refused_total",
+            ("reason", "requests")
+        ) >= 5
+    );
+    assert!(counter(&worker, "worker_render_refused_total", ("reason", "bytes")) >= 1);
 }
 
 /// A page whose network never goes quiet and a page in an endless loop
