@@ -125,6 +125,17 @@ struct Inner {
     in_flight_gauge: metrics::Gauge,
 }
 
+/// A fetched page, parsed.
+struct Parsed {
+    /// The parser's outcome.
+    result: Result<ParseResult, ParseError>,
+    /// For `auto`: whether the page is a script shell.
+    shell: bool,
+    /// For `auto`: the page, for the browser should it need rendering
+    /// (`None` when only a prefix of it was kept).
+    whole: Option<render::Prefetched>,
+}
+
 /// Rule sets a worker keeps at once (one per crawl using rules).
 const MAX_RULESETS: usize = 16;
 
@@ -318,19 +329,18 @@ impl Worker {
             .fetch(&request.url, policy, content)
             .await?;
         if mode == Render::Never {
-            let (result, _) = self
+            let parsed = self
                 .parse_fetched(runner, request, fetched, content, false)
                 .await?;
-            return Ok(result?);
+            return Ok(parsed.result?);
         }
-        // Kept for the browser, should the page need rendering: the site
-        // is not asked for the document twice.
-        let prefetched = render::Prefetched {
-            url: fetched.url.clone(),
-            content_type: fetched.content_type.clone(),
-            body: fetched.body.clone(),
-        };
-        let (result, shell) = self
+        // The page is kept (`whole`) for the browser, should it need
+        // rendering: the site is not asked for it twice.
+        let Parsed {
+            result,
+            shell,
+            whole,
+        } = self
             .parse_fetched(runner.clone(), request.clone(), fetched, content, true)
             .await?;
         let reason = match result {
@@ -342,7 +352,7 @@ impl Worker {
             Ok(result) if self.lacks(&runner, &result) => RenderReason::Missing,
             Ok(result) => return Ok(result),
         };
-        self.render_and_parse(runner, request, policy, reason, Some(&prefetched))
+        self.render_and_parse(runner, request, policy, reason, whole.as_ref())
             .await
     }
 
@@ -421,10 +431,10 @@ impl Worker {
             // them exist at once.
             permit: None,
         };
-        let (result, _) = self
+        let mut result = self
             .parse_fetched(runner, request, fetched, Content::Html, false)
-            .await?;
-        let mut result = result?;
+            .await?
+            .result?;
         result.page.rendered = Some(reason);
         result.page.status = status;
         result.page.content_hash = Some(hash);
@@ -432,16 +442,18 @@ impl Worker {
     }
 
     /// Decodes and parses a fetched page with `runner`: the parser's
-    /// outcome and, with `check_shell`, whether the page is a script shell.
-    /// The outer error is the worker's own (a decode that panicked).
+    /// outcome and, for `auto` (`for_auto`), whether the page is a script
+    /// shell and the page itself, for the browser should it need
+    /// rendering. The outer error is the worker's own (a decode that
+    /// panicked).
     async fn parse_fetched(
         &self,
         runner: Runner,
         request: Request,
         fetched: Fetched,
         content: Content,
-        check_shell: bool,
-    ) -> Result<(Result<ParseResult, ParseError>, bool), CrawlError> {
+        for_auto: bool,
+    ) -> Result<Parsed, CrawlError> {
         let config = &self.inner.config;
         let (max_nodes, max_depth) = (config.max_html_nodes, config.max_html_depth);
         let inline = fetched.body.len() <= INLINE_PARSE_BYTES;
@@ -462,19 +474,40 @@ impl Worker {
             .await
             .expect("parse semaphore is never closed");
         let limits = PageLimits::from_config(config);
-        let shell =
-            move |page: &page::Prepared| check_shell && render::auto::is_script_shell(page.text());
+        let finish = move |result, page: page::Prepared| {
+            if !for_auto {
+                return Parsed {
+                    result,
+                    shell: false,
+                    whole: None,
+                };
+            }
+            let shell = render::auto::is_script_shell(page.text());
+            let whole = page
+                .into_whole()
+                .map(|(url, text, permit)| render::Prefetched { url, text, permit });
+            Parsed {
+                result,
+                shell,
+                whole,
+            }
+        };
         if inline {
             let result = parse_page(&runner, &request, &page, limits);
-            return Ok((result, shell(&page)));
+            return Ok(finish(result, page));
         }
         let failed = panicked(&request);
         let _slot = self.parse_slot().await;
         Ok(tokio::task::spawn_blocking(move || {
-            (parse_page(&runner, &request, &page, limits), shell(&page))
+            let result = parse_page(&runner, &request, &page, limits);
+            finish(result, page)
         })
         .await
-        .unwrap_or((Err(failed), false)))
+        .unwrap_or(Parsed {
+            result: Err(failed),
+            shell: false,
+            whole: None,
+        }))
     }
 
     /// A turn on the blocking pool for a big page's decode or parse.

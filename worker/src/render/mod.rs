@@ -63,14 +63,15 @@ pub struct Rendered {
 /// A document already fetched over HTTP (`render = "auto"` fetched it
 /// first): the browser gets it from here instead of the site, so a
 /// rendered page costs the site no second fetch of it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Prefetched {
     /// Where it came from, after redirects.
     pub url: url::Url,
-    /// Its Content-Type.
-    pub content_type: Option<String>,
-    /// Its body.
-    pub body: Vec<u8>,
+    /// Its text, decoded (handed to the browser as UTF-8).
+    pub text: String,
+    /// The text's share of `max_buffered_body_bytes`, held until the
+    /// render ends.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Per-page limits, from the worker's config.

@@ -448,16 +448,14 @@ impl Tab<'_> {
         if let (true, Some(doc)) = (is_document, self.prefetched) {
             *self.doc() = Some(Ok((doc.url.clone(), 200)));
             self.bytes
-                .fetch_add(doc.body.len() as u64, Ordering::Relaxed);
+                .fetch_add(doc.text.len() as u64, Ordering::Relaxed);
             return Ok(Resource {
                 url: doc.url.clone(),
                 status: 200,
-                headers: doc
-                    .content_type
-                    .iter()
-                    .map(|ct| ("content-type".to_owned(), ct.clone()))
-                    .collect(),
-                body: doc.body.clone(),
+                // Decoded already: whatever its <meta charset> says, the
+                // header's charset wins.
+                headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+                body: doc.text.as_bytes().to_vec(),
                 permit: None,
             });
         }
