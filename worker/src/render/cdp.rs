@@ -295,3 +295,70 @@ fn dispatch(message: &[u8], shared: &Shared) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    /// A pipe as (read end, write end).
+    fn pipe() -> (File, File) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two fds into the array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both fds are fresh and owned here.
+        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+    }
+
+    /// Answers reach their caller by id and events their page by session,
+    /// across NUL-ended messages split anywhere; a message past the bound
+    /// closes the connection and fails what was waiting.
+    #[tokio::test]
+    async fn framing_routing_and_the_size_bound() {
+        let (browser_reads, to_browser) = pipe();
+        let (from_browser, mut browser_writes) = pipe();
+        let conn = Connection::start(to_browser, from_browser, 1024).unwrap();
+        let mut events = conn.subscribe("S1");
+        let call = conn.call(
+            None,
+            "Browser.getVersion",
+            json!({}),
+            Duration::from_secs(5),
+        );
+        let answer = async {
+            // The command went out, NUL-ended.
+            let mut sent = vec![0u8; 256];
+            let n = (&browser_reads).read(&mut sent).unwrap();
+            assert_eq!(sent[n - 1], 0);
+            let message: Value = serde_json::from_slice(&sent[..n - 1]).unwrap();
+            assert_eq!(message["method"], "Browser.getVersion");
+            // The answer and an event, split mid-message.
+            let bytes = br#"{"id":1,"result":{"product":"x"}}"#.to_vec();
+            browser_writes.write_all(&bytes[..10]).unwrap();
+            browser_writes.write_all(&bytes[10..]).unwrap();
+            browser_writes
+                .write_all(
+                    b"\0{\"method\":\"Page.loadEventFired\",\"params\":{},\"sessionId\":\"S1\"}\0",
+                )
+                .unwrap();
+        };
+        let (answer_value, ()) = tokio::join!(call, answer);
+        assert_eq!(answer_value.unwrap()["product"], "x");
+        let event = events.recv().await.unwrap();
+        assert_eq!(event.method, "Page.loadEventFired");
+
+        let waiting = conn.call(
+            None,
+            "Target.createTarget",
+            json!({}),
+            Duration::from_secs(5),
+        );
+        let flood = async {
+            browser_writes.write_all(&[b'x'; 2048]).unwrap();
+        };
+        let (waited, ()) = tokio::join!(waiting, flood);
+        assert!(matches!(waited, Err(CdpError::Closed)), "{waited:?}");
+        assert!(conn.is_closed());
+        assert!(events.recv().await.is_none());
+    }
+}
