@@ -301,6 +301,12 @@ fn flags(profile: &Path) -> Vec<String> {
         "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter,OptimizationHints",
         "--proxy-bypass-list=<-loopback>",
         "--host-resolver-rules=MAP * ~NOTFOUND",
+        // WebRTC would send UDP (STUN) straight to any address a script
+        // names, past both the interception and the proxy: UDP is only
+        // allowed through the proxy, which is closed. (The page's prelude
+        // also removes RTCPeerConnection.)
+        "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+        "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     ]
     .into_iter()
     .map(String::from)

@@ -18,10 +18,13 @@ use super::{Prefetched, Rendered, Settings};
 use crate::fetch::{Fetcher, Resource};
 
 /// Run in every frame before its own scripts: dialogs return at once, as
-/// if dismissed.
-const NO_DIALOGS: &str = "window.alert = function () {}; \
+/// if dismissed, and WebRTC is gone (its UDP would bypass the worker's
+/// fetcher; the browser's flags stop it too).
+const PRELUDE: &str = "window.alert = function () {}; \
     window.confirm = function () { return false; }; \
-    window.prompt = function () { return null; };";
+    window.prompt = function () { return null; }; \
+    delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection; \
+    delete window.RTCDataChannel;";
 
 /// Longest a setup or clean-up command may take: the browser answers
 /// these at once unless it is stuck.
@@ -211,10 +214,10 @@ impl Tab<'_> {
             // Dialogs answered in the page itself: a script that opens a
             // million of them runs on instead of waiting for a million
             // round trips. (Those that still open, a `beforeunload`, are
-            // dismissed as they come.)
+            // dismissed as they come.) No WebRTC.
             (
                 "Page.addScriptToEvaluateOnNewDocument",
-                json!({ "source": NO_DIALOGS }),
+                json!({ "source": PRELUDE }),
             ),
         ] {
             self.conn
