@@ -28,7 +28,8 @@ pub struct WorkerConfig {
     pub timeout_ms: u64,
     /// User-Agent header sent to sites.
     pub user_agent: String,
-    /// Largest body accepted, after decompression.
+    /// Largest body accepted, after decompression (a sitemap's cap is
+    /// `max_sitemap_bytes`, a robots.txt's `max_robots_bytes`).
     pub max_body_bytes: u64,
     /// Redirects followed before giving up with `TooManyRedirects`.
     pub max_redirects: usize,
@@ -71,6 +72,15 @@ pub struct WorkerConfig {
     /// Bytes of a robots.txt read; the rest is ignored (RFC 9309 asks
     /// crawlers to read at least 500 KiB).
     pub max_robots_bytes: u64,
+    /// URLs one sitemap file may list (the sitemaps protocol's limit); the
+    /// rest are counted as `sitemap_dropped`.
+    pub max_sitemap_urls: usize,
+    /// Bytes of one sitemap read, uncompressed (the protocol's 50 MiB): a
+    /// gzipped sitemap is inflated, streaming, up to this many bytes and no
+    /// more, and a sitemap body (compressed or not) is downloaded up to
+    /// this many, not `max_body_bytes`. Past it the sitemap is parsed up
+    /// to the limit and counted as `page_truncated`.
+    pub max_sitemap_bytes: u64,
     /// Address to serve Prometheus metrics on; "" for none.
     pub metrics_addr: String,
     /// A PEM file of extra CA certificates to trust for https fetches (an
@@ -112,7 +122,8 @@ impl Default for WorkerConfig {
     /// 4096 concurrent requests per connection; internal addresses blocked,
     /// none allowed. Per page: 10,000 links, 8 KiB URLs (the HTTP spec's
     /// suggested floor), 8 MiB replies, 250,000 HTML nodes, nesting 512
-    /// deep (as Chrome's parser), 512 KiB of robots.txt. At once: 64 MiB
+    /// deep (as Chrome's parser), 512 KiB of robots.txt, sitemaps of 50,000
+    /// URLs and 50 MiB (the sitemaps protocol's limits). At once: 64 MiB
     /// of bodies, 64 MiB of parsed trees (one page's tree is at most
     /// 250,000 nodes of about 256 bytes). Rendering: the browser found on
     /// PATH, 4 tabs, a fresh browser every 500 pages or past 1024 MiB,
@@ -139,6 +150,8 @@ impl Default for WorkerConfig {
             max_buffered_body_bytes: 64 * 1024 * 1024,
             max_parse_bytes: 64 * 1024 * 1024,
             max_robots_bytes: 512 * 1024,
+            max_sitemap_urls: 50_000,
+            max_sitemap_bytes: 50 * 1024 * 1024,
             metrics_addr: String::new(),
             tls_ca_file: String::new(),
             browser: "auto".into(),
@@ -193,6 +206,7 @@ impl WorkerConfig {
             ("max_url_bytes", self.max_url_bytes),
             ("max_html_nodes", self.max_html_nodes),
             ("max_html_depth", self.max_html_depth),
+            ("max_sitemap_urls", self.max_sitemap_urls),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1");
@@ -200,6 +214,9 @@ impl WorkerConfig {
         }
         if self.max_robots_bytes == 0 {
             return bad("max_robots_bytes", "must be at least 1");
+        }
+        if self.max_sitemap_bytes == 0 {
+            return bad("max_sitemap_bytes", "must be at least 1");
         }
         if self.max_parse_bytes == 0 {
             return bad("max_parse_bytes", "must be at least 1");
@@ -223,10 +240,14 @@ impl WorkerConfig {
             return bad("browser", &reason);
         }
         // A body that could never fit would wait for room until it timed out.
-        if self.max_buffered_body_bytes < self.max_body_bytes.max(self.max_robots_bytes) {
+        let largest_body = self
+            .max_body_bytes
+            .max(self.max_robots_bytes)
+            .max(self.max_sitemap_bytes);
+        if self.max_buffered_body_bytes < largest_body {
             return bad(
                 "max_buffered_body_bytes",
-                "must be at least max_body_bytes and max_robots_bytes",
+                "must be at least max_body_bytes, max_robots_bytes and max_sitemap_bytes",
             );
         }
         // The reply also carries the response envelope (ids, the result's

@@ -19,9 +19,13 @@
 //!   page for its parser and runs the parser with panics caught.
 //! - [`fetch`]: step 4, the shared HTTP client: one deadline for the whole
 //!   fetch (every redirect hop and the body), redirect limit, body cap
-//!   while streaming (robots.txt is cut, not refused), HTML-only, and the
-//!   bodies held at once bounded by `max_buffered_body_bytes`; failures
-//!   become [`FetchError`](rpcsupport::FetchError).
+//!   while streaming (robots.txt and sitemaps are cut, not refused),
+//!   HTML-only, and the bodies held at once bounded by
+//!   `max_buffered_body_bytes`; failures become
+//!   [`FetchError`](rpcsupport::FetchError). It sends the request's
+//!   validators (`If-None-Match`, `If-Modified-Since`): a page that is
+//!   unchanged (a 304, or a body hashing as last time) is answered as such
+//!   without being parsed.
 //! - [`guard`]: refuses loopback, private, link-local and metadata
 //!   addresses (checked on the resolved address, every redirect hop)
 //!   except those the worker's own `allow_internal` lists; nothing in a
@@ -37,7 +41,12 @@
 //!   length, reply size, counted in the result's `limits`).
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
 //!   [`parse::profile`]; [`parse::links`] (follow every link, for any
-//!   site) and [`parse::robots`] (robots.txt as text, for the engine).
+//!   site), [`parse::robots`] (robots.txt as text, for the engine) and
+//!   [`parse::sitemap`] (XML, gzip and text sitemaps, streaming, within
+//!   `max_sitemap_urls` / `max_sitemap_bytes`). [`parse::meta`] reads
+//!   what any HTML page asks of crawlers (robots meta, `X-Robots-Tag`,
+//!   `rel="nofollow"`) and its canonical URL, and obeys it as the crawl's
+//!   policy says.
 //! - [`render`]: pages that need JavaScript (a parser's `render` mode):
 //!   a headless browser pool whose every request goes through [`fetch`],
 //!   and the `auto` mode's test of whether a fetched page needs rendering;
@@ -75,7 +84,7 @@ use rpcsupport::{
 };
 use tokio::net::TcpListener;
 
-use crate::fetch::{Fetched, Fetcher};
+use crate::fetch::{Fetched, Fetcher, PageHeaders};
 use crate::guard::{Handoff, Lookup, SystemLookup};
 use crate::parse::{Content, PageLimits, Parser, Registry};
 use crate::render::Renderer;
@@ -308,10 +317,10 @@ impl Worker {
             Runner::Builtin(parser) => parser.content,
             Runner::Rule(..) => Content::Html,
         };
-        // A text (robots.txt) has nothing to render.
+        // Only HTML is rendered: a robots.txt or a sitemap runs nothing.
         let (mode, learnt) = match content {
             Content::Html => self.render_mode(&runner, &request)?,
-            Content::Text => (Render::Never, false),
+            _ => (Render::Never, false),
         };
         if mode == Render::Always {
             let reason = if learnt {
@@ -326,34 +335,77 @@ impl Worker {
         let fetched = self
             .inner
             .fetcher
-            .fetch(&request.url, policy, content)
+            .fetch_with(&request.url, policy, content, &request.hints)
             .await?;
-        if mode == Render::Never {
-            let parsed = self
-                .parse_fetched(runner, request, fetched, content, false)
-                .await?;
-            return Ok(parsed.result?);
+        // A revisit of a page that has not changed ends here, unparsed.
+        let response = fetched.page_meta(&request.hints);
+        if response.unchanged {
+            return Ok(ParseResult {
+                page: response,
+                ..ParseResult::default()
+            });
         }
-        // The page is kept (`whole`) for the browser, should it need
-        // rendering: the site is not asked for it twice.
+        let (headers, final_url) = (fetched.headers.clone(), fetched.url.clone());
+        let auto = mode == Render::Auto;
+        // For `auto`, the page is kept (`whole`) for the browser, should it
+        // need rendering: the site is not asked for it twice.
         let Parsed {
             result,
             shell,
             whole,
         } = self
-            .parse_fetched(runner.clone(), request.clone(), fetched, content, true)
+            .parse_fetched(
+                runner.clone(),
+                request.clone(),
+                fetched,
+                content,
+                policy,
+                auto,
+            )
             .await?;
-        let reason = match result {
-            _ if shell => RenderReason::ScriptShell,
-            // A parser that finds nothing it can read (the profile parser
-            // without its table) says so with an error about the page.
-            Err(ParseError::Page { .. }) => RenderReason::Missing,
-            Err(e) => return Err(e.into()),
-            Ok(result) if self.lacks(&runner, &result) => RenderReason::Missing,
-            Ok(result) => return Ok(result),
-        };
-        self.render_and_parse(runner, request, policy, reason, whole.as_ref())
-            .await
+        if auto {
+            let reason = match &result {
+                _ if shell => Some(RenderReason::ScriptShell),
+                // A parser that finds nothing it can read (the profile
+                // parser without its table) says so with an error about
+                // the page.
+                Err(ParseError::Page { .. }) => Some(RenderReason::Missing),
+                Err(_) => None,
+                Ok(result) if self.lacks(&runner, result) => Some(RenderReason::Missing),
+                Ok(_) => None,
+            };
+            if let Some(reason) = reason {
+                let whole = whole.map(|w| render::Prefetched { headers, ..w });
+                return self
+                    .render_and_parse(runner, request, policy, reason, whole.as_ref())
+                    .await;
+            }
+        }
+        let mut result = result?;
+        result.page.status = response.status;
+        result.page.etag = response.etag;
+        result.page.last_modified = response.last_modified;
+        result.page.content_hash = response.content_hash;
+        self.read_headers(&mut result, content, &headers, policy, &final_url);
+        Ok(result)
+    }
+
+    /// What an HTML page's response headers say of it (`X-Robots-Tag`, a
+    /// canonical `Link`), added to `result` and obeyed as `policy` asks
+    /// ([`parse::meta::finish`]).
+    fn read_headers(
+        &self,
+        result: &mut ParseResult,
+        content: Content,
+        headers: &PageHeaders,
+        policy: &FetchPolicy,
+        url: &url::Url,
+    ) {
+        if content == Content::Html {
+            let config = &self.inner.config;
+            let agent = parse::meta::agent_token(&config.user_agent);
+            parse::meta::finish(result, headers, policy, url, config.max_url_bytes, agent);
+        }
     }
 
     /// How `request` is rendered, and whether that was the engine's hint
@@ -418,10 +470,14 @@ impl Worker {
         let status = rendered.status;
         // The hash of what was parsed: the DOM, not the shell the server
         // sent (which stays the same while the data its script loads
-        // changes). The shell's validators are left out for that reason.
+        // changes). The shell's validators are left out for that reason:
+        // a revisit sends none, and the page is rendered again.
         let hash = rpcsupport::content_hash(rendered.html.as_bytes());
+        let url = rendered.url.clone();
         let fetched = Fetched {
             url: rendered.url,
+            status,
+            headers: PageHeaders::default(),
             // The DOM came out of the browser as a string: UTF-8, whatever
             // the page's own charset was.
             content_type: Some("text/html; charset=utf-8".into()),
@@ -432,26 +488,29 @@ impl Worker {
             permit: None,
         };
         let mut result = self
-            .parse_fetched(runner, request, fetched, Content::Html, false)
+            .parse_fetched(runner, request, fetched, Content::Html, policy, false)
             .await?
             .result?;
         result.page.rendered = Some(reason);
         result.page.status = status;
         result.page.content_hash = Some(hash);
+        // The document's X-Robots-Tag and canonical Link still apply.
+        self.read_headers(&mut result, Content::Html, &rendered.headers, policy, &url);
         Ok(result)
     }
 
-    /// Decodes and parses a fetched page with `runner`: the parser's
-    /// outcome and, for `auto` (`for_auto`), whether the page is a script
-    /// shell and the page itself, for the browser should it need
-    /// rendering. The outer error is the worker's own (a decode that
-    /// panicked).
+    /// Decodes and parses a fetched page with `runner` (skipping
+    /// `rel="nofollow"` links if `policy` says so): the parser's outcome
+    /// and, for `auto` (`for_auto`), whether the page is a script shell and
+    /// the page itself, for the browser should it need rendering. The outer
+    /// error is the worker's own (a decode that panicked).
     async fn parse_fetched(
         &self,
         runner: Runner,
         request: Request,
         fetched: Fetched,
         content: Content,
+        policy: &FetchPolicy,
         for_auto: bool,
     ) -> Result<Parsed, CrawlError> {
         let config = &self.inner.config;
@@ -474,6 +533,8 @@ impl Worker {
             .await
             .expect("parse semaphore is never closed");
         let limits = PageLimits::from_config(config);
+        let agent = parse::meta::agent_token(&config.user_agent).to_owned();
+        let obey_nofollow = policy.obey_nofollow;
         let finish = move |result, page: page::Prepared| {
             if !for_auto {
                 return Parsed {
@@ -485,7 +546,12 @@ impl Worker {
             let shell = render::auto::is_script_shell(page.text());
             let whole = page
                 .into_whole()
-                .map(|(url, text, permit)| render::Prefetched { url, text, permit });
+                .map(|(url, text, permit)| render::Prefetched {
+                    url,
+                    text,
+                    permit,
+                    headers: PageHeaders::default(),
+                });
             Parsed {
                 result,
                 shell,
@@ -493,13 +559,13 @@ impl Worker {
             }
         };
         if inline {
-            let result = parse_page(&runner, &request, &page, limits);
+            let result = parse_page(&runner, &request, &page, limits, obey_nofollow, &agent);
             return Ok(finish(result, page));
         }
         let failed = panicked(&request);
         let _slot = self.parse_slot().await;
         Ok(tokio::task::spawn_blocking(move || {
-            let result = parse_page(&runner, &request, &page, limits);
+            let result = parse_page(&runner, &request, &page, limits, obey_nofollow, &agent);
             finish(result, page)
         })
         .await

@@ -79,6 +79,12 @@ struct Args {
     /// Bytes of a robots.txt read; the rest is ignored [default 524288].
     #[arg(long = "max_robots_bytes")]
     max_robots_bytes: Option<u64>,
+    /// URLs one sitemap file may list [default 50000].
+    #[arg(long = "max_sitemap_urls")]
+    max_sitemap_urls: Option<usize>,
+    /// Bytes of one sitemap read, uncompressed [default 52428800].
+    #[arg(long = "max_sitemap_bytes")]
+    max_sitemap_bytes: Option<u64>,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 [default: none].
     #[arg(long = "metrics_addr")]
     metrics_addr: Option<String>,
@@ -204,6 +210,8 @@ impl Args {
             max_buffered_body_bytes,
             max_parse_bytes,
             max_robots_bytes,
+            max_sitemap_urls,
+            max_sitemap_bytes,
             metrics_addr,
             tls_ca_file,
             browser,

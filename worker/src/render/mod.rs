@@ -45,7 +45,7 @@ use tokio::sync::Semaphore;
 
 pub use browser::{tree_rss, BrowserChoice};
 
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetcher, PageHeaders};
 use crate::WorkerConfig;
 use browser::Browser;
 
@@ -58,6 +58,10 @@ pub struct Rendered {
     pub status: u16,
     /// `document.documentElement.outerHTML` once the page settled.
     pub html: String,
+    /// What the document's response headers said of it (`X-Robots-Tag`,
+    /// a canonical `Link`; no validators: they describe the document, not
+    /// what its scripts built).
+    pub headers: PageHeaders,
 }
 
 /// A document already fetched over HTTP (`render = "auto"` fetched it
@@ -72,6 +76,8 @@ pub struct Prefetched {
     /// The text's share of `max_buffered_body_bytes`, held until the
     /// render ends.
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// What its response's headers said of it.
+    pub headers: PageHeaders,
 }
 
 /// Per-page limits, from the worker's config.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::browser::Browser;
 use super::cdp::{CdpError, Connection};
 use super::{Prefetched, Rendered, Settings};
-use crate::fetch::{Fetcher, Resource};
+use crate::fetch::{Fetcher, PageHeaders, Resource};
 
 /// Run in every frame before its own scripts: dialogs return at once, as
 /// if dismissed, and WebRTC is gone (its UDP would bypass the worker's
@@ -140,8 +140,9 @@ fn str_field(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_owned()
 }
 
-/// What the document's fetch gave.
-type Document = Result<(url::Url, u16), FetchError>;
+/// What the document's fetch gave: where it came from, its status, what
+/// its headers said of it.
+type Document = Result<(url::Url, u16, PageHeaders), FetchError>;
 
 /// One page's render: its session, limits and tallies.
 struct Tab<'a> {
@@ -227,13 +228,18 @@ impl Tab<'_> {
         }
         self.settle(&mut events).await?;
         let document = self.doc().take();
-        let (url, status) = match document {
+        let (url, status, headers) = match document {
             Some(Ok(doc)) => doc,
             Some(Err(e)) => return Err(e.into()),
             None => return Err(self.failed("the page loaded no document")),
         };
         let html = self.dom().await?;
-        Ok(Rendered { url, status, html })
+        Ok(Rendered {
+            url,
+            status,
+            html,
+            headers,
+        })
     }
 
     /// Navigates and answers the page's requests until the network has
@@ -449,7 +455,7 @@ impl Tab<'_> {
         is_document: bool,
     ) -> Result<Resource, (&'static str, &'static str)> {
         if let (true, Some(doc)) = (is_document, self.prefetched) {
-            *self.doc() = Some(Ok((doc.url.clone(), 200)));
+            *self.doc() = Some(Ok((doc.url.clone(), 200, doc.headers.clone())));
             self.bytes
                 .fetch_add(doc.text.len() as u64, Ordering::Relaxed);
             return Ok(Resource {
@@ -476,7 +482,7 @@ impl Tab<'_> {
             *self.doc() = Some(
                 checked
                     .as_ref()
-                    .map(|r| (r.url.clone(), r.status))
+                    .map(|r| (r.url.clone(), r.status, page_headers(r)))
                     .map_err(Clone::clone),
             );
             checked
@@ -534,6 +540,24 @@ fn check_document(url: &str, resource: Resource) -> Result<Resource, FetchError>
         }
     }
     Ok(resource)
+}
+
+/// What a document's headers say of it, for [`crate::parse::meta`]:
+/// `X-Robots-Tag` and `Link` (its validators are the shell's, left out).
+fn page_headers(resource: &Resource) -> PageHeaders {
+    let all = |name: &str| {
+        resource
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    PageHeaders {
+        robots: all("x-robots-tag"),
+        links: all("link"),
+        ..PageHeaders::default()
+    }
 }
 
 fn header<'r>(resource: &'r Resource, name: &str) -> Option<&'r str> {
