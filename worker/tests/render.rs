@@ -202,6 +202,17 @@ async fn serve(log: Log) -> u16 {
         )
         .route("/many", get(|| async { html(MANY.into()) }))
         .route(
+            "/noindex",
+            get(|| async {
+                html(format!(
+                    "<html><head></head><body><script>\
+                     document.head.insertAdjacentHTML('beforeend', '<meta name=\"robots\" content=\"noindex\">');\
+                     document.body.insertAdjacentHTML('beforeend', '{}');</script></body></html>",
+                    profile_table(11).replace('\n', " ")
+                ))
+            }),
+        )
+        .route(
             "/api/big.json",
             get(|| async { json(format!("[\"{}\"]", "x".repeat(100_000))) }),
         )
@@ -324,8 +335,8 @@ fn counter(worker: &Worker, name: &str, label: (&str, &str)) -> u64 {
 }
 
 /// `render=always`: the item and the links the page's script built are
-/// extracted, with `page.rendered = Always`; images and the icon are never
-/// fetched.
+/// extracted, with `page.rendered = Always`; a robots meta it wrote is
+/// obeyed; images and the icon are never fetched.
 #[tokio::test]
 async fn always_renders_script_built_pages() {
     let Some((path, _turn)) = browser("always_renders_script_built_pages").await else {
@@ -370,6 +381,22 @@ async fn always_renders_script_built_pages() {
             "/profile/5"
         ]
     );
+    // A robots meta the script wrote is read from the rendered page, and
+    // obeyed as the crawl's policy says.
+    let noindex = worker
+        .process_with(
+            request(format!("{base}/noindex"), "profile", Some(Render::Always)),
+            &FetchPolicy {
+                obey_robots_meta: true,
+                ..any_domain()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(noindex.page.noindex);
+    assert!(noindex.items.is_empty());
+    assert_eq!(noindex.page.noindex_items, 1);
+
     let log = log.lock().unwrap().clone();
     assert!(log.contains(&"/api/profile/3.json".to_string()), "{log:?}");
     assert!(
