@@ -508,8 +508,9 @@ async fn auto_renders_only_what_needs_it() {
 /// Issue 11 for rendered pages: the page's fetches of a name resolving to
 /// a private address and of the metadata address are refused by the guard,
 /// one to a host outside the crawl's allowed domains by the policy, the
-/// page has no WebRTC, and nothing is handed to the client for any address
-/// but loopback.
+/// page has no WebRTC, a refused document fails the render as it fails a
+/// fetch, and nothing is handed to the client for any address but
+/// loopback.
 #[tokio::test]
 async fn browser_requests_go_through_the_guard() {
     let Some((path, _turn)) = browser("browser_requests_go_through_the_guard").await else {
@@ -572,6 +573,19 @@ async fn browser_requests_go_through_the_guard() {
         "{:?}",
         violations.lock().unwrap()
     );
+    // The document itself is refused like a fetched page: blocked
+    // address, error status.
+    for (url, want) in [
+        (format!("http://internal.test:{port}/"), "blocked_address"),
+        (format!("http://127.0.0.1:{port}/no-such-page"), "http_404"),
+    ] {
+        let err = worker
+            .process_with(request(url, "links", Some(Render::Always)), &any_domain())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), want, "{err:?}");
+    }
+
     let log = log.lock().unwrap().clone();
     for never in ["/secret", "/ws", "/popup"] {
         assert!(
