@@ -36,6 +36,22 @@ pub(crate) struct Prepared {
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+impl Prepared {
+    /// The text the parser reads.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The whole page's URL, text and buffer permit, once parsed (a
+    /// rendering browser is handed the text instead of fetching the page
+    /// again); `None` when the text is only a prefix of the page.
+    pub(crate) fn into_whole(
+        self,
+    ) -> Option<(url::Url, String, Option<tokio::sync::OwnedSemaphorePermit>)> {
+        (!self.truncated).then_some((self.url, self.text, self._permit))
+    }
+}
+
 /// Decodes `fetched` (freeing the body as it goes) and, for HTML, cuts it at
 /// `max_nodes` elements and attributes or `max_depth` nesting
 /// ([`prescan`]).
