@@ -56,11 +56,20 @@ impl Page<'_> {
         }
     }
 
-    /// A request for `url`, one link deeper than this page.
+    /// A request for `url`, one link deeper than this page. A `render`
+    /// argument on this page's parser goes with it: it is the crawl's
+    /// choice of how built-in parsers' pages are fetched (`--parser links`
+    /// with `render=auto`), not an argument of one parser, so the pages it
+    /// leads to are fetched the same way.
     pub fn follow(&self, url: Url, parser: &str) -> Request {
+        let mut spec = ParserSpec::named(parser);
+        if let Some(mode) = self.request.parser.args.get(rpcsupport::Render::ARG) {
+            spec.args
+                .insert(rpcsupport::Render::ARG.to_string(), mode.clone());
+        }
         Request {
             url: url.into(),
-            parser: ParserSpec::named(parser),
+            parser: spec,
             depth: self.request.depth.saturating_add(1),
             hints: Default::default(),
         }

@@ -235,3 +235,38 @@ fn document_meta_is_read() {
         Some("http://127.0.0.1:8080/x")
     );
 }
+
+/// Issue 16: a page fetched with a `render` argument passes it on to the
+/// requests it follows, whatever their parser; other arguments stay behind.
+#[test]
+fn followed_links_keep_the_render_argument() {
+    let mut spec = ParserSpec::named("links");
+    spec.args.insert("render".into(), "auto".into());
+    spec.args.insert("other".into(), "x".into());
+    let request = Request::new(base().to_string(), spec, 2);
+    let url = base();
+    let budget = Budget::new(PageLimits::default());
+    let html = Html::parse_document("<a href=\"/x\">x</a>");
+    let page = Page {
+        request: &request,
+        url: &url,
+        html: &html,
+        text: "",
+        body: b"",
+        budget: &budget,
+    };
+    let next = page.follow(url.join("/x").unwrap(), "profile");
+    assert_eq!(next.parser.name, "profile");
+    assert_eq!(
+        next.parser.args,
+        [("render".to_string(), "auto".to_string())].into()
+    );
+    assert_eq!(next.depth, 3);
+
+    let plain = Request::new(base().to_string(), ParserSpec::named("links"), 0);
+    let page = Page {
+        request: &plain,
+        ..page
+    };
+    assert!(page.follow(url.clone(), "links").parser.args.is_empty());
+}
