@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use rpcsupport::{ParseError, ParseResult};
 use scraper::Selector;
 
-use super::{no_args, selector, Content, Page, Parser};
+use super::{no_args, selector, stream, Content, Page, Parser};
 
 /// Registry entry.
 pub const PARSER: Parser = Parser {
@@ -15,6 +15,7 @@ pub const PARSER: Parser = Parser {
     content: Content::Html,
     check_args: no_args,
     parse,
+    stream: Some(stream::links),
 };
 
 static A: LazyLock<Selector> = LazyLock::new(|| selector("a[href]"));
