@@ -78,5 +78,8 @@ fn streaming_memory_is_a_small_multiple_of_the_page() {
         tree_peak as f64 / body as f64
     );
     assert!(stream_peak < 3 * body, "streaming peak {stream_peak}");
-    assert!(tree_peak > 5 * body, "tree peak {tree_peak}: the comparison means nothing");
+    assert!(
+        tree_peak > 5 * body,
+        "tree peak {tree_peak}: the comparison means nothing"
+    );
 }
