@@ -219,6 +219,7 @@ const DOCS_SAMPLE: usize = 300;
 
 /// A deterministic sample of the Rust toolchain's HTML docs (real rustdoc
 /// and mdBook pages), when installed; skipped with a notice otherwise.
+/// (`STREAM_DIFF_DOCS=0`, in release: all 48,625 pages agree, 27 s.)
 #[test]
 fn real_docs_pages_agree() {
     let Some(root) = std::process::Command::new("rustc")

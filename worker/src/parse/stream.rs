@@ -264,7 +264,8 @@ struct Sink<'a> {
     /// Inside a raw text element (its text is not the page's).
     raw: Cell<bool>,
     /// Open foreign (`<svg>`, `<math>`) elements, innermost last, with
-    /// their names.
+    /// their names. As deep as the page nests, which the worker's prescan
+    /// bounds (`max_html_depth`) before any parser runs.
     foreign: RefCell<Vec<(String, Foreign)>>,
     /// A `<frameset>` replaced the body: nothing after it is in the tree.
     frameset: Cell<bool>,
@@ -300,12 +301,8 @@ impl Sink<'_> {
     /// ("anything else" in the head's insertion modes).
     fn leave_head(&self) {
         if self.template_depth.get() == 0 {
-            self.enter_body();
+            self.head.set(Head::Body);
         }
-    }
-
-    fn enter_body(&self) {
-        self.head.set(Head::Body);
     }
 
     /// Whether `tag` (in the body) shows something, which ends the chance
@@ -349,7 +346,7 @@ impl Sink<'_> {
                 true
             }
             _ => {
-                self.enter_body();
+                self.head.set(Head::Body);
                 false
             }
         };
@@ -371,7 +368,7 @@ impl Sink<'_> {
         match (self.head.get(), name) {
             (Head::Before | Head::In, "head") => self.head.set(Head::After),
             (Head::Body, _) => {}
-            (_, "body" | "html" | "br") => self.enter_body(),
+            (_, "body" | "html" | "br") => self.head.set(Head::Body),
             _ => {}
         }
     }

@@ -317,3 +317,14 @@ fn frameset_documents() {
     let r = both(r#"<p>text</p><a href=/kept><frameset><a href=/too>"#);
     assert_eq!(urls(&r), ["http://h/kept", "http://h/too"]);
 }
+
+/// The foreign element stack is as deep as the page nests, and the
+/// worker's prescan cuts a page at `max_html_depth` before it is parsed,
+/// SVG nesting included.
+#[test]
+fn foreign_nesting_is_cut_by_the_prescan() {
+    let text = format!("<svg>{}<a href=x>", "<g>".repeat(2_000));
+    let prefix = crate::prescan::html_prefix(&text, 250_000, 512);
+    assert!(prefix.is_cut(&text));
+    assert!(prefix.end < 600 * 3, "cut at {}", prefix.end);
+}
