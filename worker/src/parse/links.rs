@@ -1,6 +1,8 @@
 //! `links`: a generic crawler parser. Follows every `<a href>` on the page
 //! with itself and extracts no items: enough to walk any site (the engine's
-//! scope decides which links are kept).
+//! scope decides which links are kept). Under `stream_parse` (the default)
+//! its pages are read in one pass without a tree ([`super::stream::links`]),
+//! with the same result.
 
 use std::sync::LazyLock;
 

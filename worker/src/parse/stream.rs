@@ -15,7 +15,7 @@
 //! versions. The tokenizer is already compiled in (scraper uses it), decodes
 //! as the tree path does, and holds only the token being read.
 //!
-//! Memory: the tokenizer is fed the text in [`CHUNK_BYTES`] slices (it
+//! Memory: the tokenizer is fed the text in 64 KiB slices (it
 //! copies what it is fed), and the page's hrefs are kept in one string
 //! (at most the text's length) plus 12 bytes per anchor until the end of
 //! the page, since a `<base href>` after a link still changes it.
