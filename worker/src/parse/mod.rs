@@ -8,6 +8,10 @@
 //! references, fragments, and skipping `javascript:`/`mailto:`/... links.
 //! They also apply the page's [`limits::Budget`] (links per page, URL
 //! length, reply size), so no parser can return more than a page may.
+//!
+//! A parser that needs no tree can also give a [`Parser::stream`] entry
+//! point ([`stream`]: `links` does), used under `stream_parse`: the page is
+//! read once by the tokenizer and no [`Html`] is built.
 
 pub mod city;
 pub mod city_list;
