@@ -69,6 +69,10 @@ pub struct WorkerConfig {
     /// more pages wait for the parser instead of all building trees at the
     /// same time.
     pub max_parse_bytes: u64,
+    /// Parse pages whose parser needs no document tree (`links`) in one
+    /// streaming pass over the text instead of building the tree: same
+    /// result, no tree in memory. `false` parses every page into a tree.
+    pub stream_parse: bool,
     /// Bytes of a robots.txt read; the rest is ignored (RFC 9309 asks
     /// crawlers to read at least 500 KiB).
     pub max_robots_bytes: u64,
@@ -125,7 +129,8 @@ impl Default for WorkerConfig {
     /// deep (as Chrome's parser), 512 KiB of robots.txt, sitemaps of 50,000
     /// URLs and 50 MiB (the sitemaps protocol's limits). At once: 64 MiB
     /// of bodies, 64 MiB of parsed trees (one page's tree is at most
-    /// 250,000 nodes of about 256 bytes). Rendering: the browser found on
+    /// 250,000 nodes of about 256 bytes). `links` pages streamed, no tree.
+    /// Rendering: the browser found on
     /// PATH, 4 tabs, a fresh browser every 500 pages or past 1024 MiB,
     /// 15 s per page, settled after 500 ms without requests, no images,
     /// 32 MiB and 200 requests per page.
@@ -149,6 +154,7 @@ impl Default for WorkerConfig {
             max_html_depth: 512,
             max_buffered_body_bytes: 64 * 1024 * 1024,
             max_parse_bytes: 64 * 1024 * 1024,
+            stream_parse: true,
             max_robots_bytes: 512 * 1024,
             max_sitemap_urls: 50_000,
             max_sitemap_bytes: 50 * 1024 * 1024,

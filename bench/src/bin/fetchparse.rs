@@ -7,7 +7,12 @@
 //!
 //! The site is either a running demosite (`--site URL`, what
 //! `scripts/bench.sh` does, so the site costs the same as in the real crawl)
-//! or one started inside this process (`--profiles N`).
+//! or one started inside this process (`--profiles N`). With `--parser
+//! links` and a `--site` such as nginx serving the toolchain's HTML docs it
+//! measures the generic link parse on real HTML; `--stream_parse false`
+//! parses every page into a tree (the path before issue 14). Only links to
+//! the start URL's own origin are followed. The line ends with
+//! `peak_rss_mib=M`, this process's high-water mark.
 
 use std::collections::{HashSet, VecDeque};
 use std::process::ExitCode;
@@ -34,6 +39,12 @@ struct Args {
     /// Stop after this many pages (0 = the whole site); for profiling.
     #[arg(long, default_value_t = 0)]
     max_pages: u64,
+    /// Parser of the start page (`links` for a site that is not a demosite).
+    #[arg(long, default_value = "city_list")]
+    parser: String,
+    /// The worker's `stream_parse` (true/false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    stream_parse: bool,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +88,7 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
     // internal range this in-process worker may fetch.
     let worker = worker::Worker::new(&worker::WorkerConfig {
         allow_internal: vec!["127.0.0.0/8".into(), "::1".into(), "localhost".into()],
+        stream_parse: args.stream_parse,
         ..worker::WorkerConfig::default()
     })?;
     let mut seen: HashSet<String> = HashSet::new();
@@ -85,9 +97,13 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
         .map(String::from)
         .context("--site is not an http(s) URL")?;
     seen.insert(seed.clone());
+    // Links elsewhere (the docs link to the web) are never fetched.
+    let origin = url::Url::parse(&seed)
+        .context("--site is not a URL")?
+        .origin();
     queue.push_back(Request {
         url: seed,
-        parser: ParserSpec::named("city_list"),
+        parser: ParserSpec::named(&args.parser),
         depth: 0,
         hints: Default::default(),
     });
@@ -119,6 +135,9 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
                     else {
                         continue;
                     };
+                    if url::Url::parse(&url).map(|u| u.origin()) != Ok(origin.clone()) {
+                        continue;
+                    }
                     if seen.insert(url.clone()) {
                         request.url = url;
                         queue.push_back(request);
@@ -140,9 +159,25 @@ async fn crawl(site: &str, args: &Args) -> anyhow::Result<()> {
     };
     println!(
         "fetchparse pages={pages} items={items} failed={failed} secs={secs:.3} \
-         pages_per_sec={:.1} items_per_sec={:.1} cpu_secs={cpu_secs}",
+         pages_per_sec={:.1} items_per_sec={:.1} cpu_secs={cpu_secs} peak_rss_mib={}",
         pages as f64 / secs,
         items as f64 / secs,
+        peak_rss_mib().map_or("unknown".into(), |m| m.to_string()),
     );
     Ok(())
+}
+
+/// This process's peak resident memory (`VmHWM`), in MiB, where `/proc`
+/// tells it.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
 }

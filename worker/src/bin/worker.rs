@@ -76,6 +76,10 @@ struct Args {
     /// Estimated memory of the parsed trees built at once [default 67108864].
     #[arg(long = "max_parse_bytes")]
     max_parse_bytes: Option<u64>,
+    /// Parse `links` pages in one streaming pass, no tree (true/false)
+    /// [default true].
+    #[arg(long = "stream_parse")]
+    stream_parse: Option<bool>,
     /// Bytes of a robots.txt read; the rest is ignored [default 524288].
     #[arg(long = "max_robots_bytes")]
     max_robots_bytes: Option<u64>,
@@ -209,6 +213,7 @@ impl Args {
             max_html_depth,
             max_buffered_body_bytes,
             max_parse_bytes,
+            stream_parse,
             max_robots_bytes,
             max_sitemap_urls,
             max_sitemap_bytes,

@@ -18,6 +18,7 @@ pub const PARSER: Parser = Parser {
     content: super::Content::Html,
     check_args,
     parse,
+    stream: None,
 };
 
 static LIST: LazyLock<Selector> = LazyLock::new(|| selector("ul.profile-list"));

@@ -13,6 +13,7 @@ pub const PARSER: Parser = Parser {
     content: super::Content::Html,
     check_args: no_args,
     parse,
+    stream: None,
 };
 
 static LIST: LazyLock<Selector> = LazyLock::new(|| selector(".city-list"));

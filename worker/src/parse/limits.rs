@@ -33,6 +33,9 @@ pub struct PageLimits {
     pub max_sitemap_urls: usize,
     /// `max_sitemap_bytes`.
     pub max_sitemap_bytes: u64,
+    /// `stream_parse`: how the page is parsed rather than a limit, but it
+    /// travels with them from the settings to the parser.
+    pub stream: bool,
 }
 
 impl PageLimits {
@@ -44,6 +47,7 @@ impl PageLimits {
             max_result_bytes: config.max_result_bytes,
             max_sitemap_urls: config.max_sitemap_urls,
             max_sitemap_bytes: config.max_sitemap_bytes,
+            stream: config.stream_parse,
         }
     }
 }

@@ -1,13 +1,15 @@
 //! `links`: a generic crawler parser. Follows every `<a href>` on the page
 //! with itself and extracts no items: enough to walk any site (the engine's
-//! scope decides which links are kept).
+//! scope decides which links are kept). Under `stream_parse` (the default)
+//! its pages are read in one pass without a tree ([`super::stream::links`]),
+//! with the same result.
 
 use std::sync::LazyLock;
 
 use rpcsupport::{ParseError, ParseResult};
 use scraper::Selector;
 
-use super::{no_args, selector, Content, Page, Parser};
+use super::{no_args, selector, stream, Content, Page, Parser};
 
 /// Registry entry.
 pub const PARSER: Parser = Parser {
@@ -15,6 +17,7 @@ pub const PARSER: Parser = Parser {
     content: Content::Html,
     check_args: no_args,
     parse,
+    stream: Some(stream::links),
 };
 
 static A: LazyLock<Selector> = LazyLock::new(|| selector("a[href]"));

@@ -15,7 +15,7 @@ use rpcsupport::{FetchPolicy, ParseResult};
 use scraper::{ElementRef, Html, Selector};
 use url::Url;
 
-use super::{resolve, selector, Page};
+use super::{resolve, selector, Budget, Page};
 use crate::fetch::PageHeaders;
 
 /// The robots directives a crawler obeys; the others (`noarchive`,
@@ -41,6 +41,19 @@ impl Directives {
         } else if d.eq_ignore_ascii_case("none") {
             self.noindex = true;
             self.nofollow = true;
+        }
+    }
+
+    /// Adds the directives of one `<meta name content>` tag if it is
+    /// addressed to robots or to `agent` (see [`robots_meta`]).
+    pub(crate) fn read_meta(&mut self, name: &str, content: &str, agent: &str) {
+        let name = name.trim();
+        let ours = name.eq_ignore_ascii_case("robots")
+            || (!agent.is_empty() && name.eq_ignore_ascii_case(agent));
+        if ours {
+            for directive in content.split(|c: char| c == ',' || c.is_whitespace()) {
+                self.add(directive);
+            }
         }
     }
 
@@ -82,18 +95,11 @@ pub fn robots_meta(html: &Html, agent: &str) -> Directives {
     let mut d = Directives::default();
     for meta in html.select(&META) {
         let el = meta.value();
-        let name = el.attr("name").unwrap_or("").trim();
-        let ours = name.eq_ignore_ascii_case("robots")
-            || (!agent.is_empty() && name.eq_ignore_ascii_case(agent));
-        if ours {
-            for directive in el
-                .attr("content")
-                .unwrap_or("")
-                .split(|c: char| c == ',' || c.is_whitespace())
-            {
-                d.add(directive);
-            }
-        }
+        d.read_meta(
+            el.attr("name").unwrap_or(""),
+            el.attr("content").unwrap_or(""),
+            agent,
+        );
     }
     d
 }
@@ -152,17 +158,28 @@ pub fn canonical(page: &Page<'_>) -> Option<Url> {
     static LINK: LazyLock<Selector> = LazyLock::new(|| selector("link[rel][href]"));
     let href = head(page.html)?
         .select(&LINK)
-        .find(|l| {
-            l.value()
-                .attr("rel")
-                .unwrap_or("")
-                .split_ascii_whitespace()
-                .any(|r| r.eq_ignore_ascii_case("canonical"))
-        })?
+        .find(|l| is_canonical(l.value().attr("rel").unwrap_or("")))?
         .value()
         .attr("href")?;
-    let url = page.link(&page.base_url(), href)?;
-    other_than(url, page.url)
+    canonical_from(href, &page.base_url(), page.url, page.budget)
+}
+
+/// Whether a `rel` attribute (a space-separated list, any case) names the
+/// link canonical.
+pub(crate) fn is_canonical(rel: &str) -> bool {
+    rel.split_ascii_whitespace()
+        .any(|r| r.eq_ignore_ascii_case("canonical"))
+}
+
+/// [`canonical`] of a page at `page_url` whose canonical link is `href`.
+pub(crate) fn canonical_from(
+    href: &str,
+    base: &Url,
+    page_url: &Url,
+    budget: &Budget,
+) -> Option<Url> {
+    let url = super::link(budget, base, href)?;
+    other_than(url, page_url)
 }
 
 /// The first `Link: <url>; rel="canonical"` of the response's `Link`

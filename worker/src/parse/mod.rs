@@ -8,6 +8,10 @@
 //! references, fragments, and skipping `javascript:`/`mailto:`/... links.
 //! They also apply the page's [`limits::Budget`] (links per page, URL
 //! length, reply size), so no parser can return more than a page may.
+//!
+//! A parser that needs no tree can also give a [`Parser::stream`] entry
+//! point ([`stream`]: `links` does), used under `stream_parse`: the page is
+//! read once by the tokenizer and no [`Html`] is built.
 
 pub mod city;
 pub mod city_list;
@@ -17,6 +21,7 @@ pub mod meta;
 pub mod profile;
 pub mod robots;
 pub mod sitemap;
+pub mod stream;
 
 pub use limits::{Budget, PageLimits};
 
@@ -81,34 +86,19 @@ impl Page<'_> {
     /// link would otherwise be at least as long).
     pub fn base_url(&self) -> Url {
         static BASE: LazyLock<Selector> = LazyLock::new(|| selector("base[href]"));
-        let Some(href) = self
+        let href = self
             .html
             .select(&BASE)
             .next()
-            .and_then(|base| base.value().attr("href"))
-        else {
-            return self.url.clone();
-        };
-        if href.trim().len() > self.budget.limits().max_url_bytes {
-            self.budget.count(|c| c.base_href_ignored = 1);
-            return self.url.clone();
-        }
-        self.url
-            .join(href.trim())
-            .ok()
-            .filter(is_http)
-            .unwrap_or_else(|| self.url.clone())
+            .and_then(|base| base.value().attr("href"));
+        base_url(self.url, href, self.budget)
     }
 
     /// `href` resolved against `base` (see [`resolve`]), or `None` for junk
     /// and for links longer than `max_url_bytes`, as written (checked
     /// before resolving, which copies) or as resolved; those are counted.
     pub fn link(&self, base: &Url, href: &str) -> Option<Url> {
-        if !self.budget.url_fits(href.trim().len()) {
-            return None;
-        }
-        let url = resolve(base, href)?;
-        self.budget.url_fits(url.as_str().len()).then_some(url)
+        link(self.budget, base, href)
     }
 
     /// The crawlable targets of the `<a href>`s matched by `links`, in page
@@ -117,28 +107,64 @@ impl Page<'_> {
     /// link or size budget, links are counted, not returned.
     pub fn links(&self, links: &Selector) -> Vec<Url> {
         let base = self.base_url();
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for a in self.html.select(links) {
-            let Some(href) = a.value().attr("href") else {
-                continue;
-            };
-            let Some(url) = self.link(&base, href) else {
-                continue;
-            };
-            // Only admitted links are remembered, so `seen` is bounded by
-            // the budget too.
-            if seen.contains(url.as_str())
-                || self.budget.skip_nofollow(a.value().attr("rel"))
-                || !self.budget.admit_link(url.as_str().len())
-            {
-                continue;
-            }
-            seen.insert(url.as_str().to_owned());
-            out.push(url);
-        }
-        out
+        let anchors = self
+            .html
+            .select(links)
+            .filter_map(|a| Some((a.value().attr("href")?, a.value().attr("rel"))));
+        admit_links(self.budget, &base, anchors)
     }
+}
+
+/// [`Page::base_url`] for a page at `url` whose first `<base>` has `href`.
+pub(crate) fn base_url(url: &Url, href: Option<&str>, budget: &Budget) -> Url {
+    let Some(href) = href else {
+        return url.clone();
+    };
+    if href.trim().len() > budget.limits().max_url_bytes {
+        budget.count(|c| c.base_href_ignored = 1);
+        return url.clone();
+    }
+    url.join(href.trim())
+        .ok()
+        .filter(is_http)
+        .unwrap_or_else(|| url.clone())
+}
+
+/// [`Page::link`], within `budget`.
+pub(crate) fn link(budget: &Budget, base: &Url, href: &str) -> Option<Url> {
+    if !budget.url_fits(href.trim().len()) {
+        return None;
+    }
+    let url = resolve(base, href)?;
+    budget.url_fits(url.as_str().len()).then_some(url)
+}
+
+/// [`Page::links`] for the `(href, rel)` of a page's anchors, in page
+/// order: the one place links are admitted, whichever way the page was
+/// parsed (tree or [`stream`]), so both count the same.
+pub(crate) fn admit_links<'h>(
+    budget: &Budget,
+    base: &Url,
+    anchors: impl Iterator<Item = (&'h str, Option<&'h str>)>,
+) -> Vec<Url> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (href, rel) in anchors {
+        let Some(url) = link(budget, base, href) else {
+            continue;
+        };
+        // Only admitted links are remembered, so `seen` is bounded by
+        // the budget too.
+        if seen.contains(url.as_str())
+            || budget.skip_nofollow(rel)
+            || !budget.admit_link(url.as_str().len())
+        {
+            continue;
+        }
+        seen.insert(url.as_str().to_owned());
+        out.push(url);
+    }
+    out
 }
 
 /// Resolves `href` against `base` to a crawlable URL, or `None` for links a
@@ -173,6 +199,10 @@ pub(crate) fn selector(css: &str) -> Selector {
 /// A parser's entry point.
 pub type ParseFn = fn(&Page<'_>) -> Result<ParseResult, ParseError>;
 
+/// A parser's streaming entry point (see [`Parser::stream`]): the result
+/// before [`Budget::finish`], page meta included.
+pub type StreamFn = fn(&Request, &Url, &str, &Budget) -> Result<ParseResult, ParseError>;
+
 /// Checks a parser's arguments; the error says what is wrong.
 pub type CheckArgsFn = fn(&BTreeMap<String, String>) -> Result<(), String>;
 
@@ -204,6 +234,10 @@ pub struct Parser {
     pub check_args: CheckArgsFn,
     /// Extracts requests and items.
     pub parse: ParseFn,
+    /// The same parser without a document tree, for [`Content::Html`]
+    /// parsers that need none: gives exactly what `parse` and the page's
+    /// meta would, and is used when the settings allow (`stream_parse`).
+    pub stream: Option<StreamFn>,
 }
 
 impl Parser {
@@ -222,6 +256,9 @@ impl Parser {
         text: &str,
         budget: &Budget,
     ) -> Result<ParseResult, ParseError> {
+        if let Some(stream) = self.stream.filter(|_| budget.limits().stream) {
+            return Ok(budget.finish(stream(request, url, text, budget)?));
+        }
         let html = match self.content {
             Content::Html => Html::parse_document(text),
             Content::Text | Content::Sitemap => Html::new_document(),
@@ -362,7 +399,44 @@ pub(crate) mod test_support {
             hints: Default::default(),
         };
         let parser = Registry::standard().get(&request.parser)?.to_owned();
-        parser.run(&request, &Url::parse(url).unwrap(), text)
+        run_both(
+            &parser,
+            &request,
+            &Url::parse(url).unwrap(),
+            text,
+            PageLimits::default(),
+            None,
+        )
+    }
+
+    /// Runs `parser` within `limits` (obeying `rel="nofollow"` for the
+    /// agent `obey` names, if any) on the tree path and, if it has one, on
+    /// the streaming path, checks that both give the same result, and
+    /// returns it: every parser test runs both paths.
+    pub fn run_both(
+        parser: &Parser,
+        request: &Request,
+        url: &Url,
+        text: &str,
+        limits: PageLimits,
+        obey: Option<&str>,
+    ) -> Result<ParseResult, ParseError> {
+        let run = |stream: bool| {
+            let mut budget = Budget::new(PageLimits { stream, ..limits });
+            if let Some(agent) = obey {
+                budget = budget.obeying(true, agent);
+            }
+            parser.run_with(request, url, text, &budget)
+        };
+        let tree = run(false);
+        if parser.stream.is_some() {
+            assert_eq!(
+                run(true),
+                tree,
+                "streaming and tree parses differ on {text:?}"
+            );
+        }
+        tree
     }
 
     /// The URLs of `result`'s requests, with their parser names.

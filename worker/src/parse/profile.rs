@@ -19,6 +19,7 @@ pub const PARSER: Parser = Parser {
     content: super::Content::Html,
     check_args: no_args,
     parse,
+    stream: None,
 };
 
 /// The item kind.

@@ -16,6 +16,7 @@ pub const PARSER: Parser = Parser {
     content: Content::Text,
     check_args: no_args,
     parse,
+    stream: None,
 };
 
 fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {

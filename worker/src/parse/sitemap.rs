@@ -51,6 +51,7 @@ pub const PARSER: Parser = Parser {
     content: Content::Sitemap,
     check_args,
     parse,
+    stream: None,
 };
 
 /// Longest `<lastmod>` kept: the longest W3C datetime with a fraction is

@@ -134,9 +134,8 @@ fn link_limits_are_applied_and_counted() {
         "x".repeat(200),
         "y".repeat(200)
     );
-    let result = links::PARSER
-        .run_with(&request, &base(), &text, &Budget::new(limits))
-        .unwrap();
+    let result =
+        test_support::run_both(&links::PARSER, &request, &base(), &text, limits, None).unwrap();
     assert_eq!(
         test_support::urls(&result)
             .into_iter()
@@ -158,14 +157,15 @@ fn link_limits_are_applied_and_counted() {
         max_url_bytes: 40,
         ..PageLimits::default()
     };
-    let result = links::PARSER
-        .run_with(
-            &request,
-            &base(),
-            "<a href=short>s</a><a href=a-relative-link-that-resolves-long>l</a>",
-            &Budget::new(limits),
-        )
-        .unwrap();
+    let result = test_support::run_both(
+        &links::PARSER,
+        &request,
+        &base(),
+        "<a href=short>s</a><a href=a-relative-link-that-resolves-long>l</a>",
+        limits,
+        None,
+    )
+    .unwrap();
     assert_eq!(result.requests.len(), 1);
     assert_eq!(result.limits.urls_too_long, 1);
 }
@@ -198,10 +198,16 @@ fn nofollow_links_when_obeyed() {
     let text = r#"<a href=a rel="nofollow">1</a><a href=b rel="UGC NoFollow">2</a>
         <a href=c rel="noopener">3</a><a href=d>4</a>"#;
     let run = |obey: bool| {
-        let budget = Budget::new(PageLimits::default()).obeying(obey, "crawler");
-        links::PARSER
-            .run_with(&request, &base(), text, &budget)
-            .unwrap()
+        let agent = obey.then_some("crawler");
+        test_support::run_both(
+            &links::PARSER,
+            &request,
+            &base(),
+            text,
+            PageLimits::default(),
+            agent,
+        )
+        .unwrap()
     };
     let all = run(false);
     assert_eq!((all.requests.len(), all.page.nofollow_links), (4, 0));
@@ -226,9 +232,15 @@ fn document_meta_is_read() {
     let request = Request::new(base().as_str(), ParserSpec::named("links"), 0);
     let text =
         r#"<head><meta name="robots" content="noindex"><link rel="canonical" href="/x"></head>"#;
-    let result = links::PARSER
-        .run_with(&request, &base(), text, &Budget::new(PageLimits::default()))
-        .unwrap();
+    let result = test_support::run_both(
+        &links::PARSER,
+        &request,
+        &base(),
+        text,
+        PageLimits::default(),
+        None,
+    )
+    .unwrap();
     assert!(result.page.noindex && !result.page.nofollow);
     assert_eq!(
         result.page.canonical.as_deref(),
