@@ -69,6 +69,32 @@ pub struct Summary {
     pub interrupted: bool,
     /// Requests still queued when the crawl stopped.
     pub left_pending: u64,
+    /// A recrawl (`--recrawl`) of the state dir's crawl; what it found:
+    pub recrawl: RecrawlCounts,
+}
+
+/// What a recrawl found, page by page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecrawlCounts {
+    /// This run was a recrawl.
+    pub active: bool,
+    /// Known URLs that were due and queued again.
+    pub due: u64,
+    /// Pages the server answered 304 for, or whose body hashed the same:
+    /// nothing stored, their interval grows.
+    pub unchanged: u64,
+    /// Pages with a new body: their items stored again, interval shrinks.
+    pub changed: u64,
+    /// Pages fetched for the first time (new links, new sitemap entries).
+    pub new: u64,
+    /// Known pages now answering 404 or 410.
+    pub gone: u64,
+    /// Items the itemsaver deleted (of gone pages, or no longer produced
+    /// by a changed one).
+    pub items_deleted: u64,
+    /// Deletes the itemsaver has not acknowledged yet (kept in the state
+    /// dir for the next run).
+    pub deletes_pending: u64,
 }
 
 impl Summary {
@@ -181,6 +207,14 @@ impl fmt::Display for Summary {
         }
         if self.interrupted {
             writeln!(f, "  {:<14} {}", "left pending", self.left_pending)?;
+        }
+        let r = &self.recrawl;
+        if r.active {
+            writeln!(
+                f,
+                "  {:<14} {} due; {} unchanged, {} changed, {} new, {} gone; {} items deleted, {} deletes pending",
+                "recrawl", r.due, r.unchanged, r.changed, r.new, r.gone, r.items_deleted, r.deletes_pending
+            )?;
         }
         Ok(())
     }

@@ -32,6 +32,13 @@ macro_rules! flags {
             /// Token and TLS for the RPC connections (the `[rpc]` section).
             #[command(flatten)]
             rpc: rpcsupport::RpcFlags,
+            /// Crawl again the finished crawl in --state_dir: the known URLs
+            /// that are due, sent with their last validators (engine.recrawl).
+            #[arg(long)]
+            recrawl: bool,
+            /// With --recrawl: every known URL is due (engine.recrawl_now).
+            #[arg(long)]
+            recrawl_now: bool,
             /// A tool instead of a crawl.
             #[command(subcommand)]
             tool: Option<Tool>,
@@ -46,6 +53,9 @@ macro_rules! flags {
                 if !self.seeds.is_empty() {
                     config.seeds = self.seeds;
                 }
+                // Switches, not `--key value`: they only turn a key on.
+                config.recrawl |= self.recrawl;
+                config.recrawl_now |= self.recrawl_now;
                 rpcsupport::apply_flags!(self => config; $($scalar,)* $($list,)*);
             }
         }
@@ -103,6 +113,20 @@ flags! {
         state_dir: String,
         /// Milliseconds between state writes.
         state_interval_ms: u64,
+        /// Changes that commit the URL store before the interval is up.
+        state_commit_changes: usize,
+        /// With --recrawl: keep running, a round at most this far apart (90s, 10m, 1h, 1d).
+        recrawl_every: String,
+        /// Shortest recrawl interval of a URL, in seconds.
+        recrawl_min_interval_s: u64,
+        /// Longest recrawl interval of a URL, in seconds.
+        recrawl_max_interval_s: u64,
+        /// Recrawl interval after a first fetch, in seconds.
+        recrawl_default_interval_s: u64,
+        /// Interval factor when a refetch finds a page changed.
+        recrawl_changed_factor: f64,
+        /// Interval factor when a refetch finds a page unchanged.
+        recrawl_unchanged_factor: f64,
         /// File to append finally failed requests to (JSON lines); "" for none.
         failures_file: String,
         /// Requests in flight at once to one host.

@@ -34,12 +34,16 @@
 //!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`.
 //! - `outcome.rs`: what an outcome means: retry, skip, fail, robots answer,
 //!   backoff.
+//! - `durable.rs`: what goes into the URL store (queued, done, failed,
+//!   gone, items, acknowledgements, commits) and what a recrawl finds
+//!   (new, unchanged, changed, gone).
 //! - `stop.rs`: the shutdown sequence: abandon what is in flight, flush
 //!   items, write the state, report.
 //! - `report.rs`: metrics, the progress line and the dashboard's tick.
 //! - `tests.rs`: the decisions, driven under `start_paused` time with
 //!   outcomes fed in as values (no worker, no site).
 
+mod durable;
 mod machine;
 mod outcome;
 mod report;
@@ -63,10 +67,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::items::{ItemSink, SinkOptions};
+use crate::items::{Ack, DeleteOptions, Deleter, ItemSink, SinkOptions};
 use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
 use crate::spill::PrivateDir;
-use crate::state::{Loaded, OpenError, StateDir};
+use crate::state::{unix_now, Loaded, OpenError, Requeue, StateDir};
 use crate::summary::Summary;
 use machine::{Crawl, Step, Tick};
 
@@ -179,6 +183,22 @@ pub async fn run(
 
     let mut crawl = Crawl::new(&settings, &pool.addrs(), spill_dir.clone(), state);
     let carried_items = crawl.resume_or_seed(loaded);
+    // Acknowledgements of items and deletes, for the URL store. The crawl
+    // keeps `acked` itself, so the channel never closes under `drive`.
+    let (acked, mut acks) = tokio::sync::mpsc::unbounded_channel();
+    let durable = crawl.state.is_some();
+    let deleter = durable.then(|| {
+        Deleter::spawn(
+            DeleteOptions {
+                addr: settings.itemsaver.clone(),
+                connect,
+                rpc_timeout: settings.rpc_timeout,
+                finish_timeout: settings.itemsaver_wait,
+                acked: acked.clone(),
+            },
+            crawl.take_deletes(),
+        )
+    });
     let sink = ItemSink::spawn(
         Some(saver),
         SinkOptions {
@@ -192,6 +212,7 @@ pub async fn run(
             finish_timeout: settings.itemsaver_wait,
             saved: crawl.items_saved_counter(),
             failures: crawl.failures().clone(),
+            acked: durable.then(|| acked.clone()),
         },
         carried_items,
     );
@@ -201,8 +222,17 @@ pub async fn run(
         queued = crawl.queued(),
         "crawl starting"
     );
-    drive(&mut crawl, &pool, &sink, shutdown).await;
-    crawl.finish(&pool, sink).await
+    drive(
+        &mut crawl,
+        &pool,
+        &sink,
+        deleter.as_ref(),
+        &mut acks,
+        shutdown,
+    )
+    .await;
+    drop(acked);
+    crawl.finish(&pool, sink, deleter, acks).await
 }
 
 /// The loop: feeds the machine its events (room to send, an outcome, the
@@ -212,6 +242,8 @@ async fn drive(
     crawl: &mut Crawl<'_>,
     pool: &Arc<WorkerPool>,
     sink: &ItemSink,
+    deleter: Option<&Deleter>,
+    acks: &mut tokio::sync::mpsc::UnboundedReceiver<Ack>,
     shutdown: impl Future<Output = ()>,
 ) {
     let policy = crawl.settings.scope.policy.clone();
@@ -240,7 +272,14 @@ async fn drive(
                 if let Some(items) = crawl.on_outcome(id, outcome, Instant::now()) {
                     sink.send(items);
                 }
+                if let Some(deleter) = deleter {
+                    deleter.send(crawl.take_deletes());
+                }
+                if crawl.commit_due() {
+                    crawl.commit(Instant::now());
+                }
             }
+            Some(ack) = acks.recv() => crawl.on_ack(ack),
             _ = &mut shutdown, if !crawl.stop_begun() => {
                 crawl.begin_stop("stopped by signal", Instant::now());
             }
@@ -250,10 +289,7 @@ async fn drive(
                 crawl.report(pool, now);
                 match crawl.on_tick(now, pool.up_count()) {
                     Tick::Abandon => break,
-                    Tick::WriteState => {
-                        let unacked = sink.unacked().await;
-                        crawl.write_state(unacked, Instant::now());
-                    }
+                    Tick::WriteState => crawl.commit(Instant::now()),
                     Tick::Continue => {}
                 }
             }
@@ -280,13 +316,26 @@ fn open_state(settings: &Settings) -> Result<(Option<StateDir>, Option<Loaded>),
     let Some(dir) = &settings.state_dir else {
         return Ok((None, None));
     };
-    let (state, loaded) = StateDir::open(dir).map_err(|e| match e {
+    let (state, mut loaded) = StateDir::open(dir).map_err(|e| match e {
         OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
         OpenError::Io(source) => EngineError::State {
             path: dir.clone(),
             source,
         },
     })?;
+    let requeue = match &settings.recrawl {
+        Some(r) => Requeue::Recrawl {
+            now: unix_now(),
+            all: r.all,
+        },
+        None => Requeue::Resume,
+    };
+    loaded.frontier = state
+        .frontier(requeue)
+        .map_err(|source| EngineError::State {
+            path: dir.clone(),
+            source,
+        })?;
     Ok((Some(state), Some(loaded)))
 }
 

@@ -381,14 +381,16 @@ fn robots_answer_decisions() {
     assert_eq!(robots_answer(&failed), RobotsAnswer::Unavailable);
 }
 
-/// The state file is due every `state_interval`, and a snapshot holds the
-/// calls in flight as pending: a crawl resumed from it sends them again
-/// and does not queue the seeds twice.
+/// A store commit is due every `state_interval` (or sooner, after
+/// `state_commit_changes` changes), and what it holds is enough to resume:
+/// the calls in flight then are sent again and the seeds are not queued
+/// twice.
 #[tokio::test(start_paused = true)]
-async fn state_snapshot_keeps_calls_in_flight() {
+async fn state_commit_keeps_calls_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(|c| {
         c.state_interval_ms = 1_000;
+        c.state_commit_changes = 5;
         c.state_dir = dir.path().display().to_string();
     });
     let (state, _) = crate::state::StateDir::open(dir.path()).unwrap();
@@ -403,18 +405,47 @@ async fn state_snapshot_keeps_calls_in_flight() {
     assert_eq!(c.on_tick(now, 1), Tick::Continue, "not due yet");
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(c.on_tick(Instant::now(), 1), Tick::WriteState);
-    c.write_state(Vec::new(), Instant::now());
+    c.commit(Instant::now());
     assert_eq!(c.on_tick(Instant::now(), 1), Tick::Continue, "just written");
+    assert!(!c.commit_due());
     drop(c);
 
-    let (state, loaded) = crate::state::StateDir::open(dir.path()).unwrap();
+    let (state, mut loaded) = crate::state::StateDir::open(dir.path()).unwrap();
+    loaded.frontier = state.frontier(crate::state::Requeue::Resume).unwrap();
     let mut resumed = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
     resumed.resume_or_seed(Some(loaded));
     assert!(resumed.summary.resumed);
+    assert_eq!(resumed.summary.pages, 1);
     let (sent, _) = dispatch(&mut resumed, Instant::now());
     let mut urls: Vec<String> = sent.into_iter().map(|(_, u)| u).collect();
     urls.sort();
     assert_eq!(urls, ["http://a.test/1", "http://a.test/2"]);
+}
+
+/// `state_commit_changes` brings a commit forward: a page with many new
+/// links makes one due before the interval is up.
+#[tokio::test(start_paused = true)]
+async fn many_changes_commit_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(|c| {
+        c.state_commit_changes = 5;
+        c.state_dir = dir.path().display().to_string();
+    });
+    let (state, _) = crate::state::StateDir::open(dir.path()).unwrap();
+    let workers = s.workers.clone();
+    let mut c = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    c.resume_or_seed(None);
+    let now = Instant::now();
+    let id = one(dispatch(&mut c, now).0);
+    assert!(!c.commit_due(), "one seed queued");
+    let links: Vec<String> = (0..5).map(|i| format!("http://a.test/{i}")).collect();
+    let links: Vec<&str> = links.iter().map(String::as_str).collect();
+    c.on_outcome(id, page(&links), now);
+    assert!(c.commit_due());
+    assert_eq!(c.on_tick(now, 1), Tick::WriteState);
+    c.commit(now);
+    assert!(!c.commit_due());
+    assert_eq!(c.state.as_ref().unwrap().store.url_count().unwrap(), 6);
 }
 
 /// `max_duration` stops the crawl like a signal once the run time is
