@@ -66,5 +66,5 @@ pub mod summary;
 pub mod tools;
 
 pub use config::{EngineConfig, Settings};
-pub use crawl::{run, EngineError};
+pub use crawl::{run, run_every, EngineError};
 pub use summary::Summary;

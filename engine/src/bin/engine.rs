@@ -220,8 +220,17 @@ fn real_main() -> anyhow::Result<()> {
         if let Some(addr) = bound {
             tracing::info!("dashboard at http://{addr}/");
         }
-        let summary = engine::run(settings, shutdown_signal()?).await?;
-        print!("{summary}");
+        let every = settings.recrawl.as_ref().and_then(|r| r.every);
+        let summary = match every {
+            Some(every) => {
+                engine::run_every(settings, every, shutdown_signal()?, |s| print!("{s}")).await?
+            }
+            None => {
+                let summary = engine::run(settings, shutdown_signal()?).await?;
+                print!("{summary}");
+                summary
+            }
+        };
         if let Some(addr) = bound.filter(|_| !linger.is_zero()) {
             // The page shows "finished" and the summary only while it is
             // served; give a browser a few polls to see it.

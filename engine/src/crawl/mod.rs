@@ -40,6 +40,8 @@
 //! - `stop.rs`: the shutdown sequence: abandon what is in flight, flush
 //!   items, write the state, report.
 //! - `report.rs`: metrics, the progress line and the dashboard's tick.
+//! - `rounds.rs`: [`run_every`], recrawl rounds one after another
+//!   (`--recrawl_every`).
 //! - `tests.rs`: the decisions, driven under `start_paused` time with
 //!   outcomes fed in as values (no worker, no site).
 
@@ -47,6 +49,7 @@ mod durable;
 mod machine;
 mod outcome;
 mod report;
+mod rounds;
 mod stop;
 #[cfg(test)]
 mod tests;
@@ -73,6 +76,7 @@ use crate::spill::PrivateDir;
 use crate::state::{unix_now, Loaded, OpenError, Requeue, StateDir};
 use crate::summary::Summary;
 use machine::{Crawl, Step, Tick};
+pub use rounds::run_every;
 
 /// Why a crawl could not run or had to stop.
 #[derive(Debug, Error)]

@@ -465,3 +465,131 @@ async fn time_limit_stops_the_crawl() {
     assert_eq!(c.summary.stop_reason.as_deref(), Some("time limit reached"));
     assert_eq!(c.queued(), 1, "the new link is left pending");
 }
+
+fn profile_item(id: &str) -> Item {
+    Item {
+        url: "http://a.test/".into(),
+        kind: "profile".into(),
+        id: Some(id.into()),
+        payload: Default::default(),
+    }
+}
+
+/// A recrawl tells unchanged, changed and gone pages apart by their
+/// previous records: unchanged keeps its items and backs off, changed
+/// stores its new items and has the one it dropped deleted, gone has all
+/// its items deleted; the counts land in the summary (issue 13).
+#[tokio::test(start_paused = true)]
+async fn recrawl_decides_unchanged_changed_gone() {
+    use crate::state::{Fetched, Meta, Requeue, StateDir, UrlRecord, UrlStatus};
+    use rpcsupport::PageMeta;
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(|c| {
+        c.state_dir = dir.path().display().to_string();
+        c.recrawl = true;
+        c.recrawl_now = true;
+    });
+    let urls = [
+        "http://a.test/same",
+        "http://a.test/new-body",
+        "http://a.test/gone",
+    ];
+    {
+        let (mut state, _) = StateDir::open(dir.path()).unwrap();
+        for (i, url) in urls.iter().enumerate() {
+            let task = crate::scheduler::Task::new(Request::new(*url, ParserSpec::named("p"), 1));
+            let mut r = UrlRecord::queued(&task);
+            r.status = UrlStatus::Done;
+            r.fetched = Some(Fetched {
+                http_status: 200,
+                etag: Some(format!("\"v{i}\"")),
+                content_hash: Some(i as u64),
+                interval_s: 7200,
+                next_fetch: i64::MAX,
+                ..Fetched::default()
+            });
+            r.item_keys = vec![format!("{i}a"), format!("{i}b")];
+            state.store.put(crate::scheduler::fingerprint(url), r);
+        }
+        state
+            .commit(&Meta {
+                finished: true,
+                ..Meta::default()
+            })
+            .unwrap();
+    }
+    let (state, mut loaded) = StateDir::open(dir.path()).unwrap();
+    loaded.frontier = state
+        .frontier(Requeue::Recrawl {
+            now: crate::state::unix_now(),
+            all: true,
+        })
+        .unwrap();
+    let workers = s.workers.clone();
+    let mut c = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    c.resume_or_seed(Some(loaded));
+    assert!(c.summary.recrawl.active && !c.summary.resumed);
+    assert_eq!(c.summary.recrawl.due, 3);
+    let now = Instant::now();
+    let mut sent = Vec::new();
+    c.dispatch(now, |id, r: &Request| sent.push((id, r.clone())));
+    assert_eq!(sent.len(), 3);
+    for (id, request) in sent {
+        assert!(
+            request.hints.etag.is_some(),
+            "{request:?} goes with its validators"
+        );
+        let outcome = match request.url.rsplit('/').next().unwrap() {
+            "same" => answered(Ok(ParseResult {
+                page: PageMeta {
+                    status: 304,
+                    unchanged: true,
+                    ..PageMeta::default()
+                },
+                ..ParseResult::default()
+            })),
+            "new-body" => answered(Ok(ParseResult {
+                items: vec![profile_item("1a")],
+                page: PageMeta {
+                    status: 200,
+                    content_hash: Some(99),
+                    ..PageMeta::default()
+                },
+                ..ParseResult::default()
+            })),
+            _ => answered(Err(status(410))),
+        };
+        c.on_outcome(id, outcome, now);
+    }
+    let r = &c.summary.recrawl;
+    assert_eq!((r.unchanged, r.changed, r.new, r.gone), (1, 1, 0, 1));
+    let mut deletes = c.take_deletes();
+    deletes.sort();
+    assert_eq!(deletes, ["1b", "2a", "2b"]);
+    let store = &c.state.as_ref().unwrap().store;
+    let get = |url: &str| {
+        store
+            .get(crate::scheduler::fingerprint(url))
+            .unwrap()
+            .unwrap()
+    };
+    let same = get(urls[0]);
+    assert_eq!(same.item_keys, ["0a", "0b"], "unchanged keeps its items");
+    let f = same.fetched.unwrap();
+    assert_eq!(f.interval_s, 10_800, "unchanged: 1.5 times longer");
+    assert_eq!(
+        f.etag.as_deref(),
+        Some("\"v0\""),
+        "a 304 keeps the validators"
+    );
+    let changed = get(urls[1]);
+    assert_eq!(changed.item_keys, ["1a"]);
+    assert_eq!(
+        changed.fetched.unwrap().interval_s,
+        3_600,
+        "changed: halved"
+    );
+    let gone = get(urls[2]);
+    assert_eq!(gone.status, UrlStatus::Gone);
+    assert!(gone.item_keys.is_empty());
+}

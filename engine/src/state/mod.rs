@@ -210,11 +210,14 @@ impl StateDir {
         self.store.scan(|fp, value| {
             out.seen.push(fp);
             let status = UrlStatus::of(value);
-            let wanted = match (status, requeue) {
-                (Some(UrlStatus::Queued), _) => true,
-                (Some(UrlStatus::Done | UrlStatus::Failed), Requeue::Recrawl { .. }) => true,
-                _ => false,
-            };
+            let wanted = matches!(
+                (status, requeue),
+                (Some(UrlStatus::Queued), _)
+                    | (
+                        Some(UrlStatus::Done | UrlStatus::Failed),
+                        Requeue::Recrawl { .. }
+                    )
+            );
             if !wanted {
                 return;
             }
