@@ -19,6 +19,20 @@
 //! - [`hostile`]: the unlinked `/hostile/...` routes, pages built to cost a
 //!   crawler as much as possible (link floods, huge `<base href>`, a body
 //!   that trickles), linked from [`hostile::INDEX`].
+//! - [`generation`]: the site after `n` rounds of edits ([`Generation`],
+//!   [`generation::changed`], [`generation::removed`]); [`Site::profile_at`],
+//!   [`Site::expected_profiles`] and [`Site::profile_page_changed`] (which
+//!   pages a revalidation finds changed) build on it (issue 13).
+//! - [`validators`]: ETag, Last-Modified and the 304 rule, on every answer
+//!   when [`SiteOptions::open_web`] is set.
+//! - [`open_web`]: with [`SiteOptions::open_web`], robots.txt naming the
+//!   sitemaps, the sitemaps (and hostile ones), the `/meta/...` pages and
+//!   the print views with a canonical link.
+//! - [`js`]: with [`SiteOptions::js`], the `/js/...` pages a script builds
+//!   (issue 16).
+//!
+//! Everything in the last four is off by default: [`SiteOptions::default`]
+//! serves the same pages, bodies and [`Site::page_count`] as before them.
 //!
 //! # URLs
 //!
@@ -33,15 +47,35 @@
 //! a parser must skip. Note `#top` on a `<base href>` page resolves to the
 //! base URL (a 404), so a crawler must skip fragment-only links explicitly. Profile ids ending in 3 and one city page in five are
 //! GBK, declared in the header or only in `<meta>` (see [`PageEncoding`]).
-//! Anything else is a 404.
+//! Anything else is a 404; a profile removed in the served generation is a
+//! 410.
+//!
+//! With [`SiteOptions::open_web`] (see [`open_web`] for the list):
+//! `/robots.txt`, `/sitemap_index.xml`, `/sitemaps/...`, `/sitemap.txt`,
+//! `/meta/...`, `/profile/{id}/print` and `/profile/{id}?view=print`, and
+//! the sitemap-only profiles `/profile/{profiles+1 ..= profiles+N}`. With
+//! [`SiteOptions::js`]: `/js/...` and `/api/js/...` (see [`js`]).
+//! `POST /_site/generation/{n}` sets the generation.
+//!
+//! Choices the spec left open: city pages keep their place across
+//! generations (a removed profile leaves a gap, pages never shift); an
+//! edit moves a profile's `age` one year on and its `occupation` one entry
+//! on; profile sitemaps list sitemap-only profiles too (sitemap.txt lists
+//! them again); the sitemap index has no `<lastmod>`; `/meta/header/{id}`
+//! says `noindex, nofollow` on odd ids and `none` on even ones.
 
+pub mod generation;
 pub mod hostile;
 pub mod http;
+pub mod js;
+pub mod open_web;
 pub mod profile;
 pub mod site;
+pub mod validators;
 
+pub use generation::Generation;
 pub use http::{
     router, router_with, serve, serve_router, serve_site, LoggedRequest, RequestLog, SiteOptions,
 };
 pub use profile::Profile;
-pub use site::{Page, PageEncoding, Site, SiteConfig};
+pub use site::{Page, PageEncoding, Site, SiteConfig, View};

@@ -106,6 +106,29 @@ pub(crate) fn age(id: u64) -> u32 {
     in_range(id, 6, 20, 40)
 }
 
+/// Profile `id`'s age after `edits` edits (see [`crate::generation`]): one
+/// year older per edit, wrapping 59 to 20, so every edit changes a field
+/// the parsers extract.
+pub(crate) fn age_after(id: u64, edits: u64) -> u32 {
+    20 + ((u64::from(age(id) - 20) + edits) % 40) as u32
+}
+
+/// Builds profile `id` as it is after `edits` edits: the age and the
+/// occupation move on by one step per edit (both always differ from the
+/// previous edit's, the tables having more than one entry).
+pub(crate) fn build_after(id: u64, city: &str, edits: u64) -> Profile {
+    let mut p = build(id, city);
+    if edits > 0 {
+        p.age = age_after(id, edits);
+        let at = OCCUPATIONS
+            .iter()
+            .position(|o| *o == p.occupation)
+            .unwrap_or(0) as u64;
+        p.occupation = OCCUPATIONS[((at + edits) % OCCUPATIONS.len() as u64) as usize].to_owned();
+    }
+    p
+}
+
 /// Builds profile `id`; `city` is the name of the city it is listed under.
 pub(crate) fn build(id: u64, city: &str) -> Profile {
     let mut name = String::with_capacity(9);

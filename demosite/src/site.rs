@@ -4,7 +4,54 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use crate::generation;
 use crate::profile::{self, Profile};
+
+/// Most sitemap-only profiles a site has (`--sitemap_only`): their ids
+/// come after the linked ones, and [`Site::profile_at`] answers for ids up
+/// to `profiles + MAX_SITEMAP_ONLY`.
+pub const MAX_SITEMAP_ONLY: u64 = 1_000_000;
+
+/// Default of [`View::js_profiles`] and `SiteOptions::js_profiles`.
+pub const DEFAULT_JS_PROFILES: u64 = 20;
+
+/// What a request sees beyond the site's shape: the generation and the
+/// optional sections (the per-request snapshot of `SiteOptions`). The
+/// default is the site every test before issue 13 knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// Which generation of edits (see [`crate::generation`]).
+    pub generation: u64,
+    /// Profiles `profiles+1 ..= profiles+sitemap_only` exist, unlinked.
+    pub sitemap_only: u64,
+    /// The `/meta/...` pages and the print views with a canonical link.
+    pub open_web: bool,
+    /// The `/js/...` pages.
+    pub js: bool,
+    /// Profiles the `/js/` list links (ids from 1, at most `profiles`).
+    pub js_profiles: u64,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            generation: 0,
+            sitemap_only: 0,
+            open_web: false,
+            js: false,
+            js_profiles: DEFAULT_JS_PROFILES,
+        }
+    }
+}
+
+/// Extra markup a variant of a profile page carries (`/meta/...`, print).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Extra<'a> {
+    /// Inside `<head>`, after the title.
+    pub head: &'a str,
+    /// At the end of `<body>`.
+    pub body: &'a str,
+}
 
 /// How big the generated site is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +298,73 @@ impl Site {
         Some(profile::build(id, &self.cities[city as usize].name))
     }
 
+    /// Profile `id` as generation `generation` shows it: `None` when it
+    /// was removed by then or `id` is 0 or past `profiles +`
+    /// [`MAX_SITEMAP_ONLY`]. Ids past [`Site::profile_count`] are the
+    /// sitemap-only profiles (served when `SiteOptions::sitemap_only`
+    /// reaches them). Each edit moves `age` and `occupation` on, so a
+    /// [`generation::changed`] profile differs in extracted fields.
+    pub fn profile_at(&self, id: u64, generation: u64) -> Option<Profile> {
+        if id == 0 || id > self.config.profiles.saturating_add(MAX_SITEMAP_ONLY) {
+            return None;
+        }
+        if generation::removed(id, generation) {
+            return None;
+        }
+        let city = &self.cities[self.city_of(id) as usize].name;
+        Some(profile::build_after(
+            id,
+            city,
+            generation::edits(id, generation),
+        ))
+    }
+
+    /// Exactly the profiles a full crawl of `generation` stores, by id: the
+    /// linked ones and the `sitemap_only` unlinked ones, removed ones left
+    /// out.
+    pub fn expected_profiles(&self, generation: u64, sitemap_only: u64) -> Vec<Profile> {
+        let last = self.config.profiles + sitemap_only.min(MAX_SITEMAP_ONLY);
+        (1..=last)
+            .filter_map(|id| self.profile_at(id, generation))
+            .collect()
+    }
+
+    /// Whether the page `/profile/{id}` of `generation` differs from the
+    /// one before (so a revalidation gets a 200, not a 304): the profile
+    /// was edited ([`generation::changed`]), or one of its recommendations
+    /// was removed in this very generation (its link goes). False once the
+    /// profile itself is removed (the page is a 410).
+    pub fn profile_page_changed(&self, id: u64, generation: u64) -> bool {
+        if generation == 0 || generation::removed(id, generation) {
+            return false;
+        }
+        generation::changed(id, generation)
+            || self
+                .recommendations(id)
+                .into_iter()
+                .any(|t| generation::removed_in(t, generation) == Some(generation))
+    }
+
+    /// Whether `id` is a profile `view` serves (removed or not).
+    pub(crate) fn serves_profile(&self, id: u64, view: &View) -> bool {
+        id >= 1 && id <= self.config.profiles + view.sitemap_only.min(MAX_SITEMAP_ONLY)
+    }
+
+    /// Whether `path` is a profile page (or its print view) of a profile
+    /// that `view`'s generation removed: answered 410 Gone, not 404.
+    pub fn is_gone(&self, path: &str, view: &View) -> bool {
+        let id = match path.strip_prefix("/profile/") {
+            Some(rest) => rest
+                .strip_suffix("/print")
+                .filter(|_| view.open_web)
+                .unwrap_or(rest),
+            None => return false,
+        };
+        canonical_id(id).is_some_and(|id| {
+            self.serves_profile(id, view) && generation::removed(id, view.generation)
+        })
+    }
+
     /// The city profile `id` is listed under.
     pub fn city_of(&self, id: u64) -> u32 {
         ((id.saturating_sub(1)) % u64::from(self.config.cities)) as u32
@@ -305,9 +419,61 @@ impl Site {
 
     /// The page at `path` (with optional query), or `None` for a 404.
     /// Only `page=N` is read from the query; other parameters are ignored.
+    /// Generation 0, no optional sections: [`Site::render_at`] with the
+    /// default [`View`].
     pub fn render(&self, path: &str, query: Option<&str>) -> Option<Page> {
+        self.render_at(path, query, &View::default(), "")
+    }
+
+    /// The HTML page at `path` as `view` shows it, or `None` (a 404, or a
+    /// 410 when [`Site::is_gone`]). `origin` (`http://host:port`, from the
+    /// request) makes the absolute links of the open-web pages. Sitemaps,
+    /// scripts and JSON are not pages; the router serves them.
+    pub fn render_at(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        view: &View,
+        origin: &str,
+    ) -> Option<Page> {
         if path == "/" {
             return Some(self.render_city_list());
+        }
+        if view.open_web {
+            if let Some(rest) = path.strip_prefix("/meta/") {
+                return crate::open_web::render_meta(self, rest, view);
+            }
+            if let Some(id) = path
+                .strip_prefix("/profile/")
+                .and_then(|p| p.strip_suffix("/print"))
+            {
+                let head = format!("<link rel=\"canonical\" href=\"/profile/{id}\">\n");
+                return self.profile_page(
+                    canonical_id(id)?,
+                    view,
+                    Extra {
+                        head: &head,
+                        body: "",
+                    },
+                );
+            }
+            let print = query.is_some_and(|q| q.split('&').any(|p| p == "view=print"));
+            if let (true, Some(id)) = (print, path.strip_prefix("/profile/")) {
+                let head = format!("<link rel=\"canonical\" href=\"{origin}/profile/{id}\">\n");
+                return self.profile_page(
+                    canonical_id(id)?,
+                    view,
+                    Extra {
+                        head: &head,
+                        body: "",
+                    },
+                );
+            }
+        }
+        if view.js {
+            if let Some(rest) = path.strip_prefix("/js/") {
+                return crate::js::render(self, rest, view, origin);
+            }
         }
         if let Some(slug) = path.strip_prefix("/city/") {
             let city = self.city_index(slug)?;
@@ -316,15 +482,10 @@ impl Site {
                 None => 1,
                 Some(n) => n.parse().ok()?,
             };
-            return self.render_city(city, page);
+            return self.render_city_at(city, page, view);
         }
         if let Some(id) = path.strip_prefix("/profile/") {
-            // Only canonical decimal ids: "007" or "+7" would be a second URL
-            // for the same page and break the page count.
-            if id.starts_with('0') || !id.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            return self.render_profile(id.parse().ok()?);
+            return self.profile_page(canonical_id(id)?, view, Extra::default());
         }
         None
     }
@@ -352,6 +513,13 @@ impl Site {
     /// `/city/{slug}?page=N`: that page's profiles and a link to the next
     /// page while there is one. `None` for a page past the end.
     pub fn render_city(&self, city: u32, page: u64) -> Option<Page> {
+        self.render_city_at(city, page, &View::default())
+    }
+
+    /// [`Site::render_city`] in `view`'s generation: removed profiles are
+    /// left out (the page keeps its place, so pages never shift), changed
+    /// ones show their new age.
+    pub fn render_city_at(&self, city: u32, page: u64, view: &View) -> Option<Page> {
         let pages = self.city_pages(city);
         if page == 0 || page > pages {
             return None;
@@ -372,6 +540,9 @@ impl Site {
         );
         for j in first..last {
             let id = u64::from(city) + 1 + j * u64::from(self.config.cities);
+            if generation::removed(id, view.generation) {
+                continue;
+            }
             // Every third link is relative to /city/, to exercise resolution.
             let prefix = if id % 3 == 0 {
                 "../profile/"
@@ -383,7 +554,7 @@ impl Site {
             let _ = writeln!(
                 html,
                 "</a> <span class=\"age\">{}岁</span></li>",
-                profile::age(id)
+                profile::age_after(id, generation::edits(id, view.generation))
             );
         }
         let _ = write!(html, "</ul>\n<div class=\"pager\">第{page}/{pages}页");
@@ -407,16 +578,25 @@ impl Site {
 
     /// `/profile/{id}`: the profile table and four recommendations.
     pub fn render_profile(&self, id: u64) -> Option<Page> {
-        let p = self.profile(id)?;
+        self.profile_page(id, &View::default(), Extra::default())
+    }
+
+    /// The profile page of `id` as `view` shows it, with `extra` markup.
+    pub(crate) fn profile_page(&self, id: u64, view: &View, extra: Extra<'_>) -> Option<Page> {
+        if !self.serves_profile(id, view) {
+            return None;
+        }
+        let p = self.profile_at(id, view.generation)?;
         let encoding = Site::profile_encoding(id);
         let has_base = Site::profile_has_base(id);
         let mut html = String::with_capacity(2048);
         let title = format!("{}的征婚资料 - 示例交友网", p.name);
-        head(
+        head_with(
             &mut html,
             encoding,
             &title,
             has_base.then_some("/profile/all/"),
+            extra.head,
         );
         let slug = &self.cities[self.city_of(id) as usize].slug;
         let _ = write!(
@@ -428,6 +608,9 @@ impl Site {
         p.write_table(&mut html);
         html.push_str("<div class=\"guess-you-like\">\n<h2>猜你喜欢</h2>\n<ul>\n");
         for (k, t) in self.recommendations(id).into_iter().enumerate() {
+            if generation::removed(t, view.generation) {
+                continue;
+            }
             let href = match ((id + k as u64) % 4, has_base) {
                 (0, _) => format!("/profile/{t}"),
                 // Against <base href="/profile/all/"> only; against the
@@ -446,12 +629,35 @@ impl Site {
              <div class=\"footer\"><a href=\"#top\">返回顶部</a> \
              <a href=\"mailto:x@y\">联系我们</a></div>\n",
         );
+        html.push_str(extra.body);
         tail(&mut html);
         Some(Page::encode(html, encoding))
     }
 }
 
+/// A profile id as the site spells it, or `None`. Only canonical decimal
+/// ids: "007" or "+7" would be a second URL for the same page and break the
+/// page count.
+fn canonical_id(id: &str) -> Option<u64> {
+    if id.starts_with('0') || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    id.parse().ok()
+}
+
 fn head(html: &mut String, encoding: PageEncoding, title: &str, base: Option<&str>) {
+    head_with(html, encoding, title, base, "");
+}
+
+/// The page head with `extra` markup (canonical, robots meta) after the
+/// title.
+pub(crate) fn head_with(
+    html: &mut String,
+    encoding: PageEncoding,
+    title: &str,
+    base: Option<&str>,
+    extra: &str,
+) {
     // The charset declaration comes first so it is inside the 1024 bytes a
     // browser (and our worker) sniffs.
     html.push_str("<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n");
@@ -461,10 +667,10 @@ fn head(html: &mut String, encoding: PageEncoding, title: &str, base: Option<&st
     }
     let _ = write!(
         html,
-        "<title>{title}</title>\n</head>\n<body>\n<a id=\"top\"></a>\n"
+        "<title>{title}</title>\n{extra}</head>\n<body>\n<a id=\"top\"></a>\n"
     );
 }
 
-fn tail(html: &mut String) {
+pub(crate) fn tail(html: &mut String) {
     html.push_str("</body>\n</html>\n");
 }

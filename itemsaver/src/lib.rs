@@ -1,6 +1,7 @@
 //! The itemsaver: receives batches of items from the engine over tarpc and
 //! stores them durably, so a batch is acknowledged only once it would
-//! survive a crash. It also answers `get` / `count` / `search` for tools.
+//! survive a crash. It also answers `get` / `count` / `search` for tools,
+//! and `delete` for the engine (pages gone on a recrawl).
 //!
 //! # Layout
 //!
@@ -14,21 +15,23 @@
 //!   `SaveError::BatchTooLarge` (the engine sends smaller ones), and items
 //!   over `max_item_bytes` or nested deeper than
 //!   `rpcsupport::types::MAX_VALUE_DEPTH` (what the stores can read back)
-//!   are refused by name in the `SaveAck`.
+//!   are refused by name in the `SaveAck`. `delete` meets the same batch
+//!   limit (empty keys ignored) and counts `itemsaver_items_deleted_total`.
 //! - [`store`]: step 7, the [`ItemStore`] trait (`put_batch`, `get`,
-//!   `count`, `search`, `search_sorted`, `scan`) every backend implements,
-//!   and [`StoreError`].
+//!   `count`, `search`, `search_sorted`, `scan`, `delete`) every backend
+//!   implements, and [`StoreError`].
 //! - [`store::query`]: the search language, parsed once for both backends
 //!   (`age:31` means the payload's `age`); text over `MAX_QUERY_BYTES` or
 //!   nested past `MAX_QUERY_DEPTH` is a `BadQuery` before any parsing.
 //! - [`store::embedded`]: the default backend, a tantivy index in
 //!   `data_dir`, opened with [`open_embedded`]. Upserts by `Item::key`,
-//!   group-commits concurrent batches, fsyncs before acknowledging.
-//!   Scans for export live in `embedded/scan.rs`, the sort by a payload
+//!   group-commits concurrent batches and deletes in arrival order, fsyncs
+//!   before acknowledging. Scans for export live in `embedded/scan.rs`, the sort by a payload
 //!   number in `embedded/sorted.rs`.
 //! - [`store::elastic`]: the cluster backend, an Elasticsearch index, used
-//!   when `es_urls` is set ([`open_elastic`]). One `_bulk` per batch,
-//!   transient item failures retried, query tree translated to query DSL.
+//!   when `es_urls` is set ([`open_elastic`]). One `_bulk` per batch (or
+//!   delete), transient item failures retried, query tree translated to
+//!   query DSL.
 //!   Split by concern: `client` (connection, auth, reads with failover),
 //!   `mapping` (index and documents), `bulk` (writes with retry), `dsl`
 //!   (query translation), `scan` (point in time + `search_after`).

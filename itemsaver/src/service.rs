@@ -2,6 +2,9 @@
 //! (and items against the nesting both stores can read back,
 //! `MAX_VALUE_DEPTH`), then hands it to the store; store errors become [`SaveError`]s, and items
 //! refused (by a limit here or by the store) are named in the [`SaveAck`].
+//! Deletes meet the same batch limit; an empty key in one is ignored, as no
+//! item can be stored under it (`save` refuses it), so it is simply one of
+//! the keys not stored, which `delete` does not count as an error.
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use crate::store::ItemStore;
 /// Limits a batch must meet before it reaches the store.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Most items in one `save`.
+    /// Most items in one `save`, and keys in one `delete`.
     pub max_batch_items: usize,
     /// Largest item, measured as its JSON text.
     pub max_item_bytes: usize,
@@ -32,6 +35,7 @@ pub struct ItemSaverService {
     limits: Limits,
     metrics: Arc<Registry>,
     saved: Counter,
+    deleted: Counter,
     refused: Counter,
     batches: Counter,
     latency: Histogram,
@@ -46,6 +50,11 @@ impl ItemSaverService {
             saved: metrics.counter(
                 "itemsaver_items_saved_total",
                 "Items stored (acknowledged).",
+                &[],
+            ),
+            deleted: metrics.counter(
+                "itemsaver_items_deleted_total",
+                "Items deleted that were stored (acknowledged).",
                 &[],
             ),
             refused: metrics.counter(
@@ -83,16 +92,23 @@ impl ItemSaverService {
             .inc();
     }
 
+    /// The `BatchTooLarge` a call of `len` items or keys gets, if over the
+    /// limit.
+    fn check_batch(&self, len: usize) -> Result<(), SaveError> {
+        if len > self.limits.max_batch_items {
+            return Err(SaveError::BatchTooLarge {
+                max_items: u32::try_from(self.limits.max_batch_items).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(())
+    }
+
     /// Turns down a batch with too many items as a whole (the engine then
     /// sends smaller ones), and splits off the items that break a limit:
     /// they are refused by name and the rest of the batch is stored, so one
     /// bad item neither blocks its batch nor is resent forever.
     fn check(&self, items: Vec<Item>) -> Result<(Vec<Item>, Vec<Refusal>), SaveError> {
-        if items.len() > self.limits.max_batch_items {
-            return Err(SaveError::BatchTooLarge {
-                max_items: u32::try_from(self.limits.max_batch_items).unwrap_or(u32::MAX),
-            });
-        }
+        self.check_batch(items.len())?;
         let mut refused = Vec::new();
         let mut kept = Vec::with_capacity(items.len());
         for item in items {
@@ -178,11 +194,25 @@ impl ItemSaver for ItemSaverService {
         Ok(self.store.scan(&request).await?)
     }
 
-    async fn delete(self, _: Context, keys: Vec<String>) -> Result<u64, SaveError> {
-        // Placeholder until the stores learn to delete (issue 13).
-        Err(SaveError::Store(format!(
-            "delete of {} keys: not supported by this itemsaver yet",
-            keys.len()
-        )))
+    async fn delete(self, _: Context, mut keys: Vec<String>) -> Result<u64, SaveError> {
+        if let Err(e) = self.check_batch(keys.len()) {
+            self.count_error(&e);
+            return Err(e);
+        }
+        keys.retain(|key| !key.is_empty());
+        let count = keys.len();
+        match self.store.delete(&keys).await {
+            Ok(deleted) => {
+                tracing::debug!(keys = count, deleted, "delete stored");
+                self.deleted.add(deleted);
+                Ok(deleted)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, keys = count, "delete not stored");
+                let e = SaveError::from(e);
+                self.count_error(&e);
+                Err(e)
+            }
+        }
     }
 }

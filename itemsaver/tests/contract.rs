@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use itemsaver::store::elastic::Settings;
 use itemsaver::{ItemStore, StoreError};
-use rpcsupport::{Item, SaveAck, SearchRequest, Value};
+use rpcsupport::{Item, SaveAck, ScanRequest, SearchRequest, Value};
 
 /// What a contract test gets: a fresh, empty store.
 struct Fixture {
@@ -111,6 +111,10 @@ contract!(
     free_text_search_pages,
     bad_queries_are_reported,
     concurrent_batches_all_land,
+    delete_counts_stored_keys,
+    deleted_items_disappear_from_every_read,
+    deleted_key_can_be_saved_again,
+    saves_and_deletes_keep_their_order,
 );
 
 fn item(id: &str, payload: &[(&str, Value)]) -> Item {
@@ -336,6 +340,120 @@ async fn concurrent_batches_all_land(store: &dyn ItemStore) {
     }
     assert_eq!(store.count().await.unwrap(), 160);
     assert_eq!(total(store, "b:7").await, 10);
+}
+
+fn keys(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| k.to_string()).collect()
+}
+
+/// Every key a scan of `query` reads, sorted.
+async fn scanned(store: &dyn ItemStore, query: &str) -> Vec<String> {
+    let mut request = ScanRequest {
+        query: query.into(),
+        after: None,
+        size: 100,
+    };
+    let mut keys = Vec::new();
+    loop {
+        let page = store.scan(&request).await.unwrap();
+        keys.extend(page.items.iter().map(Item::key));
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => break,
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// Issue 13: delete answers how many of its keys were stored: missing keys, a repeated key and an empty batch count nothing.
+async fn delete_counts_stored_keys(store: &dyn ItemStore) {
+    let batch = ["a", "b", "c"].map(|id| item(id, &[])).to_vec();
+    store.put_batch(batch).await.unwrap();
+    let deleted = store.delete(&keys(&["a", "missing", "b", "a"])).await;
+    assert_eq!(deleted.unwrap(), 2);
+    assert_eq!(store.count().await.unwrap(), 1);
+    assert_eq!(store.delete(&keys(&["a", "b"])).await.unwrap(), 0);
+    assert_eq!(store.delete(&[]).await.unwrap(), 0);
+    assert_eq!(store.delete(&keys(&["c"])).await.unwrap(), 1);
+    assert_eq!(store.count().await.unwrap(), 0);
+}
+
+/// Issue 13: a deleted item is gone from get, count, search (free text and fields) and scan; the others stay.
+async fn deleted_items_disappear_from_every_read(store: &dyn ItemStore) {
+    let batch: Vec<Item> = (0..5)
+        .map(|i| {
+            let city = if i == 2 { "Atlantis" } else { "Shanghai" };
+            item(
+                &i.to_string(),
+                &[("city", city.into()), ("age", Value::Int(i))],
+            )
+        })
+        .collect();
+    store.put_batch(batch).await.unwrap();
+    assert_eq!(scanned(store, "").await.len(), 5);
+    assert_eq!(store.delete(&keys(&["2", "4"])).await.unwrap(), 2);
+    assert_eq!(store.get("2").await.unwrap(), None);
+    assert_eq!(store.get("4").await.unwrap(), None);
+    assert!(store.get("3").await.unwrap().is_some());
+    assert_eq!(store.count().await.unwrap(), 3);
+    assert_eq!(total(store, "atlantis").await, 0);
+    assert_eq!(total(store, "age:4").await, 0);
+    assert_eq!(total(store, "shanghai").await, 3);
+    assert_eq!(total(store, "").await, 3);
+    assert_eq!(scanned(store, "").await, ["0", "1", "3"]);
+    assert_eq!(scanned(store, "age:>=2").await, ["3"]);
+}
+
+/// Issue 13: a deleted key saved again is stored anew, with only the new version's fields, and can be deleted again.
+async fn deleted_key_can_be_saved_again(store: &dyn ItemStore) {
+    let old = item("x", &[("name", "old".into())]);
+    store.put_batch(vec![old]).await.unwrap();
+    assert_eq!(store.delete(&keys(&["x"])).await.unwrap(), 1);
+    let new = item("x", &[("name", "new".into())]);
+    store.put_batch(vec![new.clone()]).await.unwrap();
+    assert_eq!(store.get("x").await.unwrap(), Some(new));
+    assert_eq!(store.count().await.unwrap(), 1);
+    assert_eq!(
+        (total(store, "old").await, total(store, "new").await),
+        (0, 1)
+    );
+    assert_eq!(scanned(store, "").await, ["x"]);
+    assert_eq!(store.delete(&keys(&["x"])).await.unwrap(), 1);
+    assert_eq!(store.count().await.unwrap(), 0);
+}
+
+/// Issue 13: saves and deletes of the same keys, one after another in one session, end in the state the last one of each key says.
+async fn saves_and_deletes_keep_their_order(store: &dyn ItemStore) {
+    let v = |id: &str, n: i64| item(id, &[("v", Value::Int(n))]);
+    store.put_batch(vec![v("p", 1), v("q", 1)]).await.unwrap();
+    assert_eq!(store.delete(&keys(&["p"])).await.unwrap(), 1);
+    store.put_batch(vec![v("p", 2), v("r", 1)]).await.unwrap();
+    assert_eq!(store.delete(&keys(&["q", "r"])).await.unwrap(), 2);
+    store.put_batch(vec![v("q", 3)]).await.unwrap();
+    assert_eq!(store.get("p").await.unwrap(), Some(v("p", 2)));
+    assert_eq!(store.get("q").await.unwrap(), Some(v("q", 3)));
+    assert_eq!(store.get("r").await.unwrap(), None);
+    assert_eq!(store.count().await.unwrap(), 2);
+    assert_eq!(scanned(store, "").await, ["p", "q"]);
+    assert_eq!(total(store, "v:1").await, 0);
+}
+
+/// Issue 13: a delete is durable once answered: after a reopen the item is still gone and the rest still there.
+#[tokio::test]
+async fn embedded_delete_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = itemsaver::open_embedded(dir.path()).unwrap();
+        let batch = vec![item("gone", &[]), item("kept", &[])];
+        store.put_batch(batch).await.unwrap();
+        assert_eq!(store.delete(&keys(&["gone"])).await.unwrap(), 1);
+    }
+    let store = itemsaver::open_embedded(dir.path()).unwrap();
+    assert_eq!(store.count().await.unwrap(), 1);
+    assert_eq!(store.get("gone").await.unwrap(), None);
+    assert!(store.get("kept").await.unwrap().is_some());
+    assert_eq!(store.delete(&keys(&["gone"])).await.unwrap(), 0);
 }
 
 /// An item Elasticsearch cannot take (an object where the mapping has a

@@ -441,6 +441,9 @@ impl ItemStore for FailingScans {
         }
         self.inner.scan(request).await
     }
+    async fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
+        self.inner.delete(keys).await
+    }
 }
 
 /// An export that fails halfway leaves no FILE (an older one stays as it was), only FILE.partial.

@@ -14,6 +14,8 @@ struct Server {
     client: ItemSaverClient,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The server's metrics.
+    metrics: Arc<rpcsupport::metrics::Registry>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,15 +35,12 @@ async fn start_server_over(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = HostAddr::from(listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
+    let options = ServerOptions::from_config(&config);
+    let metrics = options.metrics.clone();
     let task = tokio::spawn(async move {
-        itemsaver::serve(
-            listener,
-            store,
-            ServerOptions::from_config(&config),
-            async {
-                let _ = stopped.await;
-            },
-        )
+        itemsaver::serve(listener, store, options, async {
+            let _ = stopped.await;
+        })
         .await
     });
     let client = rpcsupport::connect_itemsaver(&addr, ConnectOptions::default())
@@ -51,6 +50,7 @@ async fn start_server_over(
         client,
         stop: Some(stop),
         task,
+        metrics,
         _dir: dir,
     }
 }
@@ -175,6 +175,80 @@ async fn limits_refuse_batches_and_items() {
         client.get(context::current(), kept.key()).await.unwrap(),
         Ok(Some(kept))
     );
+}
+
+/// Issue 13: delete over the wire answers how many keys were stored, ignores an empty key, takes the items out of get/count/search and counts itemsaver_items_deleted_total.
+#[tokio::test]
+async fn delete_over_rpc() {
+    let server = start_server(ItemsaverConfig::default()).await;
+    let client = &server.client;
+    let batch: Vec<Item> = (0..4).map(|i| profile(i, "Shanghai")).collect();
+    client
+        .save(context::current(), batch)
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = ["1", "", "3", "missing", "1"].map(String::from).to_vec();
+    let deleted = client.delete(context::current(), keys).await.unwrap();
+    assert_eq!(deleted, Ok(2));
+    assert_eq!(client.count(context::current()).await.unwrap(), Ok(2));
+    assert_eq!(
+        client.get(context::current(), "1".into()).await.unwrap(),
+        Ok(None)
+    );
+    let hits = client
+        .search(
+            context::current(),
+            SearchRequest {
+                query: "shanghai".into(),
+                from: 0,
+                size: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids: Vec<String> = hits.items.iter().map(Item::key).collect();
+    ids.sort();
+    assert_eq!(ids, ["0", "2"]);
+    let again = client.delete(context::current(), vec!["1".into()]).await;
+    assert_eq!(again.unwrap(), Ok(0));
+    let counter = |name: &str| server.metrics.counter(name, "", &[]).get();
+    assert_eq!(counter("itemsaver_items_deleted_total"), 2);
+    assert_eq!(counter("itemsaver_items_saved_total"), 4);
+}
+
+/// Issue 13: a delete of more keys than max_batch_items is turned down whole, like a save, and deletes nothing.
+#[tokio::test]
+async fn delete_batch_limit() {
+    let config = ItemsaverConfig {
+        max_batch_items: 3,
+        ..ItemsaverConfig::default()
+    };
+    let server = start_server(config).await;
+    let client = &server.client;
+    let batch: Vec<Item> = (0..3).map(|i| profile(i, "x")).collect();
+    client
+        .save(context::current(), batch)
+        .await
+        .unwrap()
+        .unwrap();
+    let four: Vec<String> = (0..4).map(|i| i.to_string()).collect();
+    let result = client.delete(context::current(), four.clone()).await;
+    assert_eq!(
+        result.unwrap(),
+        Err(SaveError::BatchTooLarge { max_items: 3 })
+    );
+    assert_eq!(client.count(context::current()).await.unwrap(), Ok(3));
+    let three = four[..3].to_vec();
+    let result = client.delete(context::current(), three).await;
+    assert_eq!(result.unwrap(), Ok(3));
+    assert_eq!(client.count(context::current()).await.unwrap(), Ok(0));
+    let errors =
+        server
+            .metrics
+            .counter("itemsaver_errors_total", "", &[("kind", "batch_too_large")]);
+    assert_eq!(errors.get(), 1);
 }
 
 /// `depth` lists around a string: a payload value `depth` levels deep.

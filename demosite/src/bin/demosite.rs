@@ -45,6 +45,27 @@ struct Args {
     /// far-away server).
     #[arg(long = "latency_ms", default_value_t = 0)]
     latency_ms: u64,
+    /// The open web: sitemaps (and a robots.txt naming them), ETag /
+    /// Last-Modified and 304s, the /meta/ pages, the sitemap-only profiles.
+    #[arg(long = "open_web")]
+    open_web: bool,
+    /// Profiles after the linked ones that only the sitemaps list (needs
+    /// --open_web).
+    #[arg(long = "sitemap_only", default_value_t = 0)]
+    sitemap_only: u64,
+    /// URLs per profile sitemap.
+    #[arg(long = "sitemap_page", default_value_t = demosite::open_web::DEFAULT_SITEMAP_PAGE)]
+    sitemap_page: u64,
+    /// Generation of edits to serve (changed and removed profiles);
+    /// `POST /_site/generation/N` changes it while the site runs.
+    #[arg(long, default_value_t = 0)]
+    generation: u64,
+    /// The /js/ section: pages a script builds.
+    #[arg(long)]
+    js: bool,
+    /// Profiles the /js/ list links.
+    #[arg(long = "js_profiles", default_value_t = demosite::site::DEFAULT_JS_PROFILES)]
+    js_profiles: u64,
 }
 
 #[tokio::main]
@@ -58,6 +79,21 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.cities == 0 || args.page_size == 0 {
         bail!("--cities and --page_size must be at least 1");
+    }
+    if args.sitemap_only > demosite::site::MAX_SITEMAP_ONLY {
+        bail!(
+            "--sitemap_only must be at most {}",
+            demosite::site::MAX_SITEMAP_ONLY
+        );
+    }
+    if args.generation > demosite::generation::MAX_GENERATION {
+        bail!(
+            "--generation must be at most {}",
+            demosite::generation::MAX_GENERATION
+        );
+    }
+    if args.sitemap_page == 0 {
+        bail!("--sitemap_page must be at least 1");
     }
     if args.hosts == 0 || args.hosts > MAX_HOSTS {
         bail!("--hosts must be from 1 to {MAX_HOSTS}");
@@ -93,6 +129,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let options = SiteOptions {
         page_delay: Duration::from_millis(args.latency_ms),
+        open_web: args.open_web,
+        sitemap_only: args.sitemap_only,
+        sitemap_page: args.sitemap_page,
+        generation: demosite::Generation::new(args.generation),
+        js: args.js,
+        js_profiles: args.js_profiles,
         ..SiteOptions::default()
     };
     let (router, _log) = demosite::router_with(site.clone(), options);

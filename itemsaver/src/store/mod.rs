@@ -84,6 +84,16 @@ pub trait ItemStore: Send + Sync + 'static {
     /// per page is bounded ([`MAX_SCAN_ITEMS`], [`SCAN_PAGE_BYTES`]) and no
     /// page skips over earlier hits, so an export of millions stays flat.
     async fn scan(&self, request: &ScanRequest) -> Result<ScanPage, StoreError>;
+
+    /// Removes the items stored under `keys` and answers how many of the
+    /// keys were stored (a key given twice counts once). Keys not stored
+    /// are no error. Like [`ItemStore::put_batch`], answers only once the
+    /// removal is durable, and is ordered with the writes of this store:
+    /// a save handed over before the delete is removed by it, one handed
+    /// over after it is kept. Afterwards `get`, `count`, `search` and new
+    /// scans no longer see the items (a scan already open keeps its
+    /// snapshot).
+    async fn delete(&self, keys: &[String]) -> Result<u64, StoreError>;
 }
 
 /// One item per key, the last one, keyed, in first-seen order: the "last

@@ -1,5 +1,8 @@
-//! Writes: one `_bulk` request per batch, items that fail transiently sent
-//! again with backoff, items refused for good named in the answer.
+//! Writes: one `_bulk` request per batch (of items to index, or of keys
+//! to delete), operations that fail transiently sent again with backoff,
+//! items refused for good named in the answer.
+
+use std::collections::HashSet;
 
 use elasticsearch::{BulkOperation, BulkParts};
 use rpcsupport::{Item, Refusal};
@@ -14,12 +17,28 @@ use crate::store::StoreError;
 /// which still holds the items, retries it later).
 const WRITE_ATTEMPTS: u32 = 6;
 
-/// One item's outcome in a bulk answer.
+/// Longest document `_id` Elasticsearch takes, in bytes. A longer key can
+/// never be stored, and a delete naming one would fail its whole `_bulk`
+/// request, so deletes skip such keys as not stored.
+const MAX_ID_BYTES: usize = 512;
+
+/// One operation's outcome in a bulk answer.
 pub(super) enum ItemOutcome {
-    Stored,
+    /// Indexed, or deleted.
+    Done,
+    /// A delete of a document that is not there: 404 without an error
+    /// (`result: "not_found"`), which is no failure.
+    Missing,
     /// 429 or 5xx: send it again.
     Retry(String),
     /// Anything else: sending it again fails the same way.
+    Refused(String),
+}
+
+/// An operation's outcome once retries are over.
+enum Final {
+    Done,
+    Missing,
     Refused(String),
 }
 
@@ -34,8 +53,71 @@ impl Inner {
             .iter()
             .map(|(key, item)| document(key, item))
             .collect();
-        let mut pending: Vec<usize> = (0..items.len()).collect();
-        let mut refused: Vec<Refusal> = Vec::new();
+        let keys: Vec<&str> = items.iter().map(|(key, _)| key.as_str()).collect();
+        let outcomes = self
+            .bulk_with_retry(&keys, "stored", |i| {
+                BulkOperation::index(docs[i].clone()).id(keys[i]).into()
+            })
+            .await?;
+        let mut refused = Vec::new();
+        for ((key, item), outcome) in items.iter().zip(outcomes) {
+            if let Final::Refused(reason) = outcome {
+                tracing::warn!(%key, url = %item.url, %reason, "Elasticsearch refused an item");
+                refused.push(Refusal {
+                    key: key.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Deletes the documents of `keys`, retrying the deletes that fail
+    /// transiently; answers how many of the keys were stored.
+    pub(super) async fn delete_all(&self, keys: &[String]) -> Result<u64, StoreError> {
+        // Each key once: a second delete of a key would only answer
+        // `not_found`. Keys no document can have are left out.
+        let mut seen = HashSet::new();
+        let keys: Vec<&str> = keys
+            .iter()
+            .map(String::as_str)
+            .filter(|key| !key.is_empty() && key.len() <= MAX_ID_BYTES && seen.insert(*key))
+            .collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let outcomes = self
+            .bulk_with_retry(&keys, "deleted", |i| BulkOperation::delete(keys[i]).into())
+            .await?;
+        let mut deleted = 0;
+        for (key, outcome) in keys.iter().zip(outcomes) {
+            match outcome {
+                Final::Done => deleted += 1,
+                Final::Missing => {}
+                // A delete carries nothing that can be malformed, so this
+                // is the cluster's state (a closed or read-only index),
+                // not the key's fault: worth trying again later.
+                Final::Refused(reason) => {
+                    return Err(StoreError::Cluster(format!("delete of {key}: {reason}")))
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Sends the operations `op(0..keys.len())` (on the documents `keys`)
+    /// in `_bulk` requests, sending the ones that fail transiently again
+    /// with backoff, up to [`WRITE_ATTEMPTS`] times; answers each one's
+    /// outcome, in order. `done` says what a done operation did, for
+    /// messages.
+    async fn bulk_with_retry(
+        &self,
+        keys: &[&str],
+        done: &str,
+        op: impl Fn(usize) -> BulkOperation<Json>,
+    ) -> Result<Vec<Final>, StoreError> {
+        let mut finals: Vec<Option<Final>> = keys.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
         let mut backoff = FIRST_BACKOFF;
         let mut last_failure = String::new();
         for attempt in 1..=WRITE_ATTEMPTS {
@@ -44,15 +126,12 @@ impl Inner {
                     items = pending.len(),
                     attempt,
                     reason = %last_failure,
-                    "retrying items Elasticsearch did not store"
+                    "retrying items Elasticsearch has not {done}"
                 );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            let operations: Vec<BulkOperation<Json>> = pending
-                .iter()
-                .map(|&i| BulkOperation::index(docs[i].clone()).id(&items[i].0).into())
-                .collect();
+            let operations: Vec<BulkOperation<Json>> = pending.iter().map(|&i| op(i)).collect();
             let outcomes = match self.bulk(operations, pending.len()).await {
                 Ok(outcomes) => outcomes,
                 Err(BulkFailure::Retry(reason)) => {
@@ -63,21 +142,16 @@ impl Inner {
             };
             let mut retry = Vec::new();
             for (&i, outcome) in pending.iter().zip(outcomes) {
-                let (key, item) = &items[i];
-                match outcome {
-                    ItemOutcome::Stored => {}
+                finals[i] = match outcome {
+                    ItemOutcome::Done => Some(Final::Done),
+                    ItemOutcome::Missing => Some(Final::Missing),
+                    ItemOutcome::Refused(reason) => Some(Final::Refused(reason)),
                     ItemOutcome::Retry(reason) => {
-                        last_failure = format!("item {key}: {reason}");
+                        last_failure = format!("item {}: {reason}", keys[i]);
                         retry.push(i);
+                        None
                     }
-                    ItemOutcome::Refused(reason) => {
-                        tracing::warn!(%key, url = %item.url, %reason, "Elasticsearch refused an item");
-                        refused.push(Refusal {
-                            key: key.clone(),
-                            reason,
-                        });
-                    }
-                }
+                };
             }
             pending = retry;
             if pending.is_empty() {
@@ -88,12 +162,13 @@ impl Inner {
             // Worth retrying later, so this wins over refusals: the engine
             // keeps the batch, and the refusals come back on its next try.
             return Err(StoreError::Cluster(format!(
-                "{} of {} items not stored after {WRITE_ATTEMPTS} attempts: {last_failure}",
+                "{} of {} items not {done} after {WRITE_ATTEMPTS} attempts: {last_failure}",
                 pending.len(),
-                items.len()
+                keys.len()
             )));
         }
-        Ok(refused)
+        // Every operation ended Done, Missing or Refused, or is pending.
+        Ok(finals.into_iter().flatten().collect())
     }
 
     /// One `_bulk` request; the outcome of each operation, in order.
@@ -151,13 +226,15 @@ enum BulkFailure {
     Fatal(StoreError),
 }
 
-/// One result of a bulk answer, `{"index": {"status": .., "error": ..}}`.
+/// One result of a bulk answer, `{"index": {"status": .., "error": ..}}`
+/// (or `"delete"`).
 fn item_outcome(result: &Json) -> ItemOutcome {
     let result = result.as_object().and_then(|o| o.values().next());
     let status = result.and_then(|r| r["status"].as_u64()).unwrap_or(0);
     let error = result.map(|r| &r["error"]).filter(|e| !e.is_null());
     match (status, error) {
-        (200..=299, None) => ItemOutcome::Stored,
+        (200..=299, None) => ItemOutcome::Done,
+        (404, None) => ItemOutcome::Missing,
         (429 | 500..=599, _) => {
             ItemOutcome::Retry(format!("HTTP {status}: {}", error_reason(error)))
         }
@@ -170,7 +247,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Bulk results: 2xx stored, 429 and 5xx retried, other errors refused.
+    /// Bulk results: 2xx done, a 404 without an error missing (a delete), 429 and 5xx retried, other errors refused.
     #[test]
     fn classifies_bulk_results() {
         let result =
@@ -179,7 +256,14 @@ mod tests {
         let bad = json!({"type": "document_parsing_exception", "reason": "object mapping"});
         assert!(matches!(
             item_outcome(&json!({"index": {"status": 201}})),
-            ItemOutcome::Stored
+            ItemOutcome::Done
+        ));
+        let gone = json!({"delete": {"status": 404, "result": "not_found"}});
+        assert!(matches!(item_outcome(&gone), ItemOutcome::Missing));
+        let no_index = json!({"type": "index_not_found_exception", "reason": "no such index"});
+        assert!(matches!(
+            item_outcome(&json!({"delete": {"status": 404, "error": no_index}})),
+            ItemOutcome::Refused(_)
         ));
         assert!(
             matches!(item_outcome(&result(429, busy.clone())), ItemOutcome::Retry(r) if r.contains("queue full"))

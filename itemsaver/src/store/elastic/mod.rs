@@ -29,7 +29,9 @@
 //! the acknowledgement ([`SaveAck::refused`]). A batch is acknowledged only
 //! once every other item is stored, and a stored item is durable: the index is created with
 //! `index.translog.durability: request` (ES's default, made explicit), so
-//! the bulk answer comes after the translog is fsynced.
+//! the bulk answer comes after the translog is fsynced. Deletes go the
+//! same way, one `_bulk` of delete actions per call, a `not_found` item
+//! being no error.
 //!
 //! Visibility: ES makes writes searchable at its next refresh, up to a
 //! second later. Instead of making every save wait for that
@@ -279,6 +281,20 @@ impl ItemStore for ElasticStore {
 
     async fn scan(&self, request: &ScanRequest) -> Result<ScanPage, StoreError> {
         self.inner.scan(request).await
+    }
+
+    /// Counts the per-item `result: "deleted"` answers; `not_found` is no
+    /// error. Ordered with this store's other writes only as far as
+    /// Elasticsearch orders requests: one handed over after an earlier
+    /// answer comes after it, ones in flight together in any order.
+    async fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let result = self.inner.delete_all(keys).await;
+        // As after a save: the next count or search refreshes first.
+        self.inner.writes.fetch_add(1, Ordering::SeqCst);
+        result
     }
 }
 

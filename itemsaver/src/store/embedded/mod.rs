@@ -20,13 +20,16 @@
 //! Writes go through one `IndexWriter` behind a mutex and are group
 //! committed: batches that arrive while a commit is running are queued and
 //! all written by the next commit, so many small concurrent batches cost one
-//! fsync instead of one each.
+//! fsync instead of one each. Deletes take the same queue and the same
+//! commit, so a delete is durable when answered and keeps its place among
+//! the saves of its key.
 //!
 //! Scans (for export) hold the searcher of their first page, a snapshot
 //! that later commits and merges do not change, so a cursor is simply
 //! "segment, document" within it: each page seeks straight there, however
 //! deep into the store it is, and no item is seen twice or skipped.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -51,7 +54,7 @@ use scan::Scans;
 use sorted::ByNumber;
 
 use super::document::{collect_text, stored_json};
-use super::{latest_per_key, query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW};
+use super::{query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW};
 
 /// Memory the writer may use before it flushes a segment. Items are small
 /// and every batch is committed at once, so buffers rarely fill; this only
@@ -136,16 +139,24 @@ struct Inner {
     /// The only writer; tantivy allows one per index. Locked only on
     /// blocking threads, for the length of one group commit.
     writer: Mutex<IndexWriter>,
-    /// Batches waiting for the next commit. Whoever holds `writer` next
-    /// takes all of them.
-    pending: Mutex<Vec<PendingBatch>>,
+    /// Writes waiting for the next commit, in arrival order. Whoever holds
+    /// `writer` next takes all of them.
+    pending: Mutex<Vec<PendingWrite>>,
     /// Scans between pages.
     scans: Mutex<Scans>,
 }
 
-struct PendingBatch {
-    items: Vec<Item>,
-    done: oneshot::Sender<Result<(), StoreError>>,
+/// One `put_batch` or `delete` waiting for its commit.
+enum PendingWrite {
+    Save {
+        items: Vec<Item>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Delete {
+        keys: Vec<String>,
+        /// Answered with how many of `keys` were stored.
+        done: oneshot::Sender<Result<u64, StoreError>>,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -184,18 +195,25 @@ impl ItemStore for EmbeddedStore {
         }
         let accepted = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let (done, committed) = oneshot::channel();
-        lock(&self.inner.pending).push(PendingBatch { items, done });
-        let inner = self.inner.clone();
-        // This task may find our batch already taken by an earlier task's
-        // group commit; it then has nothing to do. Either way, some task
-        // that starts after our push commits our batch.
-        tokio::task::spawn_blocking(move || inner.commit_pending());
-        match committed.await {
-            Ok(result) => result.map(|()| SaveAck::all(accepted)),
-            // The sender is dropped unanswered only if the committing task
-            // panicked.
-            Err(_) => Err(StoreError::Task("commit task panicked".into())),
+        self.inner.queue(PendingWrite::Save { items, done });
+        committed_answer(committed)
+            .await
+            .map(|()| SaveAck::all(accepted))
+    }
+
+    /// Checks each key against the index as it stands before the delete
+    /// (its committed state plus the writes queued ahead in the same
+    /// commit), so the count is exact.
+    async fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
         }
+        let (done, committed) = oneshot::channel();
+        self.inner.queue(PendingWrite::Delete {
+            keys: keys.to_vec(),
+            done,
+        });
+        committed_answer(committed).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
@@ -233,7 +251,19 @@ impl ItemStore for EmbeddedStore {
 }
 
 impl Inner {
-    /// Writes and commits every pending batch, then answers each.
+    /// Queues `write` for the next group commit and starts a commit.
+    /// Queued synchronously, before the caller's first await, so writes
+    /// handed over one after another keep that order.
+    fn queue(self: &Arc<Self>, write: PendingWrite) {
+        lock(&self.pending).push(write);
+        let inner = self.clone();
+        // This task may find our write already taken by an earlier task's
+        // group commit; it then has nothing to do. Either way, some task
+        // that starts after our push commits our write.
+        tokio::task::spawn_blocking(move || inner.commit_pending());
+    }
+
+    /// Writes and commits every pending write, then answers each.
     /// Takes the `Arc` so it can let go of it before answering: a caller
     /// told "stored" that drops its store then holds the last reference,
     /// and the index lock goes with it (so reopening the directory at once
@@ -260,7 +290,7 @@ impl Inner {
         }
         let result = self.write_group(&mut writer, &group);
         if let Err(e) = &result {
-            tracing::error!(error = %e, batches = group.len(), "commit failed");
+            tracing::error!(error = %e, writes = group.len(), "commit failed");
             // Otherwise the failed group's documents would be committed
             // with the next one, after its callers were told it failed.
             if let Err(e) = writer.rollback() {
@@ -269,30 +299,85 @@ impl Inner {
         }
         drop(writer);
         drop(self);
-        for batch in group {
-            // The caller may have gone away (client disconnected); the
-            // items are stored regardless.
-            let _ = batch.done.send(result.clone());
+        // The caller may have gone away (client disconnected); the writes
+        // are committed regardless, so a failed send is ignored.
+        for (at, write) in group.into_iter().enumerate() {
+            let answer = match &result {
+                Ok(deleted) => Ok(deleted[at]),
+                Err(e) => Err(e.clone()),
+            };
+            match write {
+                PendingWrite::Save { done, .. } => {
+                    let _ = done.send(answer.map(|_| ()));
+                }
+                PendingWrite::Delete { done, .. } => {
+                    let _ = done.send(answer);
+                }
+            }
         }
     }
 
+    /// Writes `group` in one commit and answers, per write, how many keys
+    /// it deleted that were stored (0 for saves).
     fn write_group(
         &self,
         writer: &mut IndexWriter,
-        group: &[PendingBatch],
-    ) -> Result<(), StoreError> {
-        // Last item with a key wins across the whole group, as batches are
-        // queued in arrival order.
-        for (key, item) in latest_per_key(group.iter().flat_map(|batch| &batch.items)) {
+        group: &[PendingWrite],
+    ) -> Result<Vec<u64>, StoreError> {
+        // Each key's state at the end of the group, in first-seen order:
+        // the item to write, or `None` for deleted. Writes are queued in
+        // arrival order, so the last save or delete of a key wins, and
+        // each key is written once.
+        let mut last: Vec<(String, Option<&Item>)> = Vec::new();
+        let mut position: HashMap<String, usize> = HashMap::new();
+        // Taken while we hold the writer, so it shows every commit so far.
+        let searcher = self.reader.searcher();
+        let mut deleted = Vec::with_capacity(group.len());
+        for write in group {
+            match write {
+                PendingWrite::Save { items, .. } => {
+                    for item in items {
+                        set_state(&mut last, &mut position, item.key(), Some(item));
+                    }
+                    deleted.push(0);
+                }
+                PendingWrite::Delete { keys, .. } => {
+                    let mut stored = 0;
+                    for key in keys {
+                        let was_stored = match position.get(key.as_str()) {
+                            Some(&at) => last[at].1.is_some(),
+                            None => self.is_stored(&searcher, key)?,
+                        };
+                        if was_stored {
+                            stored += 1;
+                        }
+                        set_state(&mut last, &mut position, key.clone(), None);
+                    }
+                    deleted.push(stored);
+                }
+            }
+        }
+        for (key, item) in last {
             // A delete only affects documents added before it, so the new
             // version added right after survives.
             writer.delete_term(Term::from_field_text(self.fields.id, &key));
-            writer.add_document(self.document(&key, item))?;
+            if let Some(item) = item {
+                writer.add_document(self.document(&key, item))?;
+            }
         }
         // Returns once segment files and meta.json are fsynced.
         writer.commit()?;
         self.reader.reload()?;
-        Ok(())
+        Ok(deleted)
+    }
+
+    /// Whether a live document has the id `key` in `searcher`'s snapshot.
+    fn is_stored(&self, searcher: &Searcher, key: &str) -> Result<bool, StoreError> {
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, key),
+            IndexRecordOption::Basic,
+        );
+        Ok(searcher.search(&query, &Count)? > 0)
     }
 
     fn document(&self, key: &str, item: &Item) -> TantivyDocument {
@@ -409,6 +494,35 @@ impl Inner {
         let json: serde_json::Value =
             serde_json::from_str(stored).map_err(|e| corrupt(&e.to_string()))?;
         Item::from_json(&json).ok_or_else(|| corrupt("not an item"))
+    }
+}
+
+/// Records `item` (`None`: deleted) as `key`'s latest state in
+/// [`Inner::write_group`]'s list, keeping the key's first-seen place.
+fn set_state<'a>(
+    last: &mut Vec<(String, Option<&'a Item>)>,
+    position: &mut HashMap<String, usize>,
+    key: String,
+    item: Option<&'a Item>,
+) {
+    match position.get(&key) {
+        Some(&at) => last[at].1 = item,
+        None => {
+            position.insert(key.clone(), last.len());
+            last.push((key, item));
+        }
+    }
+}
+
+/// What the committing task answered a queued write.
+async fn committed_answer<T>(
+    committed: oneshot::Receiver<Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match committed.await {
+        Ok(result) => result,
+        // The sender is dropped unanswered only if the committing task
+        // panicked.
+        Err(_) => Err(StoreError::Task("commit task panicked".into())),
     }
 }
 

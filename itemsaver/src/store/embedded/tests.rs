@@ -1,6 +1,6 @@
 //! What every store must do is tested once for both stores, in
 //! `tests/contract.rs`; here only what is this store's own: reopening,
-//! the writer lock, group commits under parallel saves.
+//! the writer lock, group commits under parallel saves (and deletes).
 
 use super::scan::MAX_OPEN_SCANS;
 use super::*;
@@ -118,4 +118,55 @@ async fn concurrent_batches_all_land() {
         assert_eq!(task.await.unwrap().unwrap(), SaveAck::all(10));
     }
     assert_eq!(store.count().await.unwrap(), 160);
+}
+
+/// Issue 13: saves and deletes of the same keys handed over while a commit holds the writer all go into the next group commit, in arrival order: each delete counts what was stored just before it, and the last write of each key wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_and_deletes_in_one_group_keep_their_order() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).unwrap();
+    store.put_batch(vec![item("old", &[])]).await.unwrap();
+    let v = |id: &str, n: i64| item(id, &[("v", Value::Int(n))]);
+    let keys = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    let (d1, d2, d3) = (keys(&["k", "j", "old"]), keys(&["j", "j"]), keys(&["m"]));
+
+    type Write<'a> = Pin<Box<dyn Future<Output = Result<u64, StoreError>> + Send + 'a>>;
+    fn saved<'a>(save: impl Future<Output = Result<SaveAck, StoreError>> + Send + 'a) -> Write<'a> {
+        Box::pin(async move { save.await.map(|ack| u64::from(ack.stored)) })
+    }
+    let mut writes: Vec<Write<'_>> = vec![
+        saved(store.put_batch(vec![v("k", 1)])),
+        store.delete(&d1),
+        saved(store.put_batch(vec![v("k", 2), v("j", 1)])),
+        store.delete(&d2),
+        store.delete(&d3),
+        saved(store.put_batch(vec![v("m", 1)])),
+    ];
+    {
+        // Holding the writer, as a running commit does: each write, polled
+        // once in order, queues itself and its commit task waits.
+        let _writer = store.inner.writer.lock().unwrap();
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        for write in &mut writes {
+            assert!(matches!(write.as_mut().poll(&mut cx), Poll::Pending));
+        }
+        assert_eq!(lock(&store.inner.pending).len(), 6);
+    }
+    let answers: Vec<u64> = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    // Saves answer their count stored; deletes what they found stored:
+    // k (saved just before) and old (committed), then j once, then no m.
+    assert_eq!(answers, [1, 2, 2, 1, 0, 1]);
+    assert_eq!(store.get("k").await.unwrap(), Some(v("k", 2)));
+    assert_eq!(store.get("j").await.unwrap(), None);
+    assert_eq!(store.get("old").await.unwrap(), None);
+    assert_eq!(store.get("m").await.unwrap(), Some(v("m", 1)));
+    assert_eq!(store.count().await.unwrap(), 2);
 }
