@@ -42,7 +42,10 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let temp = tempfile::tempdir()?;
-    let dir = args.dir.clone().unwrap_or_else(|| temp.path().join("state"));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().join("state"));
     let limit = Duration::from_secs(args.max_seconds);
     let url = |i: u64| format!("http://127.0.0.1:8080/profile/{i}");
     let parser = ParserSpec::named("profile");
@@ -57,7 +60,9 @@ fn main() -> anyhow::Result<()> {
     let mut n = 0;
     for i in 1..=args.urls {
         let t = task(i);
-        state.store.put(fingerprint(&t.request.url), UrlRecord::queued(&t));
+        state
+            .store
+            .put(fingerprint(&t.request.url), UrlRecord::queued(&t));
         n = i;
         if state.store.changes() >= args.commit_changes {
             state.commit(&meta)?;
@@ -79,7 +84,10 @@ fn main() -> anyhow::Result<()> {
         r.status = UrlStatus::Done;
         r.fetched = Some(Fetched {
             http_status: 200,
-            etag: Some(format!("\"{:016x}\"", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
+            etag: Some(format!(
+                "\"{:016x}\"",
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            )),
             last_modified: Some("Sat, 01 Jan 2000 00:00:00 GMT".into()),
             content_hash: Some(i.wrapping_mul(31)),
             fetched_at: 1_800_000_000,
