@@ -29,10 +29,10 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     urls: u64,
     /// Changes per commit (the engine's `state_commit_changes`).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long = "commit_changes", default_value_t = 10_000)]
     commit_changes: usize,
     /// Stop each phase after this long, reporting the URLs it reached.
-    #[arg(long, default_value_t = 240)]
+    #[arg(long = "max_seconds", default_value_t = 240)]
     max_seconds: u64,
     /// Directory for the store (default: a temp dir, removed at the end).
     #[arg(long)]

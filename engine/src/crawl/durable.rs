@@ -20,7 +20,7 @@ use super::machine::Crawl;
 use super::EngineError;
 use crate::items::Ack;
 use crate::scheduler::{fingerprint, Task};
-use crate::state::{unix_now, Change, Fetched, Meta, StateDir, UrlRecord, UrlStatus};
+use crate::state::{unix_now, Change, CommitJob, Fetched, Meta, StateDir, UrlRecord, UrlStatus};
 
 /// A task was queued: its record says so (at the next commit).
 pub(super) fn record_queued(state: &mut Option<StateDir>, task: &Task) {
@@ -206,8 +206,64 @@ impl Crawl<'_> {
             .is_some_and(|s| s.store.changes() >= self.settings.state_commit_changes)
     }
 
-    /// Commits the store's changes with the counters (logged on failure:
-    /// the changes stay in memory for the next try).
+    /// Whether a full batch of changes waits behind a commit still under
+    /// way: then nothing new is sent until it is done, so the changes held
+    /// in memory (and what a kill can lose) stay within about two batches
+    /// however slow the disk.
+    pub(super) fn commit_backlogged(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| {
+            s.store.committing() && s.store.changes() >= self.settings.state_commit_changes
+        })
+    }
+
+    /// Hands the store's changes, with the counters, to a commit that runs
+    /// off the loop (`None`: no state dir, or a commit is under way).
+    pub(super) fn begin_commit(&mut self, now: Instant) -> Option<CommitJob> {
+        self.last_state_write = now;
+        let meta = self.meta(false, now);
+        let state = self.state.as_mut()?;
+        match state.begin_commit(&meta) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write crawl state");
+                None
+            }
+        }
+    }
+
+    /// The commit begun last is over (`Err`: its thread panicked).
+    pub(super) fn end_commit(
+        &mut self,
+        result: Result<std::io::Result<()>, tokio::task::JoinError>,
+    ) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let result = result.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, dir = %state.path().display(), "cannot write crawl state; its changes go with the next commit");
+        }
+        if let Err(e) = state.end_commit(result.is_ok()) {
+            // Only the refetch count suffers.
+            tracing::warn!(error = %e, "cannot trim done.log");
+        }
+    }
+
+    fn meta(&mut self, finished: bool, now: Instant) -> Meta {
+        self.absorb_scheduler_counts();
+        let mut summary = self.summary.clone();
+        summary.elapsed = self.elapsed(now);
+        Meta {
+            summary,
+            finished,
+            ..Meta::default()
+        }
+    }
+
+    /// Commits the store's changes with the counters here and now (logged
+    /// on failure: the changes stay in memory for the next try); the loop
+    /// commits off its thread instead.
+    #[cfg(test)]
     pub(super) fn commit(&mut self, now: Instant) {
         if let Err(e) = self.commit_with(false, now) {
             tracing::error!(error = %e, "cannot write crawl state");
@@ -221,16 +277,9 @@ impl Crawl<'_> {
     }
 
     fn commit_with(&mut self, finished: bool, now: Instant) -> Result<(), EngineError> {
-        self.absorb_scheduler_counts();
-        let mut summary = self.summary.clone();
-        summary.elapsed = self.elapsed(now);
+        let meta = self.meta(finished, now);
         let Some(state) = self.state.as_mut() else {
             return Ok(());
-        };
-        let meta = Meta {
-            summary,
-            finished,
-            ..Meta::default()
         };
         state.commit(&meta).map_err(|source| EngineError::State {
             path: state.path().to_owned(),

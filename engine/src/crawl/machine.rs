@@ -243,6 +243,7 @@ impl<'a> Crawl<'a> {
         // Page budget: what is counted plus what is in flight stays under
         // max_pages, so the sites see at most max_pages crawl requests.
         while self.in_flight.len() < self.settings.worker_count
+            && !self.commit_backlogged()
             && self
                 .settings
                 .max_pages

@@ -253,6 +253,16 @@ async fn drive(
     let policy = crawl.settings.scope.policy.clone();
     let rpc_timeout = crawl.settings.rpc_timeout;
     let mut calls = JoinSet::new();
+    // The URL store commit under way, on a blocking thread: the loop
+    // carries on meanwhile (one at a time; see state/store.rs).
+    let mut commit: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    let start_commit = |crawl: &mut Crawl<'_>, commit: &mut Option<_>| {
+        if commit.is_none() {
+            if let Some(job) = crawl.begin_commit(Instant::now()) {
+                *commit = Some(tokio::task::spawn_blocking(move || job.run()));
+            }
+        }
+    };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -280,10 +290,14 @@ async fn drive(
                     deleter.send(crawl.take_deletes());
                 }
                 if crawl.commit_due() {
-                    crawl.commit(Instant::now());
+                    start_commit(crawl, &mut commit);
                 }
             }
             Some(ack) = acks.recv() => crawl.on_ack(ack),
+            done = async { commit.as_mut().expect("guarded").await }, if commit.is_some() => {
+                commit = None;
+                crawl.end_commit(done);
+            }
             _ = &mut shutdown, if !crawl.stop_begun() => {
                 crawl.begin_stop("stopped by signal", Instant::now());
             }
@@ -293,13 +307,17 @@ async fn drive(
                 crawl.report(pool, now);
                 match crawl.on_tick(now, pool.up_count()) {
                     Tick::Abandon => break,
-                    Tick::WriteState => crawl.commit(Instant::now()),
+                    Tick::WriteState => start_commit(crawl, &mut commit),
                     Tick::Continue => {}
                 }
             }
         }
     }
     calls.abort_all();
+    // The stop sequence commits what is left; this one first.
+    if let Some(task) = commit {
+        crawl.end_commit(task.await);
+    }
 }
 
 /// Where spill files go: the state dir, or a private dir of this run

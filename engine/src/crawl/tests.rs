@@ -593,3 +593,34 @@ async fn recrawl_decides_unchanged_changed_gone() {
     assert_eq!(gone.status, UrlStatus::Gone);
     assert!(gone.item_keys.is_empty());
 }
+
+/// While a commit is under way and a full batch of changes waits behind
+/// it, nothing new is sent: the changes held in memory stay bounded
+/// however slow the disk; once the commit is done, dispatch resumes.
+#[tokio::test(start_paused = true)]
+async fn dispatch_waits_for_a_commit_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(|c| {
+        c.state_commit_changes = 3;
+        c.state_dir = dir.path().display().to_string();
+    });
+    let (state, _) = crate::state::StateDir::open(dir.path()).unwrap();
+    let workers = s.workers.clone();
+    let mut c = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    c.resume_or_seed(None);
+    let now = Instant::now();
+    let id = one(dispatch(&mut c, now).0);
+    let job = c.begin_commit(now).expect("a commit starts");
+    c.on_outcome(
+        id,
+        page(&["http://a.test/1", "http://a.test/2", "http://a.test/3"]),
+        now,
+    );
+    assert!(c.commit_backlogged());
+    assert!(dispatch(&mut c, now).0.is_empty(), "held back");
+    job.run().unwrap();
+    drop(job);
+    c.end_commit(Ok(Ok(())));
+    assert!(!c.commit_backlogged());
+    assert_eq!(dispatch(&mut c, now).0.len(), 3);
+}

@@ -52,7 +52,7 @@ use crate::spill::create_private;
 
 pub use record::{Fetched, UrlRecord, UrlStatus};
 pub use recrawl::{unix_now, Change, RecrawlPolicy};
-pub use store::{Meta, UrlStore, CACHE_BYTES, VERSION};
+pub use store::{CommitJob, Meta, UrlStore, CACHE_BYTES, VERSION};
 
 const STORE: &str = "urls.redb";
 /// The snapshot of the engine before the URL store.
@@ -82,6 +82,9 @@ pub struct StateDir {
     done_log: File,
     /// The URL store.
     pub store: UrlStore,
+    /// Length of the done log when the commit under way began: what it
+    /// held then is covered by that commit.
+    done_at_commit: Option<u64>,
     /// Holds the directory's lock while open (released when dropped).
     _lock: File,
 }
@@ -189,6 +192,7 @@ impl StateDir {
                 dir: dir.to_owned(),
                 done_log,
                 store,
+                done_at_commit: None,
                 _lock: lock,
             },
             Loaded {
@@ -257,13 +261,42 @@ impl StateDir {
         }
     }
 
-    /// Commits the store's pending changes with `meta`, then starts a
-    /// fresh done log.
+    /// Commits the store's pending changes with `meta` here and now, then
+    /// starts a fresh done log.
     pub fn commit(&mut self, meta: &Meta) -> io::Result<()> {
         self.store.commit(meta)?;
         self.done_log.set_len(0)?;
         self.done_log.seek(SeekFrom::Start(0))?;
         Ok(())
+    }
+
+    /// Takes the pending changes for a commit to run elsewhere
+    /// ([`CommitJob::run`]), unless one is under way.
+    pub fn begin_commit(&mut self, meta: &Meta) -> io::Result<Option<CommitJob>> {
+        let Some(job) = self.store.begin_commit(meta) else {
+            return Ok(None);
+        };
+        self.done_at_commit = Some(self.done_log.stream_position()?);
+        Ok(Some(job))
+    }
+
+    /// The commit begun last is over: on success the done log keeps only
+    /// the pages finished since it began.
+    pub fn end_commit(&mut self, ok: bool) -> io::Result<()> {
+        self.store.end_commit(ok);
+        let Some(at) = self.done_at_commit.take() else {
+            return Ok(());
+        };
+        if !ok {
+            return Ok(());
+        }
+        let end = self.done_log.stream_position()?;
+        let mut since = vec![0; end.saturating_sub(at) as usize];
+        self.done_log.seek(SeekFrom::Start(at))?;
+        self.done_log.read_exact(&mut since)?;
+        self.done_log.set_len(0)?;
+        self.done_log.seek(SeekFrom::Start(0))?;
+        self.done_log.write_all(&since)
     }
 
     /// The directory.
@@ -390,6 +423,25 @@ mod tests {
         let mut seen = f.seen;
         seen.sort();
         assert_eq!(seen, [1, 2]);
+    }
+
+    /// A commit run off the loop covers the pages done before it began;
+    /// the done log keeps those finished while it ran.
+    #[test]
+    fn background_commit_trims_the_done_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut state, _) = StateDir::open(dir.path()).unwrap();
+        state.record_done(1);
+        let job = state.begin_commit(&Meta::default()).unwrap().unwrap();
+        assert!(state.begin_commit(&Meta::default()).unwrap().is_none());
+        state.record_done(2);
+        job.run().unwrap();
+        drop(job);
+        state.end_commit(true).unwrap();
+        state.record_done(3);
+        drop(state);
+        let (_, loaded) = StateDir::open(dir.path()).unwrap();
+        assert_eq!(loaded.done_since, HashSet::from([2, 3]));
     }
 
     /// A recrawl queues the known pages that are due (or all of them with

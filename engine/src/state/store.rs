@@ -22,10 +22,14 @@
 //! one transaction, fsynced, every `state_interval_ms` or every
 //! `state_commit_changes` changes, so a commit costs what changed since
 //! the last one, not the size of the crawl. A kill loses at most those
-//! changes: their pages are fetched again.
+//! changes: their pages are fetched again. The crawl loop hands a batch
+//! to a blocking thread ([`UrlStore::begin_commit`], [`CommitJob::run`])
+//! and carries on; reads see the batch being written until it is done
+//! ([`UrlStore::end_commit`]), and one commit runs at a time.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::sync::Arc;
 
 use redb::backends::FileBackend;
 use redb::{
@@ -68,20 +72,60 @@ pub struct Meta {
     pub finished: bool,
 }
 
-/// The store and the changes not yet committed.
-pub struct UrlStore {
-    db: Database,
-    /// Records changed since the last commit, by fingerprint.
+/// Changes not yet committed, coalesced per key.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Records changed, by fingerprint.
     urls: HashMap<u64, UrlRecord>,
     /// Unacked items to write (`Some`) or remove (`None`), by key.
     unacked: HashMap<String, Option<Item>>,
+    /// Deletes to record (`true`) or forget, acknowledged (`false`).
+    deletes: HashMap<String, bool>,
+    /// Changes made (each put or removal, before coalescing).
+    changes: usize,
+}
+
+impl Batch {
+    /// Puts `older` under these changes: what this batch changed again
+    /// wins (a failed commit's batch comes back this way).
+    fn absorb_older(&mut self, older: &Batch) {
+        for (k, v) in &older.urls {
+            self.urls.entry(*k).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &older.unacked {
+            self.unacked.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &older.deletes {
+            self.deletes.entry(k.clone()).or_insert(*v);
+        }
+        self.changes += older.changes;
+    }
+}
+
+/// The store and the changes not yet committed.
+pub struct UrlStore {
+    db: Arc<Database>,
+    /// Changes since the last commit began.
+    pending: Batch,
+    /// The batch a commit is writing, if one is under way.
+    committing: Option<Arc<Batch>>,
     /// Copies of each unacked key not yet acknowledged: a key produced
     /// again (a page fetched twice) stays until every copy is acked.
     outstanding: HashMap<String, u32>,
-    /// Deletes to record (`true`) or forget, acknowledged (`false`).
-    deletes: HashMap<String, bool>,
-    /// Changes since the last commit (each put or removal).
-    changes: usize,
+}
+
+/// One commit's work, to run off the crawl loop.
+pub struct CommitJob {
+    db: Arc<Database>,
+    batch: Arc<Batch>,
+    meta: Meta,
+}
+
+impl CommitJob {
+    /// Writes the batch and the counters in one durable transaction.
+    pub fn run(&self) -> std::io::Result<()> {
+        write(&self.db, &self.batch, &self.meta)
+    }
 }
 
 /// What a store held when opened.
@@ -112,12 +156,10 @@ impl UrlStore {
         }
         tx.commit().map_err(io)?;
         let mut store = UrlStore {
-            db,
-            urls: HashMap::new(),
-            unacked: HashMap::new(),
+            db: Arc::new(db),
+            pending: Batch::default(),
+            committing: None,
             outstanding: HashMap::new(),
-            deletes: HashMap::new(),
-            changes: 0,
         };
         let contents = store.read_contents()?;
         for item in &contents.unacked {
@@ -177,10 +219,15 @@ impl UrlStore {
         Ok(n)
     }
 
-    /// The record of `fp`: the pending change if there is one, else the
-    /// committed one.
+    /// The record of `fp`: the latest change if there is one (pending,
+    /// or being committed), else the committed one.
     pub fn get(&self, fp: u64) -> std::io::Result<Option<UrlRecord>> {
-        if let Some(r) = self.urls.get(&fp) {
+        let changed = self
+            .pending
+            .urls
+            .get(&fp)
+            .or_else(|| self.committing.as_ref()?.urls.get(&fp));
+        if let Some(r) = changed {
             return Ok(Some(r.clone()));
         }
         let tx = self.db.begin_read().map_err(io)?;
@@ -193,8 +240,8 @@ impl UrlStore {
 
     /// Records `record` under `fp` (at the next commit).
     pub fn put(&mut self, fp: u64, record: UrlRecord) {
-        self.urls.insert(fp, record);
-        self.changes += 1;
+        self.pending.urls.insert(fp, record);
+        self.pending.changes += 1;
     }
 
     /// Items sent to the itemsaver: kept until acknowledged.
@@ -202,8 +249,8 @@ impl UrlStore {
         for item in items {
             let key = item.key();
             *self.outstanding.entry(key.clone()).or_default() += 1;
-            self.unacked.insert(key, Some(item.clone()));
-            self.changes += 1;
+            self.pending.unacked.insert(key, Some(item.clone()));
+            self.pending.changes += 1;
         }
     }
 
@@ -217,8 +264,8 @@ impl UrlStore {
             *n -= 1;
             if *n == 0 {
                 self.outstanding.remove(key);
-                self.unacked.insert(key.clone(), None);
-                self.changes += 1;
+                self.pending.unacked.insert(key.clone(), None);
+                self.pending.changes += 1;
             }
         }
     }
@@ -226,73 +273,108 @@ impl UrlStore {
     /// Items to delete from the itemsaver: kept until it acknowledges.
     pub fn deletes_queued(&mut self, keys: &[String]) {
         for key in keys {
-            self.deletes.insert(key.clone(), true);
-            self.changes += 1;
+            self.pending.deletes.insert(key.clone(), true);
+            self.pending.changes += 1;
         }
     }
 
     /// The itemsaver acknowledged these deletes.
     pub fn deletes_acked(&mut self, keys: &[String]) {
         for key in keys {
-            self.deletes.insert(key.clone(), false);
-            self.changes += 1;
+            self.pending.deletes.insert(key.clone(), false);
+            self.pending.changes += 1;
         }
     }
 
     /// Changes waiting for the next commit.
     pub fn changes(&self) -> usize {
-        self.changes
+        self.pending.changes
     }
 
-    /// Writes every pending change and `meta` in one durable transaction.
-    /// On an error nothing is lost from memory: the next commit tries
-    /// again.
-    pub fn commit(&mut self, meta: &Meta) -> std::io::Result<()> {
-        let mut tx = self.db.begin_write().map_err(io)?;
-        tx.set_durability(Durability::Immediate).map_err(io)?;
-        {
-            let mut urls = tx.open_table(URLS).map_err(io)?;
-            let mut value = Vec::new();
-            for (fp, record) in &self.urls {
-                value.clear();
-                value.extend_from_slice(&record.encode());
-                urls.insert(*fp, value.as_slice()).map_err(io)?;
-            }
-            let mut unacked = tx.open_table(UNACKED).map_err(io)?;
-            for (key, item) in &self.unacked {
-                match item {
-                    Some(item) => {
-                        let bytes = bincode::serialize(item).map_err(io)?;
-                        unacked.insert(key.as_str(), bytes.as_slice()).map_err(io)?;
-                    }
-                    None => {
-                        unacked.remove(key.as_str()).map_err(io)?;
-                    }
-                }
-            }
-            let mut deletes = tx.open_table(DELETES).map_err(io)?;
-            for (key, add) in &self.deletes {
-                if *add {
-                    deletes.insert(key.as_str(), ()).map_err(io)?;
-                } else {
-                    deletes.remove(key.as_str()).map_err(io)?;
-                }
-            }
-            let mut table = tx.open_table(META).map_err(io)?;
-            let meta = Meta {
-                version: VERSION,
-                ..meta.clone()
-            };
-            let bytes = bincode::serialize(&meta).map_err(io)?;
-            table.insert(META_KEY, bytes.as_slice()).map_err(io)?;
-        }
-        tx.commit().map_err(io)?;
-        self.urls.clear();
-        self.unacked.clear();
-        self.deletes.clear();
-        self.changes = 0;
-        Ok(())
+    /// Whether a commit is under way.
+    pub fn committing(&self) -> bool {
+        self.committing.is_some()
     }
+
+    /// Takes the pending changes for a commit with `meta`, unless one is
+    /// under way. Until [`UrlStore::end_commit`], reads see them.
+    pub fn begin_commit(&mut self, meta: &Meta) -> Option<CommitJob> {
+        if self.committing.is_some() {
+            return None;
+        }
+        let batch = Arc::new(std::mem::take(&mut self.pending));
+        self.committing = Some(batch.clone());
+        Some(CommitJob {
+            db: self.db.clone(),
+            batch,
+            meta: meta.clone(),
+        })
+    }
+
+    /// The commit begun last is over; if it failed, its changes go back
+    /// under the pending ones, for the next commit.
+    pub fn end_commit(&mut self, ok: bool) {
+        let Some(batch) = self.committing.take() else {
+            return;
+        };
+        if !ok {
+            self.pending.absorb_older(&batch);
+        }
+    }
+
+    /// Writes every pending change and `meta` in one durable transaction,
+    /// here and now (a commit under way is waited for by the caller
+    /// first). On an error nothing is lost from memory: the next commit
+    /// tries again.
+    pub fn commit(&mut self, meta: &Meta) -> std::io::Result<()> {
+        let job = self
+            .begin_commit(meta)
+            .ok_or_else(|| io("a commit is already under way"))?;
+        let result = job.run();
+        self.end_commit(result.is_ok());
+        result
+    }
+}
+
+/// Writes `batch` and `meta` in one durable transaction.
+fn write(db: &Database, batch: &Batch, meta: &Meta) -> std::io::Result<()> {
+    let mut tx = db.begin_write().map_err(io)?;
+    tx.set_durability(Durability::Immediate).map_err(io)?;
+    {
+        let mut urls = tx.open_table(URLS).map_err(io)?;
+        for (fp, record) in &batch.urls {
+            urls.insert(*fp, record.encode().as_slice()).map_err(io)?;
+        }
+        let mut unacked = tx.open_table(UNACKED).map_err(io)?;
+        for (key, item) in &batch.unacked {
+            match item {
+                Some(item) => {
+                    let bytes = bincode::serialize(item).map_err(io)?;
+                    unacked.insert(key.as_str(), bytes.as_slice()).map_err(io)?;
+                }
+                None => {
+                    unacked.remove(key.as_str()).map_err(io)?;
+                }
+            }
+        }
+        let mut deletes = tx.open_table(DELETES).map_err(io)?;
+        for (key, add) in &batch.deletes {
+            if *add {
+                deletes.insert(key.as_str(), ()).map_err(io)?;
+            } else {
+                deletes.remove(key.as_str()).map_err(io)?;
+            }
+        }
+        let mut table = tx.open_table(META).map_err(io)?;
+        let meta = Meta {
+            version: VERSION,
+            ..meta.clone()
+        };
+        let bytes = bincode::serialize(&meta).map_err(io)?;
+        table.insert(META_KEY, bytes.as_slice()).map_err(io)?;
+    }
+    tx.commit().map_err(io)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -373,6 +455,38 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seen, 10);
+    }
+
+    /// A commit under way leaves the store usable: reads see its batch,
+    /// new changes wait for the next one, and a failed commit's changes
+    /// come back for the next try.
+    #[test]
+    fn background_commit_and_failed_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = UrlStore::open(file(dir.path())).unwrap();
+        store.put(1, record(1));
+        let job = store.begin_commit(&Meta::default()).unwrap();
+        assert!(
+            store.begin_commit(&Meta::default()).is_none(),
+            "one at a time"
+        );
+        assert!(store.commit(&Meta::default()).is_err());
+        store.put(2, record(2));
+        assert_eq!(
+            store.get(1).unwrap().unwrap().url,
+            "http://h/1",
+            "being written"
+        );
+        assert_eq!(store.changes(), 1);
+        // This one "fails": its record comes back under the newer change.
+        drop(job);
+        store.end_commit(false);
+        assert_eq!(store.changes(), 2);
+        let job = store.begin_commit(&Meta::default()).unwrap();
+        job.run().unwrap();
+        store.end_commit(true);
+        assert_eq!(store.url_count().unwrap(), 2);
+        assert_eq!(store.changes(), 0);
     }
 
     /// An item key sent twice stays unacked until both copies are acked;
