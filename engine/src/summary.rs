@@ -28,7 +28,7 @@ pub struct Summary {
     /// Requests sent again after a failed worker call.
     pub retries: u64,
     /// Pages fetched a second time after a resume (finished after the last
-    /// state snapshot the engine was killed).
+    /// commit of the URL store before the engine was killed).
     pub refetched: u64,
     /// Times a worker was taken out of rotation (dead or not answering).
     pub worker_outages: u64,

@@ -89,8 +89,8 @@ pub(super) struct Crawl<'a> {
     /// When this run started, and how long earlier runs of the crawl took.
     started: Instant,
     elapsed_before: Duration,
-    /// Pages finished after the snapshot this run resumed from: fetched
-    /// again now, counted as `refetched`.
+    /// Pages finished after the last commit of the run this one resumed
+    /// from: fetched again now, counted as `refetched`.
     done_since: HashSet<u64>,
     pub(super) state: Option<StateDir>,
     /// Item keys to delete (of gone pages), recorded in the store and not

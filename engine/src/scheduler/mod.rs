@@ -20,7 +20,8 @@
 //!   after its TTL; while it is unreachable the host waits.
 //! - `delayed.rs`: requests that failed transiently wait in a timer heap
 //!   until their backoff is over.
-//! - `snapshot.rs`: what the state file keeps, and loading it back.
+//! - `snapshot.rs`: the frontier as a value, and loading one back (a
+//!   resume from the URL store).
 //! - `url.rs`: host, origin and path read off a URL's text; the fingerprint.
 //!
 //! The far end of a frontier larger than `queue_memory_tasks` waits on disk
