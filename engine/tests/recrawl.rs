@@ -244,3 +244,65 @@ async fn recrawl_updates_and_deletes_elasticsearch() {
     );
     crawl_then_recrawl(store).await;
 }
+
+/// `recrawl_every` keeps the engine recrawling, round after round (each
+/// waiting for the next due URL or the duration, here 1 s), until
+/// shutdown; each round sees the site as it is then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recrawl_every_runs_rounds_until_shutdown() {
+    let generation = Generation::new(0);
+    let (_site, url, _log, _site_stop) = start_site_with(
+        "127.0.0.1",
+        SiteConfig {
+            profiles: 100,
+            ..SiteConfig::default()
+        },
+        SiteOptions {
+            open_web: true,
+            generation: generation.clone(),
+            ..SiteOptions::default()
+        },
+    )
+    .await;
+    let (w1, _s1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
+    let (saver, _s2) = serve_store(store);
+    let state = tempfile::tempdir().unwrap();
+    let mut config = engine_config(&url, &[w1], saver);
+    config.state_dir = state.path().to_str().unwrap().to_owned();
+    let first = engine::run(config.clone().validate().unwrap(), pending())
+        .await
+        .unwrap();
+    assert_eq!(first.items_saved, 100, "{first}");
+
+    config.recrawl_now = true;
+    config.recrawl_every = "1s".into();
+    let settings = config.validate().unwrap();
+    let every = settings.recrawl.as_ref().unwrap().every.unwrap();
+    let rounds = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let (seen, stop) = (rounds.clone(), done.clone());
+    let shutdown = async move { done.notified().await };
+    let last = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        engine::run_every(settings, every, shutdown, move |s| {
+            let mut r = seen.lock().unwrap();
+            r.push(s.recrawl.clone());
+            // Move the site on after the first round; stop after the second.
+            generation.set(1);
+            if r.len() == 2 {
+                stop.notify_one();
+            }
+        }),
+    )
+    .await
+    .expect("rounds end at shutdown")
+    .unwrap();
+    let rounds = rounds.lock().unwrap();
+    assert!(rounds.len() >= 2, "{last}");
+    assert!(rounds.iter().all(|r| r.active && r.due > 0), "{rounds:?}");
+    assert_eq!(rounds[0].gone, 0, "{rounds:?}");
+    let removed = (1..=100).filter(|&id| generation::removed(id, 1)).count() as u64;
+    assert_eq!(rounds[1].gone, removed, "{rounds:?}");
+}

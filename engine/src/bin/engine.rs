@@ -37,7 +37,7 @@ macro_rules! flags {
             #[arg(long)]
             recrawl: bool,
             /// With --recrawl: every known URL is due (engine.recrawl_now).
-            #[arg(long)]
+            #[arg(long = "recrawl_now")]
             recrawl_now: bool,
             /// A tool instead of a crawl.
             #[command(subcommand)]
