@@ -15,6 +15,7 @@
 #   bash scripts/bench.sh                        # 20,000 profiles, 3 rounds
 #   PROFILES=2000 ROUNDS=1 bash scripts/bench.sh # a quick run
 #   BENCH_TIMEOUT=900 WRK_SECS=10 ROUNDS=5 bash scripts/bench.sh
+#   RENDER=0 bash scripts/bench.sh               # without the rendering step (issue 16)
 #
 # Targets, reported, never asserted: at least 5,000 pages/s end to end, and
 # at least 70% of the in-process fetch+parse rate.
@@ -362,7 +363,7 @@ peers_on() {
 # --- More sites (issue 14), each reported on its own: the toolchain's own
 # HTML docs served by nginx (real pages), and a broad crawl of many loopback
 # hosts with latency against the same hosts without it. REAL_HTML=0 or
-# BROAD=0 skips one.
+# BROAD=0 skips one. Then rendering (issue 16; RENDER=0 skips).
 
 # fresh_workers TAG: two new workers (so their peak RSS is this run's own);
 # sets fw1 fw2 and the pid files worker.TAG1 / worker.TAG2.
@@ -492,6 +493,127 @@ if [[ ${BROAD:-1} != 0 ]]; then
         stop_named "demosite.broad$lat"
     done
     extra+=("- broad crawl ($b_hosts loopback hosts, $b_inflight in flight): no latency ${broad_rate[0]} pages/s (${broad_pages[0]} pages); ${b_latency} ms per page ${broad_rate[$b_latency]} pages/s (${broad_pages[$b_latency]} pages): **$(pct "${broad_rate[$b_latency]}" "${broad_rate[0]}")%** of the no-latency ceiling (target 90%)")
+fi
+
+# --- Rendering (issue 16), RENDER=0 skips: the demo site's /js/ section
+# (script shells whose pages a browser builds) crawled with render = "always"
+# by two workers with a headless browser, against the same profiles fetched
+# over plain HTTP. Reported: rendered pages/s per worker, and each worker's
+# peak memory with its browser processes (sampled every 200 ms as the sum of
+# their proportional set sizes, so pages Chromium's processes share count
+# once). Needs Chromium on PATH; skipped with a notice without it.
+if [[ ${RENDER:-1} != 0 ]] && command -v chromium >/dev/null; then
+    r_profiles=${RENDER_PROFILES:-200}
+    rsite=$(start demosite.js --port 0 --profiles "$r_profiles" --js --js_profiles "$r_profiles")
+    cat >"$run_dir/render.rules.toml" <<'RULES'
+start = "js_list"
+
+[parsers.js_list]
+render = "always"
+follow = [{ select = "a[href]", pattern = '/js/profile/\d+$', parser = "js_profile" }]
+
+[parsers.js_profile]
+render = "always"
+
+[parsers.js_profile.item]
+kind = "profile"
+id = { select = "table.profile", attr = "data-id" }
+
+[parsers.js_profile.item.fields]
+name = { select = "td[data-field=name]" }
+age = { select = "td[data-field=age]", regex = '(\d+)', type = "integer" }
+city = { select = "td[data-field=city]" }
+RULES
+    # The same item from the server-rendered page, nothing followed.
+    sed -e 's/render = "always"/render = "never"/' -e 's/^start = "js_list"/start = "js_profile"/' \
+        "$run_dir/render.rules.toml" >"$run_dir/plain.rules.toml"
+    # tree_peak PID STOPFILE OUT: in the background, samples PID's process
+    # tree every 200 ms until STOPFILE exists; writes "PEAK_KIB CPU_SECS":
+    # the peak of its summed PSS, and its CPU seconds (of the processes
+    # seen; CPU spent before the first sample counts too).
+    tree_peak() {
+        python3 - "$@" <<'PY' &
+import os, sys, time
+root, stop, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def procs():
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+                    yield int(d), int(fields[1]), int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                pass
+def pss(pid):
+    try:
+        with open(f'/proc/{pid}/smaps_rollup') as f:
+            return next(int(l.split()[1]) for l in f if l.startswith('Pss:'))
+    except (OSError, StopIteration):
+        return 0
+# CPU: the last ticks seen of every process of the tree, the dead included
+# (a renderer lives for one page; its last sample is most of its CPU).
+peak, ticks = 0, {}
+while True:  # at least one sample, however short the crawl
+    kids, cpu = {}, {}
+    for pid, ppid, t in procs():
+        kids.setdefault(ppid, []).append(pid)
+        cpu[pid] = t
+    tree, i = [root], 0
+    while i < len(tree):
+        tree += kids.get(tree[i], [])
+        i += 1
+    peak = max(peak, sum(pss(p) for p in tree))
+    for p in tree:
+        ticks[p] = cpu.get(p, 0)
+    if os.path.exists(stop):
+        break
+    time.sleep(0.2)
+open(out, 'w').write(f'{peak} {sum(ticks.values()) / os.sysconf("SC_CLK_TCK"):.2f}')
+PY
+    }
+    # render_crawl TAG RULES SEEDS_FILE PARSER: a crawl with two fresh
+    # workers and a fresh itemsaver; prints "pages items wall peak1 peak2
+    # cpu" (the workers' peak memory with their browsers, MiB, and their CPU
+    # seconds with their browsers, both workers together).
+    render_crawl() {
+        local tag=$1 rules=$2 seeds_file=$3 parser=$4 rw1 rw2 saver t0 t1 seeds=() n pages items
+        rw1=$(start "worker.${tag}1" --port 0 --allow_internal 127.0.0.1)
+        rw2=$(start "worker.${tag}2" --port 0 --allow_internal 127.0.0.1)
+        saver=$(start "itemsaver.$tag" --port 0 --data_dir "$run_dir/items.$tag")
+        while read -r n; do seeds+=(--seed "$n"); done <"$seeds_file"
+        rm -f "$run_dir/$tag.stop"
+        tree_peak "$(cat "$run_dir/worker.${tag}1.pid")" "$run_dir/$tag.stop" "$run_dir/$tag.peak1"
+        tree_peak "$(cat "$run_dir/worker.${tag}2.pid")" "$run_dir/$tag.stop" "$run_dir/$tag.peak2"
+        t0=$(date +%s.%N)
+        timeout -k 10 "$timeout_secs" "$bin/engine" "${seeds[@]}" --rules "$rules" --parser "$parser" \
+            --worker_hosts "$rw1,$rw2" --itemsaver_host "$saver" --worker_count 8 --per_host_concurrency 8 \
+            --failures_file "$run_dir/failures.$tag.jsonl" >"$run_dir/engine.$tag.out" 2>"$run_dir/engine.$tag.log" || true
+        t1=$(date +%s.%N)
+        touch "$run_dir/$tag.stop"
+        for n in 1 2; do
+            for _ in $(seq 1 50); do [[ -s $run_dir/$tag.peak$n ]] && break; sleep 0.1; done
+        done
+        pages=$(sed -n 's/^  pages  *\([0-9]*\).*/\1/p' "$run_dir/engine.$tag.out")
+        items=$(sed -n 's/^  items saved  *\([0-9]*\).*/\1/p' "$run_dir/engine.$tag.out")
+        local m1 c1 m2 c2
+        read -r m1 c1 <"$run_dir/$tag.peak1" || true
+        read -r m2 c2 <"$run_dir/$tag.peak2" || true
+        echo "${pages:-0} ${items:-0} $(calc "$t1 - $t0" 2) $(calc "${m1:-0} / 1024" 0)" \
+            "$(calc "${m2:-0} / 1024" 0) $(calc "${c1:-0} + ${c2:-0}" 2)"
+        stop_named "worker.${tag}1" "worker.${tag}2" "itemsaver.$tag"
+    }
+    echo "http://$rsite/js/" >"$run_dir/seeds.render"
+    seq 1 "$r_profiles" | sed "s|^|http://$rsite/profile/|" >"$run_dir/seeds.plain"
+    echo "bench: rendering: the demo site's /js/ section, $r_profiles script-built profiles, render = always, 2 workers x 4 tabs"
+    read -r rp_pages rp_items rp_wall rp_m1 rp_m2 rp_cpu < <(render_crawl render "$run_dir/render.rules.toml" "$run_dir/seeds.render" js_list)
+    echo "bench: rendering: the same $r_profiles profiles over plain HTTP"
+    read -r pp_pages pp_items pp_wall pp_m1 pp_m2 pp_cpu < <(render_crawl plain "$run_dir/plain.rules.toml" "$run_dir/seeds.plain" js_profile)
+    stop_named demosite.js
+    rp_rate=$(calc "$rp_pages / $rp_wall" 1) pp_rate=$(calc "$pp_pages / $pp_wall" 0)
+    extra+=("- rendering ($r_profiles script-built profiles of /js/, render = always, 2 workers x 4 tabs, 8 in flight): $rp_pages pages, $rp_items items in ${rp_wall}s, **$rp_rate pages/s ($(calc "$rp_rate / 2" 1) per worker)**, $(calc "$rp_cpu * 1000 / ($rp_pages + 0.001)" 0) CPU ms per page (workers with their browsers); worker peak memory with its browser (summed PSS) $rp_m1 and $rp_m2 MiB. The same profiles over plain HTTP: $pp_pages pages, $pp_items items in ${pp_wall}s, $pp_rate pages/s, $(calc "$pp_cpu * 1000 / ($pp_pages + 0.001)" 1) CPU ms per page, workers $pp_m1 and $pp_m2 MiB; a rendered page takes **$(ratio "$pp_rate" "$rp_rate")x** the time of a fetched one")
+    [[ $rp_items == "$r_profiles" ]] || echo "bench: warning: the rendered crawl stored $rp_items of $r_profiles profiles" >&2
+elif [[ ${RENDER:-1} != 0 ]]; then
+    echo "bench: rendering skipped: no chromium on PATH (apt-get install chromium)" >&2
 fi
 
 summary=$(report)

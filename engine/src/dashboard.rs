@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::progress::Status;
 use crate::scheduler::HostView;
-use crate::summary::Summary;
+use crate::summary::{PageCounts, Summary};
 use rpcsupport::metrics::{Page, Routes};
 
 /// Most samples of the pages/items chart.
@@ -80,6 +80,9 @@ pub struct Tick {
     pub workers: Vec<WorkerView>,
     /// The failure log's latest records.
     pub recent_failures: Vec<serde_json::Value>,
+    /// What pages said about themselves (robots meta, canonical URLs,
+    /// sitemaps, rendering), so far.
+    pub page: PageCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +104,8 @@ struct View {
     hosts_total: usize,
     hosts: Vec<HostView>,
     workers: Vec<WorkerView>,
+    /// Robots meta, canonical, sitemap and rendering counts.
+    page: PageCounts,
     /// The final summary as the engine prints it, once finished.
     summary_text: Option<String>,
     /// The final summary's numbers.
@@ -138,6 +143,7 @@ impl Default for Dashboard {
                 hosts_total: 0,
                 hosts: Vec::new(),
                 workers: Vec::new(),
+                page: PageCounts::default(),
                 summary_text: None,
                 summary: None,
                 sample_every: FIRST_SAMPLE_EVERY,
@@ -177,6 +183,7 @@ impl Dashboard {
         v.hosts = tick.hosts;
         v.workers = tick.workers;
         v.recent_failures = tick.recent_failures;
+        v.page = tick.page;
         v.sample(s.elapsed, s.pages, s.items);
     }
 
@@ -203,6 +210,7 @@ impl Dashboard {
         v.items = summary.items_saved;
         v.errors_total = summary.failed();
         v.errors = summary.errors.clone();
+        v.page = summary.page.clone();
         v.elapsed_s = summary.elapsed.as_secs_f64();
         v.in_flight = 0;
         v.queued = summary.left_pending as usize;
@@ -283,6 +291,7 @@ mod tests {
             hosts: Vec::new(),
             workers: Vec::new(),
             recent_failures: Vec::new(),
+            page: PageCounts::default(),
         }
     }
 
@@ -334,6 +343,26 @@ mod tests {
         assert_eq!(v["pages"], 7);
         assert_eq!(v["summary"]["items_saved"], 3);
         assert!(v["summary_text"].as_str().unwrap().contains('7'));
+    }
+
+    /// What pages asked (robots meta, canonical, sitemaps, rendering) is
+    /// in `/api/status` at each tick, and the summary's counts at the end.
+    #[test]
+    fn page_counts_are_in_the_status() {
+        let d = Dashboard::new();
+        let mut t = tick(1, 5);
+        t.page.noindex = 2;
+        t.page.rendered.insert("learnt".into(), 4);
+        d.tick(t);
+        let v: serde_json::Value = serde_json::from_str(&d.json()).unwrap();
+        assert_eq!(v["page"]["noindex"], 2);
+        assert_eq!(v["page"]["rendered"]["learnt"], 4);
+        let mut summary = Summary::default();
+        summary.page.canonical_duplicates = 3;
+        d.finish(&summary, true, 0, Vec::new());
+        let v: serde_json::Value = serde_json::from_str(&d.json()).unwrap();
+        assert_eq!(v["page"]["canonical_duplicates"], 3);
+        assert_eq!(v["page"]["noindex"], 0);
     }
 
     /// The routes serve the page and the JSON, and nothing else.

@@ -13,16 +13,22 @@
 //! - [`scheduler`]: step 2, the frontier, behind a small interface
 //!   (enqueue, next, done / retry, idle): one queue per host served
 //!   round-robin under per-host limits and autothrottle, robots.txt
-//!   ([`robots`]) fetched through a worker and obeyed, delayed retries,
+//!   ([`robots`]) fetched through a worker and obeyed (its `Sitemap:`
+//!   lines followed), delayed retries,
 //!   URL dedup (over [`seen`], a compact fingerprint set), depth limit;
 //!   one file per part under `scheduler/`.
 //! - [`pool`]: step 3, one tarpc client per worker host, handed out
-//!   round-robin through a channel.
+//!   round-robin through a channel; requests that need a browser go only
+//!   to workers that say they can render.
+//! - [`render`]: which requests need a browser (hint, rule, parser
+//!   argument), and the host and parser pairs learnt to need one.
 //! - [`crawl`]: the loop that ties them together, a state machine on one
 //!   clock (`tokio::time::Instant`): dispatches up to `worker_count` calls
 //!   at once (and no more than `max_pages` allows), feeds results back,
 //!   decides when the crawl is done, and stops cleanly on shutdown
-//!   (`crawl/`: the loop, its decisions, the stop sequence, reporting).
+//!   (`crawl/`: the loop, its decisions, what a page says about itself —
+//!   robots meta counts, canonical URL, sitemap depth, rendering learnt —,
+//!   the stop sequence, reporting).
 //! - [`poison`]: requests in flight when a worker was lost: sent again one
 //!   at a time, failed as `poison` at a second loss, so a page that kills
 //!   workers cannot take down the pool.
@@ -56,6 +62,7 @@ pub mod items;
 pub mod poison;
 pub mod pool;
 pub mod progress;
+pub mod render;
 pub mod robots;
 pub mod scheduler;
 pub mod scope;

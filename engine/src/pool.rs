@@ -9,17 +9,25 @@
 //! reconnects with backoff, putting it back when it answers. So a worker
 //! restarted on the same address rejoins by itself, and a worker that is
 //! merely slow on one page is never taken out (see [`WorkerPool::check`]).
+//!
+//! Requests that need a browser take [`WorkerPool::next_render`] instead:
+//! the next worker, in its own rotation, that is up and said it can render
+//! (`WorkerStatus::can_render`, read from the status answers the pool asks
+//! for anyway: at connect, at reconnect and on health checks; a worker that
+//! answers a render request with `RenderError::Unavailable` is marked
+//! unable until its status says otherwise). While none is, it waits.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr, ParseError};
+use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr, ParseError, WorkerStatus};
 use tarpc::context;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// One worker's client and where it lives.
 #[derive(Clone)]
@@ -86,6 +94,9 @@ struct SlotState {
     /// `None` while the worker is down.
     client: Option<CrawlClient>,
     generation: u64,
+    /// Its last status said it can render, and no render request has
+    /// been refused by it since.
+    can_render: bool,
 }
 
 struct Shared {
@@ -99,6 +110,15 @@ struct Shared {
     /// Times a worker was taken out of rotation.
     outages: AtomicU64,
     opts: ConnectOptions,
+    /// Where the rendering rotation goes on from.
+    render_cursor: AtomicUsize,
+    /// Render calls waiting for a worker that can render.
+    render_waiting: AtomicUsize,
+    /// Since when render calls found no worker that can render (`None`
+    /// while one is found). The wait is counted from here, not per call,
+    /// so once it is over every later render call gives up at once
+    /// instead of holding its host's slot for a wait of its own.
+    render_missing_since: Mutex<Option<Instant>>,
 }
 
 /// The pool; dropping it stops the feeder and the reconnect tasks.
@@ -111,12 +131,12 @@ pub struct WorkerPool {
 /// Connects, checks the worker answers a status call, and hands it the
 /// crawl's rules if there are any (so a restarted worker gets them again
 /// before it is back in rotation). Returns the client and the worker's
-/// built-in parser names.
+/// status (its built-in parser names, whether it can render).
 async fn connect_checked(
     addr: &HostAddr,
     opts: ConnectOptions,
     rules_json: Option<&str>,
-) -> Result<(CrawlClient, Vec<String>), ConnectFailure> {
+) -> Result<(CrawlClient, WorkerStatus), ConnectFailure> {
     let unreachable = |e: &dyn std::fmt::Display| ConnectFailure::Unreachable(e.to_string());
     let client = connect_crawl(addr, opts)
         .await
@@ -128,7 +148,7 @@ async fn connect_checked(
     if let Some(json) = rules_json {
         load_rules(&client, json, opts.connect_timeout).await?;
     }
-    Ok((client, status.parsers))
+    Ok((client, status))
 }
 
 async fn load_rules(
@@ -165,9 +185,11 @@ impl WorkerPool {
         let mut slots = Vec::new();
         let mut parsers = Vec::new();
         for (addr, result) in hosts.iter().zip(results) {
+            let mut can_render = false;
             let client = match result {
-                Ok((client, names)) => {
-                    parsers = names;
+                Ok((client, status)) => {
+                    parsers = status.parsers;
+                    can_render = status.can_render;
                     Some(client)
                 }
                 Err(ConnectFailure::RulesRefused(error)) => {
@@ -188,6 +210,7 @@ impl WorkerPool {
                 state: Mutex::new(SlotState {
                     client,
                     generation: 0,
+                    can_render,
                 }),
             });
         }
@@ -205,6 +228,9 @@ impl WorkerPool {
             parsers: Mutex::new(parsers),
             outages: AtomicU64::new(0),
             opts,
+            render_cursor: AtomicUsize::new(0),
+            render_waiting: AtomicUsize::new(0),
+            render_missing_since: Mutex::new(None),
         });
         // Capacity 1: the channel holds just the *next* worker, so the
         // rotation stays round-robin however many dispatchers wait.
@@ -238,6 +264,74 @@ impl WorkerPool {
             if self.is_current(&handle) {
                 return handle;
             }
+        }
+    }
+
+    /// The next worker that is up and can render, in a rotation of its
+    /// own. While there is none it waits, until `wait` has passed since
+    /// render calls first found none (see `render_missing_since`): then
+    /// `None`, at once for every later call until a rendering worker is
+    /// found again.
+    pub async fn next_render(&self, wait: Duration) -> Option<WorkerHandle> {
+        let mut up_events = self.shared.up_events.subscribe();
+        let mut waiting: Option<WaitGuard<'_>> = None;
+        loop {
+            up_events.borrow_and_update();
+            let n = self.len();
+            let start = self.shared.render_cursor.fetch_add(1, Ordering::Relaxed);
+            for k in 0..n {
+                let index = (start + k) % n;
+                if let Some(handle) = self.shared.handle(index).filter(|_| self.can_render(index)) {
+                    *self.shared.render_missing_since.lock().unwrap() = None;
+                    return Some(handle);
+                }
+            }
+            let now = Instant::now();
+            let since = *self
+                .shared
+                .render_missing_since
+                .lock()
+                .unwrap()
+                .get_or_insert(now);
+            let deadline = since + wait;
+            if now >= deadline {
+                return None;
+            }
+            waiting.get_or_insert_with(|| WaitGuard::new(&self.shared.render_waiting));
+            // Woken when a worker comes back or says it can render (the
+            // pool owns the sender, so it stays open while `self` lives),
+            // or when the wait is over.
+            tokio::select! {
+                _ = up_events.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Whether worker `index` is up and can render.
+    pub fn can_render(&self, index: usize) -> bool {
+        let state = self.shared.slots[index].state.lock().unwrap();
+        state.client.is_some() && state.can_render
+    }
+
+    /// Workers up that can render.
+    pub fn render_up_count(&self) -> usize {
+        (0..self.len()).filter(|&i| self.can_render(i)).count()
+    }
+
+    /// Render calls waiting for a worker that can render.
+    pub fn render_waiting(&self) -> usize {
+        self.shared.render_waiting.load(Ordering::Relaxed)
+    }
+
+    /// `handle`'s worker answered a render request with
+    /// `RenderError::Unavailable`: no more render requests for it until a
+    /// status answer says it can render again.
+    pub fn cannot_render(&self, handle: &WorkerHandle) {
+        let mut state = self.shared.slots[handle.index].state.lock().unwrap();
+        if state.generation == handle.generation && state.can_render {
+            state.can_render = false;
+            tracing::warn!(worker = %handle.addr, "worker cannot render (no browser); no more render requests for it");
         }
     }
 
@@ -308,7 +402,8 @@ impl WorkerPool {
                 .client
                 .status(deadline_in(self.shared.opts.connect_timeout))
                 .await;
-            if probe.is_ok() {
+            if let Ok(status) = probe {
+                self.shared.set_can_render(handle, status.can_render);
                 return true;
             }
         }
@@ -338,11 +433,12 @@ impl WorkerPool {
             loop {
                 tokio::time::sleep(backoff).await;
                 match connect_checked(&addr, shared.opts, shared.rules_json.as_deref()).await {
-                    Ok((client, _parsers)) => {
+                    Ok((client, status)) => {
                         {
                             let mut state = shared.slots[index].state.lock().unwrap();
                             state.client = Some(client);
                             state.generation += 1;
+                            state.can_render = status.can_render;
                         }
                         shared.up_events.send_modify(|n| *n += 1);
                         tracing::info!(worker = %addr, "worker back in rotation");
@@ -361,7 +457,40 @@ impl WorkerPool {
     }
 }
 
+/// Counts a waiting render call while it lives.
+struct WaitGuard<'a>(&'a AtomicUsize);
+
+impl<'a> WaitGuard<'a> {
+    fn new(count: &'a AtomicUsize) -> WaitGuard<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        WaitGuard(count)
+    }
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Shared {
+    /// A status answer of `handle`'s connection said whether it can
+    /// render; one that now can wakes the render calls waiting.
+    fn set_can_render(&self, handle: &WorkerHandle, can_render: bool) {
+        let became = {
+            let mut state = self.slots[handle.index].state.lock().unwrap();
+            if state.generation != handle.generation {
+                return;
+            }
+            let became = can_render && !state.can_render;
+            state.can_render = can_render;
+            became
+        };
+        if became {
+            self.up_events.send_modify(|n| *n += 1);
+        }
+    }
+
     fn handle(&self, index: usize) -> Option<WorkerHandle> {
         let slot = &self.slots[index];
         let state = slot.state.lock().unwrap();

@@ -2,7 +2,9 @@
 //! `allow` / `disallow` rules; the group for our product token wins over the
 //! `*` group; the longest matching rule wins, `allow` on a tie; `*` matches
 //! any run of characters and a final `$` anchors the end. `crawl-delay` is a
-//! common extension, read from the chosen group.
+//! common extension, read from the chosen group. `sitemap` lines (the
+//! sitemaps protocol's extension) belong to no group: every one in the file
+//! counts, whichever group it sits in.
 
 use std::time::Duration;
 
@@ -12,6 +14,12 @@ pub struct Robots {
     rules: Vec<Rule>,
     /// The group's `crawl-delay`, if it had one.
     pub crawl_delay: Option<Duration>,
+    /// The file's `Sitemap:` URLs (absolute http(s) only), in file order,
+    /// at most the `max_sitemaps` given to [`Robots::parse_with_sitemaps`].
+    pub sitemaps: Vec<String>,
+    /// `Sitemap:` lines left out: past the bound, or not an absolute
+    /// http(s) URL.
+    pub sitemaps_dropped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,18 +48,27 @@ impl Robots {
                 allow: false,
                 pattern: "/".into(),
             }],
-            crawl_delay: None,
+            ..Robots::default()
         }
     }
 
     /// Parses `text` and keeps the rules for `agent` (our product token,
     /// matched case-insensitively), or the `*` group when no group names us.
+    /// `Sitemap:` lines are not kept: see [`Robots::parse_with_sitemaps`].
     pub fn parse(text: &str, agent: &str) -> Robots {
+        Robots::parse_with_sitemaps(text, agent, 0)
+    }
+
+    /// [`Robots::parse`], keeping up to `max_sitemaps` of the file's
+    /// `Sitemap:` URLs (the rest counted in `sitemaps_dropped`).
+    pub fn parse_with_sitemaps(text: &str, agent: &str, max_sitemaps: usize) -> Robots {
         let agent = agent.to_ascii_lowercase();
         let mut groups: Vec<Group> = Vec::new();
         // Consecutive user-agent lines share one group; a rule line ends
         // the run of user-agent lines.
         let mut collecting_agents = false;
+        let mut sitemaps = Vec::new();
+        let mut sitemaps_dropped = 0;
         // Bound the work a hostile file can cause (RFC 9309 suggests
         // parsing at least 500 KiB).
         for line in text.lines().take(50_000) {
@@ -92,6 +109,12 @@ impl Robots {
                         }
                     }
                 }
+                // Not a group line: it neither ends a run of user-agent
+                // lines nor belongs to the group around it.
+                "sitemap" => match absolute_http(value) {
+                    Some(url) if sitemaps.len() < max_sitemaps => sitemaps.push(url),
+                    _ => sitemaps_dropped += 1,
+                },
                 _ => {}
             }
         }
@@ -112,6 +135,8 @@ impl Robots {
                 .flat_map(|g| g.rules.iter().cloned())
                 .collect(),
             crawl_delay: chosen.iter().find_map(|g| g.crawl_delay),
+            sitemaps,
+            sitemaps_dropped,
         }
     }
 
@@ -130,6 +155,14 @@ impl Robots {
         }
         best.is_none_or(|(_, allow)| allow)
     }
+}
+
+/// A `Sitemap:` value, if it is an absolute http(s) URL (the protocol asks
+/// for one; a relative path has no base to resolve against that the file's
+/// author could rely on).
+fn absolute_http(value: &str) -> Option<String> {
+    let url = url::Url::parse(value).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.host().is_some()).then(|| url.into())
 }
 
 /// Percent-encoding is compared in one form: uppercase hex, and characters
@@ -250,6 +283,44 @@ Crawl-delay: 0.5
         let r = Robots::parse("User-agent: *\nDisallow: /%7Euser/\n", "x");
         assert!(!r.allows("/~user/page"));
         assert!(!r.allows("/%7euser/page"));
+    }
+
+    /// `Sitemap:` lines count wherever they stand (inside a group, before
+    /// any, after the last), do not end a run of user-agent lines, keep
+    /// only absolute http(s) URLs, and stop at the bound.
+    #[test]
+    fn sitemap_lines_are_file_wide_and_bounded() {
+        let text = "\
+Sitemap: http://a.test/one.xml
+User-agent: otherbot
+sitemap: https://a.test/two.xml.gz
+User-agent: crawler
+Disallow: /x
+SITEMAP:   http://b.test/three.txt   # comment
+Sitemap: /relative.xml
+Sitemap: ftp://a.test/four.xml
+Sitemap: javascript:alert(1)
+Sitemap: http://a.test/five.xml
+";
+        let r = Robots::parse_with_sitemaps(text, "crawler", 10);
+        assert_eq!(
+            r.sitemaps,
+            [
+                "http://a.test/one.xml",
+                "https://a.test/two.xml.gz",
+                "http://b.test/three.txt",
+                "http://a.test/five.xml"
+            ]
+        );
+        assert_eq!(r.sitemaps_dropped, 3);
+        // The sitemap line between the two user-agent lines did not split
+        // them: the crawler group's rule is otherbot's too.
+        assert!(!r.allows("/x"));
+        assert!(!Robots::parse(text, "otherbot").allows("/x"));
+        let bounded = Robots::parse_with_sitemaps(text, "crawler", 2);
+        assert_eq!(bounded.sitemaps.len(), 2);
+        assert_eq!(bounded.sitemaps_dropped, 5);
+        assert!(Robots::parse(text, "crawler").sitemaps.is_empty());
     }
 
     /// Garbage never panics and allows by default.

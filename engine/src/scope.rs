@@ -48,6 +48,15 @@ impl Scope {
         }
     }
 
+    /// The same scope, obeying (or not) what pages ask of crawlers:
+    /// robots meta / `X-Robots-Tag`, and `rel="nofollow"` links. The
+    /// workers apply both (the policy travels with every request).
+    pub fn with_robots_meta(mut self, obey_robots_meta: bool, obey_nofollow: bool) -> Scope {
+        self.policy.obey_robots_meta = obey_robots_meta;
+        self.policy.obey_nofollow = obey_nofollow;
+        self
+    }
+
     /// The normalized URL if it is in scope.
     pub fn admit(&self, raw: &str) -> Result<String, OutOfScope> {
         let url = normalize(raw, &self.strip_params).ok_or(OutOfScope::BadUrl)?;

@@ -71,6 +71,10 @@ pub struct Summary {
     pub left_pending: u64,
     /// A recrawl (`--recrawl`) of the state dir's crawl; what it found:
     pub recrawl: RecrawlCounts,
+    /// What pages said about themselves: robots meta, canonical URLs,
+    /// sitemaps, rendering.
+    #[serde(default)]
+    pub page: PageCounts,
 }
 
 /// What a recrawl found, page by page.
@@ -95,6 +99,92 @@ pub struct RecrawlCounts {
     /// Deletes the itemsaver has not acknowledged yet (kept in the state
     /// dir for the next run).
     pub deletes_pending: u64,
+}
+
+/// What pages said about themselves ([`rpcsupport::PageMeta`]) and what
+/// the engine did with it, summed over the crawl.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PageCounts {
+    /// Pages that said `noindex` (robots meta or `X-Robots-Tag`).
+    pub noindex: u64,
+    /// Pages that said `nofollow`.
+    pub nofollow: u64,
+    /// Links left out for `rel="nofollow"`.
+    pub nofollow_links: u64,
+    /// Items left out because their page said `noindex`.
+    pub noindex_items: u64,
+    /// Sitemaps fetched and parsed.
+    pub sitemaps: u64,
+    /// Sitemaps named by robots.txt `Sitemap:` lines (then queued as any
+    /// link: once, and only in scope).
+    pub robots_sitemaps: u64,
+    /// Sitemap entries left out (past the protocol's limits, not http(s)).
+    pub sitemap_dropped: u64,
+    /// Pages whose canonical URL was crawled (or queued) already: their
+    /// items and links were dropped.
+    pub canonical_duplicates: u64,
+    /// Pages stored under their canonical URL instead of their own.
+    pub canonical_rewritten: u64,
+    /// Canonical URLs ignored: outside the crawl's scope, or not URLs.
+    pub canonical_ignored: u64,
+    /// Pages rendered in a browser, by reason (`always`, `learnt`,
+    /// `script_shell`, `missing`).
+    pub rendered: BTreeMap<String, u64>,
+    /// Render requests sent again because their worker could not render
+    /// (it lost its browser); no attempt used.
+    pub render_requeued: u64,
+}
+
+impl PageCounts {
+    /// Pages rendered, whatever the reason.
+    pub fn rendered_total(&self) -> u64 {
+        self.rendered.values().sum()
+    }
+
+    /// The summary's lines for these counts; nothing for a crawl where
+    /// pages asked nothing.
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.noindex + self.nofollow + self.nofollow_links > 0 {
+            writeln!(
+                f,
+                "  {:<14} noindex {} pages ({} items left out), nofollow {} pages, rel=nofollow {} links",
+                "robots meta", self.noindex, self.noindex_items, self.nofollow, self.nofollow_links
+            )?;
+        }
+        if self.sitemaps + self.robots_sitemaps + self.sitemap_dropped > 0 {
+            writeln!(
+                f,
+                "  {:<14} {} fetched ({} from robots.txt), {} entries dropped",
+                "sitemaps", self.sitemaps, self.robots_sitemaps, self.sitemap_dropped
+            )?;
+        }
+        if self.canonical_duplicates + self.canonical_rewritten + self.canonical_ignored > 0 {
+            writeln!(
+                f,
+                "  {:<14} {} duplicates dropped, {} stored under it, {} out of scope ignored",
+                "canonical",
+                self.canonical_duplicates,
+                self.canonical_rewritten,
+                self.canonical_ignored
+            )?;
+        }
+        let total = self.rendered_total();
+        if total + self.render_requeued > 0 {
+            let n = |k: &str| self.rendered.get(k).copied().unwrap_or(0);
+            writeln!(
+                f,
+                "  {:<14} {total} (always {}, learnt {}, script_shell {}, missing {}); {} sent again for want of a browser",
+                "rendered",
+                n("always"),
+                n("learnt"),
+                n("script_shell"),
+                n("missing"),
+                self.render_requeued
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Summary {
@@ -205,6 +295,7 @@ impl fmt::Display for Summary {
                 .collect();
             writeln!(f, "  {:<14} p50/p90/p99 ms: {}", "latency", lat.join(", "))?;
         }
+        self.page.write(f)?;
         if self.interrupted {
             writeln!(f, "  {:<14} {}", "left pending", self.left_pending)?;
         }

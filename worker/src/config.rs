@@ -28,7 +28,8 @@ pub struct WorkerConfig {
     pub timeout_ms: u64,
     /// User-Agent header sent to sites.
     pub user_agent: String,
-    /// Largest body accepted, after decompression.
+    /// Largest body accepted, after decompression (a sitemap's cap is
+    /// `max_sitemap_bytes`, a robots.txt's `max_robots_bytes`).
     pub max_body_bytes: u64,
     /// Redirects followed before giving up with `TooManyRedirects`.
     pub max_redirects: usize,
@@ -71,11 +72,48 @@ pub struct WorkerConfig {
     /// Bytes of a robots.txt read; the rest is ignored (RFC 9309 asks
     /// crawlers to read at least 500 KiB).
     pub max_robots_bytes: u64,
+    /// URLs one sitemap file may list (the sitemaps protocol's limit); the
+    /// rest are counted as `sitemap_dropped`.
+    pub max_sitemap_urls: usize,
+    /// Bytes of one sitemap read, uncompressed (the protocol's 50 MiB): a
+    /// gzipped sitemap is inflated, streaming, up to this many bytes and no
+    /// more, and a sitemap body (compressed or not) is downloaded up to
+    /// this many, not `max_body_bytes`. Past it the sitemap is parsed up
+    /// to the limit and counted as `page_truncated`.
+    pub max_sitemap_bytes: u64,
     /// Address to serve Prometheus metrics on; "" for none.
     pub metrics_addr: String,
     /// A PEM file of extra CA certificates to trust for https fetches (an
     /// intranet CA), besides the system's; "" for none.
     pub tls_ca_file: String,
+    /// The headless browser that renders pages which need JavaScript: a
+    /// path, `"auto"` (look for `chromium`, `chromium-headless-shell`,
+    /// `google-chrome` on PATH) or `"none"` (this worker never renders).
+    pub browser: String,
+    /// Browser pages (tabs) rendering at once; more render requests wait.
+    pub max_tabs: usize,
+    /// Pages one browser process renders before it is replaced by a fresh
+    /// one (browsers grow with use: caches, fragmentation, leaks).
+    pub recycle_after_pages: u64,
+    /// The browser is replaced once its process tree's resident memory
+    /// passes this (MiB, summed over the browser and its children as
+    /// proportional set size, so pages they share count once).
+    pub browser_max_rss_mb: u64,
+    /// Milliseconds for one page's whole render: load, scripts, and the
+    /// network going quiet; past it the page is `RenderError::Timeout`.
+    pub render_timeout_ms: u64,
+    /// Milliseconds without any request outstanding, after the load event,
+    /// for a rendered page to count as settled.
+    pub render_idle_ms: u64,
+    /// Load images, media and fonts when rendering (they rarely change
+    /// what a parser extracts, and cost most of a page's bytes).
+    pub render_load_images: bool,
+    /// Bytes one rendered page may fetch in all (document and every
+    /// subresource); requests past it are refused to the page and counted.
+    pub max_render_bytes: u64,
+    /// Requests one rendered page may make (document, scripts, XHR...);
+    /// the rest are refused to the page and counted.
+    pub max_render_requests: usize,
 }
 
 impl Default for WorkerConfig {
@@ -84,9 +122,13 @@ impl Default for WorkerConfig {
     /// 4096 concurrent requests per connection; internal addresses blocked,
     /// none allowed. Per page: 10,000 links, 8 KiB URLs (the HTTP spec's
     /// suggested floor), 8 MiB replies, 250,000 HTML nodes, nesting 512
-    /// deep (as Chrome's parser), 512 KiB of robots.txt. At once: 64 MiB
+    /// deep (as Chrome's parser), 512 KiB of robots.txt, sitemaps of 50,000
+    /// URLs and 50 MiB (the sitemaps protocol's limits). At once: 64 MiB
     /// of bodies, 64 MiB of parsed trees (one page's tree is at most
-    /// 250,000 nodes of about 256 bytes).
+    /// 250,000 nodes of about 256 bytes). Rendering: the browser found on
+    /// PATH, 4 tabs, a fresh browser every 500 pages or past 1024 MiB,
+    /// 15 s per page, settled after 500 ms without requests, no images,
+    /// 32 MiB and 200 requests per page.
     fn default() -> Self {
         WorkerConfig {
             port: 9000,
@@ -108,8 +150,19 @@ impl Default for WorkerConfig {
             max_buffered_body_bytes: 64 * 1024 * 1024,
             max_parse_bytes: 64 * 1024 * 1024,
             max_robots_bytes: 512 * 1024,
+            max_sitemap_urls: 50_000,
+            max_sitemap_bytes: 50 * 1024 * 1024,
             metrics_addr: String::new(),
             tls_ca_file: String::new(),
+            browser: "auto".into(),
+            max_tabs: 4,
+            recycle_after_pages: 500,
+            browser_max_rss_mb: 1024,
+            render_timeout_ms: 15_000,
+            render_idle_ms: 500,
+            render_load_images: false,
+            max_render_bytes: 32 * 1024 * 1024,
+            max_render_requests: 200,
         }
     }
 }
@@ -153,6 +206,7 @@ impl WorkerConfig {
             ("max_url_bytes", self.max_url_bytes),
             ("max_html_nodes", self.max_html_nodes),
             ("max_html_depth", self.max_html_depth),
+            ("max_sitemap_urls", self.max_sitemap_urls),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1");
@@ -161,14 +215,39 @@ impl WorkerConfig {
         if self.max_robots_bytes == 0 {
             return bad("max_robots_bytes", "must be at least 1");
         }
+        if self.max_sitemap_bytes == 0 {
+            return bad("max_sitemap_bytes", "must be at least 1");
+        }
         if self.max_parse_bytes == 0 {
             return bad("max_parse_bytes", "must be at least 1");
         }
+        for (key, value) in [
+            ("max_tabs", self.max_tabs as u64),
+            ("recycle_after_pages", self.recycle_after_pages),
+            ("browser_max_rss_mb", self.browser_max_rss_mb),
+            ("render_timeout_ms", self.render_timeout_ms),
+            ("max_render_bytes", self.max_render_bytes),
+            ("max_render_requests", self.max_render_requests as u64),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        if self.render_idle_ms >= self.render_timeout_ms {
+            return bad("render_idle_ms", "must be below render_timeout_ms");
+        }
+        if let Err(reason) = crate::render::BrowserChoice::parse(&self.browser) {
+            return bad("browser", &reason);
+        }
         // A body that could never fit would wait for room until it timed out.
-        if self.max_buffered_body_bytes < self.max_body_bytes.max(self.max_robots_bytes) {
+        let largest_body = self
+            .max_body_bytes
+            .max(self.max_robots_bytes)
+            .max(self.max_sitemap_bytes);
+        if self.max_buffered_body_bytes < largest_body {
             return bad(
                 "max_buffered_body_bytes",
-                "must be at least max_body_bytes and max_robots_bytes",
+                "must be at least max_body_bytes, max_robots_bytes and max_sitemap_bytes",
             );
         }
         // The reply also carries the response envelope (ids, the result's

@@ -2,10 +2,13 @@
 //! pool, so repeated fetches from a site reuse connections), and the
 //! mapping of every way a fetch can fail onto [`FetchError`].
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, LINK, LOCATION, RETRY_AFTER,
+};
 use reqwest::redirect::Policy;
-use reqwest::{Client, Response, Url};
-use rpcsupport::{FetchError, FetchPolicy};
+use reqwest::{Client, Response, StatusCode, Url};
+use rpcsupport::{content_hash, FetchError, FetchHints, FetchPolicy, PageMeta};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,23 +20,117 @@ use crate::guard::{AllowInternal, Blocked, Guard, GuardResolver, Handoff, Lookup
 use crate::parse::Content;
 use crate::{WorkerConfig, WorkerError};
 
-/// A fetched HTML page.
+/// Longest `ETag` or `Last-Modified` kept (bytes). The engine stores the
+/// validators of every URL it crawls, and real ones are under 100 bytes; a
+/// longer one is not kept, so the next fetch of the page is unconditional.
+pub const MAX_VALIDATOR_BYTES: usize = 1024;
+
+/// Most room made for a body before its bytes arrive (1 MiB).
+const INITIAL_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Values of one header kept (`X-Robots-Tag`, `Link`): real pages send one
+/// or two; the rest are ignored.
+pub const MAX_HEADER_VALUES: usize = 16;
+
+/// A fetched page.
 #[derive(Debug)]
 pub struct Fetched {
     /// Where the body came from, after redirects: relative links resolve
     /// against this, not the URL asked for.
     pub url: Url,
+    /// The final response's status: a 2xx, or 304 when the request's
+    /// validators matched (then `body` is empty).
+    pub status: u16,
+    /// What the final response's headers say about the page itself.
+    pub headers: PageHeaders,
     /// The Content-Type header, if any (for the charset).
     pub content_type: Option<String>,
     /// The body, decompressed, at most `max_body_bytes` (for
-    /// [`Content::Text`], at most `max_robots_bytes`).
+    /// [`Content::Text`], at most `max_robots_bytes`; for
+    /// [`Content::Sitemap`], `max_sitemap_bytes`).
     pub body: Vec<u8>,
     /// Whether `body` is only the start of a longer text (cut at its last
-    /// whole line); HTML bodies are never cut here, they are refused.
+    /// whole line) or sitemap (cut anywhere); HTML bodies are never cut
+    /// here, they are refused.
     pub truncated: bool,
     /// The body's share of `max_buffered_body_bytes`, one permit per byte,
     /// held until this page (or the text decoded from it) is dropped.
     pub permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Fetched {
+    /// What the response alone says of the page: its status, validators
+    /// and body hash, and whether it is unchanged since the fetch `hints`
+    /// describe. A 304 is unchanged, with the validators it sent (or, when
+    /// it omits them, the hinted ones, which still hold). A 200 whose body
+    /// hashes as `hints.content_hash` is unchanged too: the bytes are the
+    /// same as last time (a different body with the same FNV-1a 64 hash is
+    /// a 1 in 2^64 chance), even if the server's validators changed or it
+    /// sends none, so the page need not be parsed again.
+    pub fn page_meta(&self, hints: &FetchHints) -> PageMeta {
+        let etag = self.headers.etag.clone();
+        let last_modified = self.headers.last_modified.clone();
+        if self.status == StatusCode::NOT_MODIFIED.as_u16() {
+            return PageMeta {
+                status: self.status,
+                unchanged: true,
+                etag: etag.or_else(|| hints.etag.clone()),
+                last_modified: last_modified.or_else(|| hints.last_modified.clone()),
+                ..PageMeta::default()
+            };
+        }
+        // FNV-1a runs at about a byte a cycle: a few ms for the largest
+        // page, less than the thread hop that moving it would cost.
+        let hash = content_hash(&self.body);
+        PageMeta {
+            status: self.status,
+            unchanged: hints.content_hash == Some(hash),
+            etag,
+            last_modified,
+            content_hash: Some(hash),
+            ..PageMeta::default()
+        }
+    }
+}
+
+/// The final response's headers that describe the page, copied out of the
+/// response (bounded by [`MAX_VALIDATOR_BYTES`] and [`MAX_HEADER_VALUES`]).
+/// After redirects they are the final URL's, as the validators a recrawl
+/// sends must be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageHeaders {
+    /// `ETag`, as sent.
+    pub etag: Option<String>,
+    /// `Last-Modified`, as sent.
+    pub last_modified: Option<String>,
+    /// The `X-Robots-Tag` values.
+    pub robots: Vec<String>,
+    /// The `Link` values (for `rel="canonical"`).
+    pub links: Vec<String>,
+}
+
+impl PageHeaders {
+    fn from_headers(headers: &HeaderMap) -> PageHeaders {
+        let validator = |name: HeaderName| {
+            let value = headers.get(name)?.to_str().ok()?.trim();
+            (!value.is_empty() && value.len() <= MAX_VALIDATOR_BYTES).then(|| value.to_owned())
+        };
+        let all = |name: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .take(MAX_HEADER_VALUES)
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .collect()
+        };
+        PageHeaders {
+            etag: validator(ETAG),
+            last_modified: validator(LAST_MODIFIED),
+            robots: all("x-robots-tag"),
+            links: all(LINK.as_str()),
+        }
+    }
 }
 
 /// Fetches pages with the worker's limits.
@@ -42,6 +139,7 @@ pub struct Fetcher {
     guard: Arc<Guard>,
     max_body_bytes: u64,
     max_text_bytes: u64,
+    max_sitemap_bytes: u64,
     max_redirects: usize,
     /// One deadline for a whole fetch: every redirect hop and the body.
     timeout: Duration,
@@ -113,6 +211,7 @@ impl Fetcher {
             guard,
             max_body_bytes: config.max_body_bytes,
             max_text_bytes: config.max_robots_bytes,
+            max_sitemap_bytes: config.max_sitemap_bytes,
             max_redirects: config.max_redirects,
             timeout: config.timeout(),
             buffered: Arc::new(Semaphore::new(buffered_permits(config))),
@@ -120,8 +219,10 @@ impl Fetcher {
     }
 
     /// GETs `url` and returns its body if it is a 2xx page within the size
-    /// cap: HTML only, unless `content` is [`Content::Text`] (then any type,
-    /// and a text over `max_robots_bytes` is cut rather than refused).
+    /// cap: HTML only, unless `content` is [`Content::Text`] or
+    /// [`Content::Sitemap`] (then any type, and a body over its cap,
+    /// `max_robots_bytes` or `max_sitemap_bytes`, is cut rather than
+    /// refused).
     /// Redirects are followed up to the configured limit, but never to a
     /// host outside `policy`'s allowed domains (which limit, and never
     /// widen: internal addresses are the guard's, from the worker's
@@ -132,14 +233,45 @@ impl Fetcher {
         policy: &FetchPolicy,
         content: Content,
     ) -> Result<Fetched, FetchError> {
+        self.fetch_with(url, policy, content, &FetchHints::default())
+            .await
+    }
+
+    /// Like [`Fetcher::fetch`], sending `hints`' validators as
+    /// `If-None-Match` / `If-Modified-Since` (at every hop: which one is
+    /// final is not known in advance, and the validators were the final
+    /// URL's). A 304 answer to them is a success, with an empty body.
+    pub async fn fetch_with(
+        &self,
+        url: &str,
+        policy: &FetchPolicy,
+        content: Content,
+        hints: &FetchHints,
+    ) -> Result<Fetched, FetchError> {
         let deadline = Instant::now() + self.timeout;
-        let mut response = self.follow(url, policy, deadline).await?;
+        let conditional = Conditional::from_hints(hints);
+        let mut response = self.follow(url, policy, &conditional, deadline).await?;
+        let headers = PageHeaders::from_headers(response.headers());
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED && !conditional.is_empty() {
+            return Ok(Fetched {
+                url: response.url().clone(),
+                status: status.as_u16(),
+                headers,
+                content_type: None,
+                body: Vec::new(),
+                truncated: false,
+                permit: None,
+            });
+        }
         let content_type = check_response(url, &response, content)?;
         let (body, truncated, permit) = self
             .read_body(url, &mut response, content, deadline)
             .await?;
         Ok(Fetched {
             url: response.url().clone(),
+            status: status.as_u16(),
+            headers,
             content_type,
             body,
             truncated,
@@ -154,6 +286,7 @@ impl Fetcher {
         &self,
         url: &str,
         policy: &FetchPolicy,
+        conditional: &Conditional,
         deadline: Instant,
     ) -> Result<Response, FetchError> {
         let mut current = http_url(url, url)?;
@@ -176,9 +309,8 @@ impl Fetcher {
                     url: url.to_owned(),
                 });
             }
-            let response = self
-                .client
-                .get(current.clone())
+            let response = conditional
+                .apply(self.client.get(current.clone()))
                 .timeout(left)
                 .send()
                 .await
@@ -215,9 +347,13 @@ impl Fetcher {
     ) -> Result<(Vec<u8>, bool, Option<OwnedSemaphorePermit>), FetchError> {
         // A text (robots.txt) is read up to its own cap and cut there: its
         // start is still worth obeying. A page over the cap is refused.
+        // A sitemap is read up to max_sitemap_bytes, not max_body_bytes:
+        // the protocol allows 50 MiB uncompressed, and a gzipped one is
+        // smaller than that. Past it, it is cut and its start parsed.
         let (limit, cut) = match content {
             Content::Html => (self.max_body_bytes, false),
             Content::Text => (self.max_text_bytes, true),
+            Content::Sitemap => (self.max_sitemap_bytes, true),
         };
         let too_large = || FetchError::TooLarge {
             url: url.to_owned(),
@@ -229,7 +365,13 @@ impl Fetcher {
         if !cut && declared.is_some_and(|len| len > limit) {
             return Err(too_large());
         }
-        let capacity = declared.unwrap_or(16 * 1024).min(limit) as usize;
+        // A declared length is only a claim: room for more than
+        // INITIAL_BODY_BYTES is made as the bytes arrive (and are reserved),
+        // so a server declaring 50 MiB and sending nothing costs nothing.
+        let capacity = declared
+            .unwrap_or(16 * 1024)
+            .min(limit)
+            .min(INITIAL_BODY_BYTES) as usize;
         let mut body = Vec::with_capacity(capacity);
         let mut truncated = false;
         let mut permit: Option<OwnedSemaphorePermit> = None;
@@ -250,7 +392,9 @@ impl Fetcher {
                 break;
             }
         }
-        if truncated {
+        // A sitemap is cut anywhere: XML is often one line, and its parser
+        // leaves out the entry or line the cut went through.
+        if truncated && content == Content::Text {
             // A partial last line could be half a rule ("Disallow: /pri"):
             // keep whole lines only.
             let keep = body.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
@@ -284,6 +428,37 @@ impl Fetcher {
             None => *permit = Some(more),
         }
         Ok(())
+    }
+}
+
+/// The validators a fetch sends, as header values (a hint that is not a
+/// valid header value is not sent: the fetch is then unconditional).
+struct Conditional {
+    if_none_match: Option<HeaderValue>,
+    if_modified_since: Option<HeaderValue>,
+}
+
+impl Conditional {
+    fn from_hints(hints: &FetchHints) -> Conditional {
+        let value = |v: &Option<String>| v.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
+        Conditional {
+            if_none_match: value(&hints.etag),
+            if_modified_since: value(&hints.last_modified),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.if_none_match.is_none() && self.if_modified_since.is_none()
+    }
+
+    fn apply(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(v) = &self.if_none_match {
+            request = request.header(IF_NONE_MATCH, v.clone());
+        }
+        if let Some(v) = &self.if_modified_since {
+            request = request.header(IF_MODIFIED_SINCE, v.clone());
+        }
+        request
     }
 }
 
@@ -344,7 +519,8 @@ fn http_url(url: &str, raw: &str) -> Result<Url, FetchError> {
 /// answered; `None` for anything that is not a redirect with a usable
 /// Location (a 3xx without one is then reported as its status).
 fn redirect_target(response: &Response, current: &Url) -> Option<Url> {
-    if !response.status().is_redirection() {
+    // 304 is a 3xx but no redirect: the answer to our validators.
+    if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
         return None;
     }
     let location = response.headers().get(LOCATION)?.to_str().ok()?;
@@ -421,6 +597,91 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+// --- Rendering (issue 16): the browser's requests, made by this fetcher ---
+//
+// A rendering browser opens no socket itself: every request it makes
+// (document, scripts, XHR) is intercepted and fetched here, through the same
+// guard, allowed domains, redirect limit and timeouts as any page.
+
+/// One response handed to a rendering browser: any status and type (a
+/// script's 404 is the page's business), the body within its cap.
+#[derive(Debug)]
+pub struct Resource {
+    /// Where the body came from, after redirects.
+    pub url: Url,
+    /// The final response's status.
+    pub status: u16,
+    /// Its headers, as (name, value), without those that describe the
+    /// transfer (the body is handed over decoded, whole).
+    pub headers: Vec<(String, String)>,
+    /// The body, decompressed, at most the `limit` asked for.
+    pub body: Vec<u8>,
+    /// The body's share of `max_buffered_body_bytes`, held until dropped.
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Fetcher {
+    /// GETs `url` for a rendering browser: redirects followed within
+    /// `policy` as for [`Fetcher::fetch`], any status, any type, a body of
+    /// at most `limit` bytes (more is [`FetchError::TooLarge`]), all before
+    /// `deadline` or `timeout_ms`, whichever comes first.
+    pub async fn fetch_resource(
+        &self,
+        url: &str,
+        policy: &FetchPolicy,
+        limit: u64,
+        deadline: Instant,
+    ) -> Result<Resource, FetchError> {
+        let deadline = deadline.min(Instant::now() + self.timeout);
+        // Unconditional: the browser has no cache to revalidate.
+        let unconditional = Conditional::from_hints(&FetchHints::default());
+        let mut response = self.follow(url, policy, &unconditional, deadline).await?;
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        };
+        if response.content_length().is_some_and(|len| len > limit) {
+            return Err(too_large());
+        }
+        let headers = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| {
+                !matches!(
+                    name.as_str(),
+                    "content-encoding" | "content-length" | "transfer-encoding" | "connection"
+                )
+            })
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        let mut permit = None;
+        while let Some(chunk) = response.chunk().await.map_err(|e| map_error(url, e))? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            self.reserve(&mut permit, chunk.len(), deadline)
+                .await
+                .map_err(|()| FetchError::Timeout {
+                    url: url.to_owned(),
+                })?;
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Resource {
+            url: response.url().clone(),
+            status: response.status().as_u16(),
+            headers,
+            body,
+            permit,
+        })
+    }
 }
 
 #[cfg(test)]

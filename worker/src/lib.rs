@@ -19,9 +19,13 @@
 //!   page for its parser and runs the parser with panics caught.
 //! - [`fetch`]: step 4, the shared HTTP client: one deadline for the whole
 //!   fetch (every redirect hop and the body), redirect limit, body cap
-//!   while streaming (robots.txt is cut, not refused), HTML-only, and the
-//!   bodies held at once bounded by `max_buffered_body_bytes`; failures
-//!   become [`FetchError`](rpcsupport::FetchError).
+//!   while streaming (robots.txt and sitemaps are cut, not refused),
+//!   HTML-only, and the bodies held at once bounded by
+//!   `max_buffered_body_bytes`; failures become
+//!   [`FetchError`](rpcsupport::FetchError). It sends the request's
+//!   validators (`If-None-Match`, `If-Modified-Since`): a page that is
+//!   unchanged (a 304, or a body hashing as last time) is answered as such
+//!   without being parsed.
 //! - [`guard`]: refuses loopback, private, link-local and metadata
 //!   addresses (checked on the resolved address, every redirect hop)
 //!   except those the worker's own `allow_internal` lists; nothing in a
@@ -37,7 +41,16 @@
 //!   length, reply size, counted in the result's `limits`).
 //!   One file per parser: [`parse::city_list`], [`parse::city`],
 //!   [`parse::profile`]; [`parse::links`] (follow every link, for any
-//!   site) and [`parse::robots`] (robots.txt as text, for the engine).
+//!   site), [`parse::robots`] (robots.txt as text, for the engine) and
+//!   [`parse::sitemap`] (XML, gzip and text sitemaps, streaming, within
+//!   `max_sitemap_urls` / `max_sitemap_bytes`). [`parse::meta`] reads
+//!   what any HTML page asks of crawlers (robots meta, `X-Robots-Tag`,
+//!   `rel="nofollow"`) and its canonical URL, and obeys it as the crawl's
+//!   policy says.
+//! - [`render`]: pages that need JavaScript (a parser's `render` mode):
+//!   a headless browser pool whose every request goes through [`fetch`],
+//!   and the `auto` mode's test of whether a fetched page needs rendering;
+//!   the rendered DOM goes to the same parsers.
 //! - [`rules`]: declarative parsers described in a rules file, sent by the
 //!   engine, compiled once per worker and run like built-in ones, within
 //!   the same budget.
@@ -50,6 +63,7 @@ pub mod fetch;
 pub mod guard;
 pub mod parse;
 pub mod prescan;
+pub mod render;
 pub mod rules;
 
 #[cfg(test)]
@@ -65,13 +79,15 @@ use std::sync::{Arc, RwLock};
 use futures::StreamExt;
 use rpcsupport::metrics;
 use rpcsupport::{
-    CrawlError, FetchPolicy, ParseError, ParseResult, ParserSpec, Request, ServeOptions,
-    ServerSecurity, WorkerStatus,
+    CrawlError, FetchPolicy, ParseError, ParseResult, ParserSpec, Render, RenderReason, Request,
+    ServeOptions, ServerSecurity, WorkerStatus,
 };
 use tokio::net::TcpListener;
 
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetched, Fetcher, PageHeaders};
+use crate::guard::{Handoff, Lookup, SystemLookup};
 use crate::parse::{Content, PageLimits, Parser, Registry};
+use crate::render::Renderer;
 use crate::rules::RuleSet;
 
 pub use config::{WorkerConfig, WorkerError};
@@ -92,6 +108,8 @@ pub struct Worker {
 struct Inner {
     config: WorkerConfig,
     fetcher: Fetcher,
+    /// The browser pool for pages that need rendering (launched lazily).
+    renderer: Renderer,
     registry: Registry,
     /// `max_parse_bytes` as permits, one per byte of estimated parse
     /// memory: a page holds its weight from decode to the end of its parse,
@@ -114,6 +132,17 @@ struct Inner {
     metrics: Arc<metrics::Registry>,
     latency: metrics::Histogram,
     in_flight_gauge: metrics::Gauge,
+}
+
+/// A fetched page, parsed.
+struct Parsed {
+    /// The parser's outcome.
+    result: Result<ParseResult, ParseError>,
+    /// For `auto`: whether the page is a script shell.
+    shell: bool,
+    /// For `auto`: the page, for the browser should it need rendering
+    /// (`None` when only a prefix of it was kept).
+    whole: Option<render::Prefetched>,
 }
 
 /// Rule sets a worker keeps at once (one per crawl using rules).
@@ -155,11 +184,25 @@ impl Worker {
         config: &WorkerConfig,
         metrics: Arc<metrics::Registry>,
     ) -> Result<Worker, WorkerError> {
+        Worker::with_resolver(config, metrics, Arc::new(SystemLookup), None)
+    }
+
+    /// Like [`Worker::with_metrics`], resolving names with `lookup` and
+    /// showing every address handed to the HTTP client to `handoff` (see
+    /// [`Fetcher::with_lookup`]): tests of the address guard, for fetched
+    /// and rendered pages alike.
+    pub fn with_resolver(
+        config: &WorkerConfig,
+        metrics: Arc<metrics::Registry>,
+        lookup: Arc<dyn Lookup>,
+        handoff: Option<Handoff>,
+    ) -> Result<Worker, WorkerError> {
         config.validate()?;
         Ok(Worker {
             inner: Arc::new(Inner {
                 config: config.clone(),
-                fetcher: Fetcher::new(config)?,
+                fetcher: Fetcher::with_lookup(config, lookup, handoff)?,
+                renderer: Renderer::new(config, metrics.clone()),
                 registry: Registry::standard(),
                 parse_permits: tokio::sync::Semaphore::new(parse_permits(config) as usize),
                 parse_slots: tokio::sync::Semaphore::new(
@@ -196,6 +239,11 @@ impl Worker {
     /// The parser registry.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The browser pool (its launch count, whether it can render).
+    pub fn renderer(&self) -> &Renderer {
+        &self.inner.renderer
     }
 
     /// Fetches `request.url` and runs `request.parser` on it, for callers
@@ -269,11 +317,202 @@ impl Worker {
             Runner::Builtin(parser) => parser.content,
             Runner::Rule(..) => Content::Html,
         };
+        // Only HTML is rendered: a robots.txt or a sitemap runs nothing.
+        let (mode, learnt) = match content {
+            Content::Html => self.render_mode(&runner, &request)?,
+            _ => (Render::Never, false),
+        };
+        if mode == Render::Always {
+            let reason = if learnt {
+                RenderReason::Learnt
+            } else {
+                RenderReason::Always
+            };
+            return self
+                .render_and_parse(runner, request, policy, reason, None)
+                .await;
+        }
         let fetched = self
             .inner
             .fetcher
-            .fetch(&request.url, policy, content)
+            .fetch_with(&request.url, policy, content, &request.hints)
             .await?;
+        // A revisit of a page that has not changed ends here, unparsed.
+        let response = fetched.page_meta(&request.hints);
+        if response.unchanged {
+            return Ok(ParseResult {
+                page: response,
+                ..ParseResult::default()
+            });
+        }
+        let (headers, final_url) = (fetched.headers.clone(), fetched.url.clone());
+        let auto = mode == Render::Auto;
+        // For `auto`, the page is kept (`whole`) for the browser, should it
+        // need rendering: the site is not asked for it twice.
+        let Parsed {
+            result,
+            shell,
+            whole,
+        } = self
+            .parse_fetched(
+                runner.clone(),
+                request.clone(),
+                fetched,
+                content,
+                policy,
+                auto,
+            )
+            .await?;
+        if auto {
+            let reason = match &result {
+                _ if shell => Some(RenderReason::ScriptShell),
+                // A parser that finds nothing it can read (the profile
+                // parser without its table) says so with an error about
+                // the page.
+                Err(ParseError::Page { .. }) => Some(RenderReason::Missing),
+                Err(_) => None,
+                Ok(result) if self.lacks(&runner, result) => Some(RenderReason::Missing),
+                Ok(_) => None,
+            };
+            if let Some(reason) = reason {
+                let whole = whole.map(|w| render::Prefetched { headers, ..w });
+                return self
+                    .render_and_parse(runner, request, policy, reason, whole.as_ref())
+                    .await;
+            }
+        }
+        let mut result = result?;
+        result.page.status = response.status;
+        result.page.etag = response.etag;
+        result.page.last_modified = response.last_modified;
+        result.page.content_hash = response.content_hash;
+        self.read_headers(&mut result, content, &headers, policy, &final_url);
+        Ok(result)
+    }
+
+    /// What an HTML page's response headers say of it (`X-Robots-Tag`, a
+    /// canonical `Link`), added to `result` and obeyed as `policy` asks
+    /// ([`parse::meta::finish`]).
+    fn read_headers(
+        &self,
+        result: &mut ParseResult,
+        content: Content,
+        headers: &PageHeaders,
+        policy: &FetchPolicy,
+        url: &url::Url,
+    ) {
+        if content == Content::Html {
+            let config = &self.inner.config;
+            let agent = parse::meta::agent_token(&config.user_agent);
+            parse::meta::finish(result, headers, policy, url, config.max_url_bytes, agent);
+        }
+    }
+
+    /// How `request` is rendered, and whether that was the engine's hint
+    /// (it learnt that such pages need it): the hint, else the rule's
+    /// `render` key or the parser's `render` argument.
+    fn render_mode(
+        &self,
+        runner: &Runner,
+        request: &Request,
+    ) -> Result<(Render, bool), ParseError> {
+        if let Some(mode) = request.hints.render {
+            return Ok((mode, mode == Render::Always));
+        }
+        let mode = match runner {
+            Runner::Rule(set, _) => set.rules().render_of(&request.parser),
+            Runner::Builtin(_) => rpcsupport::rules::render_arg(&request.parser),
+        };
+        let mode = mode.map_err(|reason| ParseError::BadArgs {
+            parser: request.parser.name.clone(),
+            reason,
+        })?;
+        Ok((mode, false))
+    }
+
+    /// Whether a fetched page's `result` lacks what its parser extracts
+    /// (see [`render::auto`]).
+    fn lacks(&self, runner: &Runner, result: &ParseResult) -> bool {
+        match runner {
+            Runner::Builtin(_) => render::auto::builtin_lacks(result),
+            Runner::Rule(set, name) => set
+                .rules()
+                .file()
+                .parsers
+                .get(name)
+                .is_some_and(|rule| render::auto::rule_lacks(rule, result)),
+        }
+    }
+
+    /// Renders `request.url` in the browser (its document from
+    /// `prefetched` when given) and parses the DOM it built.
+    async fn render_and_parse(
+        &self,
+        runner: Runner,
+        request: Request,
+        policy: &FetchPolicy,
+        reason: RenderReason,
+        prefetched: Option<&render::Prefetched>,
+    ) -> Result<ParseResult, CrawlError> {
+        let rendered = self
+            .inner
+            .renderer
+            .render(&self.inner.fetcher, &request.url, policy, prefetched)
+            .await?;
+        self.inner
+            .metrics
+            .counter(
+                "worker_renders_total",
+                "Pages rendered in a browser, by why.",
+                &[("reason", reason.kind())],
+            )
+            .inc();
+        let status = rendered.status;
+        // The hash of what was parsed: the DOM, not the shell the server
+        // sent (which stays the same while the data its script loads
+        // changes). The shell's validators are left out for that reason:
+        // a revisit sends none, and the page is rendered again.
+        let hash = rpcsupport::content_hash(rendered.html.as_bytes());
+        let url = rendered.url.clone();
+        let fetched = Fetched {
+            url: rendered.url,
+            status,
+            headers: PageHeaders::default(),
+            // The DOM came out of the browser as a string: UTF-8, whatever
+            // the page's own charset was.
+            content_type: Some("text/html; charset=utf-8".into()),
+            body: rendered.html.into_bytes(),
+            truncated: false,
+            // The DOM is at most max_body_bytes, and at most max_tabs of
+            // them exist at once.
+            permit: None,
+        };
+        let mut result = self
+            .parse_fetched(runner, request, fetched, Content::Html, policy, false)
+            .await?
+            .result?;
+        result.page.rendered = Some(reason);
+        result.page.status = status;
+        result.page.content_hash = Some(hash);
+        // The document's X-Robots-Tag and canonical Link still apply.
+        self.read_headers(&mut result, Content::Html, &rendered.headers, policy, &url);
+        Ok(result)
+    }
+
+    /// Decodes and parses a fetched page with `runner` (skipping
+    /// `rel="nofollow"` links if `policy` says so): the parser's outcome
+    /// and, for `auto` (`for_auto`), whether the page is a script shell and
+    /// the page itself, for the browser should it need rendering. The outer
+    /// error is the worker's own (a decode that panicked).
+    async fn parse_fetched(
+        &self,
+        runner: Runner,
+        request: Request,
+        fetched: Fetched,
+        content: Content,
+        policy: &FetchPolicy,
+        for_auto: bool,
+    ) -> Result<Parsed, CrawlError> {
         let config = &self.inner.config;
         let (max_nodes, max_depth) = (config.max_html_nodes, config.max_html_depth);
         let inline = fetched.body.len() <= INLINE_PARSE_BYTES;
@@ -294,15 +533,47 @@ impl Worker {
             .await
             .expect("parse semaphore is never closed");
         let limits = PageLimits::from_config(config);
+        let agent = parse::meta::agent_token(&config.user_agent).to_owned();
+        let obey_nofollow = policy.obey_nofollow;
+        let finish = move |result, page: page::Prepared| {
+            if !for_auto {
+                return Parsed {
+                    result,
+                    shell: false,
+                    whole: None,
+                };
+            }
+            let shell = render::auto::is_script_shell(page.text());
+            let whole = page
+                .into_whole()
+                .map(|(url, text, permit)| render::Prefetched {
+                    url,
+                    text,
+                    permit,
+                    headers: PageHeaders::default(),
+                });
+            Parsed {
+                result,
+                shell,
+                whole,
+            }
+        };
         if inline {
-            return Ok(parse_page(&runner, &request, &page, limits)?);
+            let result = parse_page(&runner, &request, &page, limits, obey_nofollow, &agent);
+            return Ok(finish(result, page));
         }
         let failed = panicked(&request);
         let _slot = self.parse_slot().await;
-        tokio::task::spawn_blocking(move || parse_page(&runner, &request, &page, limits))
-            .await
-            .unwrap_or(Err(failed))
-            .map_err(CrawlError::from)
+        Ok(tokio::task::spawn_blocking(move || {
+            let result = parse_page(&runner, &request, &page, limits, obey_nofollow, &agent);
+            finish(result, page)
+        })
+        .await
+        .unwrap_or(Parsed {
+            result: Err(failed),
+            shell: false,
+            whole: None,
+        }))
     }
 
     /// A turn on the blocking pool for a big page's decode or parse.
@@ -318,6 +589,12 @@ impl Worker {
     /// args carry `ruleset`, else a built-in.
     fn runner(&self, spec: &ParserSpec) -> Result<Runner, ParseError> {
         let Some(id) = spec.args.get(rules::RULESET_ARG) else {
+            // `render` is the worker's argument, not the parser's.
+            if spec.args.contains_key(Render::ARG) {
+                let mut bare = spec.clone();
+                bare.args.remove(Render::ARG);
+                return Ok(Runner::Builtin(*self.inner.registry.get(&bare)?));
+            }
             return Ok(Runner::Builtin(*self.inner.registry.get(spec)?));
         };
         let sets = self.inner.rules.read().unwrap_or_else(|e| e.into_inner());
@@ -362,7 +639,7 @@ impl Worker {
                 .iter()
                 .map(|n| n.to_string())
                 .collect(),
-            can_render: false,
+            can_render: self.inner.renderer.can_render(),
         }
     }
 }

@@ -23,8 +23,10 @@ pub(crate) fn parse_permits(config: &WorkerConfig) -> u64 {
 pub(crate) struct Prepared {
     /// Where the page came from, after redirects.
     url: url::Url,
-    /// The text to parse.
+    /// The text to parse (empty for a [`Content::Sitemap`] parser).
     text: String,
+    /// The body as fetched, for a [`Content::Sitemap`] parser (else empty).
+    raw: Vec<u8>,
     /// Whether `text` is only a prefix of the page.
     truncated: bool,
     /// Estimated memory of its parsed tree: against `max_parse_bytes`.
@@ -32,6 +34,22 @@ pub(crate) struct Prepared {
     /// The body's share of `max_buffered_body_bytes`, which the text
     /// (usually the body's own buffer) keeps until the parse ends.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Prepared {
+    /// The text the parser reads.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The whole page's URL, text and buffer permit, once parsed (a
+    /// rendering browser is handed the text instead of fetching the page
+    /// again); `None` when the text is only a prefix of the page.
+    pub(crate) fn into_whole(
+        self,
+    ) -> Option<(url::Url, String, Option<tokio::sync::OwnedSemaphorePermit>)> {
+        (!self.truncated).then_some((self.url, self.text, self._permit))
+    }
 }
 
 /// Decodes `fetched` (freeing the body as it goes) and, for HTML, cuts it at
@@ -49,7 +67,19 @@ pub(crate) fn prepare(
         body,
         truncated,
         permit,
+        ..
     } = fetched;
+    if content == Content::Sitemap {
+        // Its parser inflates and decodes as it reads, and builds no tree.
+        return Prepared {
+            url,
+            text: String::new(),
+            raw: body,
+            truncated,
+            weight: 0,
+            _permit: permit,
+        };
+    }
     let mut text = decode::decode_owned(body, content_type.as_deref()).text;
     let mut cut = truncated;
     let mut nodes = 0;
@@ -71,26 +101,33 @@ pub(crate) fn prepare(
         },
         url,
         text,
+        raw: Vec::new(),
         truncated: cut,
         _permit: permit,
     }
 }
 
-/// Parses within `limits`, with any parser panic turned into a
-/// `ParseError` so one odd page can never take the request (or the worker)
-/// down.
+/// Parses within `limits` (skipping `rel="nofollow"` links if
+/// `obey_nofollow`; `agent` is the crawler's product token), with any
+/// parser panic turned into a `ParseError` so one odd page can never take
+/// the request (or the worker) down.
 pub(crate) fn parse_page(
     runner: &Runner,
     request: &Request,
     page: &Prepared,
     limits: PageLimits,
+    obey_nofollow: bool,
+    agent: &str,
 ) -> Result<ParseResult, ParseError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let budget = Budget::new(limits);
+        let budget = Budget::new(limits).obeying(obey_nofollow, agent);
         if page.truncated {
             budget.count(|c| c.page_truncated = 1);
         }
         match runner {
+            Runner::Builtin(parser) if parser.content == Content::Sitemap => {
+                parser.run_body(request, &page.url, &page.raw, &budget)
+            }
             Runner::Builtin(parser) => parser.run_with(request, &page.url, &page.text, &budget),
             Runner::Rule(set, name) => set.run_with(name, request, &page.url, &page.text, &budget),
         }

@@ -29,6 +29,10 @@ macro_rules! flags {
             /// Seed URL; repeat for several (replaces engine.seeds).
             #[arg(long = "seed")]
             seeds: Vec<String>,
+            /// Sitemap URL to start from; repeat or comma-separate for
+            /// several (replaces engine.sitemaps; a rules file's add to them).
+            #[arg(long = "sitemap", value_delimiter = ',')]
+            sitemaps: Vec<String>,
             /// Token and TLS for the RPC connections (the `[rpc]` section).
             #[command(flatten)]
             rpc: rpcsupport::RpcFlags,
@@ -56,6 +60,9 @@ macro_rules! flags {
                 // Switches, not `--key value`: they only turn a key on.
                 config.recrawl |= self.recrawl;
                 config.recrawl_now |= self.recrawl_now;
+                if !self.sitemaps.is_empty() {
+                    config.sitemaps = self.sitemaps;
+                }
                 rpcsupport::apply_flags!(self => config; $($scalar,)* $($list,)*);
             }
         }
@@ -165,6 +172,18 @@ flags! {
         metrics_addr: String,
         /// Milliseconds the dashboard stays up after the crawl ends; 0 for none.
         dashboard_linger_ms: u64,
+        /// Obey robots meta and X-Robots-Tag (noindex, nofollow) (true/false).
+        obey_robots_meta: bool,
+        /// Skip rel="nofollow" links (true/false).
+        obey_nofollow: bool,
+        /// Follow the Sitemap: lines of robots.txt (true/false).
+        use_sitemaps: bool,
+        /// Parser for the pages sitemaps list ("" for the seed parser).
+        sitemap_parser: String,
+        /// Sitemap: lines read from one robots.txt.
+        max_robots_sitemaps: usize,
+        /// Host and parser pairs remembered as needing a browser.
+        max_render_learnt: usize,
     }
     lists {
         /// Worker addresses, comma-separated.

@@ -59,7 +59,8 @@ pub struct EngineConfig {
     /// [`crate::poison`].
     pub max_attempts: u32,
     /// How long the engine waits while every worker is down before it
-    /// gives up the crawl.
+    /// gives up the crawl; and how long requests that need a browser wait
+    /// for a worker that can render before they fail (`no_render_worker`).
     pub worker_wait_ms: u64,
     /// Items buffered in memory while the itemsaver is slow or down; more
     /// spill to a file on disk.
@@ -163,6 +164,27 @@ pub struct EngineConfig {
     /// binary; not an `[engine]` key.
     #[serde(skip)]
     pub inline_rules: Option<RulesFile>,
+
+    // The open web: what pages ask of crawlers, sitemaps, rendering.
+    /// Obey `<meta name="robots">` and `X-Robots-Tag` (`noindex`: no items
+    /// from the page; `nofollow`: none of its links).
+    pub obey_robots_meta: bool,
+    /// Skip links marked `rel="nofollow"`.
+    pub obey_nofollow: bool,
+    /// Follow the `Sitemap:` lines of each host's robots.txt (which is
+    /// fetched when `obey_robots` is on).
+    pub use_sitemaps: bool,
+    /// Sitemaps to start from, beside `seeds` (the `--sitemap` flag
+    /// replaces them; a rules file's `sitemaps` add to them).
+    pub sitemaps: Vec<String>,
+    /// Parser for the pages sitemaps list; "" for the seed parser
+    /// (`parser`, or the rules' `sitemap_parser`, else `start`).
+    pub sitemap_parser: String,
+    /// `Sitemap:` lines read from one robots.txt; more are ignored.
+    pub max_robots_sitemaps: usize,
+    /// Host and parser pairs remembered as needing a browser (pages that
+    /// `render = "auto"` had to render); past it, no more are learnt.
+    pub max_render_learnt: usize,
 }
 
 impl Default for EngineConfig {
@@ -221,6 +243,13 @@ impl Default for EngineConfig {
             recrawl_changed_factor: 0.5,
             recrawl_unchanged_factor: 1.5,
             inline_rules: None,
+            obey_robots_meta: true,
+            obey_nofollow: true,
+            use_sitemaps: true,
+            sitemaps: Vec::new(),
+            sitemap_parser: String::new(),
+            max_robots_sitemaps: 50,
+            max_render_learnt: 10_000,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Validation: defaults, inline rules, and bad values named by their key.
 
 use super::*;
+use rpcsupport::ParserSpec;
 
 fn with_seed() -> EngineConfig {
     EngineConfig {
@@ -101,10 +102,93 @@ fn bad_values_name_their_key() {
             },
             "parser",
         ),
+        (
+            EngineConfig {
+                sitemaps: vec!["ftp://x/sitemap.xml".into()],
+                ..with_seed()
+            },
+            "sitemaps",
+        ),
+        (
+            EngineConfig {
+                sitemaps: vec!["/sitemap.xml".into()],
+                ..with_seed()
+            },
+            "sitemaps",
+        ),
     ];
     for (config, key) in cases {
         let err = config.validate().unwrap_err();
         assert_eq!(err.key, key, "{err}");
         assert!(err.to_string().starts_with(&format!("engine.{key}: ")));
     }
+}
+
+/// The policy obeys robots meta and rel=nofollow by default, and each
+/// can be turned off; robots.txt sitemaps are followed with the seed
+/// parser unless told otherwise.
+#[test]
+fn open_web_defaults() {
+    let s = with_seed().validate().unwrap();
+    assert!(s.scope.policy.obey_robots_meta && s.scope.policy.obey_nofollow);
+    assert_eq!(s.sitemap_pages, ParserSpec::named("city_list"));
+    assert_eq!(
+        s.politeness.sitemaps,
+        Some(ParserSpec::sitemap(&ParserSpec::named("city_list")))
+    );
+    assert_eq!(s.politeness.max_robots_sitemaps, 50);
+    let s = EngineConfig {
+        obey_robots_meta: false,
+        obey_nofollow: false,
+        use_sitemaps: false,
+        ..with_seed()
+    }
+    .validate()
+    .unwrap();
+    assert!(!s.scope.policy.obey_robots_meta && !s.scope.policy.obey_nofollow);
+    assert_eq!(s.politeness.sitemaps, None);
+}
+
+/// Sitemaps alone are enough to start: they become depth-0 seeds for the
+/// sitemap parser, whose pages get `sitemap_parser`, and their hosts are
+/// in scope.
+#[test]
+fn sitemaps_are_seeds() {
+    let s = EngineConfig {
+        sitemaps: vec!["http://127.0.0.2:9/sitemap.xml".into()],
+        sitemap_parser: "profile".into(),
+        ..EngineConfig::default()
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(s.seeds.len(), 1);
+    assert_eq!(s.seeds[0].url, "http://127.0.0.2:9/sitemap.xml");
+    assert_eq!(s.seeds[0].depth, 0);
+    assert_eq!(
+        s.seeds[0].parser.sitemap_pages(),
+        Some(ParserSpec::named("profile"))
+    );
+    assert_eq!(s.scope.policy.allowed_domains, ["127.0.0.2"]);
+}
+
+/// A rules file's sitemaps add to the engine's, with its sitemap_parser
+/// (a rule) for their pages.
+#[test]
+fn rules_sitemaps_and_parser() {
+    let text = "[rules]\nsitemaps = [\"http://127.0.0.1:9/s.xml\"]\nsitemap_parser = \"page\"\n[rules.parsers.page]\nfollow = [{ parser = \"page\" }]\n";
+    let inline: Option<RulesFile> = rpcsupport::config::parse_section(text, "rules").unwrap();
+    let config = EngineConfig {
+        inline_rules: inline,
+        sitemaps: vec!["http://127.0.0.1:9/other.xml".into()],
+        ..EngineConfig::default()
+    };
+    let s = config.validate().unwrap();
+    let set = s.rules.clone().unwrap();
+    let urls: Vec<&str> = s.seeds.iter().map(|r| r.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        ["http://127.0.0.1:9/other.xml", "http://127.0.0.1:9/s.xml"]
+    );
+    assert_eq!(s.sitemap_pages, set.spec("page"));
+    assert_eq!(s.seeds[1].parser, ParserSpec::sitemap(&set.spec("page")));
 }

@@ -12,6 +12,7 @@ use thiserror::Error;
 use rpcsupport::rules::{parse_file, Builtins, Rules};
 
 use super::EngineConfig;
+use crate::render::render_mode_of;
 use crate::scheduler::{HostLimits, Politeness};
 use crate::scope::Scope;
 
@@ -22,7 +23,8 @@ pub struct Settings {
     pub itemsaver: HostAddr,
     /// Parsed worker addresses, at least one, no duplicates.
     pub workers: Vec<HostAddr>,
-    /// The seed requests (depth 0).
+    /// The seed requests (depth 0): the seeds, then the sitemaps given
+    /// (`sitemaps`, the rules' `sitemaps`) with the sitemap parser.
     pub seeds: Vec<Request>,
     /// At least 1.
     pub worker_count: usize,
@@ -90,6 +92,10 @@ pub struct Settings {
     /// section (not `[engine]`): the binary sets it after validation.
     /// Open (no token, plain TCP) by default.
     pub rpc_security: &'static rpcsupport::ClientSecurity,
+    /// The parser of the pages sitemaps list (given ones and robots.txt's).
+    pub sitemap_pages: ParserSpec,
+    /// Bound on the host and parser pairs learnt to need rendering.
+    pub max_render_learnt: usize,
 }
 
 /// A config value that cannot be used; names the key.
@@ -116,10 +122,17 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<Settings, InvalidSetting> {
         let (itemsaver, workers) = self.addresses()?;
         let rules = self.load_rules()?;
-        let seeds = self.seed_requests(rules.as_deref())?;
+        let (mut seeds, seed_parser) = self.seed_requests(rules.as_deref())?;
+        let sitemap_pages = self.sitemap_pages(rules.as_deref(), seed_parser)?;
+        seeds.extend(self.sitemap_requests(rules.as_deref(), &sitemap_pages)?);
         self.check_minimums()?;
-        let scope = self.scope(&seeds)?;
-        let politeness = self.politeness()?;
+        let scope = self
+            .scope(&seeds)?
+            .with_robots_meta(self.obey_robots_meta, self.obey_nofollow);
+        let mut politeness = self.politeness()?;
+        politeness.sitemaps = self
+            .use_sitemaps
+            .then(|| ParserSpec::sitemap(&sitemap_pages));
         let (recrawl, recrawl_policy) = self.recrawl_settings()?;
         let path = |s: &str| (!s.trim().is_empty()).then(|| PathBuf::from(s.trim()));
         Ok(Settings {
@@ -157,6 +170,8 @@ impl EngineConfig {
             progress_interval: Duration::from_millis(self.progress_interval_ms),
             metrics: rpcsupport::metrics::Registry::new(),
             dashboard: None,
+            sitemap_pages,
+            max_render_learnt: self.max_render_learnt,
         })
     }
 
@@ -186,8 +201,12 @@ impl EngineConfig {
         Ok((itemsaver, workers))
     }
 
-    /// The seed requests (depth 0), each an http(s) URL with its parser.
-    fn seed_requests(&self, rules: Option<&Rules>) -> Result<Vec<Request>, InvalidSetting> {
+    /// The seed requests (depth 0), each an http(s) URL with its parser,
+    /// and that parser. No seed is fine when sitemaps are given.
+    fn seed_requests(
+        &self,
+        rules: Option<&Rules>,
+    ) -> Result<(Vec<Request>, ParserSpec), InvalidSetting> {
         // Seeds and their parser travel together: the engine's own, or, when
         // it has none, the rules file's seeds with its start parser.
         let (seed_urls, parser) = match rules {
@@ -197,10 +216,11 @@ impl EngineConfig {
             ),
             _ => (self.seeds.clone(), self.parser.trim().to_owned()),
         };
-        if seed_urls.is_empty() {
+        let rule_sitemaps = rules.is_some_and(|r| !r.file().sitemaps.is_empty());
+        if seed_urls.is_empty() && self.sitemaps.is_empty() && !rule_sitemaps {
             return Err(invalid(
                 "seeds",
-                "no seed URL: pass --seed URL or set engine.seeds (or seeds in the rules)",
+                "no seed URL: pass --seed URL (or --sitemap URL) or set engine.seeds (or seeds in the rules)",
             ));
         }
         if parser.is_empty() {
@@ -210,6 +230,7 @@ impl EngineConfig {
             Some(set) => set.spec(&parser),
             None => ParserSpec::named(&parser),
         };
+        render_mode_of(rules, &parser_spec).map_err(|e| invalid("parser", e))?;
         let mut seeds = Vec::new();
         for seed in &seed_urls {
             let url = url::Url::parse(seed)
@@ -224,7 +245,54 @@ impl EngineConfig {
                 hints: Default::default(),
             });
         }
-        Ok(seeds)
+        Ok((seeds, parser_spec))
+    }
+
+    /// The parser of the pages sitemaps list: `sitemap_parser`, else the
+    /// rules' `sitemap_parser`, else the seed parser.
+    fn sitemap_pages(
+        &self,
+        rules: Option<&Rules>,
+        seed_parser: ParserSpec,
+    ) -> Result<ParserSpec, InvalidSetting> {
+        let named = match (self.sitemap_parser.trim(), rules) {
+            ("", Some(set)) => set.file().sitemap_parser.clone(),
+            ("", None) => None,
+            (name, _) => Some(name.to_owned()),
+        };
+        let spec = match (named, rules) {
+            (Some(name), Some(set)) => set.spec(&name),
+            (Some(name), None) => ParserSpec::named(name),
+            (None, _) => seed_parser,
+        };
+        render_mode_of(rules, &spec).map_err(|e| invalid("sitemap_parser", e))?;
+        Ok(spec)
+    }
+
+    /// The sitemaps to start from (`sitemaps`, then the rules'), as depth-0
+    /// requests for the sitemap parser; each must be an http(s) URL.
+    fn sitemap_requests(
+        &self,
+        rules: Option<&Rules>,
+        pages: &ParserSpec,
+    ) -> Result<Vec<Request>, InvalidSetting> {
+        let from_rules = rules.map_or(&[][..], |r| &r.file().sitemaps[..]);
+        let spec = ParserSpec::sitemap(pages);
+        let mut out = Vec::new();
+        for sitemap in self.sitemaps.iter().chain(from_rules) {
+            match url::Url::parse(sitemap.trim()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                    out.push(Request::new(u.to_string(), spec.clone(), 0))
+                }
+                _ => {
+                    return Err(invalid(
+                        "sitemaps",
+                        format!("{sitemap:?} is not an http(s) URL"),
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The counts and durations that make no sense at zero.
@@ -322,6 +390,9 @@ impl EngineConfig {
             max_crawl_delay: Duration::from_millis(self.max_crawl_delay_ms),
             autothrottle: self.autothrottle,
             max_delay: Duration::from_millis(self.autothrottle_max_delay_ms),
+            // Set by `validate`, which knows the sitemap parser.
+            sitemaps: None,
+            max_robots_sitemaps: self.max_robots_sitemaps,
         })
     }
 }

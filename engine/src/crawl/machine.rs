@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rpcsupport::metrics::Registry;
-use rpcsupport::{CrawlError, FetchError, HostAddr, Item, ParseError, ParseResult, Request};
+use rpcsupport::{
+    CrawlError, FetchError, HostAddr, Item, ParseError, ParseResult, RenderError, Request,
+};
 use tokio::time::Instant;
 
 use super::report::EngineMetrics;
@@ -21,6 +23,7 @@ use crate::config::Settings;
 use crate::failures::FailureLog;
 use crate::poison::Suspects;
 use crate::progress::Progress;
+use crate::render::{Learnt, RenderWait};
 use crate::scheduler::{fingerprint, FrontierSnapshot, Next, Scheduler, Task};
 use crate::state::{Loaded, StateDir};
 use crate::summary::{RecrawlCounts, Summary};
@@ -98,6 +101,10 @@ pub(super) struct Crawl<'a> {
     pub(super) deletes_out: Vec<String>,
     /// The progress line (terminal) or periodic log line.
     pub(super) progress: Progress,
+    /// Host and parser pairs learnt to need a browser (see `page.rs`).
+    pub(super) learnt: Learnt,
+    /// When to warn that render requests wait for a rendering worker.
+    pub(super) render_wait: RenderWait,
 }
 
 impl<'a> Crawl<'a> {
@@ -140,6 +147,8 @@ impl<'a> Crawl<'a> {
             state,
             deletes_out: Vec::new(),
             progress: Progress::new(settings.progress_interval),
+            learnt: Learnt::new(settings.max_render_learnt),
+            render_wait: RenderWait::default(),
         }
     }
 
@@ -250,7 +259,8 @@ impl<'a> Crawl<'a> {
                 .is_none_or(|max| self.summary.fetches + self.pages_in_flight < max)
         {
             match self.scheduler.next(now) {
-                Next::Task(task) => {
+                Next::Task(mut task) => {
+                    self.learnt.hint(&mut task.request);
                     let id = CallId(self.next_call);
                     self.next_call += 1;
                     send(id, &task.request);
@@ -311,6 +321,10 @@ impl<'a> Crawl<'a> {
             self.call_panicked(task, latency);
             return None;
         };
+        if let CallResult::NoRenderWorker { waited } = result {
+            self.no_render_worker(task, latency, waited);
+            return None;
+        }
         self.metrics.latency[worker].observe(latency);
         let throttle = matches!(
             &result,
@@ -342,10 +356,14 @@ impl<'a> Crawl<'a> {
                 self.fatal
                     .get_or_insert(EngineError::UnknownParser { name, url });
             }
+            CallResult::Answered(Err(CrawlError::Render(RenderError::Unavailable { reason }))) => {
+                self.render_unavailable(task, &reason)
+            }
             CallResult::Answered(Err(e)) => self.page_failed(task, e, now),
             CallResult::Failed { kind, reason, lost } => {
                 self.call_failed(task, kind, &reason, lost)
             }
+            CallResult::NoRenderWorker { .. } => unreachable!("handled above"),
         }
         None
     }
@@ -367,6 +385,9 @@ impl<'a> Crawl<'a> {
     /// A page arrived: its links go into the frontier, its items are
     /// returned for the sink.
     fn page_done(&mut self, task: &Task, worker: usize, parsed: ParseResult) -> Vec<Item> {
+        // What the page says about itself first: a canonical duplicate
+        // has no items or links left to record (page.rs).
+        let parsed = self.page_meta(task, parsed);
         let fp = fingerprint(&task.request.url);
         if self.done_since.remove(&fp) {
             self.summary.refetched += 1;

@@ -37,6 +37,11 @@
 //! - `durable.rs`: what goes into the URL store (queued, done, failed,
 //!   gone, items, acknowledgements, commits) and what a recrawl finds
 //!   (new, unchanged, changed, gone).
+//! - `page.rs`: what a page said about itself (robots meta counts,
+//!   canonical URL, sitemap depth, rendering learnt), applied before its
+//!   links and items go on.
+//! - `routing.rs`: render requests: the warning while they wait for a
+//!   rendering worker, giving up, sending again.
 //! - `stop.rs`: the shutdown sequence: abandon what is in flight, flush
 //!   items, write the state, report.
 //! - `report.rs`: metrics, the progress line and the dashboard's tick.
@@ -48,8 +53,10 @@
 mod durable;
 mod machine;
 mod outcome;
+mod page;
 mod report;
 mod rounds;
+mod routing;
 mod stop;
 #[cfg(test)]
 mod tests;
@@ -62,7 +69,8 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use rpcsupport::{
-    connect_itemsaver, ConnectOptions, CrawlError, FetchPolicy, ParseError, ParseResult, Request,
+    connect_itemsaver, ConnectOptions, CrawlError, FetchPolicy, ParseError, ParseResult,
+    RenderError, Request, SITEMAP_PARSER,
 };
 use tarpc::client::RpcError;
 use thiserror::Error;
@@ -72,6 +80,7 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::items::{Ack, DeleteOptions, Deleter, ItemSink, SinkOptions};
 use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
+use crate::render::needs_browser;
 use crate::spill::PrivateDir;
 use crate::state::{unix_now, Loaded, OpenError, Requeue, StateDir};
 use crate::summary::Summary;
@@ -160,6 +169,10 @@ enum CallResult {
         /// is fine and only this call failed.
         lost: Option<ConnectionId>,
     },
+    /// The request needs a browser and no worker that can render came up
+    /// within `worker_wait`: nothing was sent (the outcome's worker index
+    /// means nothing).
+    NoRenderWorker { waited: Duration },
 }
 
 /// Runs one crawl to the end, or until `shutdown` completes; then stops
@@ -183,6 +196,7 @@ pub async fn run(
     let rules_json = settings.rules.as_ref().map(|r| r.to_json());
     let pool = Arc::new(WorkerPool::connect(&settings.workers, connect, rules_json).await?);
     check_seed_parsers(&settings, &pool.builtin_parsers())?;
+    let settings = follow_sitemaps_if_parsed(settings, &pool.builtin_parsers());
     let saver = connect_checked_saver(&settings, connect).await?;
 
     let mut crawl = Crawl::new(&settings, &pool.addrs(), spill_dir.clone(), state);
@@ -252,6 +266,8 @@ async fn drive(
 ) {
     let policy = crawl.settings.scope.policy.clone();
     let rpc_timeout = crawl.settings.rpc_timeout;
+    let worker_wait = crawl.settings.worker_wait;
+    let rules = crawl.settings.rules.clone();
     let mut calls = JoinSet::new();
     // The URL store commit under way, on a blocking thread: the loop
     // carries on meanwhile (one at a time; see state/store.rs).
@@ -268,7 +284,17 @@ async fn drive(
     tokio::pin!(shutdown);
     loop {
         let send = |id: CallId, request: &Request| {
-            let call = call(pool.clone(), request.clone(), policy.clone(), rpc_timeout);
+            let route = match needs_browser(request, rules.as_deref()) {
+                true => Route::Render { wait: worker_wait },
+                false => Route::Any,
+            };
+            let call = call(
+                pool.clone(),
+                request.clone(),
+                policy.clone(),
+                rpc_timeout,
+                route,
+            );
             // A panic in a call is an outcome too (nothing learnt), so its
             // request is not lost with the task.
             calls.spawn(async move { (id, AssertUnwindSafe(call).catch_unwind().await.ok()) });
@@ -305,6 +331,7 @@ async fn drive(
             _ = tick.tick() => {
                 let now = Instant::now();
                 crawl.report(pool, now);
+                crawl.on_render_tick(pool.render_waiting(), pool.render_up_count());
                 match crawl.on_tick(now, pool.up_count()) {
                     Tick::Abandon => break,
                     Tick::WriteState => start_commit(crawl, &mut commit),
@@ -362,18 +389,46 @@ fn open_state(settings: &Settings) -> Result<(Option<StateDir>, Option<Loaded>),
 }
 
 /// A seed parser the workers do not know would fail every page: say so
-/// now, before anything is fetched.
+/// now, before anything is fetched. For a sitemap seed, the parser of the
+/// pages it lists too.
 fn check_seed_parsers(settings: &Settings, builtins: &[String]) -> Result<(), EngineError> {
     for seed in &settings.seeds {
-        let p = &seed.parser;
-        if !p.args.contains_key(rpcsupport::RULESET_ARG) && !builtins.iter().any(|b| b == &p.name) {
-            return Err(EngineError::UnknownParser {
-                name: p.name.clone(),
-                url: seed.url.clone(),
-            });
+        let pages = seed.parser.sitemap_pages();
+        for p in std::iter::once(&seed.parser).chain(pages.as_ref()) {
+            if !p.args.contains_key(rpcsupport::RULESET_ARG)
+                && !builtins.iter().any(|b| b == &p.name)
+            {
+                return Err(EngineError::UnknownParser {
+                    name: p.name.clone(),
+                    url: seed.url.clone(),
+                });
+            }
         }
     }
     Ok(())
+}
+
+/// robots.txt `Sitemap:` lines are followed by default; workers without
+/// the sitemap parser (older ones) would fail each sitemap as an unknown
+/// parser, which stops the crawl. Such a crawl follows none, and says so.
+fn follow_sitemaps_if_parsed(mut settings: Settings, builtins: &[String]) -> Settings {
+    if settings.politeness.sitemaps.is_some() && !builtins.iter().any(|b| b == SITEMAP_PARSER) {
+        tracing::warn!(
+            "the workers have no {SITEMAP_PARSER:?} parser; robots.txt Sitemap: lines are not followed"
+        );
+        settings.politeness.sitemaps = None;
+    }
+    settings
+}
+
+/// Which workers a call may go to.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// Any worker in rotation.
+    Any,
+    /// Only a worker that can render, waited for at most `wait` since
+    /// render calls first found none.
+    Render { wait: Duration },
 }
 
 /// One call to the next worker. A failed call is followed by a health check
@@ -384,8 +439,20 @@ async fn call(
     request: Request,
     policy: FetchPolicy,
     timeout: Duration,
+    route: Route,
 ) -> Outcome {
-    let worker = pool.next().await;
+    let worker = match route {
+        Route::Any => pool.next().await,
+        Route::Render { wait } => match pool.next_render(wait).await {
+            Some(worker) => worker,
+            None => {
+                return Outcome {
+                    worker: 0,
+                    result: CallResult::NoRenderWorker { waited: wait },
+                }
+            }
+        },
+    };
     let mut answer = worker
         .client
         .process(deadline_in(timeout), request.clone(), policy.clone())
@@ -399,6 +466,11 @@ async fn call(
             .client
             .process(deadline_in(timeout), request, policy)
             .await;
+    }
+    if let Ok(Err(CrawlError::Render(RenderError::Unavailable { .. }))) = &answer {
+        // It has no browser (or lost it): no more render requests for it
+        // until its status says otherwise; the loop sends this one again.
+        pool.cannot_render(&worker);
     }
     let result = match answer {
         Ok(answer) => CallResult::Answered(answer),

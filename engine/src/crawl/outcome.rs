@@ -117,7 +117,11 @@ impl Crawl<'_> {
                 tracing::info!(url = %task.request.url, error = %e, "robots.txt unusable; allowing all");
             }
         }
-        self.scheduler.robots_answer(&task, answer, now);
+        // The sitemaps it names (when followed) are requests like any other.
+        for sitemap in self.scheduler.robots_answer(&task, answer, now) {
+            self.summary.page.robots_sitemaps += 1;
+            self.enqueue(sitemap);
+        }
     }
 
     /// A page's fetch or parse failed: see [`page_failure`].

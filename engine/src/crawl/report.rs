@@ -108,6 +108,7 @@ impl Crawl<'_> {
             hosts,
             workers,
             recent_failures: self.failures.recent(),
+            page: self.summary.page.clone(),
         }
     }
 }

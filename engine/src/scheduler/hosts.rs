@@ -41,6 +41,12 @@ pub struct Politeness {
     pub autothrottle: bool,
     /// Ceiling of the adaptive delay.
     pub max_delay: Duration,
+    /// The parser of the sitemaps robots.txt names (`Sitemap:` lines),
+    /// when they are followed (`use_sitemaps`, with `obey_robots`: the
+    /// file is fetched only to be obeyed).
+    pub sitemaps: Option<rpcsupport::ParserSpec>,
+    /// `Sitemap:` lines read from one robots.txt.
+    pub max_robots_sitemaps: usize,
 }
 
 impl Default for Politeness {
@@ -57,6 +63,8 @@ impl Default for Politeness {
             max_crawl_delay: Duration::from_secs(10),
             autothrottle: false,
             max_delay: Duration::from_secs(30),
+            sitemaps: None,
+            max_robots_sitemaps: 50,
         }
     }
 }

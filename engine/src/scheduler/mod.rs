@@ -300,16 +300,36 @@ impl Scheduler {
     /// The answer to the robots.txt fetch `task` for its host, at `now`.
     /// Unavailable: the host waits and the fetch is retried with backoff;
     /// after a few failures the host counts as disallowed.
-    pub fn robots_answer(&mut self, task: &Task, answer: RobotsAnswer<'_>, now: Instant) {
+    ///
+    /// Returns the sitemaps the file names, as depth-0 requests for the
+    /// sitemap parser, when they are followed (`Politeness::sitemaps`):
+    /// the caller enqueues them like any request (scope, dedup), so each
+    /// is fetched once however often the file is fetched again.
+    pub fn robots_answer(
+        &mut self,
+        task: &Task,
+        answer: RobotsAnswer<'_>,
+        now: Instant,
+    ) -> Vec<Request> {
         let Some(host) = host_of(&task.request.url).and_then(|(k, _)| self.hosts.get_mut(&k))
         else {
-            return;
+            return Vec::new();
         };
         let p = &self.politeness;
-        match host
+        let max_sitemaps = p.sitemaps.as_ref().map_or(0, |_| p.max_robots_sitemaps);
+        let answered = host
             .robots
-            .answer(answer, &p.robots_agent, p.robots_ttl, now)
-        {
+            .answer(answer, &p.robots_agent, p.robots_ttl, max_sitemaps, now);
+        let sitemaps = match &p.sitemaps {
+            Some(spec) => host
+                .robots
+                .take_sitemaps()
+                .into_iter()
+                .map(|url| Request::new(url, spec.clone(), 0))
+                .collect(),
+            None => Vec::new(),
+        };
+        match answered {
             Answered::Rules(Some(delay)) => host.crawl_delay(delay, p.max_crawl_delay, now),
             Answered::Rules(None) => {}
             Answered::Wait(backoff) => {
@@ -322,6 +342,21 @@ impl Scheduler {
                 host.queue.clear();
             }
         }
+        sitemaps
+    }
+
+    /// Claims `raw` (normalized and scope-checked as any link) as seen
+    /// without queueing it: `Ok(true)` if it was new, `Ok(false)` if it
+    /// was seen before (queued, in flight or done). For a page's
+    /// canonical URL, which the page itself stands for.
+    pub fn claim(&mut self, raw: &str) -> Result<bool, OutOfScope> {
+        let normalized = self.scope.admit(raw)?;
+        Ok(self.seen.insert(fingerprint(&normalized)))
+    }
+
+    /// The normal form of `raw` if it is in the crawl's scope.
+    pub fn admit(&self, raw: &str) -> Result<String, OutOfScope> {
+        self.scope.admit(raw)
     }
 
     /// Whether nothing is queued or waiting.

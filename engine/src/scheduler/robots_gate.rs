@@ -4,6 +4,10 @@
 //! host waits and the fetch is retried with backoff; after
 //! [`ROBOTS_MAX_FAILURES`] the host counts as disallowed (RFC 9309: an
 //! unreachable robots.txt means "assume complete disallow").
+//!
+//! The file's `Sitemap:` lines are handed to the scheduler once per fetch
+//! ([`RobotsGate::take_sitemaps`]); a crawl that does not obey robots.txt
+//! does not fetch it, so it follows none.
 
 use std::time::Duration;
 
@@ -54,6 +58,8 @@ pub(super) struct RobotsGate {
     state: State,
     /// Fetches failed in a row.
     failures: u32,
+    /// `Sitemap:` URLs of the last file, until the scheduler takes them.
+    sitemaps: Vec<String>,
 }
 
 /// What [`RobotsGate::answer`] decided.
@@ -78,7 +84,16 @@ impl RobotsGate {
                 until: far_future(),
             }
         };
-        RobotsGate { state, failures: 0 }
+        RobotsGate {
+            state,
+            failures: 0,
+            sitemaps: Vec::new(),
+        }
+    }
+
+    /// The `Sitemap:` URLs the last file named, once: taken, not kept.
+    pub(super) fn take_sitemaps(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.sitemaps)
     }
 
     /// Where the gate stands at `now`: expired rules and retry times come
@@ -113,20 +128,23 @@ impl RobotsGate {
     }
 
     /// Takes in a fetch's answer at `now`; `agent` picks the group, `ttl`
-    /// is how long the rules hold.
+    /// is how long the rules hold, `max_sitemaps` bounds the `Sitemap:`
+    /// lines kept (0 when they are not followed).
     pub(super) fn answer(
         &mut self,
         answer: RobotsAnswer<'_>,
         agent: &str,
         ttl: Duration,
+        max_sitemaps: usize,
         now: Instant,
     ) -> Answered {
-        let robots = match answer {
-            RobotsAnswer::File(text) => Robots::parse(text, agent),
+        let mut robots = match answer {
+            RobotsAnswer::File(text) => Robots::parse_with_sitemaps(text, agent, max_sitemaps),
             RobotsAnswer::Missing => Robots::allow_all(),
             RobotsAnswer::Unavailable => return self.unavailable(ttl, now),
         };
         self.failures = 0;
+        self.sitemaps = std::mem::take(&mut robots.sitemaps);
         let delay = robots.crawl_delay;
         self.state = State::Ready {
             robots,
@@ -181,7 +199,7 @@ mod tests {
         for secs in [1, 2, 4] {
             let wait = Duration::from_secs(secs);
             assert_eq!(
-                g.answer(RobotsAnswer::Unavailable, "a", ttl, now),
+                g.answer(RobotsAnswer::Unavailable, "a", ttl, 0, now),
                 Answered::Wait(wait)
             );
             assert_eq!(g.poll(now), Gate::Closed(Some(now + wait)));
@@ -190,7 +208,7 @@ mod tests {
             assert!(g.start_fetch());
         }
         assert_eq!(
-            g.answer(RobotsAnswer::Unavailable, "a", ttl, now),
+            g.answer(RobotsAnswer::Unavailable, "a", ttl, 0, now),
             Answered::GaveUp
         );
         assert!(!g.rules().unwrap().allows("/"));
@@ -198,10 +216,29 @@ mod tests {
         assert_eq!(g.poll(now + ttl), Gate::Open);
         assert!(g.start_fetch());
         assert_eq!(
-            g.answer(RobotsAnswer::Missing, "a", ttl, now),
+            g.answer(RobotsAnswer::Missing, "a", ttl, 0, now),
             Answered::Rules(None)
         );
         assert!(g.rules().unwrap().allows("/"));
+    }
+
+    /// The file's sitemaps are handed over once, and its rules obeyed.
+    #[test]
+    fn sitemaps_are_handed_over_once() {
+        let ttl = Duration::from_secs(60);
+        let now = Instant::now();
+        let file = "User-agent: *\nDisallow: /x\nSitemap: http://h/s.xml\n";
+        let mut g = RobotsGate::new(true);
+        assert!(g.start_fetch());
+        g.answer(RobotsAnswer::File(file), "a", ttl, 10, now);
+        assert!(!g.rules().unwrap().allows("/x"));
+        assert_eq!(g.take_sitemaps(), ["http://h/s.xml"]);
+        assert!(g.take_sitemaps().is_empty(), "handed over once");
+        // Not followed: none kept.
+        let mut g = RobotsGate::new(true);
+        assert!(g.start_fetch());
+        g.answer(RobotsAnswer::File(file), "a", ttl, 0, now);
+        assert!(g.take_sitemaps().is_empty());
     }
 
     /// A gate that does not obey robots.txt is open from the start.

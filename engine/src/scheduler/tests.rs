@@ -255,3 +255,37 @@ fn done_feeds_the_throttle() {
     s.done(&page, Duration::from_millis(10), true);
     assert_eq!(s.hosts["h"].delay, Duration::from_millis(250));
 }
+
+/// The sitemaps a robots.txt names come back as depth-0 requests for the
+/// sitemap parser when they are followed, and not at all otherwise.
+#[test]
+fn robots_sitemaps_come_back_as_requests() {
+    let pages = ParserSpec::named("profile");
+    let file =
+        "User-agent: *\nSitemap: http://h/sitemap_index.xml\nSitemap: http://h/sitemap.txt\n";
+    for follow in [true, false] {
+        let p = Politeness {
+            obey_robots: true,
+            sitemaps: follow.then(|| ParserSpec::sitemap(&pages)),
+            ..Politeness::default()
+        };
+        let mut s = Scheduler::new(
+            Some(1),
+            Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+            p,
+        );
+        s.enqueue(req("http://h/", 0)).unwrap();
+        let t0 = Instant::now();
+        let robots = take(&mut s, t0);
+        s.done(&robots, Duration::ZERO, false);
+        let sitemaps = s.robots_answer(&robots, RobotsAnswer::File(file), t0);
+        if !follow {
+            assert!(sitemaps.is_empty());
+            continue;
+        }
+        let urls: Vec<&str> = sitemaps.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(urls, ["http://h/sitemap_index.xml", "http://h/sitemap.txt"]);
+        assert!(sitemaps.iter().all(|r| r.depth == 0));
+        assert_eq!(sitemaps[0].parser.sitemap_pages(), Some(pages.clone()));
+    }
+}

@@ -79,12 +79,49 @@ struct Args {
     /// Bytes of a robots.txt read; the rest is ignored [default 524288].
     #[arg(long = "max_robots_bytes")]
     max_robots_bytes: Option<u64>,
+    /// URLs one sitemap file may list [default 50000].
+    #[arg(long = "max_sitemap_urls")]
+    max_sitemap_urls: Option<usize>,
+    /// Bytes of one sitemap read, uncompressed [default 52428800].
+    #[arg(long = "max_sitemap_bytes")]
+    max_sitemap_bytes: Option<u64>,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9101 [default: none].
     #[arg(long = "metrics_addr")]
     metrics_addr: Option<String>,
     /// PEM file of extra CAs to trust for https fetches [default: none].
     #[arg(long = "tls_ca_file")]
     tls_ca_file: Option<String>,
+    /// The headless browser for pages that need JavaScript: a path,
+    /// "auto" (chromium, chromium-headless-shell or google-chrome on PATH)
+    /// or "none" [default auto].
+    #[arg(long)]
+    browser: Option<String>,
+    /// Browser tabs rendering at once [default 4].
+    #[arg(long = "max_tabs")]
+    max_tabs: Option<usize>,
+    /// Pages one browser renders before a fresh one replaces it [default 500].
+    #[arg(long = "recycle_after_pages")]
+    recycle_after_pages: Option<u64>,
+    /// Replace the browser once its processes' resident memory passes this
+    /// (MiB) [default 1024].
+    #[arg(long = "browser_max_rss_mb")]
+    browser_max_rss_mb: Option<u64>,
+    /// Milliseconds for one page's whole render [default 15000].
+    #[arg(long = "render_timeout_ms")]
+    render_timeout_ms: Option<u64>,
+    /// Milliseconds of network quiet after the load event that settle a
+    /// rendered page [default 500].
+    #[arg(long = "render_idle_ms")]
+    render_idle_ms: Option<u64>,
+    /// Load images, media and fonts when rendering (true/false) [default false].
+    #[arg(long = "render_load_images")]
+    render_load_images: Option<bool>,
+    /// Bytes one rendered page may fetch, subresources included [default 33554432].
+    #[arg(long = "max_render_bytes")]
+    max_render_bytes: Option<u64>,
+    /// Requests one rendered page may make [default 200].
+    #[arg(long = "max_render_requests")]
+    max_render_requests: Option<usize>,
     /// Who may connect: token, TLS, connection limits (the `[rpc]` section).
     #[command(flatten)]
     rpc: rpcsupport::RpcFlags,
@@ -173,8 +210,19 @@ impl Args {
             max_buffered_body_bytes,
             max_parse_bytes,
             max_robots_bytes,
+            max_sitemap_urls,
+            max_sitemap_bytes,
             metrics_addr,
-            tls_ca_file
+            tls_ca_file,
+            browser,
+            max_tabs,
+            recycle_after_pages,
+            browser_max_rss_mb,
+            render_timeout_ms,
+            render_idle_ms,
+            render_load_images,
+            max_render_bytes,
+            max_render_requests
         );
         c.validate()?;
         Ok(c)

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use rpcsupport::types::ParseLimits;
-use rpcsupport::{Item, ParseResult, ParserSpec, Request, Value};
+use rpcsupport::{FetchHints, Item, ParseResult, ParserSpec, Request, Value};
 
 use crate::WorkerConfig;
 
@@ -29,6 +29,10 @@ pub struct PageLimits {
     pub max_url_bytes: usize,
     /// `max_result_bytes`.
     pub max_result_bytes: usize,
+    /// `max_sitemap_urls`.
+    pub max_sitemap_urls: usize,
+    /// `max_sitemap_bytes`.
+    pub max_sitemap_bytes: u64,
 }
 
 impl PageLimits {
@@ -38,6 +42,8 @@ impl PageLimits {
             max_links: config.max_links_per_page,
             max_url_bytes: config.max_url_bytes,
             max_result_bytes: config.max_result_bytes,
+            max_sitemap_urls: config.max_sitemap_urls,
+            max_sitemap_bytes: config.max_sitemap_bytes,
         }
     }
 }
@@ -50,24 +56,71 @@ impl Default for PageLimits {
 }
 
 /// One page's use of its [`PageLimits`], and the counts of what they cut.
-/// Lives on the thread parsing the page, hence `Cell`s, not atomics.
+/// Also which links the crawl refuses (`rel="nofollow"`, when the policy
+/// obeys it), since they are cut at the same place. Lives on the thread
+/// parsing the page, hence `Cell`s, not atomics.
 #[derive(Debug)]
 pub struct Budget {
     limits: PageLimits,
     links: Cell<usize>,
     bytes: Cell<usize>,
     counts: Cell<ParseLimits>,
+    /// Skip links marked `rel="nofollow"`.
+    obey_nofollow: bool,
+    /// Links skipped for it.
+    nofollow: Cell<u64>,
+    /// The crawler's product token, for `<meta name="{agent}">`.
+    agent: String,
 }
 
 impl Budget {
-    /// A fresh budget for one page.
+    /// A fresh budget for one page, following every link.
     pub fn new(limits: PageLimits) -> Budget {
         Budget {
             limits,
             links: Cell::new(0),
             bytes: Cell::new(0),
             counts: Cell::new(ParseLimits::default()),
+            obey_nofollow: false,
+            nofollow: Cell::new(0),
+            agent: String::new(),
         }
+    }
+
+    /// This budget, skipping `rel="nofollow"` links if `obey_nofollow`,
+    /// for a crawler whose User-Agent product token is `agent`.
+    pub fn obeying(mut self, obey_nofollow: bool, agent: &str) -> Budget {
+        self.obey_nofollow = obey_nofollow;
+        self.agent = agent.to_owned();
+        self
+    }
+
+    /// The crawler's product token (see [`Budget::obeying`]); may be empty.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// Whether a link with this `rel` attribute is to be skipped: marked
+    /// `nofollow` while the crawl obeys it. A skipped link is counted.
+    pub fn skip_nofollow(&self, rel: Option<&str>) -> bool {
+        let skip = self.obey_nofollow && rel.is_some_and(super::meta::is_nofollow);
+        if skip {
+            self.nofollow.set(self.nofollow.get() + 1);
+        }
+        skip
+    }
+
+    /// Takes one more request if the reply size allows it (not the link
+    /// count: a sitemap lists up to `max_sitemap_urls`, which its parser
+    /// enforces); otherwise counts it as dropped.
+    pub fn admit_request(&self, request: &Request) -> bool {
+        let cost = request_size(request);
+        if self.bytes.get() + cost > self.limits.max_result_bytes {
+            self.count(|c| c.results_dropped += 1);
+            return false;
+        }
+        self.bytes.set(self.bytes.get() + cost);
+        true
     }
 
     /// The limits in force.
@@ -151,6 +204,7 @@ impl Budget {
             self.count(|c| c.results_dropped += dropped);
         }
         result.limits = self.counts();
+        result.page.nofollow_links = self.nofollow.get();
         result
     }
 }
@@ -176,7 +230,16 @@ fn spec_size(spec: &ParserSpec) -> usize {
 
 /// Encoded size of a request (at most).
 pub fn request_size(r: &Request) -> usize {
-    str_size(&r.url) + spec_size(&r.parser) + 5
+    str_size(&r.url) + spec_size(&r.parser) + 5 + hints_size(&r.hints)
+}
+
+/// Each field an Option (1 byte) and its value.
+fn hints_size(h: &FetchHints) -> usize {
+    5 + h.etag.as_deref().map_or(0, str_size)
+        + h.last_modified.as_deref().map_or(0, str_size)
+        + h.content_hash.map_or(0, |_| 9)
+        + h.lastmod.map_or(0, |_| 9)
+        + h.render.map_or(0, |_| 4)
 }
 
 /// Encoded size of an item (at most).
@@ -295,6 +358,7 @@ mod tests {
             max_links: 2,
             max_url_bytes: 10,
             max_result_bytes: 1000,
+            ..PageLimits::default()
         });
         assert!(budget.url_fits(10));
         assert!(!budget.url_fits(11));
@@ -308,6 +372,7 @@ mod tests {
             max_links: 100,
             max_url_bytes: 1000,
             max_result_bytes: 300,
+            ..PageLimits::default()
         });
         assert!(small.admit_link(100));
         assert!(!small.admit_link(100), "over the byte budget");

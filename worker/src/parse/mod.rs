@@ -13,8 +13,10 @@ pub mod city;
 pub mod city_list;
 pub mod limits;
 pub mod links;
+pub mod meta;
 pub mod profile;
 pub mod robots;
+pub mod sitemap;
 
 pub use limits::{Budget, PageLimits};
 
@@ -34,8 +36,12 @@ pub struct Page<'a> {
     pub url: &'a Url,
     /// The document (empty for [`Content::Text`] parsers).
     pub html: &'a Html,
-    /// The decoded text the document was parsed from.
+    /// The decoded text the document was parsed from (empty for
+    /// [`Content::Sitemap`] parsers, which decode `body` themselves).
     pub text: &'a str,
+    /// The page's bytes: `text`'s, or for a [`Content::Sitemap`] parser
+    /// the body as received (transfer encodings undone, gzip not).
+    pub body: &'a [u8],
     /// What the page may still add to its result.
     pub budget: &'a Budget,
 }
@@ -50,11 +56,20 @@ impl Page<'_> {
         }
     }
 
-    /// A request for `url`, one link deeper than this page.
+    /// A request for `url`, one link deeper than this page. A `render`
+    /// argument on this page's parser goes with it: it is the crawl's
+    /// choice of how built-in parsers' pages are fetched (`--parser links`
+    /// with `render=auto`), not an argument of one parser, so the pages it
+    /// leads to are fetched the same way.
     pub fn follow(&self, url: Url, parser: &str) -> Request {
+        let mut spec = ParserSpec::named(parser);
+        if let Some(mode) = self.request.parser.args.get(rpcsupport::Render::ARG) {
+            spec.args
+                .insert(rpcsupport::Render::ARG.to_string(), mode.clone());
+        }
         Request {
             url: url.into(),
-            parser: ParserSpec::named(parser),
+            parser: spec,
             depth: self.request.depth.saturating_add(1),
             hints: Default::default(),
         }
@@ -97,23 +112,26 @@ impl Page<'_> {
     }
 
     /// The crawlable targets of the `<a href>`s matched by `links`, in page
-    /// order, without duplicates or fragments. Junk hrefs are skipped; past
-    /// the page's link or size budget, links are counted, not returned.
+    /// order, without duplicates or fragments. Junk hrefs are skipped, and
+    /// `rel="nofollow"` ones when the crawl obeys them; past the page's
+    /// link or size budget, links are counted, not returned.
     pub fn links(&self, links: &Selector) -> Vec<Url> {
         let base = self.base_url();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for href in self
-            .html
-            .select(links)
-            .filter_map(|a| a.value().attr("href"))
-        {
+        for a in self.html.select(links) {
+            let Some(href) = a.value().attr("href") else {
+                continue;
+            };
             let Some(url) = self.link(&base, href) else {
                 continue;
             };
             // Only admitted links are remembered, so `seen` is bounded by
             // the budget too.
-            if seen.contains(url.as_str()) || !self.budget.admit_link(url.as_str().len()) {
+            if seen.contains(url.as_str())
+                || self.budget.skip_nofollow(a.value().attr("rel"))
+                || !self.budget.admit_link(url.as_str().len())
+            {
                 continue;
             }
             seen.insert(url.as_str().to_owned());
@@ -168,6 +186,11 @@ pub enum Content {
     /// Only the first `max_robots_bytes` are read (whole lines), the rest
     /// is ignored and the page counted as `page_truncated`.
     Text,
+    /// A sitemap: any content type, as bytes (the parser inflates gzip
+    /// and reads XML or text itself, streaming). Only the first
+    /// `max_sitemap_bytes` are read, the rest is ignored and counted as
+    /// `page_truncated`.
+    Sitemap,
 }
 
 /// One registered parser.
@@ -201,13 +224,39 @@ impl Parser {
     ) -> Result<ParseResult, ParseError> {
         let html = match self.content {
             Content::Html => Html::parse_document(text),
-            Content::Text => Html::new_document(),
+            Content::Text | Content::Sitemap => Html::new_document(),
         };
-        let result = (self.parse)(&Page {
+        let page = Page {
             request,
             url,
             html: &html,
             text,
+            body: text.as_bytes(),
+            budget,
+        };
+        let mut result = (self.parse)(&page)?;
+        if self.content == Content::Html {
+            meta::read_document(&page, &mut result);
+        }
+        Ok(budget.finish(result))
+    }
+
+    /// Runs a [`Content::Sitemap`] parser on `body`, the bytes as fetched,
+    /// within `budget`.
+    pub fn run_body(
+        &self,
+        request: &Request,
+        url: &Url,
+        body: &[u8],
+        budget: &Budget,
+    ) -> Result<ParseResult, ParseError> {
+        let html = Html::new_document();
+        let result = (self.parse)(&Page {
+            request,
+            url,
+            html: &html,
+            text: "",
+            body,
             budget,
         })?;
         Ok(budget.finish(result))
@@ -229,8 +278,8 @@ pub struct Registry {
 
 impl Registry {
     /// The demosite parsers (`city_list`, `city`, `profile`), the generic
-    /// `links` (follow every link), and `robots`, which the engine uses to
-    /// fetch robots.txt.
+    /// `links` (follow every link), `robots`, which the engine uses to
+    /// fetch robots.txt, and `sitemap`.
     pub fn standard() -> Registry {
         let mut registry = Registry {
             parsers: HashMap::new(),
@@ -240,6 +289,7 @@ impl Registry {
         registry.add(profile::PARSER);
         registry.add(robots::PARSER);
         registry.add(links::PARSER);
+        registry.add(sitemap::PARSER);
         registry
     }
 

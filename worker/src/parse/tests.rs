@@ -88,6 +88,7 @@ fn base_href_is_honoured() {
         url: &url,
         html: &html,
         text: "",
+        body: b"",
         budget: &budget,
     };
     let links: Vec<String> = page.links(&A).into_iter().map(String::from).collect();
@@ -105,6 +106,7 @@ fn base_href_is_honoured() {
         url: &url,
         html: &html,
         text: "",
+        body: b"",
         budget: &budget,
     };
     assert_eq!(page.base_url(), url);
@@ -174,7 +176,7 @@ fn registry_lookup() {
     let registry = Registry::standard();
     assert_eq!(
         registry.names(),
-        ["city", "city_list", "links", "profile", "robots"]
+        ["city", "city_list", "links", "profile", "robots", "sitemap"]
     );
     assert_eq!(
         registry.get(&ParserSpec::named("nope")).err(),
@@ -186,4 +188,85 @@ fn registry_lookup() {
         registry.get(&spec),
         Err(ParseError::BadArgs { parser, .. }) if parser == "profile"
     ));
+}
+
+/// `rel="nofollow"` links are skipped and counted only when the budget
+/// obeys them; other `rel` values do not matter.
+#[test]
+fn nofollow_links_when_obeyed() {
+    let request = Request::new(base().as_str(), ParserSpec::named("links"), 0);
+    let text = r#"<a href=a rel="nofollow">1</a><a href=b rel="UGC NoFollow">2</a>
+        <a href=c rel="noopener">3</a><a href=d>4</a>"#;
+    let run = |obey: bool| {
+        let budget = Budget::new(PageLimits::default()).obeying(obey, "crawler");
+        links::PARSER
+            .run_with(&request, &base(), text, &budget)
+            .unwrap()
+    };
+    let all = run(false);
+    assert_eq!((all.requests.len(), all.page.nofollow_links), (4, 0));
+    let obeyed = run(true);
+    assert_eq!(
+        test_support::urls(&obeyed)
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect::<Vec<_>>(),
+        [
+            "http://127.0.0.1:8080/profile/c",
+            "http://127.0.0.1:8080/profile/d"
+        ]
+    );
+    assert_eq!(obeyed.page.nofollow_links, 2);
+}
+
+/// A parser's result carries the page's robots meta and canonical URL,
+/// whatever the parser.
+#[test]
+fn document_meta_is_read() {
+    let request = Request::new(base().as_str(), ParserSpec::named("links"), 0);
+    let text =
+        r#"<head><meta name="robots" content="noindex"><link rel="canonical" href="/x"></head>"#;
+    let result = links::PARSER
+        .run_with(&request, &base(), text, &Budget::new(PageLimits::default()))
+        .unwrap();
+    assert!(result.page.noindex && !result.page.nofollow);
+    assert_eq!(
+        result.page.canonical.as_deref(),
+        Some("http://127.0.0.1:8080/x")
+    );
+}
+
+/// Issue 16: a page fetched with a `render` argument passes it on to the
+/// requests it follows, whatever their parser; other arguments stay behind.
+#[test]
+fn followed_links_keep_the_render_argument() {
+    let mut spec = ParserSpec::named("links");
+    spec.args.insert("render".into(), "auto".into());
+    spec.args.insert("other".into(), "x".into());
+    let request = Request::new(base().to_string(), spec, 2);
+    let url = base();
+    let budget = Budget::new(PageLimits::default());
+    let html = Html::parse_document("<a href=\"/x\">x</a>");
+    let page = Page {
+        request: &request,
+        url: &url,
+        html: &html,
+        text: "",
+        body: b"",
+        budget: &budget,
+    };
+    let next = page.follow(url.join("/x").unwrap(), "profile");
+    assert_eq!(next.parser.name, "profile");
+    assert_eq!(
+        next.parser.args,
+        [("render".to_string(), "auto".to_string())].into()
+    );
+    assert_eq!(next.depth, 3);
+
+    let plain = Request::new(base().to_string(), ParserSpec::named("links"), 0);
+    let page = Page {
+        request: &plain,
+        ..page
+    };
+    assert!(page.follow(url.clone(), "links").parser.args.is_empty());
 }

@@ -232,16 +232,16 @@ impl RuleSet {
         budget: &Budget,
     ) -> Result<ParseResult, ParseError> {
         let html = scraper::Html::parse_document(text);
-        let result = self.apply(
-            name,
-            &Page {
-                request,
-                url,
-                html: &html,
-                text,
-                budget,
-            },
-        )?;
+        let page = Page {
+            request,
+            url,
+            html: &html,
+            text,
+            body: text.as_bytes(),
+            budget,
+        };
+        let mut result = self.apply(name, &page)?;
+        crate::parse::meta::read_document(&page, &mut result);
         Ok(budget.finish(result))
     }
 
@@ -271,7 +271,10 @@ impl RuleSet {
                 let key = (url.as_str().to_owned(), f.parser.as_str());
                 // Only admitted links are remembered, so `seen` is bounded
                 // by the page's budget too.
-                if seen.contains(&key) || !page.budget.admit_link(url.as_str().len()) {
+                if seen.contains(&key)
+                    || page.budget.skip_nofollow(el.value().attr("rel"))
+                    || !page.budget.admit_link(url.as_str().len())
+                {
                     continue;
                 }
                 seen.insert(key);

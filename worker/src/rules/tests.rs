@@ -34,6 +34,7 @@ fn run(set: &RuleSet, rule: &str, url: &str, html: &str) -> ParseResult {
             url: &url,
             html: &html,
             text: "",
+            body: b"",
             budget: &Budget::new(PageLimits::default()),
         },
     )
@@ -173,6 +174,7 @@ fn rules_obey_the_page_budget() {
         max_links: 10,
         max_url_bytes: 100,
         max_result_bytes: 2000,
+        ..PageLimits::default()
     });
     let r = s
         .run_with(

@@ -1,0 +1,881 @@
+//! Rendering workers (issue 16): pages built by their scripts are rendered
+//! in a headless browser and parsed like fetched pages; `auto` renders only
+//! the pages that need it; every request the browser makes goes through
+//! the worker's address guard and the crawl's allowed domains; hanging,
+//! looping and dialog pages end within their timeout; the browser is
+//! recycled; a worker without a browser says so.
+//!
+//! Each test serves its pages from a small server of this file on
+//! 127.0.0.1:0. Names are resolved by a table, never by a real resolver,
+//! and a last check on every address handed to the HTTP client fails the
+//! test on anything but loopback. Tests that need Chromium skip with a
+//! notice when it is missing (and fail under CI); they take turns, so that
+//! two cores do not run several browsers at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use rpcsupport::{
+    CrawlError, FetchHints, FetchPolicy, ParserSpec, Render, RenderError, RenderReason, Request,
+};
+use worker::guard::{Handoff, Lookup};
+use worker::{Worker, WorkerConfig};
+
+/// The site's request log, by path.
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn html(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn script(body: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn json(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            // Read by pages of other origins (the `other.test` fetch).
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A profile table as the `profile` parser reads it, for server-rendered
+/// pages; the scripts below build the same one.
+fn profile_table(id: u64) -> String {
+    format!(
+        r#"<table class="profile" data-id="{id}"><tr><td data-field="name">Person {id}</td>
+        <td data-field="age">{}岁</td><td data-field="city">Springfield</td></tr></table>
+        <div class="guess-you-like"><a href="/profile/{}">next</a></div>"#,
+        20 + id,
+        id + 1
+    )
+}
+
+/// The profile shell's script: the table from `/api/profile/{id}.json`.
+const PROFILE_JS: &str = r#"
+const id = location.pathname.split('/').pop();
+fetch('/api/profile/' + id + '.json').then(r => r.json()).then(p => {
+  document.getElementById('app').innerHTML =
+    '<table class="profile" data-id="' + p.id + '"><tr><td data-field="name">' + p.name +
+    '</td><td data-field="age">' + p.age + '岁</td><td data-field="city">' + p.city +
+    '</td></tr></table><div class="guess-you-like"><a href="/profile/' + (p.id + 1) +
+    '">next</a></div>';
+});
+"#;
+
+/// The list shell's script: links from `/api/list.json`.
+const APP_JS: &str = r#"
+fetch('/api/list.json').then(r => r.json()).then(ids => {
+  document.getElementById('app').innerHTML =
+    ids.map(i => '<a href="/profile/' + i + '">' + i + '</a>').join(' ');
+});
+"#;
+
+/// A page of one fetch of 100 KB, then ten small ones: it links
+/// `/result/{n}-{ok|failed}` for each.
+const MANY: &str = r#"<html><body><div id="out"></div><script>
+const out = document.getElementById('out');
+const note = (name, ok) => out.insertAdjacentHTML('beforeend',
+  '<a href="/result/' + name + '-' + (ok ? 'ok' : 'failed') + '">' + name + '</a>');
+fetch('/api/big.json').then(r => r.text()).then(() => note('big', true), () => note('big', false));
+for (let i = 0; i < 10; i++) {
+  fetch('/api/list.json?' + i).then(r => note(i, r.ok), () => note(i, false));
+}
+</script></body></html>"#;
+
+/// A page whose fetches must all be refused (the worker's guard, the
+/// crawl's allowed domains); it links `/result/{name}-{ok|failed}`.
+fn blocked_page(port: u16) -> String {
+    format!(
+        r#"<html><body><div id="out"></div><script>
+        const out = document.getElementById('out');
+        const note = (name, ok) => out.insertAdjacentHTML('beforeend',
+          '<a href="/result/' + name + '-' + (ok ? 'ok' : 'failed') + '">' + name + '</a>');
+        const tries = [
+          ['secret', 'http://internal.test:{port}/secret'],
+          ['metadata', 'http://169.254.169.254/latest/meta-data/'],
+          ['other', 'http://other.test:{port}/api/list.json'],
+        ];
+        for (const [name, url] of tries) {{
+          fetch(url).then(r => note(name, r.ok), () => note(name, false));
+        }}
+        // Neither is a request the page's interception sees: the browser's
+        // own backstop (a closed proxy, no name resolution) must stop them.
+        try {{ new WebSocket('ws://127.0.0.1:{port}/ws'); }} catch (e) {{}}
+        try {{ window.open('http://127.0.0.1:{port}/popup'); }} catch (e) {{}}
+        note('webrtc', typeof RTCPeerConnection !== 'undefined');
+        </script><iframe src="http://other.test:{port}/frame"></iframe></body></html>"#
+    )
+}
+
+async fn serve(log: Log) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let shell = |src: &str| {
+        format!(
+            r#"<html><head><title>Loading</title></head><body><div id="app"></div>
+            <img src="/img/logo.png"><script src="{src}"></script></body></html>"#
+        )
+    };
+    let (app_shell, profile_shell) = (shell("/js/app.js"), shell("/js/profile.js"));
+    let app = Router::new()
+        .route("/app", get(move || async move { html(app_shell) }))
+        .route(
+            "/profile/{id}",
+            get(move || async move { html(profile_shell) }),
+        )
+        .route("/js/app.js", get(|| async { script(APP_JS) }))
+        .route("/js/profile.js", get(|| async { script(PROFILE_JS) }))
+        .route(
+            "/api/list.json",
+            get(|| async { json("[1, 2, 3, 4, 5]".into()) }),
+        )
+        .route(
+            "/api/profile/{file}",
+            get(|Path(file): Path<String>| async move {
+                let id: u64 = file.trim_end_matches(".json").parse().unwrap_or(0);
+                json(format!(
+                    r#"{{"id": {id}, "name": "Person {id}", "age": {}, "city": "Springfield"}}"#,
+                    20 + id
+                ))
+            }),
+        )
+        .route(
+            "/plain/{id}",
+            get(|Path(id): Path<u64>| async move {
+                html(format!("<html><body>{}</body></html>", profile_table(id)))
+            }),
+        )
+        .route(
+            "/hang",
+            get(|| async {
+                html("<html><body><script>fetch('/never')</script>waiting</body></html>".into())
+            }),
+        )
+        .route("/never", get(std::future::pending::<Response>))
+        .route(
+            "/loop",
+            get(|| async { html("<html><body><script>while (true) {}</script></body></html>".into()) }),
+        )
+        .route(
+            "/dialog",
+            get(|| async {
+                html(format!(
+                    "<html><body><script>for (let i = 0; i < 3; i++) {{ alert('hi'); confirm('sure?'); prompt('name?'); }}\
+                     document.body.innerHTML = '{}';</script></body></html>",
+                    profile_table(9).replace('\n', " ")
+                ))
+            }),
+        )
+        .route(
+            "/blocked",
+            get(move || async move { html(blocked_page(port)) }),
+        )
+        .route(
+            "/late/{id}",
+            get(|| async {
+                html(format!(
+                    "<html><body><p>{}</p><div id=\"app\"></div><script src=\"/js/profile.js\"></script></body></html>",
+                    "A long introduction the server sends before the profile. ".repeat(8)
+                ))
+            }),
+        )
+        .route("/many", get(|| async { html(MANY.into()) }))
+        .route(
+            "/noindex",
+            get(|| async {
+                html(format!(
+                    "<html><head></head><body><script>\
+                     document.head.insertAdjacentHTML('beforeend', '<meta name=\"robots\" content=\"noindex\">');\
+                     document.body.insertAdjacentHTML('beforeend', '{}');</script></body></html>",
+                    profile_table(11).replace('\n', " ")
+                ))
+            }),
+        )
+        .route(
+            "/api/big.json",
+            get(|| async { json(format!("[\"{}\"]", "x".repeat(100_000))) }),
+        )
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no such page") })
+        .layer(axum::middleware::from_fn_with_state(
+            log,
+            |State(log): State<Log>, req: axum::extract::Request, next: axum::middleware::Next| async move {
+                log.lock().unwrap().push(req.uri().path().to_owned());
+                next.run(req).await
+            },
+        ));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// A resolver from a fixed table: internal names no test may reach, and
+/// a loopback name for the allowed-domains check.
+struct Table(HashMap<&'static str, IpAddr>);
+
+impl Lookup for Table {
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
+        let found = self.0.get(host.as_str()).copied();
+        Box::pin(async move {
+            found
+                .map(|a| vec![a])
+                .ok_or_else(|| io::Error::other("no such test host"))
+        })
+    }
+}
+
+/// Anything but loopback reaching the HTTP client is refused and recorded.
+fn loopback_only(violations: Arc<Mutex<Vec<String>>>) -> Option<Handoff> {
+    Some(Box::new(move |host: &str, addrs: &[IpAddr]| {
+        if let Some(bad) = addrs.iter().find(|a| !a.is_loopback()) {
+            violations.lock().unwrap().push(format!("{host} -> {bad}"));
+            return Err(format!("test refuses to connect to {bad}"));
+        }
+        Ok(())
+    }))
+}
+
+/// A worker of this process with `browser`, the test resolver and the
+/// loopback-only check; its recorded violations.
+fn worker(
+    browser: &str,
+    tune: impl FnOnce(&mut WorkerConfig),
+) -> (Worker, Arc<Mutex<Vec<String>>>) {
+    let mut config = WorkerConfig {
+        allow_internal: vec!["127.0.0.1".into()],
+        browser: browser.into(),
+        render_timeout_ms: 10_000,
+        render_idle_ms: 100,
+        ..WorkerConfig::default()
+    };
+    tune(&mut config);
+    let table = Table(HashMap::from([
+        ("internal.test", "10.20.30.40".parse().unwrap()),
+        ("other.test", "127.0.0.1".parse().unwrap()),
+    ]));
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let worker = Worker::with_resolver(
+        &config,
+        rpcsupport::metrics::Registry::new(),
+        Arc::new(table),
+        loopback_only(violations.clone()),
+    )
+    .unwrap();
+    (worker, violations)
+}
+
+/// The browser, and this file's turn to use it; `None` (skip) without one.
+async fn browser(test: &str) -> Option<(PathBuf, tokio::sync::MutexGuard<'static, ()>)> {
+    let path = testsupport::browser::chromium(test)?;
+    Some((path, turn().await))
+}
+
+/// This file's turn to start processes. An async lock: each test has its
+/// own runtime, and a failed test must not poison the turn of the others.
+async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
+fn request(url: String, parser: &str, render: Option<Render>) -> Request {
+    let mut spec = ParserSpec::named(parser);
+    if let Some(mode) = render {
+        spec.args
+            .insert(Render::ARG.to_string(), mode.as_str().to_string());
+    }
+    Request::new(url, spec, 0)
+}
+
+fn any_domain() -> FetchPolicy {
+    only(&["*"])
+}
+
+fn only(domains: &[&str]) -> FetchPolicy {
+    FetchPolicy {
+        allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
+        obey_robots_meta: false,
+        obey_nofollow: false,
+    }
+}
+
+fn paths(result: &rpcsupport::ParseResult) -> Vec<String> {
+    let mut out: Vec<String> = result
+        .requests
+        .iter()
+        .map(|r| url::Url::parse(&r.url).unwrap().path().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn counter(worker: &Worker, name: &str, label: (&str, &str)) -> u64 {
+    worker.metrics().counter(name, "", &[label]).get()
+}
+
+/// `render=always`: the item and the links the page's script built are
+/// extracted, with `page.rendered = Always`; a robots meta it wrote is
+/// obeyed; images and the icon are never fetched.
+#[tokio::test]
+async fn always_renders_script_built_pages() {
+    let Some((path, _turn)) = browser("always_renders_script_built_pages").await else {
+        return;
+    };
+    let log = Log::default();
+    let port = serve(log.clone()).await;
+    let (worker, violations) = worker(path.to_str().unwrap(), |_| {});
+    assert!(worker.status().can_render);
+
+    let base = format!("http://127.0.0.1:{port}");
+    let page = worker
+        .process_with(
+            request(format!("{base}/profile/3"), "profile", Some(Render::Always)),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.page.rendered, Some(RenderReason::Always));
+    assert_eq!(page.page.status, 200);
+    assert!(page.page.content_hash.is_some());
+    let item = &page.items[0];
+    assert_eq!(item.id.as_deref(), Some("3"));
+    assert_eq!(item.payload["name"].as_str(), Some("Person 3"));
+    assert_eq!(item.payload["age"], rpcsupport::Value::Int(23));
+    assert_eq!(paths(&page), ["/profile/4"]);
+
+    let list = worker
+        .process_with(
+            request(format!("{base}/app"), "links", Some(Render::Always)),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        paths(&list),
+        [
+            "/profile/1",
+            "/profile/2",
+            "/profile/3",
+            "/profile/4",
+            "/profile/5"
+        ]
+    );
+    // A robots meta the script wrote is read from the rendered page, and
+    // obeyed as the crawl's policy says.
+    let noindex = worker
+        .process_with(
+            request(format!("{base}/noindex"), "profile", Some(Render::Always)),
+            &FetchPolicy {
+                obey_robots_meta: true,
+                ..any_domain()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(noindex.page.noindex);
+    assert!(noindex.items.is_empty());
+    assert_eq!(noindex.page.noindex_items, 1);
+
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains(&"/api/profile/3.json".to_string()), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|p| p.starts_with("/img/") || p == "/favicon.ico"),
+        "images are not loaded: {log:?}"
+    );
+    assert!(counter(&worker, "worker_render_refused_total", ("reason", "media")) >= 2);
+    assert!(violations.lock().unwrap().is_empty());
+}
+
+/// A rule rendered only when it needs it.
+const PROFILE_RULE: &str = r#"
+start = "profile_page"
+
+[parsers.profile_page]
+render = "auto"
+
+[parsers.profile_page.item]
+kind = "profile"
+id = { select = "table.profile", attr = "data-id" }
+
+[parsers.profile_page.item.fields]
+name = { select = "td[data-field=name]" }
+"#;
+
+/// `auto` renders the script shell (reason `ScriptShell`) and leaves the
+/// server-rendered page alone (`page.rendered` None, one fetch), for a
+/// built-in parser and a rule alike; a rule whose fields are missing from
+/// a page with text is rendered as `Missing`; the engine's learnt hint
+/// renders with reason `Learnt`.
+#[tokio::test]
+async fn auto_renders_only_what_needs_it() {
+    let Some((path, _turn)) = browser("auto_renders_only_what_needs_it").await else {
+        return;
+    };
+    let log = Log::default();
+    let port = serve(log.clone()).await;
+    let (worker, _) = worker(path.to_str().unwrap(), |_| {});
+    let base = format!("http://127.0.0.1:{port}");
+
+    let plain = worker
+        .process_with(
+            request(format!("{base}/plain/2"), "profile", Some(Render::Auto)),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plain.page.rendered, None);
+    assert_eq!(plain.items[0].payload["name"].as_str(), Some("Person 2"));
+    assert_eq!(worker.renderer().launches(), 0, "no browser was needed");
+
+    let shell = worker
+        .process_with(
+            request(format!("{base}/profile/5"), "profile", Some(Render::Auto)),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shell.page.rendered, Some(RenderReason::ScriptShell));
+    assert_eq!(shell.items[0].id.as_deref(), Some("5"));
+
+    // A rule with render = "auto": the shell is rendered as a shell; a page
+    // with text whose script builds the table as missing what the rule
+    // extracts.
+    let rules = rpcsupport::rules::Rules::check(
+        rpcsupport::rules::parse_file(PROFILE_RULE).unwrap(),
+        rpcsupport::rules::Builtins::Known(&worker.registry().names()),
+    )
+    .unwrap();
+    worker.load_rules(&rules.to_json()).unwrap();
+    let rule = |path: &str| Request::new(format!("{base}{path}"), rules.spec("profile_page"), 0);
+    let shell_rule = worker
+        .process_with(rule("/profile/6"), &any_domain())
+        .await
+        .unwrap();
+    assert_eq!(shell_rule.page.rendered, Some(RenderReason::ScriptShell));
+    assert_eq!(shell_rule.items[0].id.as_deref(), Some("6"));
+    let late = worker
+        .process_with(rule("/late/8"), &any_domain())
+        .await
+        .unwrap();
+    assert_eq!(late.page.rendered, Some(RenderReason::Missing));
+    assert_eq!(late.items[0].payload["name"].as_str(), Some("Person 8"));
+    let plain_rule = worker
+        .process_with(rule("/plain/4"), &any_domain())
+        .await
+        .unwrap();
+    assert_eq!(plain_rule.page.rendered, None);
+
+    let mut learnt = request(format!("{base}/app"), "links", None);
+    learnt.hints = FetchHints {
+        render: Some(Render::Always),
+        ..FetchHints::default()
+    };
+    let learnt = worker.process_with(learnt, &any_domain()).await.unwrap();
+    assert_eq!(learnt.page.rendered, Some(RenderReason::Learnt));
+    assert_eq!(learnt.requests.len(), 5);
+    let log = log.lock().unwrap().clone();
+    for page in ["/plain/2", "/profile/5"] {
+        assert_eq!(
+            log.iter().filter(|p| *p == page).count(),
+            1,
+            "{page} is fetched once, rendered or not: {log:?}"
+        );
+    }
+}
+
+/// Issue 11 for rendered pages: the page's fetches of a name resolving to
+/// a private address and of the metadata address are refused by the guard,
+/// one to a host outside the crawl's allowed domains by the policy, the
+/// page has no WebRTC, a refused document fails the render as it fails a
+/// fetch, and nothing is handed to the client for any address but
+/// loopback.
+#[tokio::test]
+async fn browser_requests_go_through_the_guard() {
+    let Some((path, _turn)) = browser("browser_requests_go_through_the_guard").await else {
+        return;
+    };
+    let log = Log::default();
+    let port = serve(log.clone()).await;
+    let (worker, violations) = worker(path.to_str().unwrap(), |_| {});
+    let url = format!("http://127.0.0.1:{port}/blocked");
+
+    let open = worker
+        .process_with(
+            request(url.clone(), "links", Some(Render::Always)),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        paths(&open),
+        [
+            "/result/metadata-failed",
+            "/result/other-ok",
+            "/result/secret-failed",
+            "/result/webrtc-failed"
+        ]
+    );
+    assert!(
+        counter(
+            &worker,
+            "worker_render_refused_total",
+            ("reason", "blocked_address")
+        ) >= 2
+    );
+
+    let scoped = worker
+        .process_with(
+            request(url, "links", Some(Render::Always)),
+            &only(&["127.0.0.1"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        paths(&scoped),
+        [
+            "/result/metadata-failed",
+            "/result/other-failed",
+            "/result/secret-failed",
+            "/result/webrtc-failed"
+        ]
+    );
+    assert!(
+        counter(
+            &worker,
+            "worker_render_refused_total",
+            ("reason", "offsite")
+        ) >= 1
+    );
+    assert!(
+        violations.lock().unwrap().is_empty(),
+        "{:?}",
+        violations.lock().unwrap()
+    );
+    // The document itself is refused like a fetched page: blocked
+    // address, error status.
+    for (url, want) in [
+        (format!("http://internal.test:{port}/"), "blocked_address"),
+        (format!("http://127.0.0.1:{port}/no-such-page"), "http_404"),
+    ] {
+        let err = worker
+            .process_with(request(url, "links", Some(Render::Always)), &any_domain())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), want, "{err:?}");
+    }
+
+    let log = log.lock().unwrap().clone();
+    for never in ["/secret", "/ws", "/popup"] {
+        assert!(
+            !log.contains(&never.to_string()),
+            "{never} reached: {log:?}"
+        );
+    }
+    assert_eq!(
+        log.iter().filter(|p| *p == "/frame").count(),
+        1,
+        "the frame is fetched by the worker, and only where allowed: {log:?}"
+    );
+}
+
+/// A page's requests past `max_render_requests`, and a body past what is
+/// left of `max_render_bytes`, are refused to the page and counted.
+#[tokio::test]
+async fn render_limits_refuse_and_count() {
+    let Some((path, _turn)) = browser("render_limits_refuse_and_count").await else {
+        return;
+    };
+    let port = serve(Log::default()).await;
+    let (worker, _) = worker(path.to_str().unwrap(), |c| {
+        c.max_render_requests = 6;
+        c.max_render_bytes = 50_000;
+    });
+    let page = worker
+        .process_with(
+            request(
+                format!("http://127.0.0.1:{port}/many"),
+                "links",
+                Some(Render::Always),
+            ),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    let links = paths(&page);
+    let ok = links.iter().filter(|l| l.ends_with("-ok")).count();
+    // The document, the big fetch, and four more fit in six requests.
+    assert_eq!(ok, 4, "{links:?}");
+    assert!(
+        links.contains(&"/result/big-failed".to_string()),
+        "{links:?}"
+    );
+    assert!(
+        counter(
+            &worker,
+            "worker_render_refused_total",
+            ("reason", "requests")
+        ) >= 5
+    );
+    assert!(counter(&worker, "worker_render_refused_total", ("reason", "bytes")) >= 1);
+}
+
+/// A page that opens alerts, confirms and prompts renders (the dialogs
+/// return at once and the script goes on to build the page); a page whose
+/// network never goes quiet and a page in an endless loop both end at a
+/// 1 s `render_timeout_ms` with `RenderError::Timeout`, and the worker
+/// renders the next page normally.
+#[tokio::test]
+async fn dialog_hanging_and_looping_pages() {
+    let Some((path, _turn)) = browser("dialog_hanging_and_looping_pages").await else {
+        return;
+    };
+    let port = serve(Log::default()).await;
+    let (worker, _) = worker(path.to_str().unwrap(), |c| c.render_timeout_ms = 1_000);
+    let base = format!("http://127.0.0.1:{port}");
+    // First, so the browser's launch is not in the timings below.
+    let dialogs = worker
+        .process_with(
+            request(format!("{base}/dialog"), "profile", Some(Render::Always)),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dialogs.items[0].id.as_deref(), Some("9"));
+    for page in ["/hang", "/loop"] {
+        let started = Instant::now();
+        let err = worker
+            .process_with(
+                request(format!("{base}{page}"), "links", Some(Render::Always)),
+                &any_domain(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CrawlError::Render(RenderError::Timeout { .. })),
+            "{page}: {err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{page}: {:?}",
+            started.elapsed()
+        );
+    }
+    let after = worker
+        .process_with(
+            request(format!("{base}/plain/7"), "profile", Some(Render::Always)),
+            &any_domain(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.items[0].id.as_deref(), Some("7"));
+}
+
+/// With `recycle_after_pages = 2`, three renders take two browsers; with a
+/// memory bound below any browser's, a browser is retired after its first
+/// page; a browser killed between pages is replaced and the page still
+/// renders.
+#[tokio::test]
+async fn browser_is_recycled() {
+    let Some((path, _turn)) = browser("browser_is_recycled").await else {
+        return;
+    };
+    let port = serve(Log::default()).await;
+    let render = |worker: Worker, id: u64| async move {
+        worker
+            .process_with(
+                request(
+                    format!("http://127.0.0.1:{port}/plain/{id}"),
+                    "profile",
+                    Some(Render::Always),
+                ),
+                &any_domain(),
+            )
+            .await
+            .unwrap()
+    };
+    let (by_pages, _) = worker(path.to_str().unwrap(), |c| c.recycle_after_pages = 2);
+    for id in 1..=3 {
+        render(by_pages.clone(), id).await;
+    }
+    assert_eq!(by_pages.renderer().launches(), 2);
+    drop(by_pages);
+
+    let (by_memory, _) = worker(path.to_str().unwrap(), |c| c.browser_max_rss_mb = 1);
+    render(by_memory.clone(), 1).await;
+    assert_eq!(by_memory.renderer().browser_pid().await, None, "retired");
+    let recycled = by_memory
+        .metrics()
+        .counter("worker_browser_recycled_total", "", &[("why", "memory")])
+        .get();
+    assert_eq!(recycled, 1);
+    drop(by_memory);
+
+    let (crashed, _) = worker(path.to_str().unwrap(), |_| {});
+    render(crashed.clone(), 1).await;
+    let pid = crashed.renderer().browser_pid().await.unwrap();
+    // SAFETY: kill(2) on the browser this test's worker launched (its
+    // process group).
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    let page = render(crashed.clone(), 2).await;
+    assert_eq!(page.items[0].id.as_deref(), Some("2"));
+    assert_eq!(crashed.renderer().launches(), 2);
+}
+
+/// A browser that exits at once makes the render `Unavailable`, with what
+/// it said; no page is fetched.
+#[tokio::test]
+async fn a_browser_that_does_not_start_is_unavailable() {
+    // Written and closed while no other test here starts a process, which
+    // would hold it open for writing and make it "busy" to exec.
+    let _turn = turn().await;
+    let log = Log::default();
+    let port = serve(log.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("chromium");
+    std::fs::write(&fake, "#!/bin/sh\necho 'no display here' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (worker, _) = worker(fake.to_str().unwrap(), |_| {});
+    assert!(worker.status().can_render);
+    let err = worker
+        .process_with(
+            request(
+                format!("http://127.0.0.1:{port}/plain/1"),
+                "profile",
+                Some(Render::Always),
+            ),
+            &any_domain(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CrawlError::Render(RenderError::Unavailable { reason }) if reason.contains("no display here")),
+        "{err:?}"
+    );
+    assert!(log.lock().unwrap().is_empty());
+}
+
+/// A browser path that does not exist is refused at start, naming the key.
+#[test]
+fn bad_browser_setting_is_refused() {
+    let config = WorkerConfig {
+        browser: "/no/such/chromium".into(),
+        ..WorkerConfig::default()
+    };
+    let err = Worker::new(&config).err().unwrap().to_string();
+    assert!(
+        err.contains("`browser`") && err.contains("/no/such/chromium"),
+        "{err}"
+    );
+}
+
+/// A worker with `browser = "none"` says it cannot render, and answers a
+/// render request with `RenderError::Unavailable` without fetching.
+#[tokio::test]
+async fn no_browser_means_unavailable() {
+    let log = Log::default();
+    let port = serve(log.clone()).await;
+    let (worker, _) = worker("none", |_| {});
+    assert!(!worker.status().can_render);
+    let err = worker
+        .process_with(
+            request(
+                format!("http://127.0.0.1:{port}/plain/1"),
+                "profile",
+                Some(Render::Always),
+            ),
+            &any_domain(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CrawlError::Render(RenderError::Unavailable { .. })),
+        "{err:?}"
+    );
+    assert!(log.lock().unwrap().is_empty());
+}
+
+/// The demo site's `/js/` section: `auto` renders its shells (the list's
+/// links, and profile 3's table, whose item equals the server-rendered
+/// page's) and not its plain pages; its dialog page renders; its blocked
+/// page's fetches are refused by the guard.
+#[tokio::test]
+async fn demo_site_js_section() {
+    let Some((path, _turn)) = browser("demo_site_js_section").await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let site = Arc::new(demosite::Site::new(demosite::SiteConfig::default()));
+    let options = demosite::SiteOptions {
+        js: true,
+        ..demosite::SiteOptions::default()
+    };
+    let (router, _log) = demosite::router_with(site, options);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(demosite::serve_router(listener, router, async {
+        let _ = stopped.await;
+    }));
+    let (worker, violations) = worker(path.to_str().unwrap(), |_| {});
+    let policy = any_domain();
+    let run = |path: &str, parser: &str, render: Render| {
+        worker.process_with(
+            request(format!("{base}{path}"), parser, Some(render)),
+            &policy,
+        )
+    };
+
+    let list = run("/js/", "links", Render::Auto).await.unwrap();
+    assert_eq!(list.page.rendered, Some(RenderReason::ScriptShell));
+    let links = paths(&list);
+    for want in [
+        "/js/profile/1",
+        "/js/profile/20",
+        "/js/plain/1",
+        "/js/plain/5",
+    ] {
+        assert!(links.contains(&want.to_string()), "{want}: {links:?}");
+    }
+
+    let rendered = run("/js/profile/3", "profile", Render::Auto).await.unwrap();
+    assert_eq!(rendered.page.rendered, Some(RenderReason::ScriptShell));
+    let fetched = run("/profile/3", "profile", Render::Never).await.unwrap();
+    assert_eq!(rendered.items[0].id, fetched.items[0].id);
+    assert_eq!(rendered.items[0].payload, fetched.items[0].payload);
+
+    let plain = run("/js/plain/2", "profile", Render::Auto).await.unwrap();
+    assert_eq!(plain.page.rendered, None);
+
+    run("/js/dialog", "links", Render::Always).await.unwrap();
+    run("/js/blocked", "links", Render::Always).await.unwrap();
+    assert!(
+        counter(
+            &worker,
+            "worker_render_refused_total",
+            ("reason", "blocked_address")
+        ) >= 2
+    );
+    assert!(violations.lock().unwrap().is_empty());
+    drop(stop);
+}
