@@ -141,11 +141,12 @@ fetchparse_round() {
         echo "bench: warning: fetchparse saw $(field pages "$line") of $site_pages pages: $line" >&2
 }
 
-# crawl_round R: the crawl, with a fresh itemsaver; leaves its figures in
-# $run_dir/crawl.R (pages, items, stored, wall, rates, and cpu_NAME and
-# hwm_NAME per process, NAME without dots).
+# crawl_round R [ENGINE_ARGS...]: the crawl, with a fresh itemsaver; leaves
+# its figures in $run_dir/crawl.R (pages, items, stored, wall, rates, and
+# cpu_NAME and hwm_NAME per process, NAME without dots).
 crawl_round() {
     local r=$1 saver name pid t0 t1 engine_rc
+    shift
     saver=$(start "itemsaver.$r" --port 0 --data_dir "$run_dir/items.$r")
     local servers=(demosite worker.1 worker.2 "itemsaver.$r")
     declare -A cpu0
@@ -157,7 +158,7 @@ crawl_round() {
     timeout -k 10 "$timeout_secs" /usr/bin/time -f "%U %S %M" -o "$run_dir/engine.$r.time" \
         "$bin/engine" --seed "http://$site/" --parser city_list \
         --worker_hosts "$w1,$w2" --itemsaver_host "$saver" --per_host_concurrency 200 \
-        --failures_file "$run_dir/failures.jsonl" >"$run_dir/engine.$r.out" 2>"$run_dir/engine.$r.log"
+        --failures_file "$run_dir/failures.jsonl" "$@" >"$run_dir/engine.$r.out" 2>"$run_dir/engine.$r.log"
     engine_rc=$?
     set -e
     t1=$(date +%s.%N)
@@ -402,6 +403,33 @@ crawl_site() {
 }
 
 extra=()
+# The URL store (issue 13), STATE=0 skips: the same crawl with --state_dir
+# (a fresh dir each round), rounds interleaved with nothing else, against
+# the rounds above; medians of pages/s and of the engine's peak RSS.
+if [[ ${STATE:-1} != 0 ]]; then
+    st_rates=() st_hwms=() base_hwms=() st_cpus=() base_cpus=() st_bad=()
+    for r in $(seq 1 "$rounds"); do
+        crawl_round "st$r" --state_dir "$run_dir/state.st$r"
+        st_rates+=("$(. "$run_dir/crawl.st$r"; echo "$rate")")
+        st_hwms+=("$(. "$run_dir/crawl.st$r"; echo "${hwm_engine:-0}")")
+        base_hwms+=("$(. "$run_dir/crawl.$r"; echo "${hwm_engine:-0}")")
+        st_cpus+=("$(. "$run_dir/crawl.st$r"; echo "${cpu_engine:-0}")")
+        base_cpus+=("$(. "$run_dir/crawl.$r"; echo "${cpu_engine:-0}")")
+        (. "$run_dir/crawl.st$r"; [[ $stored == "$profiles" && $engine_rc == 0 ]]) ||
+            st_bad+=("round st$r: $(. "$run_dir/crawl.st$r"; echo "engine status $engine_rc, $stored of $profiles stored")")
+    done
+    st_rate=$(printf '%s\n' "${st_rates[@]}" | median_of)
+    st_hwm=$(printf '%s\n' "${st_hwms[@]}" | median_of)
+    base_hwm=$(printf '%s\n' "${base_hwms[@]}" | median_of)
+    st_speed=$(ratio "$st_rate" "$median_rate") st_mem=$(ratio "$st_hwm" "$base_hwm")
+    st_cpu=$(printf '%s\n' "${st_cpus[@]}" | median_of)
+    base_cpu=$(printf '%s\n' "${base_cpus[@]}" | median_of)
+    st_size=$(du -sk "$run_dir/state.st1" 2>/dev/null | cut -f1)
+    line="- with --state_dir (URL store): pages/s ${st_rates[*]} (median $st_rate) vs $median_rate without: **${st_speed}x** (target >= 0.9: $([[ $st_speed == "?" ]] && echo "?" || meets "$st_speed >= 0.9"));"
+    line+=" engine peak RSS median $(calc "$st_hwm / 1024" 1) vs $(calc "$base_hwm / 1024" 1) MiB: **${st_mem}x** (target <= 1.5: $([[ $st_mem == "?" ]] && echo "?" || meets "$st_mem <= 1.5")); engine CPU s median $st_cpu vs $base_cpu; state dir $(calc "${st_size:-0} / 1024" 1) MiB"
+    ((${#st_bad[@]} == 0)) || line+="; PROBLEMS: ${st_bad[*]}"
+    extra+=("$line")
+fi
 # Peers (issue 14), PEERS=1 only, on the demo site. Ours: the median crawl
 # round, all processes but the site (the peers' CPU leaves the site out too).
 if [[ $peers == 1 ]]; then

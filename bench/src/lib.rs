@@ -8,6 +8,9 @@
 //!   engine and no store, and prints pages/s and its CPU time per page.
 //! - `src/bin/seenset.rs`: memory per URL of the engine's seen-URL set
 //!   ([`engine::scheduler::Scheduler`]).
+//! - `src/bin/urlstore.rs`: bytes per URL of the engine's URL store
+//!   (`--state_dir`), on disk and in memory, and how long a resume takes
+//!   to read it back.
 //! - this file: reading the process's own CPU time and memory from `/proc`.
 
 use std::time::Duration;

@@ -33,16 +33,20 @@
 //!   at a time, failed as `poison` at a second loss, so a page that kills
 //!   workers cannot take down the pool.
 //! - [`items`]: items out, batched to the itemsaver; buffered in memory and
-//!   then on disk while it is down, forgotten only once acknowledged.
+//!   then on disk while it is down, forgotten only once acknowledged; and
+//!   the deletes of a recrawl's gone pages.
 //! - [`failures`]: the failures file: requests given up on and items the
 //!   itemsaver refused, one JSON line each.
 //! - [`spill`]: `SpillQueue`, the one "memory first, then a file" FIFO,
 //!   for what does not fit in memory (items while the itemsaver is down,
 //!   the far end of a huge frontier); its files are private to the
 //!   engine: in the state dir or a 0700 temp dir of its own.
-//! - [`state`]: the crawl's state on disk (`--state_dir`), written
-//!   atomically, so a stopped or killed engine resumes; locked, so only
-//!   one engine uses a directory at a time.
+//! - [`state`]: the crawl's state on disk (`--state_dir`): a durable URL
+//!   store (redb) with a record per URL (status, validators, schedule,
+//!   item keys), the unacknowledged items and pending deletes,
+//!   group-committed, so a stopped or killed engine resumes and a finished
+//!   crawl can be recrawled (conditional requests, adaptive intervals);
+//!   locked, so only one engine uses a directory at a time.
 //! - [`progress`]: the live status line (terminal) or periodic log line.
 //! - [`dashboard`]: the same numbers and more (charts, workers, hosts,
 //!   latest failures, the final summary) as a web page beside `/metrics`.
@@ -69,5 +73,5 @@ pub mod summary;
 pub mod tools;
 
 pub use config::{EngineConfig, Settings};
-pub use crawl::{run, EngineError};
+pub use crawl::{run, run_every, EngineError};
 pub use summary::Summary;

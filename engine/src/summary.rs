@@ -28,7 +28,7 @@ pub struct Summary {
     /// Requests sent again after a failed worker call.
     pub retries: u64,
     /// Pages fetched a second time after a resume (finished after the last
-    /// state snapshot the engine was killed).
+    /// commit of the URL store before the engine was killed).
     pub refetched: u64,
     /// Times a worker was taken out of rotation (dead or not answering).
     pub worker_outages: u64,
@@ -69,10 +69,36 @@ pub struct Summary {
     pub interrupted: bool,
     /// Requests still queued when the crawl stopped.
     pub left_pending: u64,
+    /// A recrawl (`--recrawl`) of the state dir's crawl; what it found:
+    pub recrawl: RecrawlCounts,
     /// What pages said about themselves: robots meta, canonical URLs,
     /// sitemaps, rendering.
     #[serde(default)]
     pub page: PageCounts,
+}
+
+/// What a recrawl found, page by page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecrawlCounts {
+    /// This run was a recrawl.
+    pub active: bool,
+    /// Known URLs that were due and queued again.
+    pub due: u64,
+    /// Pages the server answered 304 for, or whose body hashed the same:
+    /// nothing stored, their interval grows.
+    pub unchanged: u64,
+    /// Pages with a new body: their items stored again, interval shrinks.
+    pub changed: u64,
+    /// Pages fetched for the first time (new links, new sitemap entries).
+    pub new: u64,
+    /// Known pages now answering 404 or 410.
+    pub gone: u64,
+    /// Items the itemsaver deleted (of gone pages, or no longer produced
+    /// by a changed one).
+    pub items_deleted: u64,
+    /// Deletes the itemsaver has not acknowledged yet (kept in the state
+    /// dir for the next run).
+    pub deletes_pending: u64,
 }
 
 /// What pages said about themselves ([`rpcsupport::PageMeta`]) and what
@@ -272,6 +298,14 @@ impl fmt::Display for Summary {
         self.page.write(f)?;
         if self.interrupted {
             writeln!(f, "  {:<14} {}", "left pending", self.left_pending)?;
+        }
+        let r = &self.recrawl;
+        if r.active {
+            writeln!(
+                f,
+                "  {:<14} {} due; {} unchanged, {} changed, {} new, {} gone; {} items deleted, {} deletes pending",
+                "recrawl", r.due, r.unchanged, r.changed, r.new, r.gone, r.items_deleted, r.deletes_pending
+            )?;
         }
         Ok(())
     }

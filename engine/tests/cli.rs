@@ -111,6 +111,43 @@ fn missing_seed_is_an_error() {
     assert!(stderr(&out).contains("--seed"), "{}", stderr(&out));
 }
 
+/// `--recrawl` and `--recrawl_now` are switches (no value); a recrawl
+/// without a state dir is refused naming the key, and a bad
+/// `--recrawl_every` says what a duration looks like (issue 13).
+#[test]
+fn recrawl_switches_and_their_checks() {
+    let out = engine(&[
+        "--config",
+        "/dev/null",
+        "--seed",
+        "http://127.0.0.1:1/",
+        "--recrawl",
+        "--recrawl_now",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("engine.recrawl: needs state_dir"),
+        "{}",
+        stderr(&out)
+    );
+    let out = engine(&[
+        "--config",
+        "/dev/null",
+        "--seed",
+        "http://127.0.0.1:1/",
+        "--state_dir",
+        "/nonexistent/state",
+        "--recrawl_every",
+        "soon",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("engine.recrawl_every") && stderr(&out).contains("10m"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// An unknown parser name stops the crawl with a message naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_parser_is_reported() {

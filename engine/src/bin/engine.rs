@@ -36,6 +36,13 @@ macro_rules! flags {
             /// Token and TLS for the RPC connections (the `[rpc]` section).
             #[command(flatten)]
             rpc: rpcsupport::RpcFlags,
+            /// Crawl again the finished crawl in --state_dir: the known URLs
+            /// that are due, sent with their last validators (engine.recrawl).
+            #[arg(long)]
+            recrawl: bool,
+            /// With --recrawl: every known URL is due (engine.recrawl_now).
+            #[arg(long = "recrawl_now")]
+            recrawl_now: bool,
             /// A tool instead of a crawl.
             #[command(subcommand)]
             tool: Option<Tool>,
@@ -50,6 +57,9 @@ macro_rules! flags {
                 if !self.seeds.is_empty() {
                     config.seeds = self.seeds;
                 }
+                // Switches, not `--key value`: they only turn a key on.
+                config.recrawl |= self.recrawl;
+                config.recrawl_now |= self.recrawl_now;
                 if !self.sitemaps.is_empty() {
                     config.sitemaps = self.sitemaps;
                 }
@@ -110,6 +120,20 @@ flags! {
         state_dir: String,
         /// Milliseconds between state writes.
         state_interval_ms: u64,
+        /// Changes that commit the URL store before the interval is up.
+        state_commit_changes: usize,
+        /// With --recrawl: keep running, a round at most this far apart (90s, 10m, 1h, 1d).
+        recrawl_every: String,
+        /// Shortest recrawl interval of a URL, in seconds.
+        recrawl_min_interval_s: u64,
+        /// Longest recrawl interval of a URL, in seconds.
+        recrawl_max_interval_s: u64,
+        /// Recrawl interval after a first fetch, in seconds.
+        recrawl_default_interval_s: u64,
+        /// Interval factor when a refetch finds a page changed.
+        recrawl_changed_factor: f64,
+        /// Interval factor when a refetch finds a page unchanged.
+        recrawl_unchanged_factor: f64,
         /// File to append finally failed requests to (JSON lines); "" for none.
         failures_file: String,
         /// Requests in flight at once to one host.
@@ -215,8 +239,17 @@ fn real_main() -> anyhow::Result<()> {
         if let Some(addr) = bound {
             tracing::info!("dashboard at http://{addr}/");
         }
-        let summary = engine::run(settings, shutdown_signal()?).await?;
-        print!("{summary}");
+        let every = settings.recrawl.as_ref().and_then(|r| r.every);
+        let summary = match every {
+            Some(every) => {
+                engine::run_every(settings, every, shutdown_signal()?, |s| print!("{s}")).await?
+            }
+            None => {
+                let summary = engine::run(settings, shutdown_signal()?).await?;
+                print!("{summary}");
+                summary
+            }
+        };
         if let Some(addr) = bound.filter(|_| !linger.is_zero()) {
             // The page shows "finished" and the summary only while it is
             // served; give a browser a few polls to see it.

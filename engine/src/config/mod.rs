@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use rpcsupport::rules::RulesFile;
 
+mod recrawl;
 mod validate;
 
+pub use recrawl::Recrawl;
 pub use validate::{InvalidSetting, Settings};
 
 /// Limits for one domain, under `[engine.hosts."example.com"]`.
@@ -133,6 +135,31 @@ pub struct EngineConfig {
     /// A rules file of declarative parsers (see the README); "" for none.
     /// Without it, a `[rules]` section of the config file is used if present.
     pub rules: String,
+    /// State changes (URL records, items, deletes) that trigger a commit of
+    /// the URL store before `state_interval_ms` is up: bounds the changes
+    /// held in memory and what a kill can lose.
+    pub state_commit_changes: usize,
+    /// Crawl again the URLs of a finished crawl in `state_dir` that are
+    /// due (see the `recrawl_*` keys), with the validators of their last
+    /// fetch, instead of resuming or seeding.
+    pub recrawl: bool,
+    /// With `recrawl`: every known URL is due, whatever its schedule.
+    pub recrawl_now: bool,
+    /// With `recrawl`: keep running, one recrawl round after another, each
+    /// waiting until the next URL is due or this long (`90s`, `10m`, `1h`,
+    /// `1d`); "" for one round.
+    pub recrawl_every: String,
+    /// Shortest interval between two fetches of a URL, in seconds.
+    pub recrawl_min_interval_s: u64,
+    /// Longest interval between two fetches of a URL, in seconds.
+    pub recrawl_max_interval_s: u64,
+    /// Interval after the first fetch of a URL without a sitemap
+    /// `<lastmod>`, in seconds (with one, the page's age is used).
+    pub recrawl_default_interval_s: u64,
+    /// Multiplies a URL's interval when a refetch finds it changed.
+    pub recrawl_changed_factor: f64,
+    /// Multiplies a URL's interval when a refetch finds it unchanged.
+    pub recrawl_unchanged_factor: f64,
     /// Rules given inline (the config file's `[rules]` section), set by the
     /// binary; not an `[engine]` key.
     #[serde(skip)]
@@ -206,6 +233,15 @@ impl Default for EngineConfig {
             progress_interval_ms: 10_000,
             dashboard_linger_ms: 5_000,
             rules: String::new(),
+            state_commit_changes: 10_000,
+            recrawl: false,
+            recrawl_now: false,
+            recrawl_every: String::new(),
+            recrawl_min_interval_s: 3_600,
+            recrawl_max_interval_s: 30 * 86_400,
+            recrawl_default_interval_s: 86_400,
+            recrawl_changed_factor: 0.5,
+            recrawl_unchanged_factor: 1.5,
             inline_rules: None,
             obey_robots_meta: true,
             obey_nofollow: true,

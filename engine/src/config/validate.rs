@@ -52,6 +52,13 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// At least 1 ms.
     pub state_interval: Duration,
+    /// URL store changes that trigger a commit (at least 1).
+    pub state_commit_changes: usize,
+    /// A recrawl of the state dir's crawl, if asked for (needs a state
+    /// dir).
+    pub recrawl: Option<super::Recrawl>,
+    /// When known URLs are due again.
+    pub recrawl_policy: crate::state::RecrawlPolicy,
     /// Where final failures are recorded, if anywhere.
     pub failures_file: Option<PathBuf>,
     /// What is crawled.
@@ -126,6 +133,7 @@ impl EngineConfig {
         politeness.sitemaps = self
             .use_sitemaps
             .then(|| ParserSpec::sitemap(&sitemap_pages));
+        let (recrawl, recrawl_policy) = self.recrawl_settings()?;
         let path = |s: &str| (!s.trim().is_empty()).then(|| PathBuf::from(s.trim()));
         Ok(Settings {
             itemsaver,
@@ -144,6 +152,9 @@ impl EngineConfig {
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             state_dir: path(&self.state_dir),
             state_interval: Duration::from_millis(self.state_interval_ms),
+            state_commit_changes: self.state_commit_changes,
+            recrawl,
+            recrawl_policy,
             failures_file: path(&self.failures_file),
             scope,
             politeness,
@@ -300,6 +311,7 @@ impl EngineConfig {
         at_least_one("max_attempts", self.max_attempts as u64)?;
         at_least_one("item_buffer_items", self.item_buffer_items as u64)?;
         at_least_one("state_interval_ms", self.state_interval_ms)?;
+        at_least_one("state_commit_changes", self.state_commit_changes as u64)?;
         at_least_one("per_host_concurrency", self.per_host_concurrency as u64)?;
         Ok(())
     }

@@ -25,8 +25,8 @@ use crate::poison::Suspects;
 use crate::progress::Progress;
 use crate::render::{Learnt, RenderWait};
 use crate::scheduler::{fingerprint, FrontierSnapshot, Next, Scheduler, Task};
-use crate::state::{Loaded, Snapshot, StateDir};
-use crate::summary::Summary;
+use crate::state::{Loaded, StateDir};
+use crate::summary::{RecrawlCounts, Summary};
 
 /// Work queued but nothing in flight to wake the loop: only possible while
 /// limits say "not yet" without a time; look again this soon.
@@ -49,7 +49,7 @@ pub(super) enum Step {
 #[derive(Debug, PartialEq)]
 pub(super) enum Tick {
     Continue,
-    /// The state file is due: write a snapshot (with the sink's items).
+    /// A commit of the URL store is due.
     WriteState,
     /// The stop deadline passed with calls in flight: leave them pending.
     Abandon,
@@ -88,14 +88,17 @@ pub(super) struct Crawl<'a> {
     /// Since when every worker has been down.
     pub(super) waiting_since: Option<Instant>,
     last_wait_log: Instant,
-    last_state_write: Instant,
+    pub(super) last_state_write: Instant,
     /// When this run started, and how long earlier runs of the crawl took.
     started: Instant,
     elapsed_before: Duration,
-    /// Pages finished after the snapshot this run resumed from: fetched
-    /// again now, counted as `refetched`.
+    /// Pages finished after the last commit of the run this one resumed
+    /// from: fetched again now, counted as `refetched`.
     done_since: HashSet<u64>,
     pub(super) state: Option<StateDir>,
+    /// Item keys to delete (of gone pages), recorded in the store and not
+    /// yet handed to the deleter.
+    pub(super) deletes_out: Vec<String>,
     /// The progress line (terminal) or periodic log line.
     pub(super) progress: Progress,
     /// Host and parser pairs learnt to need a browser (see `page.rs`).
@@ -142,45 +145,75 @@ impl<'a> Crawl<'a> {
             elapsed_before: Duration::ZERO,
             done_since: HashSet::new(),
             state,
+            deletes_out: Vec::new(),
             progress: Progress::new(settings.progress_interval),
             learnt: Learnt::new(settings.max_render_learnt),
             render_wait: RenderWait::default(),
         }
     }
 
-    /// Resumes from the state dir's snapshot, if there is one, or queues
-    /// the seeds. Returns the items an earlier run left unacknowledged.
+    /// Resumes from the state dir's URL store, if it holds a crawl, or
+    /// queues the seeds. Returns the items an earlier run left
+    /// unacknowledged; the deletes it left are in `deletes_out`. A recrawl
+    /// of a finished crawl starts its counters afresh; a resumed crawl (or
+    /// recrawl) carries on with its own.
     pub(super) fn resume_or_seed(&mut self, loaded: Option<Loaded>) -> Vec<Item> {
         let Some(Loaded {
-            snapshot: Some(snap),
+            meta: Some(meta),
+            unacked,
+            deletes,
             done_since,
+            frontier,
         }) = loaded
         else {
             for seed in self.settings.seeds.iter().cloned() {
                 self.enqueue(seed);
             }
+            self.summary.recrawl.active = self.settings.recrawl.is_some();
             return Vec::new();
         };
+        let recrawl = self.settings.recrawl.is_some();
         tracing::info!(
-            pending = snap.pending.len(),
-            seen = snap.seen.len(),
-            unacked_items = snap.unacked.len(),
-            finished = snap.finished,
-            "resuming crawl from the state dir; seeds are not queued again"
+            pending = frontier.pending.len(),
+            due_again = frontier.due,
+            seen = frontier.seen.len(),
+            unacked_items = unacked.len(),
+            pending_deletes = deletes.len(),
+            finished = meta.finished,
+            recrawl,
+            "resuming from the state dir; seeds are not queued again"
         );
+        let due = frontier.due;
         self.scheduler.restore(FrontierSnapshot {
-            pending: snap.pending,
-            seen: snap.seen,
+            pending: frontier.pending,
+            seen: frontier.seen,
         });
-        self.elapsed_before = snap.summary.elapsed;
-        self.summary = Summary {
-            resumed: true,
-            interrupted: false,
-            per_worker: std::mem::take(&mut self.summary.per_worker),
-            ..snap.summary
-        };
+        let per_worker = std::mem::take(&mut self.summary.per_worker);
+        if recrawl && meta.finished {
+            self.summary = Summary {
+                per_worker,
+                ..Summary::default()
+            };
+        } else {
+            self.elapsed_before = meta.summary.elapsed;
+            self.summary = Summary {
+                resumed: true,
+                interrupted: false,
+                per_worker,
+                ..meta.summary
+            };
+        }
+        if recrawl {
+            let r = &mut self.summary.recrawl;
+            *r = RecrawlCounts {
+                active: true,
+                due: r.due + due,
+                ..r.clone()
+            };
+        }
         self.done_since = done_since;
-        snap.unacked
+        self.deletes_out = deletes;
+        unacked
     }
 
     /// Event: room to send. Checks the page and time limits, releases a
@@ -219,6 +252,7 @@ impl<'a> Crawl<'a> {
         // Page budget: what is counted plus what is in flight stays under
         // max_pages, so the sites see at most max_pages crawl requests.
         while self.in_flight.len() < self.settings.worker_count
+            && !self.commit_backlogged()
             && self
                 .settings
                 .max_pages
@@ -358,9 +392,7 @@ impl<'a> Crawl<'a> {
         if self.done_since.remove(&fp) {
             self.summary.refetched += 1;
         }
-        if let Some(state) = self.state.as_mut() {
-            state.record_done(fp);
-        }
+        self.record_page(task, &parsed);
         self.summary.pages += 1;
         self.summary.per_worker[worker].1 += 1;
         self.metrics.pages.inc();
@@ -416,8 +448,9 @@ impl<'a> Crawl<'a> {
             );
             return Tick::Abandon;
         }
-        let due =
-            now.saturating_duration_since(self.last_state_write) >= self.settings.state_interval;
+        let due = now.saturating_duration_since(self.last_state_write)
+            >= self.settings.state_interval
+            || self.commit_due();
         if self.state.is_some() && due {
             return Tick::WriteState;
         }
@@ -442,41 +475,6 @@ impl<'a> Crawl<'a> {
         if waited >= give_up_after && self.fatal.is_none() {
             self.fatal = Some(EngineError::WorkersGone(waited));
             self.stop_at.get_or_insert(now);
-        }
-    }
-
-    /// Writes a snapshot to the state dir, with the sink's `unacked` items.
-    pub(super) fn write_state(&mut self, unacked: Vec<Item>, now: Instant) {
-        let mut snap = self.snapshot(None, unacked);
-        snap.summary.elapsed = self.elapsed(now);
-        if let Some(state) = self.state.as_mut() {
-            if let Err(e) = state.write(&mut snap) {
-                tracing::error!(error = %e, dir = %state.path().display(), "cannot write crawl state");
-            }
-        }
-        self.last_state_write = now;
-    }
-
-    /// Everything the state file keeps: the pending tasks (in flight,
-    /// parked, queued; `abandoned` instead of those in flight at the
-    /// end), the seen set, the unacknowledged items and the summary.
-    pub(super) fn snapshot(&mut self, abandoned: Option<&[Task]>, unacked: Vec<Item>) -> Snapshot {
-        self.absorb_scheduler_counts();
-        // Robots fetches are not crawl tasks: they are redone on resume.
-        let mut pending: Vec<Task> = match abandoned {
-            Some(tasks) => tasks.to_vec(),
-            None => self.in_flight.values().map(|f| f.task.clone()).collect(),
-        };
-        pending.retain(|t| !t.robots);
-        pending.extend(self.suspects.parked().cloned());
-        let frontier = self.scheduler.snapshot();
-        pending.extend(frontier.pending);
-        Snapshot {
-            pending,
-            seen: frontier.seen,
-            unacked,
-            summary: self.summary.clone(),
-            ..Snapshot::default()
         }
     }
 

@@ -34,6 +34,9 @@
 //!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`.
 //! - `outcome.rs`: what an outcome means: retry, skip, fail, robots answer,
 //!   backoff.
+//! - `durable.rs`: what goes into the URL store (queued, done, failed,
+//!   gone, items, acknowledgements, commits) and what a recrawl finds
+//!   (new, unchanged, changed, gone).
 //! - `page.rs`: what a page said about itself (robots meta counts,
 //!   canonical URL, sitemap depth, rendering learnt), applied before its
 //!   links and items go on.
@@ -42,13 +45,17 @@
 //! - `stop.rs`: the shutdown sequence: abandon what is in flight, flush
 //!   items, write the state, report.
 //! - `report.rs`: metrics, the progress line and the dashboard's tick.
+//! - `rounds.rs`: [`run_every`], recrawl rounds one after another
+//!   (`--recrawl_every`).
 //! - `tests.rs`: the decisions, driven under `start_paused` time with
 //!   outcomes fed in as values (no worker, no site).
 
+mod durable;
 mod machine;
 mod outcome;
 mod page;
 mod report;
+mod rounds;
 mod routing;
 mod stop;
 #[cfg(test)]
@@ -71,13 +78,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::items::{ItemSink, SinkOptions};
+use crate::items::{Ack, DeleteOptions, Deleter, ItemSink, SinkOptions};
 use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
 use crate::render::needs_browser;
 use crate::spill::PrivateDir;
-use crate::state::{Loaded, OpenError, StateDir};
+use crate::state::{unix_now, Loaded, OpenError, Requeue, StateDir};
 use crate::summary::Summary;
 use machine::{Crawl, Step, Tick};
+pub use rounds::run_every;
 
 /// Why a crawl could not run or had to stop.
 #[derive(Debug, Error)]
@@ -193,6 +201,22 @@ pub async fn run(
 
     let mut crawl = Crawl::new(&settings, &pool.addrs(), spill_dir.clone(), state);
     let carried_items = crawl.resume_or_seed(loaded);
+    // Acknowledgements of items and deletes, for the URL store. The crawl
+    // keeps `acked` itself, so the channel never closes under `drive`.
+    let (acked, mut acks) = tokio::sync::mpsc::unbounded_channel();
+    let durable = crawl.state.is_some();
+    let deleter = durable.then(|| {
+        Deleter::spawn(
+            DeleteOptions {
+                addr: settings.itemsaver.clone(),
+                connect,
+                rpc_timeout: settings.rpc_timeout,
+                finish_timeout: settings.itemsaver_wait,
+                acked: acked.clone(),
+            },
+            crawl.take_deletes(),
+        )
+    });
     let sink = ItemSink::spawn(
         Some(saver),
         SinkOptions {
@@ -206,6 +230,7 @@ pub async fn run(
             finish_timeout: settings.itemsaver_wait,
             saved: crawl.items_saved_counter(),
             failures: crawl.failures().clone(),
+            acked: durable.then(|| acked.clone()),
         },
         carried_items,
     );
@@ -215,8 +240,17 @@ pub async fn run(
         queued = crawl.queued(),
         "crawl starting"
     );
-    drive(&mut crawl, &pool, &sink, shutdown).await;
-    crawl.finish(&pool, sink).await
+    drive(
+        &mut crawl,
+        &pool,
+        &sink,
+        deleter.as_ref(),
+        &mut acks,
+        shutdown,
+    )
+    .await;
+    drop(acked);
+    crawl.finish(&pool, sink, deleter, acks).await
 }
 
 /// The loop: feeds the machine its events (room to send, an outcome, the
@@ -226,6 +260,8 @@ async fn drive(
     crawl: &mut Crawl<'_>,
     pool: &Arc<WorkerPool>,
     sink: &ItemSink,
+    deleter: Option<&Deleter>,
+    acks: &mut tokio::sync::mpsc::UnboundedReceiver<Ack>,
     shutdown: impl Future<Output = ()>,
 ) {
     let policy = crawl.settings.scope.policy.clone();
@@ -233,6 +269,16 @@ async fn drive(
     let worker_wait = crawl.settings.worker_wait;
     let rules = crawl.settings.rules.clone();
     let mut calls = JoinSet::new();
+    // The URL store commit under way, on a blocking thread: the loop
+    // carries on meanwhile (one at a time; see state/store.rs).
+    let mut commit: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    let start_commit = |crawl: &mut Crawl<'_>, commit: &mut Option<_>| {
+        if commit.is_none() {
+            if let Some(job) = crawl.begin_commit(Instant::now()) {
+                *commit = Some(tokio::task::spawn_blocking(move || job.run()));
+            }
+        }
+    };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -266,6 +312,17 @@ async fn drive(
                 if let Some(items) = crawl.on_outcome(id, outcome, Instant::now()) {
                     sink.send(items);
                 }
+                if let Some(deleter) = deleter {
+                    deleter.send(crawl.take_deletes());
+                }
+                if crawl.commit_due() {
+                    start_commit(crawl, &mut commit);
+                }
+            }
+            Some(ack) = acks.recv() => crawl.on_ack(ack),
+            done = async { commit.as_mut().expect("guarded").await }, if commit.is_some() => {
+                commit = None;
+                crawl.end_commit(done);
             }
             _ = &mut shutdown, if !crawl.stop_begun() => {
                 crawl.begin_stop("stopped by signal", Instant::now());
@@ -277,16 +334,17 @@ async fn drive(
                 crawl.on_render_tick(pool.render_waiting(), pool.render_up_count());
                 match crawl.on_tick(now, pool.up_count()) {
                     Tick::Abandon => break,
-                    Tick::WriteState => {
-                        let unacked = sink.unacked().await;
-                        crawl.write_state(unacked, Instant::now());
-                    }
+                    Tick::WriteState => start_commit(crawl, &mut commit),
                     Tick::Continue => {}
                 }
             }
         }
     }
     calls.abort_all();
+    // The stop sequence commits what is left; this one first.
+    if let Some(task) = commit {
+        crawl.end_commit(task.await);
+    }
 }
 
 /// Where spill files go: the state dir, or a private dir of this run
@@ -307,13 +365,26 @@ fn open_state(settings: &Settings) -> Result<(Option<StateDir>, Option<Loaded>),
     let Some(dir) = &settings.state_dir else {
         return Ok((None, None));
     };
-    let (state, loaded) = StateDir::open(dir).map_err(|e| match e {
+    let (state, mut loaded) = StateDir::open(dir).map_err(|e| match e {
         OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
         OpenError::Io(source) => EngineError::State {
             path: dir.clone(),
             source,
         },
     })?;
+    let requeue = match &settings.recrawl {
+        Some(r) => Requeue::Recrawl {
+            now: unix_now(),
+            all: r.all,
+        },
+        None => Requeue::Resume,
+    };
+    loaded.frontier = state
+        .frontier(requeue)
+        .map_err(|source| EngineError::State {
+            path: dir.clone(),
+            source,
+        })?;
     Ok((Some(state), Some(loaded)))
 }
 

@@ -98,7 +98,9 @@ fn is_missing_status(e: &CrawlError) -> bool {
 impl Crawl<'_> {
     /// Queues a request, counting why if it is dropped.
     pub(super) fn enqueue(&mut self, request: Request) {
-        match self.scheduler.enqueue(request) {
+        let state = &mut self.state;
+        let queued = |task: &Task| super::durable::record_queued(state, task);
+        match self.scheduler.enqueue_with(request, queued) {
             Ok(()) => {}
             Err(Dropped::Duplicate) => self.summary.duplicates += 1,
             Err(Dropped::TooDeep) => self.summary.too_deep += 1,
@@ -125,7 +127,10 @@ impl Crawl<'_> {
     /// A page's fetch or parse failed: see [`page_failure`].
     pub(super) fn page_failed(&mut self, task: Task, e: CrawlError, now: Instant) {
         match page_failure(&e, task.retries, self.settings) {
-            PageFailure::Skip(why) => self.skip(why),
+            PageFailure::Skip(why) => {
+                self.record_skipped(&task);
+                self.skip(why)
+            }
             PageFailure::Retry(delay) => {
                 // Debug, not info: a page that fails and is retried must
                 // not log a line per try; its final outcome is logged once.
@@ -231,6 +236,7 @@ impl Crawl<'_> {
     /// `task` failed for good: counted by kind and written to the
     /// failures file.
     pub(super) fn fail(&mut self, task: &Task, kind: &str, reason: &str) {
+        self.record_failed(task, kind);
         *self.summary.errors.entry(kind.to_owned()).or_default() += 1;
         self.registry
             .counter(

@@ -1,7 +1,8 @@
 //! The shutdown sequence, in a fixed order (Scrapy's `close_spider`): no
 //! new dispatches (the loop has ended), calls still in flight abandoned as
-//! pending, items flushed, the state written (or the unsaved items put in
-//! a file), the final figures reported. Each step's failure is logged on
+//! pending, items flushed and deletes sent, the state committed (or, with
+//! no state dir, the unsaved items put in a file), the final figures
+//! reported. Each step's failure is logged on
 //! its own, so one broken part does not block the rest.
 
 use std::io::Write as _;
@@ -15,7 +16,7 @@ use super::report::ms;
 use super::EngineError;
 use crate::dashboard::HOSTS_SHOWN;
 use crate::failures::open_append;
-use crate::items::{Finished, ItemSink};
+use crate::items::{Ack, Deleter, Finished, ItemSink};
 use crate::pool::WorkerPool;
 use crate::scheduler::Task;
 use crate::summary::Summary;
@@ -50,6 +51,8 @@ impl Crawl<'_> {
         mut self,
         pool: &WorkerPool,
         sink: ItemSink,
+        deleter: Option<Deleter>,
+        mut acks: tokio::sync::mpsc::UnboundedReceiver<Ack>,
     ) -> Result<Summary, EngineError> {
         let abandoned = self.abandon(Instant::now());
         self.summary.worker_outages += pool.outages();
@@ -63,6 +66,19 @@ impl Crawl<'_> {
             .collect();
 
         let finished = sink.finish().await;
+        if let Some(deleter) = deleter {
+            if let Some(d) = self.deletes_out.pop().map(|k| vec![k]) {
+                // Cannot happen: the loop hands every delete over as it
+                // is recorded; were one left, it is still in the store.
+                tracing::warn!(key = %d[0], "a delete was not handed to the deleter");
+            }
+            let stats = deleter.finish().await;
+            self.summary.recrawl.deletes_pending = stats.pending;
+        }
+        // Every sender is gone now (sink, deleter, the loop's own).
+        while let Ok(ack) = acks.try_recv() {
+            self.on_ack(ack);
+        }
         self.absorb_items(&finished, abandoned.len(), Instant::now());
         self.save(&abandoned, finished.unsaved)?;
         if let Some(d) = &self.settings.dashboard {
@@ -88,21 +104,19 @@ impl Crawl<'_> {
         summary.left_pending = (self.scheduler.len() + abandoned) as u64;
     }
 
-    /// Writes the final state, or, with no state dir, the items the
-    /// itemsaver never took to a file beside the failures file.
+    /// Commits the final state (calls in flight and parked suspects are
+    /// queued in the store already; unsaved items are among its unacked
+    /// ones), or, with no state dir, writes the items the itemsaver never
+    /// took to a file beside the failures file.
     fn save(&mut self, abandoned: &[Task], unsaved: Vec<Item>) -> Result<(), EngineError> {
         if self.state.is_some() {
-            let mut snap = self.snapshot(Some(abandoned), unsaved);
-            snap.finished =
-                self.fatal.is_none() && !self.summary.interrupted && snap.pending.is_empty();
-            let state = self.state.as_mut().expect("checked");
-            state
-                .write(&mut snap)
-                .map_err(|source| EngineError::State {
-                    path: state.path().to_owned(),
-                    source,
-                })?;
-            tracing::info!(dir = %state.path().display(), pending = snap.pending.len(), unsaved_items = snap.unacked.len(), "crawl state written");
+            let finished = self.fatal.is_none()
+                && !self.summary.interrupted
+                && abandoned.is_empty()
+                && self.scheduler.is_empty();
+            self.commit_final(finished, Instant::now())?;
+            let state = self.state.as_ref().expect("checked");
+            tracing::info!(dir = %state.path().display(), pending = self.summary.left_pending, unsaved_items = unsaved.len(), finished, "crawl state written");
             return Ok(());
         }
         if unsaved.is_empty() {

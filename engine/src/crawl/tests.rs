@@ -381,14 +381,16 @@ fn robots_answer_decisions() {
     assert_eq!(robots_answer(&failed), RobotsAnswer::Unavailable);
 }
 
-/// The state file is due every `state_interval`, and a snapshot holds the
-/// calls in flight as pending: a crawl resumed from it sends them again
-/// and does not queue the seeds twice.
+/// A store commit is due every `state_interval` (or sooner, after
+/// `state_commit_changes` changes), and what it holds is enough to resume:
+/// the calls in flight then are sent again and the seeds are not queued
+/// twice.
 #[tokio::test(start_paused = true)]
-async fn state_snapshot_keeps_calls_in_flight() {
+async fn state_commit_keeps_calls_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(|c| {
         c.state_interval_ms = 1_000;
+        c.state_commit_changes = 5;
         c.state_dir = dir.path().display().to_string();
     });
     let (state, _) = crate::state::StateDir::open(dir.path()).unwrap();
@@ -403,18 +405,47 @@ async fn state_snapshot_keeps_calls_in_flight() {
     assert_eq!(c.on_tick(now, 1), Tick::Continue, "not due yet");
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(c.on_tick(Instant::now(), 1), Tick::WriteState);
-    c.write_state(Vec::new(), Instant::now());
+    c.commit(Instant::now());
     assert_eq!(c.on_tick(Instant::now(), 1), Tick::Continue, "just written");
+    assert!(!c.commit_due());
     drop(c);
 
-    let (state, loaded) = crate::state::StateDir::open(dir.path()).unwrap();
+    let (state, mut loaded) = crate::state::StateDir::open(dir.path()).unwrap();
+    loaded.frontier = state.frontier(crate::state::Requeue::Resume).unwrap();
     let mut resumed = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
     resumed.resume_or_seed(Some(loaded));
     assert!(resumed.summary.resumed);
+    assert_eq!(resumed.summary.pages, 1);
     let (sent, _) = dispatch(&mut resumed, Instant::now());
     let mut urls: Vec<String> = sent.into_iter().map(|(_, u)| u).collect();
     urls.sort();
     assert_eq!(urls, ["http://a.test/1", "http://a.test/2"]);
+}
+
+/// `state_commit_changes` brings a commit forward: a page with many new
+/// links makes one due before the interval is up.
+#[tokio::test(start_paused = true)]
+async fn many_changes_commit_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(|c| {
+        c.state_commit_changes = 5;
+        c.state_dir = dir.path().display().to_string();
+    });
+    let (state, _) = crate::state::StateDir::open(dir.path()).unwrap();
+    let workers = s.workers.clone();
+    let mut c = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    c.resume_or_seed(None);
+    let now = Instant::now();
+    let id = one(dispatch(&mut c, now).0);
+    assert!(!c.commit_due(), "one seed queued");
+    let links: Vec<String> = (0..5).map(|i| format!("http://a.test/{i}")).collect();
+    let links: Vec<&str> = links.iter().map(String::as_str).collect();
+    c.on_outcome(id, page(&links), now);
+    assert!(c.commit_due());
+    assert_eq!(c.on_tick(now, 1), Tick::WriteState);
+    c.commit(now);
+    assert!(!c.commit_due());
+    assert_eq!(c.state.as_ref().unwrap().store.url_count().unwrap(), 6);
 }
 
 /// `max_duration` stops the crawl like a signal once the run time is
@@ -433,6 +464,165 @@ async fn time_limit_stops_the_crawl() {
     assert_eq!(dispatch(&mut c, Instant::now()).1, Step::Done);
     assert_eq!(c.summary.stop_reason.as_deref(), Some("time limit reached"));
     assert_eq!(c.queued(), 1, "the new link is left pending");
+}
+
+fn profile_item(id: &str) -> Item {
+    Item {
+        url: "http://a.test/".into(),
+        kind: "profile".into(),
+        id: Some(id.into()),
+        payload: Default::default(),
+    }
+}
+
+/// A recrawl tells unchanged, changed and gone pages apart by their
+/// previous records: unchanged keeps its items and backs off, changed
+/// stores its new items and has the one it dropped deleted, gone has all
+/// its items deleted; the counts land in the summary (issue 13).
+#[tokio::test(start_paused = true)]
+async fn recrawl_decides_unchanged_changed_gone() {
+    use crate::state::{Fetched, Meta, Requeue, StateDir, UrlRecord, UrlStatus};
+    use rpcsupport::PageMeta;
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(|c| {
+        c.state_dir = dir.path().display().to_string();
+        c.recrawl = true;
+        c.recrawl_now = true;
+    });
+    let urls = [
+        "http://a.test/same",
+        "http://a.test/new-body",
+        "http://a.test/gone",
+    ];
+    {
+        let (mut state, _) = StateDir::open(dir.path()).unwrap();
+        for (i, url) in urls.iter().enumerate() {
+            let task = crate::scheduler::Task::new(Request::new(*url, ParserSpec::named("p"), 1));
+            let mut r = UrlRecord::queued(&task);
+            r.status = UrlStatus::Done;
+            r.fetched = Some(Fetched {
+                http_status: 200,
+                etag: Some(format!("\"v{i}\"")),
+                content_hash: Some(i as u64),
+                interval_s: 7200,
+                next_fetch: i64::MAX,
+                ..Fetched::default()
+            });
+            r.item_keys = vec![format!("{i}a"), format!("{i}b")];
+            state.store.put(crate::scheduler::fingerprint(url), r);
+        }
+        state
+            .commit(&Meta {
+                finished: true,
+                ..Meta::default()
+            })
+            .unwrap();
+    }
+    let (state, mut loaded) = StateDir::open(dir.path()).unwrap();
+    loaded.frontier = state
+        .frontier(Requeue::Recrawl {
+            now: crate::state::unix_now(),
+            all: true,
+        })
+        .unwrap();
+    let workers = s.workers.clone();
+    let mut c = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    c.resume_or_seed(Some(loaded));
+    assert!(c.summary.recrawl.active && !c.summary.resumed);
+    assert_eq!(c.summary.recrawl.due, 3);
+    let now = Instant::now();
+    let mut sent = Vec::new();
+    c.dispatch(now, |id, r: &Request| sent.push((id, r.clone())));
+    assert_eq!(sent.len(), 3);
+    for (id, request) in sent {
+        assert!(
+            request.hints.etag.is_some(),
+            "{request:?} goes with its validators"
+        );
+        let outcome = match request.url.rsplit('/').next().unwrap() {
+            "same" => answered(Ok(ParseResult {
+                page: PageMeta {
+                    status: 304,
+                    unchanged: true,
+                    ..PageMeta::default()
+                },
+                ..ParseResult::default()
+            })),
+            "new-body" => answered(Ok(ParseResult {
+                items: vec![profile_item("1a")],
+                page: PageMeta {
+                    status: 200,
+                    content_hash: Some(99),
+                    ..PageMeta::default()
+                },
+                ..ParseResult::default()
+            })),
+            _ => answered(Err(status(410))),
+        };
+        c.on_outcome(id, outcome, now);
+    }
+    let r = &c.summary.recrawl;
+    assert_eq!((r.unchanged, r.changed, r.new, r.gone), (1, 1, 0, 1));
+    let mut deletes = c.take_deletes();
+    deletes.sort();
+    assert_eq!(deletes, ["1b", "2a", "2b"]);
+    let store = &c.state.as_ref().unwrap().store;
+    let get = |url: &str| {
+        store
+            .get(crate::scheduler::fingerprint(url))
+            .unwrap()
+            .unwrap()
+    };
+    let same = get(urls[0]);
+    assert_eq!(same.item_keys, ["0a", "0b"], "unchanged keeps its items");
+    let f = same.fetched.unwrap();
+    assert_eq!(f.interval_s, 10_800, "unchanged: 1.5 times longer");
+    assert_eq!(
+        f.etag.as_deref(),
+        Some("\"v0\""),
+        "a 304 keeps the validators"
+    );
+    let changed = get(urls[1]);
+    assert_eq!(changed.item_keys, ["1a"]);
+    assert_eq!(
+        changed.fetched.unwrap().interval_s,
+        3_600,
+        "changed: halved"
+    );
+    let gone = get(urls[2]);
+    assert_eq!(gone.status, UrlStatus::Gone);
+    assert!(gone.item_keys.is_empty());
+}
+
+/// While a commit is under way and a full batch of changes waits behind
+/// it, nothing new is sent: the changes held in memory stay bounded
+/// however slow the disk; once the commit is done, dispatch resumes.
+#[tokio::test(start_paused = true)]
+async fn dispatch_waits_for_a_commit_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(|c| {
+        c.state_commit_changes = 3;
+        c.state_dir = dir.path().display().to_string();
+    });
+    let (state, _) = crate::state::StateDir::open(dir.path()).unwrap();
+    let workers = s.workers.clone();
+    let mut c = Crawl::new(&s, &workers, dir.path().to_owned(), Some(state));
+    c.resume_or_seed(None);
+    let now = Instant::now();
+    let id = one(dispatch(&mut c, now).0);
+    let job = c.begin_commit(now).expect("a commit starts");
+    c.on_outcome(
+        id,
+        page(&["http://a.test/1", "http://a.test/2", "http://a.test/3"]),
+        now,
+    );
+    assert!(c.commit_backlogged());
+    assert!(dispatch(&mut c, now).0.is_empty(), "held back");
+    job.run().unwrap();
+    drop(job);
+    c.end_commit(Ok(Ok(())));
+    assert!(!c.commit_backlogged());
+    assert_eq!(dispatch(&mut c, now).0.len(), 3);
 }
 
 // What pages say about themselves (page.rs) and render routing

@@ -26,6 +26,21 @@ use crate::failures::FailureLog;
 use crate::pool::deadline_in;
 use crate::spill::SpillQueue;
 
+mod delete;
+
+pub use delete::{DeleteOptions, DeleteStats, Deleter};
+
+/// What the itemsaver acknowledged, for the URL store: it keeps items and
+/// deletes until they are acknowledged, so a killed engine loses neither.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ack {
+    /// Items with these keys were stored (or refused for good, and put in
+    /// the failures file): no longer to be sent.
+    Items(Vec<String>),
+    /// These deletes were done; the itemsaver held this many of the keys.
+    Deletes(Vec<String>, u64),
+}
+
 /// Most encoded bytes in one save call: big items make smaller batches, so
 /// a batch stays well under the itemsaver's frame limit (64 MiB by
 /// default), which would otherwise close the connection on every try.
@@ -70,6 +85,9 @@ pub struct SinkOptions {
     pub saved: rpcsupport::metrics::Counter,
     /// Where refused items are recorded.
     pub failures: FailureLog,
+    /// Told the keys of each batch once the itemsaver has answered for
+    /// it, if anyone keeps items until then (the URL store).
+    pub acked: Option<mpsc::UnboundedSender<Ack>>,
 }
 
 enum Msg {
@@ -252,6 +270,15 @@ impl Sink {
         // takes the batch back without copying it.
         let batch = Arc::try_unwrap(std::mem::take(&mut self.in_flight_items))
             .unwrap_or_else(|shared| shared.as_ref().clone());
+        let answered = match &result {
+            Ok(_) | Err(SaveFailure::Rejected(_)) => true,
+            Err(SaveFailure::TooLarge(_)) => batch.len() <= 1,
+            Err(SaveFailure::Transient(_)) => false,
+        };
+        if let (true, Some(acked)) = (answered, &self.opts.acked) {
+            // The crawl's end of the channel lives as long as the crawl.
+            let _ = acked.send(Ack::Items(batch.iter().map(Item::key).collect()));
+        }
         match result {
             Ok(refused) => {
                 let refused = self.record_refused(&batch, &refused);

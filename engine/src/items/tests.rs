@@ -34,6 +34,7 @@ async fn unreachable_itemsaver_hands_items_back() {
         finish_timeout: Duration::from_millis(300),
         saved: Default::default(),
         failures: FailureLog::new(None),
+        acked: None,
     };
     let sink = ItemSink::spawn(None, opts, vec![item(0)]);
     sink.send((1..10).map(item).collect());
@@ -97,6 +98,7 @@ fn options(addr: HostAddr, dir: &std::path::Path, batch_size: usize) -> SinkOpti
         finish_timeout: Duration::from_secs(5),
         saved: Default::default(),
         failures: FailureLog::new(Some(dir.join("failures.jsonl"))),
+        acked: None,
     }
 }
 

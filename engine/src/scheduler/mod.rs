@@ -8,8 +8,8 @@
 //! or idle), [`Scheduler::done`] / [`Scheduler::retry`] /
 //! [`Scheduler::robots_answer`] when a call comes back, and
 //! [`Scheduler::is_idle`]; then what the crawl reports (`len`,
-//! `take_counts`, `busiest_hosts`, `seen_count`) and the state file
-//! (`snapshot.rs`). Behind it, one file per part:
+//! `take_counts`, `busiest_hosts`, `seen_count`) and the state dir
+//! (`enqueue_with`, `snapshot.rs`). Behind it, one file per part:
 //!
 //! - `hosts.rs`: per-host queues and limits: at most `concurrency` requests
 //!   in flight per host and at least `delay` between the starts of two
@@ -20,7 +20,8 @@
 //!   after its TTL; while it is unreachable the host waits.
 //! - `delayed.rs`: requests that failed transiently wait in a timer heap
 //!   until their backoff is over.
-//! - `snapshot.rs`: what the state file keeps, and loading it back.
+//! - `snapshot.rs`: the frontier as a value, and loading one back (a
+//!   resume from the URL store).
 //! - `url.rs`: host, origin and path read off a URL's text; the fingerprint.
 //!
 //! The far end of a frontier larger than `queue_memory_tasks` waits on disk
@@ -163,7 +164,17 @@ impl Scheduler {
     }
 
     /// Queues `request` unless it is a duplicate, too deep or out of scope.
-    pub fn enqueue(&mut self, mut request: Request) -> Result<(), Dropped> {
+    pub fn enqueue(&mut self, request: Request) -> Result<(), Dropped> {
+        self.enqueue_with(request, |_| {})
+    }
+
+    /// [`Scheduler::enqueue`], showing `queued` the task as queued (its URL
+    /// normalized), so the URL store can record it.
+    pub fn enqueue_with(
+        &mut self,
+        mut request: Request,
+        queued: impl FnOnce(&Task),
+    ) -> Result<(), Dropped> {
         if self.max_depth.is_some_and(|max| request.depth > max) {
             return Err(Dropped::TooDeep);
         }
@@ -184,7 +195,9 @@ impl Scheduler {
             return Err(Dropped::Duplicate);
         }
         request.url = normalized;
-        self.push_or_spill(Task::new(request));
+        let task = Task::new(request);
+        queued(&task);
+        self.push_or_spill(task);
         Ok(())
     }
 

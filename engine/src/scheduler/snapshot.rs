@@ -1,11 +1,12 @@
-//! What the state file keeps of the frontier, and loading it back: the
-//! crawl tasks queued, spilled or waiting out a backoff, and the seen-URL
-//! fingerprints. robots.txt fetches are not crawl tasks: they are redone
-//! after a restart.
+//! The frontier as a value, and loading one back: the crawl tasks queued,
+//! spilled or waiting out a backoff, and the seen-URL fingerprints. A
+//! resume loads the URL store's queued records and every stored
+//! fingerprint this way ([`crate::state::StateDir::frontier`]). robots.txt
+//! fetches are not crawl tasks: they are redone after a restart.
 
 use super::{fingerprint, Scheduler, Task};
 
-/// The frontier as the state file keeps it.
+/// The frontier as a value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FrontierSnapshot {
     /// Every crawl task not yet done.
@@ -15,7 +16,7 @@ pub struct FrontierSnapshot {
 }
 
 impl Scheduler {
-    /// The frontier for the state file (spilled tasks included).
+    /// The frontier's tasks (spilled ones included) and seen set.
     pub fn snapshot(&mut self) -> FrontierSnapshot {
         let mut pending: Vec<Task> = self
             .hosts

@@ -1,0 +1,289 @@
+//! What the crawl writes to the URL store ([`crate::state`]), and the
+//! recrawl's decisions: a record per URL as it is queued, fetched, failed
+//! or gone; the items of a page with its done status; acknowledgements
+//! from the itemsaver; the group commits.
+//!
+//! On a recrawl (`--recrawl`) a page's previous record decides what its
+//! fetch means: no earlier fetch, new; the worker found it unchanged (a
+//! 304, or the same body hash), unchanged, its items kept and its interval
+//! grown; otherwise changed, its items stored again (same ids: the
+//! itemsaver upserts) and any item it no longer produces deleted; a 404
+//! or 410, gone, its items deleted. Deletes wait in the store until the
+//! itemsaver acknowledges them.
+
+use std::collections::HashSet;
+
+use rpcsupport::ParseResult;
+use tokio::time::Instant;
+
+use super::machine::Crawl;
+use super::EngineError;
+use crate::items::Ack;
+use crate::scheduler::{fingerprint, Task};
+use crate::state::{unix_now, Change, CommitJob, Fetched, Meta, StateDir, UrlRecord, UrlStatus};
+
+/// A task was queued: its record says so (at the next commit).
+pub(super) fn record_queued(state: &mut Option<StateDir>, task: &Task) {
+    if let Some(state) = state {
+        state
+            .store
+            .put(fingerprint(&task.request.url), UrlRecord::queued(task));
+    }
+}
+
+impl Crawl<'_> {
+    /// The record a recrawl compares against (`None` outside a recrawl:
+    /// a plain crawl fetches each URL once and needs no read).
+    fn previous(&self, fp: u64) -> Option<UrlRecord> {
+        self.settings.recrawl.as_ref()?;
+        let state = self.state.as_ref()?;
+        match state.store.get(fp) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a URL record; treating the page as new");
+                None
+            }
+        }
+    }
+
+    /// A page arrived: its record (validators, schedule, item keys) and its
+    /// items, unacknowledged, go into the store together.
+    pub(super) fn record_page(&mut self, task: &Task, parsed: &ParseResult) {
+        if self.state.is_none() {
+            return;
+        }
+        let fp = fingerprint(&task.request.url);
+        let now = unix_now();
+        let prev = self.previous(fp);
+        let page = &parsed.page;
+        let prev_fetch = prev.as_ref().and_then(|r| r.fetched.as_ref());
+        let change = match prev_fetch {
+            None => Change::New,
+            Some(_) if page.unchanged => Change::Unchanged,
+            Some(f) if page.content_hash.is_some() && page.content_hash == f.content_hash => {
+                Change::Unchanged
+            }
+            Some(_) => Change::Changed,
+        };
+        let lastmod = task
+            .request
+            .hints
+            .lastmod
+            .or(prev.as_ref().and_then(|r| r.lastmod));
+        let interval = self.settings.recrawl_policy.interval(
+            prev_fetch.map(|f| f.interval_s),
+            change,
+            lastmod,
+            now,
+        );
+        // A 304 may omit the validators it confirmed: keep the old ones.
+        let kept = |new: &Option<String>, old: Option<&Option<String>>| match change {
+            Change::Unchanged => new.clone().or_else(|| old.cloned().flatten()),
+            _ => new.clone(),
+        };
+        let fetched = Fetched {
+            http_status: match page.status {
+                0 | 304 => 200,
+                s => s,
+            },
+            etag: kept(&page.etag, prev_fetch.map(|f| &f.etag)),
+            last_modified: kept(&page.last_modified, prev_fetch.map(|f| &f.last_modified)),
+            content_hash: page
+                .content_hash
+                .or_else(|| prev_fetch.and_then(|f| f.content_hash)),
+            fetched_at: now,
+            next_fetch: now.saturating_add(interval as i64),
+            interval_s: interval,
+        };
+        let item_keys: Vec<String> = match (change, &prev) {
+            (Change::Unchanged, Some(p)) => p.item_keys.clone(),
+            _ => parsed.items.iter().map(|i| i.key()).collect(),
+        };
+        let dropped: Vec<String> = match (change, &prev) {
+            (Change::Changed, Some(p)) => {
+                let now_produced: HashSet<&String> = item_keys.iter().collect();
+                p.item_keys
+                    .iter()
+                    .filter(|k| !now_produced.contains(k))
+                    .cloned()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if self.summary.recrawl.active {
+            let r = &mut self.summary.recrawl;
+            match change {
+                Change::New => r.new += 1,
+                Change::Unchanged => r.unchanged += 1,
+                Change::Changed => r.changed += 1,
+            }
+        }
+        let record = UrlRecord {
+            status: UrlStatus::Done,
+            url: task.request.url.clone(),
+            parser: task.request.parser.clone(),
+            depth: task.request.depth,
+            attempts: task.attempts,
+            lastmod,
+            fetched: Some(fetched),
+            item_keys,
+        };
+        let state = self.state.as_mut().expect("checked");
+        state.record_done(fp);
+        state.store.put(fp, record);
+        state.store.items_sent(&parsed.items);
+        if !dropped.is_empty() {
+            state.store.deletes_queued(&dropped);
+            self.deletes_out.extend(dropped);
+        }
+    }
+
+    /// A request failed for good (`kind`, as counted): its record says
+    /// failed, or gone for a 404 / 410, whose items are then deleted.
+    pub(super) fn record_failed(&mut self, task: &Task, kind: &str) {
+        if self.state.is_none() {
+            return;
+        }
+        let fp = fingerprint(&task.request.url);
+        let gone = matches!(kind, "http_404" | "http_410");
+        let mut record = self.previous(fp).unwrap_or_else(|| UrlRecord::queued(task));
+        let known = record.fetched.is_some();
+        record.status = if gone {
+            UrlStatus::Gone
+        } else {
+            UrlStatus::Failed
+        };
+        record.attempts = task.attempts;
+        let deletes = if gone {
+            std::mem::take(&mut record.item_keys)
+        } else {
+            Vec::new()
+        };
+        if gone && known && self.summary.recrawl.active {
+            self.summary.recrawl.gone += 1;
+        }
+        let state = self.state.as_mut().expect("checked");
+        state.store.put(fp, record);
+        if !deletes.is_empty() {
+            state.store.deletes_queued(&deletes);
+            self.deletes_out.extend(deletes);
+        }
+    }
+
+    /// A request not crawled on purpose (not HTML, redirected off-site):
+    /// done, with nothing to keep.
+    pub(super) fn record_skipped(&mut self, task: &Task) {
+        if let Some(state) = self.state.as_mut() {
+            let mut record = UrlRecord::queued(task);
+            record.status = UrlStatus::Done;
+            state.store.put(fingerprint(&task.request.url), record);
+        }
+    }
+
+    /// The itemsaver acknowledged items or deletes.
+    pub(super) fn on_ack(&mut self, ack: Ack) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        match ack {
+            Ack::Items(keys) => state.store.items_acked(&keys),
+            Ack::Deletes(keys, deleted) => {
+                state.store.deletes_acked(&keys);
+                self.summary.recrawl.items_deleted += deleted;
+            }
+        }
+    }
+
+    /// Deletes queued since the last call, for the deleter.
+    pub(super) fn take_deletes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.deletes_out)
+    }
+
+    /// Whether enough changes wait to commit before the interval is up.
+    pub(super) fn commit_due(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| s.store.changes() >= self.settings.state_commit_changes)
+    }
+
+    /// Whether a full batch of changes waits behind a commit still under
+    /// way: then nothing new is sent until it is done, so the changes held
+    /// in memory (and what a kill can lose) stay within about two batches
+    /// however slow the disk.
+    pub(super) fn commit_backlogged(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| {
+            s.store.committing() && s.store.changes() >= self.settings.state_commit_changes
+        })
+    }
+
+    /// Hands the store's changes, with the counters, to a commit that runs
+    /// off the loop (`None`: no state dir, or a commit is under way).
+    pub(super) fn begin_commit(&mut self, now: Instant) -> Option<CommitJob> {
+        self.last_state_write = now;
+        let meta = self.meta(false, now);
+        let state = self.state.as_mut()?;
+        match state.begin_commit(&meta) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write crawl state");
+                None
+            }
+        }
+    }
+
+    /// The commit begun last is over (`Err`: its thread panicked).
+    pub(super) fn end_commit(
+        &mut self,
+        result: Result<std::io::Result<()>, tokio::task::JoinError>,
+    ) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let result = result.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, dir = %state.path().display(), "cannot write crawl state; its changes go with the next commit");
+        }
+        if let Err(e) = state.end_commit(result.is_ok()) {
+            // Only the refetch count suffers.
+            tracing::warn!(error = %e, "cannot trim done.log");
+        }
+    }
+
+    fn meta(&mut self, finished: bool, now: Instant) -> Meta {
+        self.absorb_scheduler_counts();
+        let mut summary = self.summary.clone();
+        summary.elapsed = self.elapsed(now);
+        Meta {
+            summary,
+            finished,
+            ..Meta::default()
+        }
+    }
+
+    /// Commits the store's changes with the counters here and now (logged
+    /// on failure: the changes stay in memory for the next try); the loop
+    /// commits off its thread instead.
+    #[cfg(test)]
+    pub(super) fn commit(&mut self, now: Instant) {
+        if let Err(e) = self.commit_with(false, now) {
+            tracing::error!(error = %e, "cannot write crawl state");
+        }
+        self.last_state_write = now;
+    }
+
+    /// The final commit: `finished` when the crawl ran to its end.
+    pub(super) fn commit_final(&mut self, finished: bool, now: Instant) -> Result<(), EngineError> {
+        self.commit_with(finished, now)
+    }
+
+    fn commit_with(&mut self, finished: bool, now: Instant) -> Result<(), EngineError> {
+        let meta = self.meta(finished, now);
+        let Some(state) = self.state.as_mut() else {
+            return Ok(());
+        };
+        state.commit(&meta).map_err(|source| EngineError::State {
+            path: state.path().to_owned(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,312 @@
+//! Conditional recrawl (issue 13): the demo site crawled at generation 0
+//! into a store with a state dir, moved to generation 1, then recrawled
+//! from the same state dir with `recrawl` and `recrawl_now`. The store
+//! ends holding exactly generation 1 (changed profiles updated, removed
+//! ones deleted, nothing twice), and the summary's counts match the site's
+//! own generation functions and request log. Once the workers send
+//! validators (`If-None-Match`), the site's log shows conditional requests
+//! for every known page and 304s for the unchanged ones, and the summary
+//! counts them as unchanged; with workers that do not yet, the test says
+//! so and checks the rest.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::future::pending;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::*;
+use demosite::{generation, Generation, SiteConfig, SiteOptions};
+use itemsaver::ItemStore;
+use rpcsupport::{ScanRequest, Value};
+
+const PROFILES: u64 = 600;
+
+/// Every item in `store`, by key.
+async fn all_items(store: &dyn ItemStore) -> BTreeMap<String, rpcsupport::Item> {
+    let mut out = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .scan(&ScanRequest {
+                query: String::new(),
+                after,
+                size: 500,
+            })
+            .await
+            .expect("scan the store");
+        for item in page.items {
+            assert!(
+                out.insert(item.key(), item).is_none(),
+                "an item stored twice"
+            );
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// An itemsaver on 127.0.0.1:0 over `store`; stops when the sender drops.
+fn serve_store(store: Arc<dyn ItemStore>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        itemsaver::serve(
+            listener,
+            store,
+            itemsaver::ServerOptions::default(),
+            async {
+                let _ = rx.await;
+            },
+        )
+        .await
+        .expect("itemsaver serves")
+    });
+    (addr, tx)
+}
+
+/// The two crawls and every check, against the store behind `saver`.
+async fn crawl_then_recrawl(store: Arc<dyn ItemStore>) {
+    let generation = Generation::new(0);
+    let (site, url, log, _site_stop) = start_site_with(
+        "127.0.0.1",
+        SiteConfig {
+            profiles: PROFILES,
+            ..SiteConfig::default()
+        },
+        SiteOptions {
+            open_web: true,
+            generation: generation.clone(),
+            ..SiteOptions::default()
+        },
+    )
+    .await;
+    let (w1, _s1) = start_worker().await;
+    let (w2, _s2) = start_worker().await;
+    let (saver, _s3) = serve_store(store.clone());
+    let state = tempfile::tempdir().unwrap();
+    let mut config = engine_config(&url, &[w1, w2], saver);
+    config.state_dir = state.path().to_str().unwrap().to_owned();
+    // The links alone reach every page; the sitemaps (which open_web also
+    // serves) would add fetches this test does not count.
+    config.use_sitemaps = false;
+    // Deletes the itemsaver refuses are kept for a later run; do not wait
+    // the default five minutes for them here.
+    config.itemsaver_wait_ms = 5_000;
+
+    let first = engine::run(config.clone().validate().unwrap(), pending())
+        .await
+        .expect("first crawl runs");
+    assert_eq!(first.items_saved, PROFILES, "{first}");
+    assert!(!first.recrawl.active, "{first}");
+    let before = all_items(&*store).await;
+    assert_eq!(before.len() as u64, PROFILES);
+
+    generation.set(1);
+    let mark = log.entries().len();
+    config.recrawl = true;
+    config.recrawl_now = true;
+    let second = engine::run(config.validate().unwrap(), pending())
+        .await
+        .expect("recrawl runs");
+    println!("{second}");
+    let served: Vec<_> = log.entries().into_iter().skip(mark).collect();
+
+    // The store holds generation 1 exactly: every profile once, the
+    // changed ones with their new fields, the removed ones gone.
+    let expected = site.expected_profiles(1, 0);
+    let after = all_items(&*store).await;
+    let ids: Vec<String> = expected.iter().map(|p| p.id.to_string()).collect();
+    assert_eq!(
+        after
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        ids.iter().cloned().collect(),
+        "{second}"
+    );
+    for p in &expected {
+        let item = &after[&p.id.to_string()];
+        assert_eq!(
+            item.payload["name"],
+            Value::Str(p.name.clone()),
+            "profile {}",
+            p.id
+        );
+        assert_eq!(
+            item.payload["age"],
+            Value::Int(p.age as i64),
+            "profile {}",
+            p.id
+        );
+    }
+
+    // What the site's generation functions say about its profiles.
+    let removed: Vec<u64> = (1..=PROFILES)
+        .filter(|&id| generation::removed(id, 1))
+        .collect();
+    let edited = (1..=PROFILES)
+        .filter(|&id| generation::changed(id, 1) && !generation::removed(id, 1))
+        .count();
+    let page_changed: Vec<u64> = (1..=PROFILES)
+        .filter(|&id| site.profile_page_changed(id, 1))
+        .collect();
+    assert!(
+        !removed.is_empty() && edited > 0,
+        "generation 1 changes nothing"
+    );
+    let r = &second.recrawl;
+    assert!(r.active, "{second}");
+    assert_eq!(
+        r.due,
+        site.page_count(),
+        "every known page is due: {second}"
+    );
+    assert_eq!(r.gone, removed.len() as u64, "{second}");
+    assert_eq!(r.new, 0, "generation 1 links nothing new: {second}");
+    assert_eq!(r.items_deleted, removed.len() as u64, "{second}");
+    assert_eq!(r.deletes_pending, 0, "{second}");
+    assert_eq!(r.unchanged + r.changed + r.gone, r.due, "{second}");
+
+    // The site's log: every known page asked for again, the removed
+    // profiles answered 410.
+    let profile_id = |path: &str| path.strip_prefix("/profile/")?.parse::<u64>().ok();
+    let gone_served: Vec<u64> = served
+        .iter()
+        .filter(|e| e.status == 410)
+        .filter_map(|e| profile_id(&e.path))
+        .collect();
+    assert_eq!(gone_served.len(), removed.len());
+    let conditional = served.iter().filter(|e| e.if_none_match.is_some()).count();
+    if conditional == 0 {
+        println!(
+            "notice: the workers sent no If-None-Match: validators are not sent back yet (the worker side of issue 13); the 304 checks are skipped"
+        );
+        return;
+    }
+    let pages: Vec<_> = served.iter().filter(|e| e.path != "/robots.txt").collect();
+    assert!(
+        pages.iter().all(|e| e.if_none_match.is_some()),
+        "a known page was asked for without its validator"
+    );
+    let not_modified = pages.iter().filter(|e| e.status == 304).count() as u64;
+    let fresh: Vec<u64> = pages
+        .iter()
+        .filter(|e| e.status == 200)
+        .filter_map(|e| profile_id(&e.path))
+        .collect();
+    let mut fresh_sorted = fresh.clone();
+    fresh_sorted.sort();
+    assert_eq!(fresh_sorted, page_changed, "profile pages answered 200");
+    assert_eq!(r.unchanged, not_modified, "{second}");
+    assert_eq!(
+        r.changed,
+        pages.iter().filter(|e| e.status == 200).count() as u64,
+        "{second}"
+    );
+}
+
+/// The recrawl into the embedded store (tantivy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recrawl_updates_and_deletes_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
+    crawl_then_recrawl(store).await;
+}
+
+/// The same recrawl into Elasticsearch (needs `CRAWLER_TEST_ES_URL`, see
+/// `scripts/noida.sh`; without it the test prints a notice and passes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recrawl_updates_and_deletes_elasticsearch() {
+    let Some(url) = testsupport::elasticsearch_url("Elasticsearch recrawl test") else {
+        return;
+    };
+    let settings = itemsaver::store::elastic::Settings {
+        urls: vec![url.parse().expect("CRAWLER_TEST_ES_URL is a URL")],
+        index: format!(
+            "recrawl-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        ),
+        auth: None,
+        ca_cert: None,
+    };
+    let store: Arc<dyn ItemStore> = Arc::new(
+        itemsaver::open_elastic(&settings)
+            .await
+            .expect("connect to Elasticsearch"),
+    );
+    crawl_then_recrawl(store).await;
+}
+
+/// `recrawl_every` keeps the engine recrawling, round after round (each
+/// waiting for the next due URL or the duration, here 1 s), until
+/// shutdown; each round sees the site as it is then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recrawl_every_runs_rounds_until_shutdown() {
+    let generation = Generation::new(0);
+    let (_site, url, _log, _site_stop) = start_site_with(
+        "127.0.0.1",
+        SiteConfig {
+            profiles: 100,
+            ..SiteConfig::default()
+        },
+        SiteOptions {
+            open_web: true,
+            generation: generation.clone(),
+            ..SiteOptions::default()
+        },
+    )
+    .await;
+    let (w1, _s1) = start_worker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
+    let (saver, _s2) = serve_store(store);
+    let state = tempfile::tempdir().unwrap();
+    let mut config = engine_config(&url, &[w1], saver);
+    config.state_dir = state.path().to_str().unwrap().to_owned();
+    config.use_sitemaps = false;
+    let first = engine::run(config.clone().validate().unwrap(), pending())
+        .await
+        .unwrap();
+    assert_eq!(first.items_saved, 100, "{first}");
+
+    config.recrawl_now = true;
+    config.recrawl_every = "1s".into();
+    let settings = config.validate().unwrap();
+    let every = settings.recrawl.as_ref().unwrap().every.unwrap();
+    let rounds = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let (seen, stop) = (rounds.clone(), done.clone());
+    let shutdown = async move { done.notified().await };
+    let last = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        engine::run_every(settings, every, shutdown, move |s| {
+            let mut r = seen.lock().unwrap();
+            r.push(s.recrawl.clone());
+            // Move the site on after the first round; stop after the second.
+            generation.set(1);
+            if r.len() == 2 {
+                stop.notify_one();
+            }
+        }),
+    )
+    .await
+    .expect("rounds end at shutdown")
+    .unwrap();
+    let rounds = rounds.lock().unwrap();
+    assert!(rounds.len() >= 2, "{last}");
+    assert!(rounds.iter().all(|r| r.active && r.due > 0), "{rounds:?}");
+    assert_eq!(rounds[0].gone, 0, "{rounds:?}");
+    let removed = (1..=100).filter(|&id| generation::removed(id, 1)).count() as u64;
+    assert_eq!(rounds[1].gone, removed, "{rounds:?}");
+}
