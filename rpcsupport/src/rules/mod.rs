@@ -273,18 +273,7 @@ impl Rules {
                 ));
             }
         }
-        for (i, sitemap) in file.sitemaps.iter().enumerate() {
-            match url::Url::parse(sitemap) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                _ => {
-                    return Err(RuleError::new(
-                        "",
-                        format!("sitemaps[{i}]"),
-                        format!("{sitemap:?} is not an http(s) URL"),
-                    ))
-                }
-            }
-        }
+        http_urls("sitemaps", &file.sitemaps)?;
         if !file.sitemaps.is_empty() && file.start.is_none() && file.sitemap_parser.is_none() {
             return Err(RuleError::new(
                 "",
@@ -308,18 +297,7 @@ impl Rules {
                 "seeds are given but no start parser",
             ));
         }
-        for (i, seed) in file.seeds.iter().enumerate() {
-            match url::Url::parse(seed) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                _ => {
-                    return Err(RuleError::new(
-                        "",
-                        format!("seeds[{i}]"),
-                        format!("{seed:?} is not an http(s) URL"),
-                    ))
-                }
-            }
-        }
+        http_urls("seeds", &file.seeds)?;
         for (name, spec) in &file.parsers {
             check_rule(name, spec, &known)?;
         }
@@ -445,6 +423,24 @@ impl Rules {
         }
         out
     }
+}
+
+/// Checks that every URL of the file-level list `key` is an http(s) URL;
+/// the first that is not is the mistake, named `key[i]`.
+fn http_urls(key: &str, urls: &[String]) -> Result<(), RuleError> {
+    for (i, url) in urls.iter().enumerate() {
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(RuleError::new(
+                    "",
+                    format!("{key}[{i}]"),
+                    format!("{url:?} is not an http(s) URL"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A parser's `render` argument ([`Render::ARG`]): `never` when absent, an

@@ -172,3 +172,42 @@ fn ruleset_ids_are_stable() {
     let again: RulesFile = serde_json::from_str(&rules(a).to_json()).unwrap();
     assert_eq!(ruleset_id(&again), rules(a).id());
 }
+
+/// Issues 13 and 16: the file-level sitemap keys are checked like seeds, a
+/// rule's `render` key is read, and `render_of` prefers a rule's key to a
+/// parser argument.
+#[test]
+fn sitemap_and_render_keys() {
+    let e = error(
+        r#"start = "page"
+        sitemaps = ["ftp://x/"]
+        [parsers.page]"#,
+        Builtins::Known(BUILTINS),
+    );
+    assert_eq!((e.key.as_str(), e.parser.as_str()), ("sitemaps[0]", ""));
+    let e = error(
+        r#"sitemaps = ["http://x/sitemap.xml"]
+        [parsers.page]"#,
+        Builtins::Known(BUILTINS),
+    );
+    assert_eq!(e.key, "sitemap_parser");
+    let e = error(r#"sitemap_parser = "nope""#, Builtins::Known(BUILTINS));
+    assert!(e.reason.contains("unknown parser"), "{e}");
+
+    let set = rules(
+        r#"sitemaps = ["http://x/sitemap.xml"]
+        sitemap_parser = "page"
+        [parsers.page]
+        render = "auto"
+        [parsers.plain]"#,
+    );
+    assert_eq!(set.render_of(&set.spec("page")), Ok(Render::Auto));
+    assert_eq!(set.render_of(&set.spec("plain")), Ok(Render::Never));
+    let mut builtin = ParserSpec::named("profile");
+    builtin.args.insert(Render::ARG.into(), "always".into());
+    assert_eq!(set.render_of(&builtin), Ok(Render::Always));
+    builtin.args.insert(Render::ARG.into(), "sometimes".into());
+    assert!(set.render_of(&builtin).unwrap_err().contains("sometimes"));
+    assert!(set.outside_parsers().is_empty());
+    assert!(set.describe().contains("render: auto"));
+}
