@@ -475,6 +475,7 @@ impl Worker {
         // a revisit sends none, and the page is rendered again.
         let hash = rpcsupport::content_hash(rendered.html.as_bytes());
         let url = rendered.url.clone();
+        let subrequests = rendered.subrequests;
         let fetched = Fetched {
             url: rendered.url,
             status,
@@ -493,6 +494,7 @@ impl Worker {
             .await?
             .result?;
         result.page.rendered = Some(reason);
+        result.page.subrequests = subrequests;
         result.page.status = status;
         result.page.content_hash = Some(hash);
         // The document's X-Robots-Tag and canonical Link still apply.

@@ -860,6 +860,19 @@ async fn demo_site_js_section() {
 
     let rendered = run("/js/profile/3", "profile", Render::Auto).await.unwrap();
     assert_eq!(rendered.page.rendered, Some(RenderReason::ScriptShell));
+    // Its script and its JSON, fetched by the worker, are reported for the
+    // engine to charge to the site's politeness (issue 16).
+    assert!(
+        rendered
+            .page
+            .subrequests
+            .get("127.0.0.1")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{:?}",
+        rendered.page.subrequests
+    );
     let fetched = run("/profile/3", "profile", Render::Never).await.unwrap();
     assert_eq!(rendered.items[0].id, fetched.items[0].id);
     assert_eq!(rendered.items[0].payload, fetched.items[0].payload);

@@ -336,6 +336,11 @@ impl<'a> Crawl<'a> {
         self.scheduler.done(&task, latency, throttle);
         if let CallResult::Answered(Ok(parsed)) = &result {
             self.summary.limits.add(&parsed.limits);
+            // A rendered page's scripts and data were fetched by the
+            // worker, outside the frontier: charged to their hosts here.
+            for (host, n) in &parsed.page.subrequests {
+                self.scheduler.charge(host, *n, now);
+            }
         }
         if task.robots {
             self.robots_answer(task, result, now);

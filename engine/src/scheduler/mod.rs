@@ -287,6 +287,17 @@ impl Scheduler {
         }
     }
 
+    /// `n` requests made to `host` outside the frontier (a rendered page's
+    /// scripts, styles and data, fetched by its worker) are charged to the
+    /// host's delay as if the engine had started them: its next start moves
+    /// `n` delays later. A host the crawl has never queued is not charged
+    /// (it has no limits of its own; off-scope hosts the worker refuses).
+    pub fn charge(&mut self, host: &str, n: u32, now: Instant) {
+        if let Some(host) = self.hosts.get_mut(&host.to_ascii_lowercase()) {
+            host.next_start = host.next_start.max(now) + host.delay * n;
+        }
+    }
+
     /// Puts back a task (already counted as seen) to be dispatched again:
     /// at once, at the front of its host's queue (`None`: its worker call
     /// failed), or no earlier than `not_before` (a backoff).

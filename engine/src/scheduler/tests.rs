@@ -145,6 +145,47 @@ fn per_host_limits_hold() {
     assert_eq!(s.next(t2), Next::Wait(None));
 }
 
+/// Issue 16: requests a rendered page made to a host outside the frontier
+/// push that host's next start back by one delay each; an unknown host is
+/// not charged, and a host without a delay is not held up.
+#[test]
+fn subrequests_are_charged_to_their_host() {
+    let p = Politeness {
+        default: HostLimits {
+            concurrency: 4,
+            delay: Duration::from_millis(100),
+        },
+        ..Politeness::default()
+    };
+    let mut s = Scheduler::new(
+        None,
+        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
+        p,
+    );
+    for i in 0..3 {
+        s.enqueue(req(&format!("http://a/{i}"), 0)).unwrap();
+    }
+    let t0 = Instant::now();
+    take(&mut s, t0);
+    // The page's scripts and JSON: three more requests to `a`.
+    s.charge("A", 3, t0 + Duration::from_millis(10));
+    s.charge("never-queued", 50, t0);
+    assert_eq!(
+        s.next(t0 + Duration::from_millis(100)),
+        Next::Wait(Some(t0 + Duration::from_millis(400))),
+        "one delay for the page, three for what it fetched"
+    );
+    take(&mut s, t0 + Duration::from_millis(400));
+
+    let mut free = open();
+    free.enqueue(req("http://c/1", 0)).unwrap();
+    free.enqueue(req("http://c/2", 0)).unwrap();
+    let t1 = Instant::now();
+    take(&mut free, t1);
+    free.charge("c", 10, t1);
+    take(&mut free, t1);
+}
+
 /// robots.txt is fetched first, once per host; disallowed URLs are
 /// skipped and counted; Crawl-delay raises the host delay.
 #[test]

@@ -285,6 +285,11 @@ pub struct PageMeta {
     pub sitemap_dropped: u64,
     /// Set when the page was rendered in a browser, with why.
     pub rendered: Option<RenderReason>,
+    /// For a rendered page: the requests its scripts, styles and frames
+    /// made that the worker fetched, by host (as in their URLs), so the
+    /// engine charges them to those hosts' politeness as it would charge
+    /// requests of its own. At most `max_render_requests` in all.
+    pub subrequests: BTreeMap<String, u32>,
 }
 
 /// What a worker's per-page limits cut from one [`ParseResult`], so a

@@ -62,6 +62,9 @@ pub struct Rendered {
     /// a canonical `Link`; no validators: they describe the document, not
     /// what its scripts built).
     pub headers: PageHeaders,
+    /// Requests other than the document that the worker fetched for the
+    /// page, by host ([`rpcsupport::PageMeta::subrequests`]).
+    pub subrequests: std::collections::BTreeMap<String, u32>,
 }
 
 /// A document already fetched over HTTP (`render = "auto"` fetched it

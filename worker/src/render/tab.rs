@@ -2,6 +2,7 @@
 //! cache shared with any other page), every request it makes answered by
 //! the worker's fetcher.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,6 +88,7 @@ pub(crate) async fn render(
                 deadline,
                 requests: AtomicUsize::new(0),
                 bytes: AtomicU64::new(0),
+                subrequests: Mutex::new(BTreeMap::new()),
                 document: Mutex::new(None),
                 document_claimed: AtomicBool::new(false),
             };
@@ -160,6 +162,9 @@ struct Tab<'a> {
     requests: AtomicUsize,
     /// Bytes handed to the page, against `max_render_bytes`.
     bytes: AtomicU64,
+    /// Requests other than the document that went to the fetcher, by host
+    /// (bounded: at most `max_render_requests` reach it).
+    subrequests: Mutex<BTreeMap<String, u32>>,
     /// The document's outcome, once fetched.
     document: Mutex<Option<Document>>,
     /// Whether the first document request has arrived (later ones are
@@ -234,11 +239,14 @@ impl Tab<'_> {
             None => return Err(self.failed("the page loaded no document")),
         };
         let html = self.dom().await?;
+        let subrequests =
+            std::mem::take(&mut *self.subrequests.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(Rendered {
             url,
             status,
             html,
             headers,
+            subrequests,
         })
     }
 
@@ -473,6 +481,19 @@ impl Tab<'_> {
             .max_bytes
             .saturating_sub(self.bytes.load(Ordering::Relaxed))
             .min(self.settings.max_dom_bytes);
+        if !is_document {
+            if let Some(host) = url::Url::parse(&paused.url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+            {
+                *self
+                    .subrequests
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(host)
+                    .or_default() += 1;
+            }
+        }
         let fetched = self
             .fetcher
             .fetch_resource(&paused.url, self.policy, room, self.deadline)
