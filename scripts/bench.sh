@@ -79,6 +79,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Stops the server whose pid file is $1 and waits (up to 10 s) until it has
+# exited, so the next one can take its data dir's lock.
+stop_pidfile() {
+    local pid
+    [[ -f $1 ]] || return 0
+    pid=$(cat "$1")
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
 # start NAME ARGS...: runs a server on an ephemeral port, records its pid in
 # $run_dir/NAME.pid (NAME may carry a suffix: worker.1 runs `worker`) and
 # prints the address from its "listening on" line.
@@ -188,7 +199,7 @@ crawl_round() {
         echo "rate=$(calc "$pages / $wall") item_rate=$(calc "$items / $wall")"
         echo "engine_rate=$(sed -n 's/^  pages .*(\([0-9.]*\) pages\/s).*/\1/p' "$run_dir/engine.$r.out")"
     } >"$run_dir/crawl.$r"
-    kill "$(cat "$run_dir/itemsaver.$r.pid")" 2>/dev/null || true
+    stop_pidfile "$run_dir/itemsaver.$r.pid"
 }
 
 for r in $(seq 1 "$rounds"); do
@@ -371,7 +382,7 @@ fresh_workers() {
     fw1=$(start "worker.${1}1" --port 0 --allow_internal 127.0.0.0/8)
     fw2=$(start "worker.${1}2" --port 0 --allow_internal 127.0.0.0/8)
 }
-stop_named() { local n; for n in "$@"; do kill "$(cat "$run_dir/$n.pid")" 2>/dev/null || true; done; }
+stop_named() { local n; for n in "$@"; do stop_pidfile "$run_dir/$n.pid"; done; }
 
 # crawl_site TAG SEEDS_FILE ENGINE_ARGS...: one crawl with fresh workers and
 # a fresh itemsaver; prints "pages wall rate cpu_all hwm_w1 hwm_w2".
