@@ -146,6 +146,8 @@ flags! {
         robots_user_agent: String,
         /// Seconds a robots.txt is trusted.
         robots_ttl_s: u64,
+        /// Wait after a failed robots.txt fetch, in milliseconds (doubles).
+        robots_retry_backoff_ms: u64,
         /// Cap on robots.txt Crawl-delay, in milliseconds.
         max_crawl_delay_ms: u64,
         /// Adapt host delays to latency and 429/503 (true/false).

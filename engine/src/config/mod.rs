@@ -92,6 +92,10 @@ pub struct EngineConfig {
     pub robots_user_agent: String,
     /// Seconds a fetched robots.txt is trusted.
     pub robots_ttl_s: u64,
+    /// Wait after a failed robots.txt fetch (5xx, unreachable), in
+    /// milliseconds; it doubles with each failure in a row, and after a few
+    /// the host counts as disallowed.
+    pub robots_retry_backoff_ms: u64,
     /// Cap on a robots.txt Crawl-delay, in milliseconds.
     pub max_crawl_delay_ms: u64,
     /// Slow a host down when its latency rises or it answers 429/503.
@@ -214,6 +218,7 @@ impl Default for EngineConfig {
             obey_robots: true,
             robots_user_agent: "crawler".into(),
             robots_ttl_s: 86_400,
+            robots_retry_backoff_ms: 1000,
             max_crawl_delay_ms: 10_000,
             autothrottle: false,
             autothrottle_max_delay_ms: 30_000,

@@ -387,6 +387,7 @@ impl EngineConfig {
             obey_robots: self.obey_robots,
             robots_agent: self.robots_user_agent.trim().to_owned(),
             robots_ttl: Duration::from_secs(self.robots_ttl_s),
+            robots_backoff: Duration::from_millis(self.robots_retry_backoff_ms),
             max_crawl_delay: Duration::from_millis(self.max_crawl_delay_ms),
             autothrottle: self.autothrottle,
             max_delay: Duration::from_millis(self.autothrottle_max_delay_ms),

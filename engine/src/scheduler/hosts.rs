@@ -35,6 +35,9 @@ pub struct Politeness {
     pub robots_agent: String,
     /// How long a fetched robots.txt is trusted.
     pub robots_ttl: Duration,
+    /// The wait after a robots.txt fetch failed (5xx, unreachable),
+    /// doubling with each further failure.
+    pub robots_backoff: Duration,
     /// Cap on a robots.txt `Crawl-delay`.
     pub max_crawl_delay: Duration,
     /// Adapt each host's delay to its latency and to 429/503 answers.
@@ -60,6 +63,7 @@ impl Default for Politeness {
             obey_robots: false,
             robots_agent: "crawler".into(),
             robots_ttl: Duration::from_secs(86_400),
+            robots_backoff: Duration::from_secs(1),
             max_crawl_delay: Duration::from_secs(10),
             autothrottle: false,
             max_delay: Duration::from_secs(30),
@@ -102,7 +106,7 @@ impl Host {
             limits,
             delay: limits.delay,
             base_delay: limits.delay,
-            robots: RobotsGate::new(politeness.obey_robots),
+            robots: RobotsGate::new(politeness.obey_robots, politeness.robots_backoff),
             origin,
             in_ring: false,
         }

@@ -60,6 +60,9 @@ pub(super) struct RobotsGate {
     failures: u32,
     /// `Sitemap:` URLs of the last file, until the scheduler takes them.
     sitemaps: Vec<String>,
+    /// The wait after the first failed fetch; it doubles with each
+    /// failure after it (`robots_retry_backoff_ms`).
+    backoff: Duration,
 }
 
 /// What [`RobotsGate::answer`] decided.
@@ -75,7 +78,7 @@ pub(super) enum Answered {
 
 impl RobotsGate {
     /// A gate that fetches robots.txt first (`obey`), or one always open.
-    pub(super) fn new(obey: bool) -> RobotsGate {
+    pub(super) fn new(obey: bool, backoff: Duration) -> RobotsGate {
         let state = if obey {
             State::Unknown
         } else {
@@ -88,6 +91,7 @@ impl RobotsGate {
             state,
             failures: 0,
             sitemaps: Vec::new(),
+            backoff,
         }
     }
 
@@ -162,7 +166,7 @@ impl RobotsGate {
             };
             return Answered::GaveUp;
         }
-        let backoff = Duration::from_secs(1) * 2u32.pow(self.failures - 1);
+        let backoff = self.backoff * 2u32.pow(self.failures - 1);
         self.state = State::Unavailable {
             retry_at: now + backoff,
         };
@@ -191,7 +195,7 @@ mod tests {
     fn unavailable_backs_off_then_gives_up() {
         let ttl = Duration::from_secs(60);
         let t0 = Instant::now();
-        let mut g = RobotsGate::new(true);
+        let mut g = RobotsGate::new(true, Duration::from_secs(1));
         assert_eq!(g.poll(t0), Gate::Open);
         assert!(g.start_fetch());
         assert_eq!(g.poll(t0), Gate::Closed(None), "fetching");
@@ -228,14 +232,14 @@ mod tests {
         let ttl = Duration::from_secs(60);
         let now = Instant::now();
         let file = "User-agent: *\nDisallow: /x\nSitemap: http://h/s.xml\n";
-        let mut g = RobotsGate::new(true);
+        let mut g = RobotsGate::new(true, Duration::from_secs(1));
         assert!(g.start_fetch());
         g.answer(RobotsAnswer::File(file), "a", ttl, 10, now);
         assert!(!g.rules().unwrap().allows("/x"));
         assert_eq!(g.take_sitemaps(), ["http://h/s.xml"]);
         assert!(g.take_sitemaps().is_empty(), "handed over once");
         // Not followed: none kept.
-        let mut g = RobotsGate::new(true);
+        let mut g = RobotsGate::new(true, Duration::from_secs(1));
         assert!(g.start_fetch());
         g.answer(RobotsAnswer::File(file), "a", ttl, 0, now);
         assert!(g.take_sitemaps().is_empty());
@@ -244,7 +248,7 @@ mod tests {
     /// A gate that does not obey robots.txt is open from the start.
     #[test]
     fn not_obeying_is_always_open() {
-        let mut g = RobotsGate::new(false);
+        let mut g = RobotsGate::new(false, Duration::from_secs(1));
         assert_eq!(g.poll(Instant::now()), Gate::Open);
         assert!(!g.start_fetch());
         assert!(g.rules().is_some());
