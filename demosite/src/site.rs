@@ -443,23 +443,20 @@ impl Site {
             if let Some(rest) = path.strip_prefix("/meta/") {
                 return crate::open_web::render_meta(self, rest, view);
             }
-            if let Some(id) = path
-                .strip_prefix("/profile/")
-                .and_then(|p| p.strip_suffix("/print"))
-            {
-                let head = format!("<link rel=\"canonical\" href=\"/profile/{id}\">\n");
-                return self.profile_page(
-                    canonical_id(id)?,
-                    view,
-                    Extra {
-                        head: &head,
-                        body: "",
-                    },
-                );
-            }
+            // The print views name the profile's own page as canonical:
+            // relative from `/profile/{id}/print`, absolute from
+            // `/profile/{id}?view=print`.
             let print = query.is_some_and(|q| q.split('&').any(|p| p == "view=print"));
-            if let (true, Some(id)) = (print, path.strip_prefix("/profile/")) {
-                let head = format!("<link rel=\"canonical\" href=\"{origin}/profile/{id}\">\n");
+            let canonical = match path.strip_prefix("/profile/") {
+                Some(rest) => match rest.strip_suffix("/print") {
+                    Some(id) => Some((id, "")),
+                    None if print => Some((rest, origin)),
+                    None => None,
+                },
+                None => None,
+            };
+            if let Some((id, base)) = canonical {
+                let head = format!("<link rel=\"canonical\" href=\"{base}/profile/{id}\">\n");
                 return self.profile_page(
                     canonical_id(id)?,
                     view,
