@@ -294,7 +294,13 @@ impl Scheduler {
     /// (it has no limits of its own; off-scope hosts the worker refuses).
     pub fn charge(&mut self, host: &str, n: u32, now: Instant) {
         if let Some(host) = self.hosts.get_mut(&host.to_ascii_lowercase()) {
-            host.next_start = host.next_start.max(now) + host.delay * n;
+            // The count comes from a worker's reply: saturate rather than
+            // panic on an overflow (a count the worker's own
+            // max_render_requests bounds never comes near it).
+            let start = host.next_start.max(now);
+            host.next_start = start
+                .checked_add(host.delay.saturating_mul(n))
+                .unwrap_or(start + Duration::from_secs(86_400 * 365));
         }
     }
 
