@@ -66,13 +66,16 @@ async fn answer(log: Arc<Log>, request: Request) -> Reply {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killer_page_is_poison_after_two_losses() {
     let log = Arc::new(Log::default());
-    let mut cluster = Cluster::builder().workers(0);
+    let mut fakes = Vec::new();
     for _ in 0..2 {
         let log = log.clone();
-        cluster =
-            cluster.worker_at(start_fake_worker(false, move |r| answer(log.clone(), r)).await);
+        fakes.push(start_fake_worker(false, move |r| answer(log.clone(), r)).await);
     }
-    let cluster = cluster.start().await;
+    let cluster = Cluster::builder()
+        .workers(0)
+        .workers_at(fakes)
+        .start()
+        .await;
     let failures = cluster.path("failures.jsonl");
 
     // The demo site is idle: the fakes answer for site.test.

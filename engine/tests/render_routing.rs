@@ -107,11 +107,11 @@ async fn crawl(
     workers: &[SocketAddr],
     edit: impl FnOnce(&mut engine::EngineConfig),
 ) -> engine::Summary {
-    let mut cluster = Cluster::builder().workers(0);
-    for &w in workers {
-        cluster = cluster.worker_at(w);
-    }
-    let cluster = cluster.start().await;
+    let cluster = Cluster::builder()
+        .workers(0)
+        .workers_at(workers.iter().copied())
+        .start()
+        .await;
     // The demo site is idle: the fakes answer for site.test.
     let mut config = cluster.config();
     config.seeds = vec!["http://site.test/seed".into()];

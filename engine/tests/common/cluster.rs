@@ -89,10 +89,10 @@ impl Builder {
         self
     }
 
-    /// A worker already running elsewhere (a process, a fake), listed in
+    /// Workers already running elsewhere (processes, fakes), listed in
     /// [`Cluster::workers`] after the in-process ones.
-    pub fn worker_at(mut self, addr: SocketAddr) -> Builder {
-        self.external.push(addr);
+    pub fn workers_at(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Builder {
+        self.external.extend(addrs);
         self
     }
 
@@ -164,7 +164,7 @@ pub struct Cluster {
     pub url: String,
     /// Every request the site served.
     pub log: Arc<RequestLog>,
-    /// Every worker's address: the in-process ones, then [`Builder::worker_at`]'s.
+    /// Every worker's address: the in-process ones, then [`Builder::workers_at`]'s.
     pub workers: Vec<SocketAddr>,
     /// The itemsaver's address.
     pub saver: SocketAddr,
