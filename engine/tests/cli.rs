@@ -6,7 +6,6 @@ mod common;
 use std::process::{Command, Output};
 
 use common::*;
-use demosite::SiteConfig;
 
 fn engine(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_engine"))
@@ -151,25 +150,18 @@ fn recrawl_switches_and_their_checks() {
 /// An unknown parser name stops the crawl with a message naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_parser_is_reported() {
-    let (_site, url, _s0) = start_site(SiteConfig {
-        profiles: 10,
-        ..SiteConfig::default()
-    })
-    .await;
-    let (w, _s1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s2) = start_itemsaver(dir.path()).await;
+    let cluster = Cluster::builder().profiles(10).start().await;
     let args = [
         "--config".to_string(),
         "/dev/null".into(),
         "--seed".into(),
-        url,
+        cluster.url.clone(),
         "--parser".into(),
         "no_such_parser".into(),
         "--worker_hosts".into(),
-        w.to_string(),
+        cluster.workers[0].to_string(),
         "--itemsaver_host".into(),
-        saver.to_string(),
+        cluster.saver.to_string(),
     ];
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -237,27 +229,21 @@ fn try_rules_points_at_the_worker() {
 /// (issue 7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_lines_without_a_terminal() {
-    let options = demosite::SiteOptions {
-        page_delay: std::time::Duration::from_millis(20),
-        ..demosite::SiteOptions::default()
-    };
-    let (_site, url, _log, _s0) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 60,
-            ..SiteConfig::default()
-        },
-        options,
-    )
-    .await;
-    let (w, _s1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s2) = start_itemsaver(dir.path()).await;
+    // 51 pages, two at a time 20 ms each: about 0.5 s, five progress lines.
+    let cluster = Cluster::builder()
+        .profiles(30)
+        .options(demosite::SiteOptions {
+            page_delay: std::time::Duration::from_millis(20),
+            ..demosite::SiteOptions::default()
+        })
+        .start()
+        .await;
+    let (url, w, saver) = (&cluster.url, cluster.workers[0], cluster.saver);
     let args: Vec<String> = [
         "--config",
         "/dev/null",
         "--seed",
-        &url,
+        url,
         "--worker_hosts",
         &w.to_string(),
         "--itemsaver_host",
@@ -265,7 +251,7 @@ async fn progress_lines_without_a_terminal() {
         "--per_host_concurrency",
         "2",
         "--progress_interval_ms",
-        "200",
+        "100",
         "--failures_file",
         "",
     ]
