@@ -19,6 +19,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs the engine with `args`, checks it exits 1, and returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = engine(args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    stderr(&out)
+}
+
 /// A port nothing listens on (bound, then released).
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -30,7 +37,7 @@ fn closed_port() -> u16 {
 fn unreachable_workers_are_named() {
     let (a, b) = (closed_port(), closed_port());
     let hosts = format!(":{a},:{b}");
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -38,8 +45,6 @@ fn unreachable_workers_are_named() {
         "--worker_hosts",
         &hosts,
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     assert!(
         err.contains("none of the worker hosts could be reached"),
         "{err}"
@@ -53,7 +58,7 @@ fn unreachable_workers_are_named() {
 /// A malformed host string is rejected before anything is contacted.
 #[test]
 fn malformed_host_is_rejected() {
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -61,8 +66,6 @@ fn malformed_host_is_rejected() {
         "--worker_hosts",
         ":9000,localhost",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     assert!(
         err.contains("engine.worker_hosts") && err.contains("\"localhost\""),
         "{err}"
@@ -75,14 +78,12 @@ fn config_key_of_wrong_type_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, "[engine]\nworker_count = \"lots\"\n").unwrap();
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         path.to_str().unwrap(),
         "--seed",
         "http://127.0.0.1:1/",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     assert!(
         err.contains("worker_count") && err.contains("[engine]"),
         "{err}"
@@ -92,22 +93,20 @@ fn config_key_of_wrong_type_names_the_key() {
 /// A config file named with --config must exist.
 #[test]
 fn missing_config_file_is_an_error() {
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/nonexistent/crawler.toml",
         "--seed",
         "http://127.0.0.1:1/",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("/nonexistent/crawler.toml"));
+    assert!(err.contains("/nonexistent/crawler.toml"));
 }
 
 /// No seed at all is a usage error that says how to give one.
 #[test]
 fn missing_seed_is_an_error() {
-    let out = engine(&["--config", "/dev/null"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--seed"), "{}", stderr(&out));
+    let err = refused(&["--config", "/dev/null"]);
+    assert!(err.contains("--seed"), "{err}");
 }
 
 /// `--recrawl` and `--recrawl_now` are switches (no value); a recrawl
@@ -115,7 +114,7 @@ fn missing_seed_is_an_error() {
 /// `--recrawl_every` says what a duration looks like (issue 13).
 #[test]
 fn recrawl_switches_and_their_checks() {
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -123,13 +122,8 @@ fn recrawl_switches_and_their_checks() {
         "--recrawl",
         "--recrawl_now",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("engine.recrawl: needs state_dir"),
-        "{}",
-        stderr(&out)
-    );
-    let out = engine(&[
+    assert!(err.contains("engine.recrawl: needs state_dir"), "{err}");
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -139,11 +133,9 @@ fn recrawl_switches_and_their_checks() {
         "--recrawl_every",
         "soon",
     ]);
-    assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("engine.recrawl_every") && stderr(&out).contains("10m"),
-        "{}",
-        stderr(&out)
+        err.contains("engine.recrawl_every") && err.contains("10m"),
+        "{err}"
     );
 }
 
@@ -203,12 +195,10 @@ fn check_rules_describes_or_rejects() {
         "[parsers.p.item]\nkind = \"k\"\nfields.age = { select = \"td\", regex = \"(\" }\n",
     )
     .unwrap();
-    let out = engine(&["check-rules", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    let err = refused(&["check-rules", bad.to_str().unwrap()]);
     assert!(
-        stderr(&out).contains("parser \"p\", item.fields.age.regex: bad regex"),
-        "{}",
-        stderr(&out)
+        err.contains("parser \"p\", item.fields.age.regex: bad regex"),
+        "{err}"
     );
 }
 
@@ -216,13 +206,8 @@ fn check_rules_describes_or_rejects() {
 /// where it went, and exits non-zero.
 #[test]
 fn try_rules_points_at_the_worker() {
-    let out = engine(&["try-rules", RULES, "page.html", "--parser", "profile_page"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("worker try-rules FILE PAGE"),
-        "{}",
-        stderr(&out)
-    );
+    let err = refused(&["try-rules", RULES, "page.html", "--parser", "profile_page"]);
+    assert!(err.contains("worker try-rules FILE PAGE"), "{err}");
 }
 
 /// Without a terminal, progress is a concise log line at each interval

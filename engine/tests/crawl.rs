@@ -54,30 +54,7 @@ async fn crawl_into(store: Store) {
     // Spot-check fields, including profiles served in GBK (ids ending in
     // 3) and under a `<base href>` (ids ending in 7).
     for id in [1u64, 3, 13, 777, 999, 1000] {
-        let expected = cluster.site.profile(id).unwrap();
-        let item = client
-            .get(context::current(), id.to_string())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap_or_else(|| panic!("profile {id} missing"));
-        assert_eq!(item.kind, "profile");
-        assert_eq!(
-            item.payload["name"],
-            Value::Str(expected.name.clone()),
-            "profile {id}"
-        );
-        assert_eq!(
-            item.payload["age"],
-            Value::Int(expected.age as i64),
-            "profile {id}"
-        );
-        assert_eq!(item.payload["height"], Value::Int(expected.height as i64));
-        assert_eq!(item.payload["city"], Value::Str(expected.city.clone()));
-        assert_eq!(
-            item.payload["education"],
-            Value::Str(expected.education.clone())
-        );
+        cluster.assert_profile_stored(id).await;
     }
 
     let age = cluster.site.profile(777).unwrap().age;

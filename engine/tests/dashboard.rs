@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use demosite::SiteOptions;
 use engine::dashboard::Dashboard;
 use testsupport::browser::{chromium, text_by_id, Browser};
 
@@ -51,15 +50,7 @@ async fn dashboard_follows_a_crawl_to_the_end() {
     let browser = Arc::new(Browser::new(chrome));
     // The site serves a page per permit: the test sets the crawl's pace,
     // so the browser's own speed cannot race it.
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let cluster = Cluster::builder()
-        .profiles(100)
-        .options(SiteOptions {
-            gate: Some(gate.clone()),
-            ..SiteOptions::default()
-        })
-        .start()
-        .await;
+    let cluster = Cluster::builder().profiles(100).gated().start().await;
     let mut settings = cluster.config().validate().unwrap();
     let dashboard = Dashboard::new();
     settings.dashboard = Some(dashboard.clone());
@@ -78,17 +69,17 @@ async fn dashboard_follows_a_crawl_to_the_end() {
             .await
             .unwrap()
     };
-    gate.add_permits(20);
+    cluster.let_through(20);
     wait_for_pages(&dashboard, 20).await;
     let first = dom(browser.clone(), page.clone()).await;
-    gate.add_permits(30);
+    cluster.let_through(30);
     wait_for_pages(&dashboard, 50).await;
     let second = dom(browser.clone(), page.clone()).await;
     assert_eq!(pages_shown(&first), 20);
     assert_eq!(pages_shown(&second), 50, "pages rise");
     assert_eq!(text_by_id(&second, "phase").as_deref(), Some("running"));
 
-    gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    cluster.open_gate();
     let summary = tokio::time::timeout(Duration::from_secs(120), crawl)
         .await
         .expect("the crawl ends")

@@ -131,11 +131,9 @@ async fn crawl_meta(obey: bool) -> (engine::Summary, Vec<Item>, BTreeMap<String,
         page_size: 20,
     };
     let cluster = open_web(site, SiteOptions::default(), 1).await;
-    let rules = cluster.path("meta.rules.toml");
-    std::fs::write(&rules, META_RULES).unwrap();
     let mut config = cluster.config();
     config.seeds = vec![format!("{}meta/", cluster.url)];
-    config.rules = rules.display().to_string();
+    config.rules = cluster.write("meta.rules.toml", META_RULES);
     config.parser = "index".into();
     config.obey_robots_meta = obey;
     config.obey_nofollow = obey;

@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use demosite::SiteOptions;
-use rpcsupport::Value;
 use tarpc::context;
 
 /// The `/js/` list is a script shell whose links exist only once its script
@@ -80,11 +79,9 @@ async fn script_built_pages_are_rendered_only_where_needed() {
         .start()
         .await;
     let plain = cluster.workers[1];
-    let rules = cluster.path("js.rules.toml");
-    std::fs::write(&rules, RULES).unwrap();
     let mut config = cluster.config();
     config.seeds = vec![format!("{}js/", cluster.url)];
-    config.rules = rules.display().to_string();
+    config.rules = cluster.write("js.rules.toml", RULES);
     config.parser = "js_list".into();
     config.rpc_timeout_ms = 60_000;
     let summary = cluster.run(config).await;
@@ -128,21 +125,6 @@ async fn script_built_pages_are_rendered_only_where_needed() {
     let count = client.count(context::current()).await.unwrap().unwrap();
     assert_eq!(count, js_profiles + plain_profiles, "{summary}");
     for id in 1..=js_profiles {
-        let expected = cluster.site.profile(id).unwrap();
-        let item = client
-            .get(context::current(), id.to_string())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap_or_else(|| panic!("script-built profile {id} missing: {summary}"));
-        assert_eq!(item.kind, "profile");
-        assert_eq!(item.payload["name"], Value::Str(expected.name.clone()));
-        assert_eq!(item.payload["age"], Value::Int(expected.age as i64));
-        assert_eq!(item.payload["height"], Value::Int(expected.height as i64));
-        assert_eq!(item.payload["city"], Value::Str(expected.city.clone()));
-        assert_eq!(
-            item.payload["education"],
-            Value::Str(expected.education.clone())
-        );
+        cluster.assert_profile_stored(id).await;
     }
 }

@@ -5,11 +5,9 @@
 mod common;
 
 use std::future::pending;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use demosite::SiteOptions;
 use engine::EngineError;
 
 /// The second engine on a state dir gets `StateDirLocked` with the
@@ -18,15 +16,7 @@ use engine::EngineError;
 async fn second_engine_on_a_state_dir_is_refused() {
     // The site serves no page until the gate opens, so the first crawl is
     // still running whatever the second engine takes.
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let cluster = Cluster::builder()
-        .profiles(100)
-        .options(SiteOptions {
-            gate: Some(gate.clone()),
-            ..SiteOptions::default()
-        })
-        .start()
-        .await;
+    let cluster = Cluster::builder().profiles(100).gated().start().await;
     let state_dir = cluster.path("state");
     let mut config = cluster.config();
     config.state_dir = state_dir.display().to_string();
@@ -63,7 +53,7 @@ async fn second_engine_on_a_state_dir_is_refused() {
         "the first engine must still be crawling"
     );
 
-    gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    cluster.open_gate();
     let summary = first.await.unwrap().expect("the first engine runs on");
     assert!(!summary.interrupted, "{summary}");
     assert_eq!(summary.pages, cluster.site.page_count(), "{summary}");

@@ -19,8 +19,11 @@ use std::time::Duration;
 use demosite::{RequestLog, Site, SiteConfig, SiteOptions};
 use engine::{EngineConfig, EngineError, Summary};
 use itemsaver::ItemStore;
-use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, ScanRequest};
+use rpcsupport::{
+    connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, ScanRequest, Value,
+};
 use tarpc::context;
+use tokio::sync::Semaphore;
 
 use super::{engine_config, local_worker, serve_store, start_site_with, start_worker_with, Stop};
 
@@ -41,6 +44,7 @@ pub enum Store {
 /// What [`Cluster::builder`] starts; every method has the default named
 /// on it.
 pub struct Builder {
+    gated: bool,
     ip: String,
     site: SiteConfig,
     options: SiteOptions,
@@ -68,6 +72,14 @@ impl Builder {
     /// (default none).
     pub fn options(mut self, options: SiteOptions) -> Builder {
         self.options = options;
+        self
+    }
+
+    /// Site pages (not robots.txt) wait for a permit each, handed out by
+    /// [`Cluster::let_through`] and [`Cluster::open_gate`], so the test
+    /// paces the crawl (default: no gate).
+    pub fn gated(mut self) -> Builder {
+        self.gated = true;
         self
     }
 
@@ -103,7 +115,11 @@ impl Builder {
     }
 
     /// Starts the site, the workers and the itemsaver.
-    pub async fn start(self) -> Cluster {
+    pub async fn start(mut self) -> Cluster {
+        let gate = self.gated.then(|| Arc::new(Semaphore::new(0)));
+        if let Some(gate) = &gate {
+            self.options.gate = Some(gate.clone());
+        }
         let (site, url, log, site_stop) = start_site_with(&self.ip, self.site, self.options).await;
         let mut stops = vec![site_stop];
         let mut workers = Vec::new();
@@ -135,6 +151,7 @@ impl Builder {
             site,
             url,
             log,
+            gate,
             workers,
             saver,
             store,
@@ -164,6 +181,7 @@ pub struct Cluster {
     pub url: String,
     /// Every request the site served.
     pub log: Arc<RequestLog>,
+    gate: Option<Arc<Semaphore>>,
     /// Every worker's address: the in-process ones, then [`Builder::workers_at`]'s.
     pub workers: Vec<SocketAddr>,
     /// The itemsaver's address.
@@ -181,6 +199,7 @@ impl Cluster {
     /// the embedded store.
     pub fn builder() -> Builder {
         Builder {
+            gated: false,
             ip: "127.0.0.1".into(),
             site: SiteConfig::default(),
             options: SiteOptions::default(),
@@ -200,6 +219,28 @@ impl Cluster {
     /// failures file.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Writes `contents` to `name` in the cluster's temp dir (a rules
+    /// file, say) and returns its path, as a config key takes it.
+    pub fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write into the temp dir");
+        path.display().to_string()
+    }
+
+    /// Lets `pages` more site pages through the gate of a
+    /// [`Builder::gated`] cluster.
+    pub fn let_through(&self, pages: usize) {
+        self.gate
+            .as_ref()
+            .expect("a gated cluster")
+            .add_permits(pages);
+    }
+
+    /// Lets every site page through from now on.
+    pub fn open_gate(&self) {
+        self.let_through(Semaphore::MAX_PERMITS / 2);
     }
 
     /// Crawls with `config` to the end and returns the summary; panics if
@@ -253,6 +294,31 @@ impl Cluster {
                 Some(next) => after = Some(next),
                 None => return items.into_values().collect(),
             }
+        }
+    }
+
+    /// Checks that profile `id` is stored (read through the itemsaver's
+    /// `get`) with the kind and the fields the site gave it.
+    pub async fn assert_profile_stored(&self, id: u64) {
+        let expected = self.site.profile(id).expect("a profile of the site");
+        let item = self
+            .itemsaver()
+            .await
+            .get(context::current(), id.to_string())
+            .await
+            .expect("the get RPC")
+            .expect("read the store")
+            .unwrap_or_else(|| panic!("profile {id} missing"));
+        assert_eq!(item.kind, "profile", "profile {id}");
+        let fields = [
+            ("name", Value::Str(expected.name)),
+            ("age", Value::Int(expected.age.into())),
+            ("height", Value::Int(expected.height.into())),
+            ("city", Value::Str(expected.city)),
+            ("education", Value::Str(expected.education)),
+        ];
+        for (field, value) in fields {
+            assert_eq!(item.payload.get(field), Some(&value), "profile {id}");
         }
     }
 
