@@ -189,7 +189,8 @@ pub struct Cluster {
     /// The store behind the itemsaver, for what only the store can say
     /// (Elasticsearch's own count).
     pub store: Arc<dyn ItemStore>,
-    // Fields drop in order: the servers stop before their files go.
+    // Fields drop in declaration order: the servers are told to stop
+    // before their temp dir goes.
     _stops: Vec<Stop>,
     dir: tempfile::TempDir,
 }

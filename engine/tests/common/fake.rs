@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 pub const PARSER: &str = "fake";
 
 /// What a fake worker does with one request.
+// Unboxed: a reply lives only from the closure to the RPC answer.
+#[allow(clippy::large_enum_variant)]
 pub enum Reply {
     /// Answers with this.
     Answer(Result<ParseResult, CrawlError>),
