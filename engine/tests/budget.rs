@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::future::pending;
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -75,18 +74,15 @@ async fn start_link_flood() -> (String, Arc<Mutex<Vec<String>>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_pages_bounds_the_requests_a_site_sees() {
     let (url, log) = start_link_flood().await;
-    let (w1, _s1) = start_worker().await;
-    let (w2, _s2) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s3) = start_itemsaver(&dir.path().join("store")).await;
-    let mut config = engine_config(&url, &[w1, w2], saver);
+    // The demo site is idle: the crawl is of the flood.
+    let cluster = Cluster::builder().workers(WORKERS).start().await;
+    let mut config = cluster.config();
+    config.seeds = vec![url];
     config.parser = "links".into();
     config.max_pages = MAX_PAGES;
     config.worker_count = IN_FLIGHT;
     // A 404 is final, so each link is one request (no retries to count).
-    let summary = engine::run(config.validate().unwrap(), pending())
-        .await
-        .expect("crawl runs");
+    let summary = cluster.run(config).await;
 
     let seen = log.lock().unwrap().clone();
     let robots = seen.iter().filter(|p| *p == "/robots.txt").count();

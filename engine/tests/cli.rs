@@ -6,7 +6,6 @@ mod common;
 use std::process::{Command, Output};
 
 use common::*;
-use demosite::SiteConfig;
 
 fn engine(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_engine"))
@@ -20,6 +19,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs the engine with `args`, checks it exits 1, and returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = engine(args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    stderr(&out)
+}
+
 /// A port nothing listens on (bound, then released).
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -31,7 +37,7 @@ fn closed_port() -> u16 {
 fn unreachable_workers_are_named() {
     let (a, b) = (closed_port(), closed_port());
     let hosts = format!(":{a},:{b}");
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -39,8 +45,6 @@ fn unreachable_workers_are_named() {
         "--worker_hosts",
         &hosts,
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     assert!(
         err.contains("none of the worker hosts could be reached"),
         "{err}"
@@ -54,7 +58,7 @@ fn unreachable_workers_are_named() {
 /// A malformed host string is rejected before anything is contacted.
 #[test]
 fn malformed_host_is_rejected() {
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -62,8 +66,6 @@ fn malformed_host_is_rejected() {
         "--worker_hosts",
         ":9000,localhost",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     assert!(
         err.contains("engine.worker_hosts") && err.contains("\"localhost\""),
         "{err}"
@@ -76,14 +78,12 @@ fn config_key_of_wrong_type_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, "[engine]\nworker_count = \"lots\"\n").unwrap();
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         path.to_str().unwrap(),
         "--seed",
         "http://127.0.0.1:1/",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     assert!(
         err.contains("worker_count") && err.contains("[engine]"),
         "{err}"
@@ -93,22 +93,20 @@ fn config_key_of_wrong_type_names_the_key() {
 /// A config file named with --config must exist.
 #[test]
 fn missing_config_file_is_an_error() {
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/nonexistent/crawler.toml",
         "--seed",
         "http://127.0.0.1:1/",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("/nonexistent/crawler.toml"));
+    assert!(err.contains("/nonexistent/crawler.toml"));
 }
 
 /// No seed at all is a usage error that says how to give one.
 #[test]
 fn missing_seed_is_an_error() {
-    let out = engine(&["--config", "/dev/null"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--seed"), "{}", stderr(&out));
+    let err = refused(&["--config", "/dev/null"]);
+    assert!(err.contains("--seed"), "{err}");
 }
 
 /// `--recrawl` and `--recrawl_now` are switches (no value); a recrawl
@@ -116,7 +114,7 @@ fn missing_seed_is_an_error() {
 /// `--recrawl_every` says what a duration looks like (issue 13).
 #[test]
 fn recrawl_switches_and_their_checks() {
-    let out = engine(&[
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -124,13 +122,8 @@ fn recrawl_switches_and_their_checks() {
         "--recrawl",
         "--recrawl_now",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("engine.recrawl: needs state_dir"),
-        "{}",
-        stderr(&out)
-    );
-    let out = engine(&[
+    assert!(err.contains("engine.recrawl: needs state_dir"), "{err}");
+    let err = refused(&[
         "--config",
         "/dev/null",
         "--seed",
@@ -140,36 +133,27 @@ fn recrawl_switches_and_their_checks() {
         "--recrawl_every",
         "soon",
     ]);
-    assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("engine.recrawl_every") && stderr(&out).contains("10m"),
-        "{}",
-        stderr(&out)
+        err.contains("engine.recrawl_every") && err.contains("10m"),
+        "{err}"
     );
 }
 
 /// An unknown parser name stops the crawl with a message naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_parser_is_reported() {
-    let (_site, url, _s0) = start_site(SiteConfig {
-        profiles: 10,
-        ..SiteConfig::default()
-    })
-    .await;
-    let (w, _s1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s2) = start_itemsaver(dir.path()).await;
+    let cluster = Cluster::builder().profiles(10).start().await;
     let args = [
         "--config".to_string(),
         "/dev/null".into(),
         "--seed".into(),
-        url,
+        cluster.url.clone(),
         "--parser".into(),
         "no_such_parser".into(),
         "--worker_hosts".into(),
-        w.to_string(),
+        cluster.workers[0].to_string(),
         "--itemsaver_host".into(),
-        saver.to_string(),
+        cluster.saver.to_string(),
     ];
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -211,12 +195,10 @@ fn check_rules_describes_or_rejects() {
         "[parsers.p.item]\nkind = \"k\"\nfields.age = { select = \"td\", regex = \"(\" }\n",
     )
     .unwrap();
-    let out = engine(&["check-rules", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    let err = refused(&["check-rules", bad.to_str().unwrap()]);
     assert!(
-        stderr(&out).contains("parser \"p\", item.fields.age.regex: bad regex"),
-        "{}",
-        stderr(&out)
+        err.contains("parser \"p\", item.fields.age.regex: bad regex"),
+        "{err}"
     );
 }
 
@@ -224,40 +206,29 @@ fn check_rules_describes_or_rejects() {
 /// where it went, and exits non-zero.
 #[test]
 fn try_rules_points_at_the_worker() {
-    let out = engine(&["try-rules", RULES, "page.html", "--parser", "profile_page"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("worker try-rules FILE PAGE"),
-        "{}",
-        stderr(&out)
-    );
+    let err = refused(&["try-rules", RULES, "page.html", "--parser", "profile_page"]);
+    assert!(err.contains("worker try-rules FILE PAGE"), "{err}");
 }
 
 /// Without a terminal, progress is a concise log line at each interval
 /// (issue 7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_lines_without_a_terminal() {
-    let options = demosite::SiteOptions {
-        page_delay: std::time::Duration::from_millis(20),
-        ..demosite::SiteOptions::default()
-    };
-    let (_site, url, _log, _s0) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 60,
-            ..SiteConfig::default()
-        },
-        options,
-    )
-    .await;
-    let (w, _s1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s2) = start_itemsaver(dir.path()).await;
+    // 51 pages, two at a time 20 ms each: about 0.5 s, five progress lines.
+    let cluster = Cluster::builder()
+        .profiles(30)
+        .options(demosite::SiteOptions {
+            page_delay: std::time::Duration::from_millis(20),
+            ..demosite::SiteOptions::default()
+        })
+        .start()
+        .await;
+    let (url, w, saver) = (&cluster.url, cluster.workers[0], cluster.saver);
     let args: Vec<String> = [
         "--config",
         "/dev/null",
         "--seed",
-        &url,
+        url,
         "--worker_hosts",
         &w.to_string(),
         "--itemsaver_host",
@@ -265,7 +236,7 @@ async fn progress_lines_without_a_terminal() {
         "--per_host_concurrency",
         "2",
         "--progress_interval_ms",
-        "200",
+        "100",
         "--failures_file",
         "",
     ]

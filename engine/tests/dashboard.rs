@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use demosite::{SiteConfig, SiteOptions};
 use engine::dashboard::Dashboard;
 use testsupport::browser::{chromium, text_by_id, Browser};
 
@@ -51,23 +50,8 @@ async fn dashboard_follows_a_crawl_to_the_end() {
     let browser = Arc::new(Browser::new(chrome));
     // The site serves a page per permit: the test sets the crawl's pace,
     // so the browser's own speed cannot race it.
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let (site, url, _log, _s) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 300,
-            ..SiteConfig::default()
-        },
-        SiteOptions {
-            gate: Some(gate.clone()),
-            ..SiteOptions::default()
-        },
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (worker, _w) = start_worker().await;
-    let (saver, _i) = start_itemsaver(dir.path()).await;
-    let mut settings = engine_config(&url, &[worker], saver).validate().unwrap();
+    let cluster = Cluster::builder().profiles(100).gated().start().await;
+    let mut settings = cluster.config().validate().unwrap();
     let dashboard = Dashboard::new();
     settings.dashboard = Some(dashboard.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -85,23 +69,23 @@ async fn dashboard_follows_a_crawl_to_the_end() {
             .await
             .unwrap()
     };
-    gate.add_permits(20);
+    cluster.let_through(20);
     wait_for_pages(&dashboard, 20).await;
     let first = dom(browser.clone(), page.clone()).await;
-    gate.add_permits(30);
+    cluster.let_through(30);
     wait_for_pages(&dashboard, 50).await;
     let second = dom(browser.clone(), page.clone()).await;
     assert_eq!(pages_shown(&first), 20);
     assert_eq!(pages_shown(&second), 50, "pages rise");
     assert_eq!(text_by_id(&second, "phase").as_deref(), Some("running"));
 
-    gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    cluster.open_gate();
     let summary = tokio::time::timeout(Duration::from_secs(120), crawl)
         .await
         .expect("the crawl ends")
         .unwrap()
         .unwrap();
-    assert_eq!(summary.pages, site.page_count(), "{summary}");
+    assert_eq!(summary.pages, cluster.site.page_count(), "{summary}");
     let last = dom(browser.clone(), page.clone()).await;
     assert_eq!(text_by_id(&last, "phase").as_deref(), Some("finished"));
     assert_eq!(pages_shown(&last), summary.pages);
@@ -115,7 +99,7 @@ async fn dashboard_follows_a_crawl_to_the_end() {
 
     let shots = std::env::var_os("DASHBOARD_SCREENSHOT_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.path().to_owned());
+        .unwrap_or_else(|| cluster.path(""));
     for (name, size) in [
         ("dashboard.png", (1280, 1100)),
         ("dashboard-phone.png", (390, 1600)),

@@ -7,58 +7,23 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::future::pending;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
-use demosite::{RequestLog, SiteConfig, SiteOptions};
-use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, Item, SearchRequest};
-use tarpc::context;
+use demosite::{SiteConfig, SiteOptions};
+use rpcsupport::Item;
 
-/// Every item in the store.
-async fn all_items(saver: SocketAddr) -> Vec<Item> {
-    let client = connect_itemsaver(&HostAddr::from(saver), ConnectOptions::default())
+/// The open-web demo site `site` with `options`, `workers` workers and
+/// the embedded store.
+async fn open_web(site: SiteConfig, options: SiteOptions, workers: usize) -> Cluster {
+    Cluster::builder()
+        .site(site)
+        .options(SiteOptions {
+            open_web: true,
+            ..options
+        })
+        .workers(workers)
+        .start()
         .await
-        .unwrap();
-    let mut items = Vec::new();
-    loop {
-        let page = client
-            .search(
-                context::current(),
-                SearchRequest {
-                    query: String::new(),
-                    from: items.len() as u32,
-                    size: 500,
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        if page.items.is_empty() {
-            break;
-        }
-        items.extend(page.items);
-    }
-    items
-}
-
-/// Paths the site served, with how often.
-fn served(log: &RequestLog) -> BTreeMap<String, usize> {
-    let mut paths = BTreeMap::new();
-    for entry in log.entries() {
-        *paths.entry(entry.path).or_default() += 1;
-    }
-    paths
-}
-
-async fn run(config: engine::EngineConfig) -> engine::Summary {
-    let settings = config.validate().unwrap();
-    tokio::time::timeout(Duration::from_secs(60), engine::run(settings, pending()))
-        .await
-        .expect("the crawl ends")
-        .expect("the crawl runs")
 }
 
 const PROFILES: u64 = 120;
@@ -71,36 +36,32 @@ const SITEMAP_ONLY: u64 = 15;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_sitemaps_find_the_unlinked_profiles() {
     for use_sitemaps in [true, false] {
-        let (site, url, log, _site) = start_site_with(
-            "127.0.0.1",
+        let cluster = open_web(
             SiteConfig {
                 profiles: PROFILES,
                 cities: 3,
                 page_size: 20,
             },
             SiteOptions {
-                open_web: true,
                 sitemap_only: SITEMAP_ONLY,
                 sitemap_page: 50,
                 ..SiteOptions::default()
             },
+            2,
         )
         .await;
-        let (w1, _w1) = start_worker().await;
-        let (w2, _w2) = start_worker().await;
-        let dir = tempfile::tempdir().unwrap();
-        let (saver, _saver) = start_itemsaver(dir.path()).await;
-        let mut config = engine_config(&url, &[w1, w2], saver);
+        let mut config = cluster.config();
         config.use_sitemaps = use_sitemaps;
         config.sitemap_parser = "profile".into();
         // The city sitemap lists city pages, which the profile parser
         // cannot read; the crawl reaches them from the seed anyway.
         config.exclude = vec![r"/sitemaps/cities\.xml$".into()];
-        let summary = run(config).await;
-        let paths = served(&log);
+        let summary = cluster.run(config).await;
+        let paths = cluster.served();
 
         assert!(summary.errors.is_empty(), "{summary}");
-        let mut ids: Vec<u64> = all_items(saver)
+        let mut ids: Vec<u64> = cluster
+            .items()
             .await
             .iter()
             .map(|i| i.id.as_deref().unwrap().parse().unwrap())
@@ -115,7 +76,8 @@ async fn robots_sitemaps_find_the_unlinked_profiles() {
             assert_eq!(summary.page.sitemaps, 0);
             continue;
         }
-        let expected: Vec<u64> = site
+        let expected: Vec<u64> = cluster
+            .site
             .expected_profiles(0, SITEMAP_ONLY)
             .iter()
             .map(|p| p.id)
@@ -160,37 +122,27 @@ fields.name = { select = "td[data-field=name]" }
 "#;
 
 /// Crawls `/meta/` of an open-web demo site with the robots meta and
-/// nofollow policy `obey`; returns the summary, the items and the site's
-/// log.
-async fn crawl_meta(obey: bool) -> (engine::Summary, Vec<Item>, Arc<RequestLog>, String) {
-    let (_site, url, log, _site_stop) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 50,
-            cities: 2,
-            page_size: 20,
-        },
-        SiteOptions {
-            open_web: true,
-            ..SiteOptions::default()
-        },
-    )
-    .await;
-    let (w1, _w1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("meta.rules.toml");
-    std::fs::write(&rules, META_RULES).unwrap();
-    let (saver, _saver) = start_itemsaver(&dir.path().join("store")).await;
-    let mut config = engine_config(&format!("{url}meta/"), &[w1], saver);
-    config.rules = rules.display().to_string();
+/// nofollow policy `obey`; returns the summary, the items, the paths the
+/// site served and its origin.
+async fn crawl_meta(obey: bool) -> (engine::Summary, Vec<Item>, BTreeMap<String, usize>, String) {
+    let site = SiteConfig {
+        profiles: 50,
+        cities: 2,
+        page_size: 20,
+    };
+    let cluster = open_web(site, SiteOptions::default(), 1).await;
+    let mut config = cluster.config();
+    config.seeds = vec![format!("{}meta/", cluster.url)];
+    config.rules = cluster.write("meta.rules.toml", META_RULES);
     config.parser = "index".into();
     config.obey_robots_meta = obey;
     config.obey_nofollow = obey;
     // The site's sitemaps list every profile: not this test's business.
     config.use_sitemaps = false;
-    let summary = run(config).await;
-    let items = all_items(saver).await;
-    (summary, items, log, url.trim_end_matches('/').to_owned())
+    let summary = cluster.run(config).await;
+    let items = cluster.items().await;
+    let origin = cluster.url.trim_end_matches('/').to_owned();
+    (summary, items, cluster.served(), origin)
 }
 
 /// Obeyed: no page behind a `nofollow` (meta, header, or rel) is
@@ -199,8 +151,7 @@ async fn crawl_meta(obey: bool) -> (engine::Summary, Vec<Item>, Arc<RequestLog>,
 /// `/profile/N`; an off-site canonical is ignored; each is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_meta_nofollow_and_canonical_are_obeyed() {
-    let (summary, items, log, origin) = crawl_meta(true).await;
-    let paths = served(&log);
+    let (summary, items, paths, origin) = crawl_meta(true).await;
     assert!(summary.errors.is_empty(), "{summary}");
 
     let unreached: Vec<&String> = paths
@@ -256,8 +207,7 @@ async fn robots_meta_nofollow_and_canonical_are_obeyed() {
 /// stores the noindex pages' items; the pages still say what they say.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_meta_and_nofollow_can_be_ignored() {
-    let (summary, items, log, _origin) = crawl_meta(false).await;
-    let paths = served(&log);
+    let (summary, items, paths, _origin) = crawl_meta(false).await;
     assert!(summary.errors.is_empty(), "{summary}");
     let unreached = paths
         .keys()
@@ -287,38 +237,29 @@ async fn robots_meta_and_nofollow_can_be_ignored() {
 /// `max_depth = 1` still follows their links one step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_given_sitemap_with_junk_is_crawled_and_counted() {
-    let (_site, url, log, _site_stop) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 60,
-            cities: 2,
-            page_size: 20,
-        },
-        SiteOptions {
-            open_web: true,
-            ..SiteOptions::default()
-        },
-    )
-    .await;
-    let (w1, _w1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _saver) = start_itemsaver(dir.path()).await;
-    let mut config = engine_config(&url, &[w1], saver);
+    let site = SiteConfig {
+        profiles: 60,
+        cities: 2,
+        page_size: 20,
+    };
+    let cluster = open_web(site, SiteOptions::default(), 1).await;
+    let mut config = cluster.config();
     config.seeds = Vec::new();
-    config.sitemaps = vec![format!("{url}sitemaps/junk.xml")];
+    config.sitemaps = vec![format!("{}sitemaps/junk.xml", cluster.url)];
     config.sitemap_parser = "profile".into();
     config.max_depth = 1;
     // Only the given sitemap: robots.txt's list every profile.
     config.use_sitemaps = false;
-    let summary = run(config).await;
-    let paths = served(&log);
+    let summary = cluster.run(config).await;
+    let paths = cluster.served();
 
     assert!(summary.errors.is_empty(), "{summary}");
     assert_eq!(paths.get("/sitemaps/junk.xml"), Some(&1), "{paths:?}");
     assert_eq!(summary.page.sitemaps, 1, "{summary}");
     assert!(summary.page.sitemap_dropped >= 3, "{summary}");
     assert!(summary.out_of_scope >= 1, "the off-site loc: {summary}");
-    let ids: Vec<String> = all_items(saver)
+    let ids: Vec<String> = cluster
+        .items()
         .await
         .into_iter()
         .filter_map(|i| i.id)

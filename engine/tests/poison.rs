@@ -5,22 +5,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::future::pending;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::fake::{start_fake_worker, Reply, PARSER};
 use common::*;
-use futures::StreamExt as _;
-use rpcsupport::{
-    CrawlError, FetchPolicy, ParseError, ParseResult, ParserSpec, Request, ServeOptions,
-    WorkerStatus,
-};
-use tarpc::context::Context;
-use tarpc::server::Channel as _;
-use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use rpcsupport::{ParseResult, ParserSpec, Request};
 
 /// Pages of the synthetic site: `/p/1` .. `/p/PAGES`, a tree where page n
 /// links to 10(n-1)+2 .. 10n+1.
@@ -36,98 +27,37 @@ struct Log {
     kills: AtomicU32,
 }
 
-/// A worker that answers the synthetic site from memory (no fetch at all),
-/// and drops its connection, like a process killed by the OOM killer,
-/// whenever it is asked for [`POISON`].
-#[derive(Clone)]
-struct FakeWorker {
-    log: Arc<Log>,
-    /// Closes this connection.
-    kill: Arc<Notify>,
-}
-
-impl rpcsupport::Crawl for FakeWorker {
-    async fn process(
-        self,
-        _: Context,
-        request: Request,
-        _: FetchPolicy,
-    ) -> Result<ParseResult, CrawlError> {
-        if request.url == POISON {
-            self.log.kills.fetch_add(1, Ordering::SeqCst);
-            self.kill.notify_one();
-            return pending().await;
-        }
-        // Long enough that many calls are in flight on each connection
-        // when one dies.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let n: u32 = request
-            .url
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .expect("a synthetic page URL");
-        let requests = (10 * (n - 1) + 2..=10 * n + 1)
-            .filter(|&c| c <= PAGES)
-            .map(|c| Request {
-                url: format!("http://site.test/p/{c}"),
-                parser: ParserSpec::named("fake"),
-                depth: request.depth + 1,
-                hints: Default::default(),
-            })
-            .collect();
-        self.log.answered.lock().unwrap().push(request.url);
-        Ok(ParseResult {
-            requests,
-            ..ParseResult::default()
+/// A worker's answer to `request`: the synthetic site from memory (no
+/// fetch at all), and a dropped connection, like a process killed by the
+/// OOM killer, whenever it is asked for [`POISON`].
+async fn answer(log: Arc<Log>, request: Request) -> Reply {
+    if request.url == POISON {
+        log.kills.fetch_add(1, Ordering::SeqCst);
+        return Reply::Die;
+    }
+    // Long enough that many calls are in flight on each connection when
+    // one dies.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let n: u32 = request
+        .url
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a synthetic page URL");
+    let requests = (10 * (n - 1) + 2..=10 * n + 1)
+        .filter(|&c| c <= PAGES)
+        .map(|c| Request {
+            url: format!("http://site.test/p/{c}"),
+            parser: ParserSpec::named(PARSER),
+            depth: request.depth + 1,
+            hints: Default::default(),
         })
-    }
-
-    async fn status(self, _: Context) -> WorkerStatus {
-        WorkerStatus {
-            in_flight: 0,
-            served: 0,
-            parsers: vec!["fake".into()],
-            can_render: false,
-        }
-    }
-
-    async fn load_rules(self, _: Context, _: String) -> Result<String, ParseError> {
-        Err(ParseError::BadRules("the fake worker has no rules".into()))
-    }
-}
-
-/// Starts a fake worker on 127.0.0.1:0; it serves until the test ends.
-async fn start_fake_worker(log: Arc<Log>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(rpcsupport::serve(
-        listener,
-        ServeOptions::default(),
-        pending::<()>(),
-        move |channel| {
-            use rpcsupport::Crawl as _;
-            let kill = Arc::new(Notify::new());
-            let service = FakeWorker {
-                log: log.clone(),
-                kill: kill.clone(),
-            };
-            async move {
-                let served = channel
-                    .execute(service.serve())
-                    .for_each(|response| async move {
-                        tokio::spawn(response);
-                    });
-                // Dropping the channel closes the connection under every
-                // call in flight on it.
-                tokio::select! {
-                    _ = served => {}
-                    _ = kill.notified() => {}
-                }
-            }
-        },
-    ));
-    addr
+        .collect();
+    log.answered.lock().unwrap().push(request.url);
+    Reply::Answer(Ok(ParseResult {
+        requests,
+        ..ParseResult::default()
+    }))
 }
 
 /// The killer page is failed as `poison` after at most two worker losses,
@@ -136,21 +66,25 @@ async fn start_fake_worker(log: Arc<Log>) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killer_page_is_poison_after_two_losses() {
     let log = Arc::new(Log::default());
-    let w1 = start_fake_worker(log.clone()).await;
-    let w2 = start_fake_worker(log.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s) = start_itemsaver(&dir.path().join("store")).await;
-    let failures = dir.path().join("failures.jsonl");
+    let mut fakes = Vec::new();
+    for _ in 0..2 {
+        let log = log.clone();
+        fakes.push(start_fake_worker(false, move |r| answer(log.clone(), r)).await);
+    }
+    let cluster = Cluster::builder()
+        .workers(0)
+        .workers_at(fakes)
+        .start()
+        .await;
+    let failures = cluster.path("failures.jsonl");
 
-    let mut config = engine_config("http://site.test/p/1", &[w1, w2], saver);
-    config.parser = "fake".into();
+    // The demo site is idle: the fakes answer for site.test.
+    let mut config = cluster.config();
+    config.seeds = vec!["http://site.test/p/1".into()];
+    config.parser = PARSER.into();
     config.obey_robots = false;
     config.failures_file = failures.display().to_string();
-    let settings = config.validate().unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(60), engine::run(settings, pending()))
-        .await
-        .expect("the crawl ends")
-        .expect("crawl runs");
+    let summary = cluster.run(config).await;
 
     let kills = log.kills.load(Ordering::SeqCst);
     assert_eq!(

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::future::pending;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -47,10 +48,21 @@ fn assert_spaced(log: &demosite::RequestLog, delay: Duration) {
     );
 }
 
+/// 60 profiles in 3 cities, a page each: 64 pages.
 fn small_site() -> SiteConfig {
     SiteConfig {
         profiles: 60,
         cities: 3,
+        page_size: 20,
+    }
+}
+
+/// 20 profiles in 2 cities: 23 pages, for crawls that wait between
+/// requests.
+fn tiny_site() -> SiteConfig {
+    SiteConfig {
+        profiles: 20,
+        cities: 2,
         page_size: 20,
     }
 }
@@ -62,38 +74,41 @@ fn small_site() -> SiteConfig {
 /// path through a worker adds a little jitter).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_host_limits_hold_across_three_workers() {
-    let (site, url, log, _s) =
-        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s1) = start_itemsaver(dir.path()).await;
-    let (w1, _s2) = start_worker().await;
-    let (w2, _s3) = start_worker().await;
-    let (w3, _s4) = start_worker().await;
-    let mut config = engine_config(&url, &[w1, w2, w3], saver);
+    let cluster = Cluster::builder()
+        .site(SiteConfig {
+            profiles: 12,
+            ..tiny_site()
+        })
+        .workers(3)
+        .start()
+        .await;
+    let mut config = cluster.config();
     config.per_host_concurrency = 2;
-    config.per_host_delay_ms = 100;
-    let summary = engine::run(config.validate().unwrap(), pending())
-        .await
-        .unwrap();
+    // 16 requests (15 pages and robots.txt) 50 ms apart: 0.75 s.
+    config.per_host_delay_ms = 50;
+    let summary = cluster.run(config).await;
 
-    assert_eq!(summary.pages, site.page_count(), "{summary}");
+    let log = &cluster.log;
+    assert_eq!(summary.pages, cluster.site.page_count(), "{summary}");
     assert!(
         log.max_concurrency() <= 2,
         "server saw {} at once",
         log.max_concurrency()
     );
-    assert_spaced(&log, Duration::from_millis(100));
+    assert_spaced(log, Duration::from_millis(50));
+    assert_eq!(summary.per_worker.len(), 3, "{summary}");
     assert!(summary.per_worker.iter().all(|(_, n)| *n > 0), "{summary}");
 }
 
 /// A slow host does not hold up a fast one: the fast site is crawled to
-/// the end long before the slow one.
+/// the end while the slow one has not answered a single page (its pages
+/// wait at a gate the test opens only then).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_host_does_not_slow_another() {
-    let (_fast, fast_url, fast_log, _s) =
-        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
+    let fast = Cluster::builder().site(small_site()).start().await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let slow_opts = SiteOptions {
-        page_delay: Duration::from_millis(250),
+        gate: Some(gate.clone()),
         ..SiteOptions::default()
     };
     let slow_config = SiteConfig {
@@ -101,26 +116,33 @@ async fn slow_host_does_not_slow_another() {
         cities: 1,
         page_size: 20,
     };
-    let (_slow, slow_url, slow_log, _s0) =
+    let (slow, slow_url, slow_log, _s0) =
         start_site_with("127.0.0.2", slow_config, slow_opts).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s1) = start_itemsaver(dir.path()).await;
-    let (w1, _s2) = start_worker().await;
-    let mut config = engine_config(&fast_url, &[w1], saver);
+    let mut config = fast.config();
     config.seeds.push(slow_url);
     config.per_host_concurrency = 1;
-    let summary = engine::run(config.validate().unwrap(), pending())
-        .await
-        .unwrap();
-    assert!(summary.errors.is_empty(), "{summary}");
+    let crawl = tokio::spawn(engine::run(config.validate().unwrap(), pending()));
 
-    let fast_end = fast_log.entries().iter().map(|e| e.end).max().unwrap();
-    let slow_end = slow_log.entries().iter().map(|e| e.end).max().unwrap();
-    // The slow site needs 12 pages x 250 ms one at a time: about 3 s.
-    assert!(
-        slow_end.duration_since(fast_end) > Duration::from_secs(1),
-        "the fast host finished only {:?} before the slow one",
-        slow_end.saturating_duration_since(fast_end)
+    let pages = |log: &demosite::RequestLog| {
+        let served = served(log);
+        served.values().sum::<usize>() - served.get("/robots.txt").copied().unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while (pages(&fast.log) as u64) < fast.site.page_count() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the fast site was not crawled while the slow one hung"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pages(&slow_log), 0, "the slow site answered a page");
+    gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    let summary = crawl.await.unwrap().unwrap();
+    assert!(summary.errors.is_empty(), "{summary}");
+    assert_eq!(
+        summary.pages,
+        fast.site.page_count() + slow.page_count(),
+        "{summary}"
     );
 }
 
@@ -129,25 +151,18 @@ async fn slow_host_does_not_slow_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_disallow_and_crawl_delay() {
     let options = SiteOptions {
-        robots: Some("User-agent: *\nDisallow: /profile/1\nCrawl-delay: 0.1\n".into()),
+        robots: Some("User-agent: *\nDisallow: /profile/1\nCrawl-delay: 0.05\n".into()),
         ..SiteOptions::default()
     };
-    let (_site, url, log, _s) = start_site_with("127.0.0.1", small_site(), options).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s1) = start_itemsaver(dir.path()).await;
-    let (w1, _s2) = start_worker().await;
-    let summary = engine::run(
-        engine_config(&url, &[w1], saver).validate().unwrap(),
-        pending(),
-    )
-    .await
-    .unwrap();
+    let cluster = Cluster::builder()
+        .site(tiny_site())
+        .options(options)
+        .start()
+        .await;
+    let summary = cluster.crawl().await;
 
-    let entries = log.entries();
-    assert_eq!(
-        entries.iter().filter(|e| e.path == "/robots.txt").count(),
-        1
-    );
+    let entries = cluster.log.entries();
+    assert_eq!(cluster.served().get("/robots.txt"), Some(&1));
     assert_eq!(entries[0].path, "/robots.txt", "robots.txt comes first");
     // /profile/1 and /profile/10..19 are disallowed (prefix match).
     assert!(
@@ -160,34 +175,19 @@ async fn robots_disallow_and_crawl_delay() {
         "{summary}"
     );
     assert!(summary.errors.is_empty(), "{summary}");
-    assert_eq!(summary.items_saved, 60 - 11, "{summary}");
-    assert_spaced(&log, Duration::from_millis(100));
+    assert_eq!(summary.items_saved, 20 - 11, "{summary}");
+    // 13 requests (12 pages and robots.txt) 50 ms apart: 0.6 s.
+    assert_spaced(&cluster.log, Duration::from_millis(50));
 }
 
 /// A missing robots.txt (404) allows everything; a 5xx one makes the host
 /// wait and is fetched again until it answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_missing_and_unavailable() {
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s1) = start_itemsaver(dir.path()).await;
-    let (w1, _s2) = start_worker().await;
-
-    let (site, url, log, _s) =
-        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
-    let summary = engine::run(
-        engine_config(&url, &[w1], saver).validate().unwrap(),
-        pending(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(summary.pages, site.page_count(), "{summary}");
-    assert_eq!(
-        log.entries()
-            .iter()
-            .filter(|e| e.path == "/robots.txt")
-            .count(),
-        1
-    );
+    let cluster = Cluster::builder().site(small_site()).start().await;
+    let summary = cluster.crawl().await;
+    assert_eq!(summary.pages, cluster.site.page_count(), "{summary}");
+    assert_eq!(cluster.served().get("/robots.txt"), Some(&1));
 
     let options = SiteOptions {
         robots: Some("User-agent: *\nAllow: /\n".into()),
@@ -195,11 +195,10 @@ async fn robots_missing_and_unavailable() {
         ..SiteOptions::default()
     };
     let (site, url, log, _s) = start_site_with("127.0.0.2", small_site(), options).await;
-    let mut config = engine_config(&url, &[w1], saver);
+    let mut config = cluster.config();
+    config.seeds = vec![url];
     config.robots_retry_backoff_ms = 100;
-    let summary = engine::run(config.validate().unwrap(), pending())
-        .await
-        .unwrap();
+    let summary = cluster.run(config).await;
     assert_eq!(summary.pages, site.page_count(), "{summary}");
     let robots: Vec<_> = log
         .entries()
@@ -229,12 +228,10 @@ async fn robots_missing_and_unavailable() {
 /// permanent ones are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_permanent_ones_not() {
-    let (_site, url, log, _s) =
-        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s1) = start_itemsaver(dir.path()).await;
-    let (w1, _s2) = start_worker().await;
-    let mut config = engine_config(&format!("{url}fault/flaky/a/2?status=500"), &[w1], saver);
+    let cluster = Cluster::builder().site(small_site()).start().await;
+    let url = &cluster.url;
+    let mut config = cluster.config();
+    config.seeds = vec![format!("{url}fault/flaky/a/2?status=500")];
     config.seeds.push(format!("{url}fault/status/404"));
     config.seeds.push(format!("{url}fault/flaky/b/1"));
     config.parser = "links".into();
@@ -245,9 +242,7 @@ async fn transient_failures_are_retried_permanent_ones_not() {
     // crawl::tests).
     config.retry_max_backoff_ms = 300;
     let started = std::time::Instant::now();
-    let summary = engine::run(config.validate().unwrap(), pending())
-        .await
-        .unwrap();
+    let summary = cluster.run(config).await;
 
     assert_eq!(summary.fetch_retries.get("http_500"), Some(&2), "{summary}");
     assert_eq!(summary.fetch_retries.get("http_503"), Some(&1), "{summary}");
@@ -256,13 +251,7 @@ async fn transient_failures_are_retried_permanent_ones_not() {
         BTreeMap::from([("http_404".to_string(), 1)]),
         "{summary}"
     );
-    assert_eq!(
-        log.entries()
-            .iter()
-            .filter(|e| e.path == "/fault/status/404")
-            .count(),
-        1
-    );
+    assert_eq!(cluster.served().get("/fault/status/404"), Some(&1));
     assert_eq!(
         summary.pages, 2,
         "both flaky pages end up fetched: {summary}"
@@ -280,29 +269,33 @@ async fn transient_failures_are_retried_permanent_ones_not() {
 /// or failed with a reason) and the crawl goes on to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_never_stops_a_crawl() {
-    let (_site, url, _log, _s) =
-        start_site_with("127.0.0.1", small_site(), SiteOptions::default()).await;
+    // A fetch timeout of 500 ms: the slow page's two tries cost 1 s.
+    let cluster = Cluster::builder()
+        .site(small_site())
+        .worker_configs(vec![worker::WorkerConfig {
+            timeout_ms: 500,
+            max_body_bytes: 1024 * 1024,
+            ..local_worker()
+        }])
+        .start()
+        .await;
+    let url = &cluster.url;
     // The off-site target: a loopback address outside the allowed domains,
     // so even a broken guard would never leave this machine.
     let (_other, other_url, other_log, _s0) =
         start_site_with("127.0.0.2", small_site(), SiteOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s1) = start_itemsaver(dir.path()).await;
-    let (w1, _s2) = start_worker_with(worker::WorkerConfig {
-        timeout_ms: 1000,
-        max_body_bytes: 1024 * 1024,
-        ..local_worker()
-    })
-    .await;
     let routes = [
-        "fault/slow/3000",
+        "fault/slow/1500",
         "fault/truncated",
         "fault/flaky/c/1?status=500",
         "fault/status/429?retry_after=1",
         "fault/redirect-loop",
         &format!("fault/redirect-to?url={other_url}"),
-        "fault/big/52428800",
-        "fault/gzip-bomb/5242880",
+        // Four and two times the 1 MiB cap: too large all the same, and
+        // the site does not spend the CPU the fetch timeout needs building
+        // 50 MB or gzipping 5 MB in a debug build.
+        "fault/big/4194304",
+        "fault/gzip-bomb/2097152",
         "fault/invalid-utf8",
         "fault/wrong-charset",
         "fault/binary",
@@ -311,21 +304,16 @@ async fn bad_input_never_stops_a_crawl() {
         "fault/not-html",
         "fault/status/404",
     ];
-    let mut config = engine_config(&format!("{url}{}", routes[0]), &[w1], saver);
+    let failures = cluster.path("failures.jsonl");
+    let mut config = cluster.config();
     config.seeds = routes.iter().map(|r| format!("{url}{r}")).collect();
     config.parser = "links".into();
     config.retry_times = 1;
     config.retry_backoff_ms = 10;
-    config.retry_max_backoff_ms = 1500;
-    config.failures_file = dir
-        .path()
-        .join("failures.jsonl")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let summary = engine::run(config.validate().unwrap(), pending())
-        .await
-        .expect("the crawl survives");
+    // The 429's Retry-After: 1 is capped to 300 ms.
+    config.retry_max_backoff_ms = 300;
+    config.failures_file = failures.display().to_string();
+    let summary = cluster.run(config).await;
 
     let errors = |k: &str| summary.errors.get(k).copied().unwrap_or(0);
     assert_eq!(errors("timeout"), 1, "slow page: {summary}");
@@ -353,7 +341,7 @@ async fn bad_input_never_stops_a_crawl() {
     // Junk hrefs never leave the worker; off-site ones (unicode hosts, the
     // huge URL) are dropped by the engine's scope.
     assert!(summary.out_of_scope >= 3, "{summary}");
-    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    let failures = std::fs::read_to_string(failures).unwrap();
     assert_eq!(failures.lines().count(), 7);
     assert!(failures.contains("\"kind\":\"too_large\""));
 }

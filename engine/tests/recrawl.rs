@@ -11,123 +11,83 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::future::pending;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use common::*;
 use demosite::{generation, Generation, SiteConfig, SiteOptions};
-use itemsaver::ItemStore;
-use rpcsupport::{ScanRequest, Value};
+use rpcsupport::Value;
 
-const PROFILES: u64 = 600;
+/// 300 profiles in 10 cities of two pages each; generation 1 edits 43 of
+/// them and removes one (255).
+const SITE: SiteConfig = SiteConfig {
+    profiles: 300,
+    cities: 10,
+    page_size: 20,
+};
 
-/// Every item in `store`, by key.
-async fn all_items(store: &dyn ItemStore) -> BTreeMap<String, rpcsupport::Item> {
-    let mut out = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .scan(&ScanRequest {
-                query: String::new(),
-                after,
-                size: 500,
-            })
-            .await
-            .expect("scan the store");
-        for item in page.items {
-            assert!(
-                out.insert(item.key(), item).is_none(),
-                "an item stored twice"
-            );
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return out,
-        }
-    }
-}
-
-/// An itemsaver on 127.0.0.1:0 over `store`; stops when the sender drops.
-fn serve_store(store: Arc<dyn ItemStore>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        itemsaver::serve(
-            listener,
-            store,
-            itemsaver::ServerOptions::default(),
-            async {
-                let _ = rx.await;
-            },
-        )
-        .await
-        .expect("itemsaver serves")
-    });
-    (addr, tx)
-}
-
-/// The two crawls and every check, against the store behind `saver`.
-async fn crawl_then_recrawl(store: Arc<dyn ItemStore>) {
-    let generation = Generation::new(0);
-    let (site, url, log, _site_stop) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: PROFILES,
-            ..SiteConfig::default()
-        },
-        SiteOptions {
+/// An open-web site serving `generation`, one worker per `workers`, into
+/// `store`, and a crawl config with a state dir (in the cluster's temp
+/// dir) that follows links only.
+async fn open_web(
+    generation: &Generation,
+    workers: usize,
+    store: Store,
+) -> (Cluster, engine::EngineConfig) {
+    let cluster = Cluster::builder()
+        .site(SITE)
+        .options(SiteOptions {
             open_web: true,
             generation: generation.clone(),
             ..SiteOptions::default()
-        },
-    )
-    .await;
-    let (w1, _s1) = start_worker().await;
-    let (w2, _s2) = start_worker().await;
-    let (saver, _s3) = serve_store(store.clone());
-    let state = tempfile::tempdir().unwrap();
-    let mut config = engine_config(&url, &[w1, w2], saver);
-    config.state_dir = state.path().to_str().unwrap().to_owned();
+        })
+        .workers(workers)
+        .store(store)
+        .start()
+        .await;
+    let mut config = cluster.config();
+    config.state_dir = cluster.path("state").display().to_string();
     // The links alone reach every page; the sitemaps (which open_web also
     // serves) would add fetches this test does not count.
     config.use_sitemaps = false;
+    (cluster, config)
+}
+
+/// Every stored item, by key.
+async fn by_key(cluster: &Cluster) -> BTreeMap<String, rpcsupport::Item> {
+    let items = cluster.items().await;
+    items.into_iter().map(|i| (i.key(), i)).collect()
+}
+
+/// The two crawls and every check, against `store`.
+async fn crawl_then_recrawl(store: Store) {
+    let generation = Generation::new(0);
+    let (cluster, mut config) = open_web(&generation, 2, store).await;
+    let (site, log) = (&cluster.site, &cluster.log);
     // Deletes the itemsaver refuses are kept for a later run; do not wait
     // the default five minutes for them here.
     config.itemsaver_wait_ms = 5_000;
 
-    let first = engine::run(config.clone().validate().unwrap(), pending())
-        .await
-        .expect("first crawl runs");
-    assert_eq!(first.items_saved, PROFILES, "{first}");
+    let first = cluster.run(config.clone()).await;
+    assert_eq!(first.items_saved, SITE.profiles, "{first}");
     assert!(!first.recrawl.active, "{first}");
-    let before = all_items(&*store).await;
-    assert_eq!(before.len() as u64, PROFILES);
+    assert_eq!(cluster.items().await.len() as u64, SITE.profiles);
 
     generation.set(1);
     let mark = log.entries().len();
     config.recrawl = true;
     config.recrawl_now = true;
-    let second = engine::run(config.validate().unwrap(), pending())
-        .await
-        .expect("recrawl runs");
+    let second = cluster.run(config).await;
     println!("{second}");
     let served: Vec<_> = log.entries().into_iter().skip(mark).collect();
 
     // The store holds generation 1 exactly: every profile once, the
     // changed ones with their new fields, the removed ones gone.
     let expected = site.expected_profiles(1, 0);
-    let after = all_items(&*store).await;
+    let after = by_key(&cluster).await;
     let ids: Vec<String> = expected.iter().map(|p| p.id.to_string()).collect();
     assert_eq!(
-        after
-            .keys()
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>(),
+        after.keys().cloned().collect::<BTreeSet<_>>(),
         ids.iter().cloned().collect(),
         "{second}"
     );
@@ -148,13 +108,13 @@ async fn crawl_then_recrawl(store: Arc<dyn ItemStore>) {
     }
 
     // What the site's generation functions say about its profiles.
-    let removed: Vec<u64> = (1..=PROFILES)
+    let removed: Vec<u64> = (1..=SITE.profiles)
         .filter(|&id| generation::removed(id, 1))
         .collect();
-    let edited = (1..=PROFILES)
+    let edited = (1..=SITE.profiles)
         .filter(|&id| generation::changed(id, 1) && !generation::removed(id, 1))
         .count();
-    let page_changed: Vec<u64> = (1..=PROFILES)
+    let page_changed: Vec<u64> = (1..=SITE.profiles)
         .filter(|&id| site.profile_page_changed(id, 1))
         .collect();
     assert!(
@@ -215,9 +175,7 @@ async fn crawl_then_recrawl(store: Arc<dyn ItemStore>) {
 /// The recrawl into the embedded store (tantivy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recrawl_updates_and_deletes_embedded() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
-    crawl_then_recrawl(store).await;
+    crawl_then_recrawl(Store::Embedded).await;
 }
 
 /// The same recrawl into Elasticsearch (needs `CRAWLER_TEST_ES_URL`, see
@@ -227,25 +185,7 @@ async fn recrawl_updates_and_deletes_elasticsearch() {
     let Some(url) = testsupport::elasticsearch_url("Elasticsearch recrawl test") else {
         return;
     };
-    let settings = itemsaver::store::elastic::Settings {
-        urls: vec![url.parse().expect("CRAWLER_TEST_ES_URL is a URL")],
-        index: format!(
-            "recrawl-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-        ),
-        auth: None,
-        ca_cert: None,
-    };
-    let store: Arc<dyn ItemStore> = Arc::new(
-        itemsaver::open_elastic(&settings)
-            .await
-            .expect("connect to Elasticsearch"),
-    );
-    crawl_then_recrawl(store).await;
+    crawl_then_recrawl(Store::Elastic(url)).await;
 }
 
 /// `recrawl_every` keeps the engine recrawling, round after round (each
@@ -254,33 +194,14 @@ async fn recrawl_updates_and_deletes_elasticsearch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recrawl_every_runs_rounds_until_shutdown() {
     let generation = Generation::new(0);
-    let (_site, url, _log, _site_stop) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 100,
-            ..SiteConfig::default()
-        },
-        SiteOptions {
-            open_web: true,
-            generation: generation.clone(),
-            ..SiteOptions::default()
-        },
-    )
-    .await;
-    let (w1, _s1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ItemStore> = Arc::new(itemsaver::open_embedded(dir.path()).unwrap());
-    let (saver, _s2) = serve_store(store);
-    let state = tempfile::tempdir().unwrap();
-    let mut config = engine_config(&url, &[w1], saver);
-    config.state_dir = state.path().to_str().unwrap().to_owned();
-    config.use_sitemaps = false;
-    let first = engine::run(config.clone().validate().unwrap(), pending())
-        .await
-        .unwrap();
-    assert_eq!(first.items_saved, 100, "{first}");
+    let (cluster, mut config) = open_web(&generation, 1, Store::Embedded).await;
+    let first = cluster.run(config.clone()).await;
+    assert_eq!(first.items_saved, SITE.profiles, "{first}");
 
     config.recrawl_now = true;
+    // The shortest `recrawl_every` there is; the engine waits at least a
+    // second between rounds anyway (crawl::rounds, so a URL that keeps
+    // failing does not spin it).
     config.recrawl_every = "1s".into();
     let settings = config.validate().unwrap();
     let every = settings.recrawl.as_ref().unwrap().every.unwrap();
@@ -307,6 +228,9 @@ async fn recrawl_every_runs_rounds_until_shutdown() {
     assert!(rounds.len() >= 2, "{last}");
     assert!(rounds.iter().all(|r| r.active && r.due > 0), "{rounds:?}");
     assert_eq!(rounds[0].gone, 0, "{rounds:?}");
-    let removed = (1..=100).filter(|&id| generation::removed(id, 1)).count() as u64;
+    let removed = (1..=SITE.profiles)
+        .filter(|&id| generation::removed(id, 1))
+        .count() as u64;
+    assert!(removed > 0, "generation 1 removes nothing");
     assert_eq!(rounds[1].gone, removed, "{rounds:?}");
 }

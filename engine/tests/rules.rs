@@ -8,80 +8,59 @@ use std::future::pending;
 
 use common::*;
 use demosite::SiteConfig;
-use rpcsupport::{connect_itemsaver, ConnectOptions, HostAddr, Item, SearchRequest};
+use rpcsupport::{ConnectOptions, HostAddr};
 use tarpc::context;
 
-const PROFILES: u64 = 400;
+/// The shipped rules file for the demo site.
+const RULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/demosite.rules.toml"
+);
 
-async fn all_items(saver: std::net::SocketAddr) -> Vec<Item> {
-    let client = connect_itemsaver(&HostAddr::from(saver), ConnectOptions::default())
-        .await
-        .unwrap();
-    let mut items = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = client
-            .search(
-                context::current(),
-                SearchRequest {
-                    query: String::new(),
-                    from,
-                    size: 500,
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        if page.items.is_empty() {
-            break;
-        }
-        from += page.items.len() as u32;
-        items.extend(page.items);
-    }
-    items.sort_by(|a, b| a.id.cmp(&b.id));
-    items
+/// `config` set to crawl with the shipped rules from its `home` parser.
+fn with_rules(mut config: engine::EngineConfig) -> engine::EngineConfig {
+    config.rules = RULES.into();
+    config.parser = "home".into();
+    config
 }
+
+/// 120 profiles in 3 cities: two pages a city, so the rules follow the
+/// pager too; ids ending in 3 are GBK, those ending in 7 have a
+/// `<base href>`.
+const SITE: SiteConfig = SiteConfig {
+    profiles: 120,
+    cities: 3,
+    page_size: 20,
+};
 
 /// The shipped rules file and the built-in parsers store identical items.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_rules_match_builtin_parsers() {
-    let (site, url, _s) = start_site(SiteConfig {
-        profiles: PROFILES,
-        ..SiteConfig::default()
-    })
-    .await;
-    let (w1, _s1) = start_worker().await;
-    let (w2, _s2) = start_worker().await;
+    // A cluster each, so each crawl has a store of its own.
+    let builtin = Cluster::builder().site(SITE).workers(2).start().await;
+    let ruled = Cluster::builder().site(SITE).workers(2).start().await;
+    let builtin_summary = builtin.crawl().await;
+    let ruled_summary = ruled.run(with_rules(ruled.config())).await;
 
-    let builtin_dir = tempfile::tempdir().unwrap();
-    let (builtin_saver, _s3) = start_itemsaver(builtin_dir.path()).await;
-    let builtin = engine::run(
-        engine_config(&url, &[w1, w2], builtin_saver)
-            .validate()
-            .unwrap(),
-        pending(),
-    )
-    .await
-    .unwrap();
-
-    let rules_dir = tempfile::tempdir().unwrap();
-    let (rules_saver, _s4) = start_itemsaver(rules_dir.path()).await;
-    let mut config = engine_config(&url, &[w1, w2], rules_saver);
-    config.rules = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/demosite.rules.toml"
-    )
-    .into();
-    config.parser = "home".into();
-    let ruled = engine::run(config.validate().unwrap(), pending())
-        .await
-        .unwrap();
-
-    assert_eq!(ruled.pages, site.page_count(), "{ruled}");
-    assert_eq!(ruled.items_saved, PROFILES, "{ruled}");
-    assert_eq!(builtin.items_saved, PROFILES, "{builtin}");
-    let (a, b) = (all_items(builtin_saver).await, all_items(rules_saver).await);
-    assert_eq!(a.len(), PROFILES as usize);
+    for summary in [&builtin_summary, &ruled_summary] {
+        assert_eq!(summary.pages, SITE.profiles + 1 + 6, "{summary}");
+        assert_eq!(summary.pages, ruled.site.page_count(), "{summary}");
+        assert_eq!(summary.items_saved, SITE.profiles, "{summary}");
+    }
+    // The two sites differ only in their port: compare the paths.
+    let paths = |cluster: &Cluster, mut items: Vec<rpcsupport::Item>| {
+        for item in &mut items {
+            let path = item
+                .url
+                .strip_prefix(&cluster.url)
+                .expect("an item of the site");
+            item.url = format!("/{path}");
+        }
+        items
+    };
+    let a = paths(&builtin, builtin.items().await);
+    let b = paths(&ruled, ruled.items().await);
+    assert_eq!(a.len(), SITE.profiles as usize);
     assert_eq!(a, b, "the rules extract different items");
 }
 
@@ -90,22 +69,10 @@ async fn shipped_rules_match_builtin_parsers() {
 /// connects, so a worker started with only a port serves a rules crawl.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_reach_workers_that_lack_them() {
-    let (_site, url, _s) = start_site(SiteConfig {
-        profiles: 50,
-        ..SiteConfig::default()
-    })
-    .await;
-    let (w1, _s1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s3) = start_itemsaver(dir.path()).await;
-    let mut config = engine_config(&url, &[w1], saver);
-    config.rules = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/demosite.rules.toml"
-    )
-    .into();
-    config.parser = "home".into();
-    let settings = config.validate().unwrap();
+    let cluster = Cluster::builder().profiles(50).start().await;
+    let (url, w1) = (&cluster.url, cluster.workers[0]);
+    let config = with_rules(cluster.config());
+    let settings = config.clone().validate().unwrap();
     let set = settings.rules.clone().unwrap();
 
     // Ask a worker directly with the rule set's id before it ever got it.
@@ -132,7 +99,7 @@ async fn rules_reach_workers_that_lack_them() {
         "{answer:?}"
     );
     // The engine loads the rules at connect and crawls.
-    let summary = engine::run(settings, pending()).await.unwrap();
+    let summary = cluster.run(config).await;
     assert_eq!(summary.items_saved, 50, "{summary}");
 }
 
@@ -215,29 +182,16 @@ async fn a_worker_refusing_the_rules_stops_the_start() {
 /// the rules again and the crawl loses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evicted_rules_are_sent_again() {
-    let options = demosite::SiteOptions {
-        page_delay: std::time::Duration::from_millis(5),
-        ..demosite::SiteOptions::default()
-    };
-    let (_site, url, _log, _s) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 150,
-            ..SiteConfig::default()
-        },
-        options,
-    )
-    .await;
-    let (w1, _s1) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s3) = start_itemsaver(dir.path()).await;
-    let mut config = engine_config(&url, &[w1], saver);
-    config.rules = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/demosite.rules.toml"
-    )
-    .into();
-    config.parser = "home".into();
+    let cluster = Cluster::builder()
+        .site(SITE)
+        .options(demosite::SiteOptions {
+            page_delay: std::time::Duration::from_millis(5),
+            ..demosite::SiteOptions::default()
+        })
+        .start()
+        .await;
+    let w1 = cluster.workers[0];
+    let mut config = with_rules(cluster.config());
     config.per_host_concurrency = 2;
     let crawl = tokio::spawn(engine::run(config.validate().unwrap(), pending()));
 
@@ -261,6 +215,6 @@ async fn evicted_rules_are_sent_again() {
             .unwrap();
     }
     let summary = crawl.await.unwrap().unwrap();
-    assert_eq!(summary.items_saved, 150, "{summary}");
+    assert_eq!(summary.items_saved, SITE.profiles, "{summary}");
     assert!(summary.errors.is_empty(), "{summary}");
 }

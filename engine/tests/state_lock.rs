@@ -8,32 +8,17 @@ use std::future::pending;
 use std::time::{Duration, Instant};
 
 use common::*;
-use demosite::{SiteConfig, SiteOptions};
 use engine::EngineError;
 
 /// The second engine on a state dir gets `StateDirLocked` with the
 /// directory and our pid; the first is untouched and finishes its crawl.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_engine_on_a_state_dir_is_refused() {
-    let (site, url, _log, _site_stop) = start_site_with(
-        "127.0.0.1",
-        SiteConfig {
-            profiles: 100,
-            ..SiteConfig::default()
-        },
-        SiteOptions {
-            // Slow pages keep the first crawl running while the second
-            // engine tries its luck.
-            page_delay: Duration::from_millis(100),
-            ..SiteOptions::default()
-        },
-    )
-    .await;
-    let (worker, _w) = start_worker().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (saver, _s) = start_itemsaver(&dir.path().join("store")).await;
-    let state_dir = dir.path().join("state");
-    let mut config = engine_config(&url, &[worker], saver);
+    // The site serves no page until the gate opens, so the first crawl is
+    // still running whatever the second engine takes.
+    let cluster = Cluster::builder().profiles(100).gated().start().await;
+    let state_dir = cluster.path("state");
+    let mut config = cluster.config();
     config.state_dir = state_dir.display().to_string();
 
     let first = tokio::spawn(engine::run(config.clone().validate().unwrap(), pending()));
@@ -68,8 +53,9 @@ async fn second_engine_on_a_state_dir_is_refused() {
         "the first engine must still be crawling"
     );
 
+    cluster.open_gate();
     let summary = first.await.unwrap().expect("the first engine runs on");
     assert!(!summary.interrupted, "{summary}");
-    assert_eq!(summary.pages, site.page_count(), "{summary}");
+    assert_eq!(summary.pages, cluster.site.page_count(), "{summary}");
     assert!(summary.errors.is_empty(), "{summary}");
 }

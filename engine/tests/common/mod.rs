@@ -1,16 +1,31 @@
 //! Starts the real servers a crawl needs, each on 127.0.0.1:0, in this test
 //! process (mini-redis's `start_server()` pattern).
-#![allow(dead_code)] // each test file uses a different subset
+//!
+//! # Layout
+//! - [`cluster`]: [`Cluster`], the site, workers and itemsaver of one test
+//!   started together, with the crawl's config, its run, the stored items
+//!   and the site's log; what most tests use.
+//! - [`fake`]: workers that answer scripted replies from memory.
+//! - [`procs`]: real worker and itemsaver processes, for tests that kill them.
+//! - this file: the single servers the cluster is made of, for tests that
+//!   need one more (a second site) or one alone.
+#![allow(dead_code, unused_imports)] // each test file uses a different subset
 
+pub mod cluster;
+pub mod fake;
 pub mod procs;
 
+pub use cluster::{Cluster, Store};
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use demosite::{Site, SiteConfig};
+use demosite::{RequestLog, Site, SiteConfig};
 use engine::EngineConfig;
+use itemsaver::ItemStore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -98,10 +113,15 @@ pub async fn start_worker_with(config: worker::WorkerConfig) -> (SocketAddr, Sto
     (addr, stop)
 }
 
+/// An itemsaver over the embedded store in `dir`.
 pub async fn start_itemsaver(dir: &Path) -> (SocketAddr, Stop) {
+    serve_store(Arc::new(itemsaver::open_embedded(dir).expect("open store"))).await
+}
+
+/// An itemsaver over `store`.
+pub async fn serve_store(store: Arc<dyn ItemStore>) -> (SocketAddr, Stop) {
     let (listener, addr) = listen().await;
     let (stop, shutdown) = stopper();
-    let store = Arc::new(itemsaver::open_embedded(dir).expect("open store"));
     tokio::spawn(async move {
         itemsaver::serve(
             listener,
@@ -130,4 +150,13 @@ pub fn engine_config(site_url: &str, workers: &[SocketAddr], saver: SocketAddr) 
         failures_file: String::new(),
         ..EngineConfig::default()
     }
+}
+
+/// The paths `log` shows served, each with how often.
+pub fn served(log: &RequestLog) -> BTreeMap<String, usize> {
+    let mut paths = BTreeMap::new();
+    for entry in log.entries() {
+        *paths.entry(entry.path).or_default() += 1;
+    }
+    paths
 }
