@@ -38,6 +38,7 @@ use crate::{WorkerConfig, WorkerError};
 
 pub use page::{Fetched, PageHeaders};
 pub use resource::Resource;
+pub(crate) use response::is_html;
 use response::{blocked, check_response, error_chain, http_url, map_error, redirect_target};
 
 /// Longest `ETag` or `Last-Modified` kept (bytes). The engine stores the
