@@ -337,11 +337,30 @@ pub(crate) fn run_document(
     budget: &Budget,
     parse: impl FnOnce(&Page<'_>) -> Result<ParseResult, ParseError>,
 ) -> Result<ParseResult, ParseError> {
-    let html = Html::parse_document(text);
+    run_tree(
+        &Html::parse_document(text),
+        request,
+        url,
+        text,
+        budget,
+        parse,
+    )
+}
+
+/// [`run_document`] on `html`, the tree already parsed from `text` (the
+/// fuzz test parses each input once for all parsers).
+pub(crate) fn run_tree(
+    html: &Html,
+    request: &Request,
+    url: &Url,
+    text: &str,
+    budget: &Budget,
+    parse: impl FnOnce(&Page<'_>) -> Result<ParseResult, ParseError>,
+) -> Result<ParseResult, ParseError> {
     let page = Page {
         request,
         url,
-        html: &html,
+        html,
         text,
         body: text.as_bytes(),
         budget,
