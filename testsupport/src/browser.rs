@@ -11,6 +11,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+// The worker's list (`worker::render::QUIET_FLAGS`), written once: this
+// crate links nothing but std, so it includes the file rather than
+// depending on the worker, which every test binary would then build.
+include!("../../worker/src/render/quiet_flags.rs");
+
 /// Longest one Chromium run may take.
 pub const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -73,32 +78,20 @@ impl Browser {
     fn run(&self, extra: &[String], url: &str, budget: Duration, size: (u32, u32)) -> Vec<u8> {
         let profile = Profile::new();
         let mut cmd = Command::new(&self.path);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-default-apps",
-            "--disable-extensions",
-            "--disable-domain-reliability",
-            "--disable-client-side-phishing-detection",
-            "--no-pings",
-            "--hide-scrollbars",
-            // Names resolve to nothing: a page can only ever reach loopback.
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        ])
-        .arg(format!("--user-data-dir={}", profile.0.display()))
-        .arg(format!("--window-size={},{}", size.0, size.1))
-        .arg(format!("--virtual-time-budget={}", budget.as_millis()))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        cmd.args(QUIET_FLAGS)
+            .args([
+                "--no-sandbox",
+                // Names resolve to nothing: a page can only ever reach loopback.
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            ])
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg(format!("--window-size={},{}", size.0, size.1))
+            .arg(format!("--virtual-time-budget={}", budget.as_millis()))
+            .args(extra)
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("start chromium");
         let mut stdout = child.stdout.take().expect("piped");
         let reader = std::thread::spawn(move || {

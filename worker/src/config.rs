@@ -175,99 +175,84 @@ impl Default for WorkerConfig {
 
 impl WorkerConfig {
     /// Checks values serde cannot: zero timeouts and limits, a user agent
-    /// that is not a valid header value.
+    /// that is not a valid header value. The first bad key is reported,
+    /// in the order of the steps below.
     pub fn validate(&self) -> Result<(), WorkerError> {
-        let bad = |key: &'static str, reason: &str| {
-            Err(WorkerError::Config {
-                key,
-                reason: reason.to_owned(),
-            })
-        };
         if self.bind.trim().is_empty() {
-            return bad("bind", "must be an address such as 127.0.0.1");
+            return Err(config_error("bind", "must be an address such as 127.0.0.1"));
         }
-        if self.connect_timeout_ms == 0 {
-            return bad("connect_timeout_ms", "must be at least 1");
-        }
-        if self.timeout_ms == 0 {
-            return bad("timeout_ms", "must be at least 1");
-        }
-        if self.max_body_bytes == 0 {
-            return bad("max_body_bytes", "must be at least 1");
-        }
-        if self.max_frame_bytes < 1024 {
-            return bad("max_frame_bytes", "must be at least 1024");
-        }
-        if self.max_concurrent_requests == 0 {
-            return bad("max_concurrent_requests", "must be at least 1");
-        }
+        at_least(&[
+            ("connect_timeout_ms", self.connect_timeout_ms, 1),
+            ("timeout_ms", self.timeout_ms, 1),
+            ("max_body_bytes", self.max_body_bytes, 1),
+            ("max_frame_bytes", self.max_frame_bytes as u64, 1024),
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+                1,
+            ),
+        ])?;
         if reqwest::header::HeaderValue::from_str(&self.user_agent).is_err() {
-            return bad("user_agent", "must be printable ASCII without newlines");
+            return Err(config_error(
+                "user_agent",
+                "must be printable ASCII without newlines",
+            ));
         }
-        if let Err(reason) = guard::AllowInternal::parse(&self.allow_internal) {
-            return bad("allow_internal", &reason);
-        }
-        for (key, value) in [
-            ("max_links_per_page", self.max_links_per_page),
-            ("max_url_bytes", self.max_url_bytes),
-            ("max_html_nodes", self.max_html_nodes),
-            ("max_html_depth", self.max_html_depth),
-            ("max_sitemap_urls", self.max_sitemap_urls),
-        ] {
-            if value == 0 {
-                return bad(key, "must be at least 1");
-            }
-        }
-        if self.max_robots_bytes == 0 {
-            return bad("max_robots_bytes", "must be at least 1");
-        }
-        if self.max_sitemap_bytes == 0 {
-            return bad("max_sitemap_bytes", "must be at least 1");
-        }
-        if self.max_parse_bytes == 0 {
-            return bad("max_parse_bytes", "must be at least 1");
-        }
-        for (key, value) in [
-            ("max_tabs", self.max_tabs as u64),
-            ("recycle_after_pages", self.recycle_after_pages),
-            ("browser_max_rss_mb", self.browser_max_rss_mb),
-            ("render_timeout_ms", self.render_timeout_ms),
-            ("max_render_bytes", self.max_render_bytes),
-            ("max_render_requests", self.max_render_requests as u64),
-        ] {
-            if value == 0 {
-                return bad(key, "must be at least 1");
-            }
-        }
+        guard::AllowInternal::parse(&self.allow_internal)
+            .map_err(|reason| config_error("allow_internal", reason))?;
+        at_least(&[
+            ("max_links_per_page", self.max_links_per_page as u64, 1),
+            ("max_url_bytes", self.max_url_bytes as u64, 1),
+            ("max_html_nodes", self.max_html_nodes as u64, 1),
+            ("max_html_depth", self.max_html_depth as u64, 1),
+            ("max_sitemap_urls", self.max_sitemap_urls as u64, 1),
+            ("max_robots_bytes", self.max_robots_bytes, 1),
+            ("max_sitemap_bytes", self.max_sitemap_bytes, 1),
+            ("max_parse_bytes", self.max_parse_bytes, 1),
+            ("max_tabs", self.max_tabs as u64, 1),
+            ("recycle_after_pages", self.recycle_after_pages, 1),
+            ("browser_max_rss_mb", self.browser_max_rss_mb, 1),
+            ("render_timeout_ms", self.render_timeout_ms, 1),
+            ("max_render_bytes", self.max_render_bytes, 1),
+            ("max_render_requests", self.max_render_requests as u64, 1),
+        ])?;
         if self.render_idle_ms >= self.render_timeout_ms {
-            return bad("render_idle_ms", "must be below render_timeout_ms");
+            return Err(config_error(
+                "render_idle_ms",
+                "must be below render_timeout_ms",
+            ));
         }
-        if let Err(reason) = crate::render::BrowserChoice::parse(&self.browser) {
-            return bad("browser", &reason);
-        }
+        crate::render::BrowserChoice::parse(&self.browser)
+            .map_err(|reason| config_error("browser", reason))?;
+        self.check_budgets()
+    }
+
+    /// The limits that must fit in one another: every body in the
+    /// buffered-body budget, every reply in a frame.
+    fn check_budgets(&self) -> Result<(), WorkerError> {
         // A body that could never fit would wait for room until it timed out.
         let largest_body = self
             .max_body_bytes
             .max(self.max_robots_bytes)
             .max(self.max_sitemap_bytes);
         if self.max_buffered_body_bytes < largest_body {
-            return bad(
+            return Err(config_error(
                 "max_buffered_body_bytes",
                 "must be at least max_body_bytes, max_robots_bytes and max_sitemap_bytes",
-            );
+            ));
         }
         // The reply also carries the response envelope (ids, the result's
         // tag, the limit counts), hence the margin below the frame.
         if self.max_result_bytes == 0
             || self.max_result_bytes + RESULT_MARGIN_BYTES > self.max_frame_bytes
         {
-            return bad(
+            return Err(config_error(
                 "max_result_bytes",
-                &format!(
+                format!(
                     "must be at least 1 and at most max_frame_bytes - {RESULT_MARGIN_BYTES} ({})",
                     self.max_frame_bytes.saturating_sub(RESULT_MARGIN_BYTES)
                 ),
-            );
+            ));
         }
         Ok(())
     }
@@ -290,6 +275,23 @@ impl WorkerConfig {
     }
 }
 
+/// A [`WorkerError::Config`] for `key`.
+fn config_error(key: &'static str, reason: impl Into<String>) -> WorkerError {
+    WorkerError::Config {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// The first of `checks` (key, value, least allowed) whose value is too
+/// small, as an error naming its key.
+fn at_least(checks: &[(&'static str, u64, u64)]) -> Result<(), WorkerError> {
+    match checks.iter().find(|(_, value, min)| value < min) {
+        Some(&(key, _, min)) => Err(config_error(key, format!("must be at least {min}"))),
+        None => Ok(()),
+    }
+}
+
 /// Why a worker could not be set up. (Per-request failures are
 /// [`CrawlError`](rpcsupport::CrawlError)s, answered to the engine, not this.)
 #[derive(Debug, Error)]
@@ -305,4 +307,85 @@ pub enum WorkerError {
     /// The HTTP client could not be built.
     #[error("cannot build HTTP client: {0}")]
     Client(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key `config` gets wrong, and the error's text.
+    fn refused(config: WorkerConfig) -> (&'static str, String) {
+        match config.validate() {
+            Err(e @ WorkerError::Config { key, .. }) => (key, e.to_string()),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    /// The defaults pass; each bad value is refused naming its key and
+    /// what was expected.
+    #[test]
+    fn each_bad_value_names_its_key() {
+        WorkerConfig::default().validate().unwrap();
+        let zero: [(&str, fn(&mut WorkerConfig)); 19] = [
+            ("connect_timeout_ms", |c| c.connect_timeout_ms = 0),
+            ("timeout_ms", |c| c.timeout_ms = 0),
+            ("max_body_bytes", |c| c.max_body_bytes = 0),
+            ("max_concurrent_requests", |c| c.max_concurrent_requests = 0),
+            ("max_links_per_page", |c| c.max_links_per_page = 0),
+            ("max_url_bytes", |c| c.max_url_bytes = 0),
+            ("max_html_nodes", |c| c.max_html_nodes = 0),
+            ("max_html_depth", |c| c.max_html_depth = 0),
+            ("max_sitemap_urls", |c| c.max_sitemap_urls = 0),
+            ("max_robots_bytes", |c| c.max_robots_bytes = 0),
+            ("max_sitemap_bytes", |c| c.max_sitemap_bytes = 0),
+            ("max_parse_bytes", |c| c.max_parse_bytes = 0),
+            ("max_tabs", |c| c.max_tabs = 0),
+            ("recycle_after_pages", |c| c.recycle_after_pages = 0),
+            ("browser_max_rss_mb", |c| c.browser_max_rss_mb = 0),
+            ("render_timeout_ms", |c| c.render_timeout_ms = 0),
+            ("max_render_bytes", |c| c.max_render_bytes = 0),
+            ("max_render_requests", |c| c.max_render_requests = 0),
+            ("max_result_bytes", |c| c.max_result_bytes = 0),
+        ];
+        for (key, spoil) in zero {
+            let mut config = WorkerConfig::default();
+            spoil(&mut config);
+            let (got, text) = refused(config);
+            assert_eq!(got, key, "{text}");
+            assert!(text.contains("must be at least 1"), "{text}");
+        }
+        let other: [(&str, &str, fn(&mut WorkerConfig)); 7] = [
+            ("bind", "an address", |c| c.bind = " ".into()),
+            ("max_frame_bytes", "at least 1024", |c| {
+                c.max_frame_bytes = 1023
+            }),
+            ("user_agent", "printable ASCII", |c| {
+                c.user_agent = "a\nb".into()
+            }),
+            ("allow_internal", "\"a b\"", |c| {
+                c.allow_internal = vec!["a b".into()]
+            }),
+            ("render_idle_ms", "below render_timeout_ms", |c| {
+                c.render_idle_ms = c.render_timeout_ms
+            }),
+            ("browser", "\"auto\"", |c| c.browser = String::new()),
+            ("max_buffered_body_bytes", "max_sitemap_bytes", |c| {
+                c.max_buffered_body_bytes = c.max_sitemap_bytes - 1
+            }),
+        ];
+        for (key, expected, spoil) in other {
+            let mut config = WorkerConfig::default();
+            spoil(&mut config);
+            let (got, text) = refused(config);
+            assert_eq!(got, key, "{text}");
+            assert!(text.contains(expected), "{key}: {text}");
+        }
+        // A reply that cannot fit in a frame beside its envelope.
+        let (key, text) = refused(WorkerConfig {
+            max_result_bytes: WorkerConfig::default().max_frame_bytes,
+            ..WorkerConfig::default()
+        });
+        assert_eq!(key, "max_result_bytes");
+        assert!(text.contains("at most max_frame_bytes - 4096"), "{text}");
+    }
 }

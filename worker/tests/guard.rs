@@ -7,66 +7,28 @@
 //! fails the test on, anything but loopback, so no test can connect outside
 //! this machine even if the guard were broken.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::io;
-use std::net::IpAddr;
-use std::pin::Pin;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
+use common::{loopback_only, policy, Table};
 use demosite::{Site, SiteConfig};
-use rpcsupport::{FetchError, FetchPolicy};
+use rpcsupport::FetchError;
 use worker::fetch::Fetcher;
-use worker::guard::{Handoff, Lookup};
 use worker::parse::Content;
 use worker::{Worker, WorkerConfig};
 
-/// A resolver from a fixed table; records every name asked for.
-struct Table {
-    names: HashMap<&'static str, IpAddr>,
-    asked: Mutex<Vec<String>>,
-}
-
-impl Lookup for Table {
-    fn lookup(
-        &self,
-        host: String,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
-        self.asked.lock().unwrap().push(host.clone());
-        let found = self.names.get(host.as_str()).copied();
-        Box::pin(async move {
-            found
-                .map(|a| vec![a])
-                .ok_or_else(|| io::Error::other("no such test host"))
-        })
-    }
-}
-
+/// The names these tests resolve.
 fn table() -> Arc<Table> {
-    Arc::new(Table {
-        names: HashMap::from([
-            // Internal addresses no test may ever reach: the guard must
-            // drop them before the client connects.
-            ("metadata.test", "169.254.169.254".parse().unwrap()),
-            ("intranet.test", "10.20.30.40".parse().unwrap()),
-            ("v6-internal.test", "fd00:ec2::254".parse().unwrap()),
-            // The local test site, which a crawl may allow by name.
-            ("site.test", "127.0.0.1".parse().unwrap()),
-        ]),
-        asked: Mutex::new(Vec::new()),
-    })
-}
-
-/// The "connector that fails the test": any non-loopback address reaching
-/// the client is refused and recorded.
-fn loopback_only(violations: Arc<Mutex<Vec<String>>>) -> Option<Handoff> {
-    Some(Box::new(move |host: &str, addrs: &[IpAddr]| {
-        if let Some(bad) = addrs.iter().find(|a| !a.is_loopback()) {
-            violations.lock().unwrap().push(format!("{host} -> {bad}"));
-            return Err(format!("test refuses to connect to {bad}"));
-        }
-        Ok(())
-    }))
+    Table::new(&[
+        // Internal addresses no test may ever reach: the guard must drop
+        // them before the client connects.
+        ("metadata.test", "169.254.169.254"),
+        ("intranet.test", "10.20.30.40"),
+        ("v6-internal.test", "fd00:ec2::254"),
+        // The local test site, which a crawl may allow by name.
+        ("site.test", "127.0.0.1"),
+    ])
 }
 
 fn allowing(entries: &[&str]) -> WorkerConfig {
@@ -92,14 +54,6 @@ async fn start_site() -> u16 {
     }));
     tokio::spawn(demosite::serve_site(listener, site, std::future::pending()));
     port
-}
-
-fn policy(domains: &[&str]) -> FetchPolicy {
-    FetchPolicy {
-        allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
-        obey_robots_meta: false,
-        obey_nofollow: false,
-    }
 }
 
 fn blocked_naming(err: &FetchError, needle: &str) -> bool {
@@ -322,11 +276,7 @@ async fn redirect_to_internal_address_is_refused() {
         matches!(&err, FetchError::Blocked { reason, .. } if reason.contains("169.254.169.254")),
         "{err:?}"
     );
-    assert!(lookup
-        .asked
-        .lock()
-        .unwrap()
-        .contains(&"metadata.test".to_string()));
+    assert!(lookup.asked().contains(&"metadata.test".to_string()));
     assert!(violations.lock().unwrap().is_empty());
 }
 

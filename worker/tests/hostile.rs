@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use rpcsupport::{CrawlError, FetchError, FetchPolicy, ParseResult, ParserSpec, Request};
+mod common;
+
+use common::{local, policy, request};
+use rpcsupport::{CrawlError, FetchError, ParseResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use worker::{Worker, WorkerConfig};
@@ -159,22 +162,6 @@ async fn serve(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-fn local(config: WorkerConfig) -> WorkerConfig {
-    WorkerConfig {
-        allow_internal: vec!["127.0.0.1".into()],
-        ..config
-    }
-}
-
-fn request(url: String, parser: &str) -> Request {
-    Request {
-        url,
-        parser: ParserSpec::named(parser),
-        depth: 0,
-        hints: Default::default(),
-    }
-}
-
 /// The encoded size of a reply, with the transport's codec.
 fn encoded_len(result: &ParseResult) -> usize {
     use std::pin::Pin;
@@ -189,7 +176,7 @@ fn encoded_len(result: &ParseResult) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_pages_are_bounded_and_counted() {
     let site = start_site().await;
-    let worker = Worker::new(&local(WorkerConfig::default())).unwrap();
+    let worker = Worker::new(&local()).unwrap();
     let max_result = WorkerConfig::default().max_result_bytes;
     let run = |path: &str| {
         let worker = worker.clone();
@@ -236,7 +223,7 @@ async fn hostile_pages_are_bounded_and_counted() {
 #[tokio::test]
 async fn huge_robots_txt_is_read_in_part() {
     let site = start_site().await;
-    let worker = Worker::new(&local(WorkerConfig::default())).unwrap();
+    let worker = Worker::new(&local()).unwrap();
     let started = Instant::now();
     let result = worker
         .process(request(format!("{site}/robots.txt"), "robots"))
@@ -257,10 +244,10 @@ async fn huge_robots_txt_is_read_in_part() {
 #[tokio::test]
 async fn trickling_body_times_out() {
     let site = start_site().await;
-    let worker = Worker::new(&local(WorkerConfig {
+    let worker = Worker::new(&WorkerConfig {
         timeout_ms: 500,
-        ..WorkerConfig::default()
-    }))
+        ..local()
+    })
     .unwrap();
     let started = Instant::now();
     let err = worker
@@ -283,10 +270,10 @@ async fn trickling_body_times_out() {
 #[tokio::test]
 async fn redirect_chain_shares_one_deadline() {
     let site = start_site().await;
-    let worker = Worker::new(&local(WorkerConfig {
+    let worker = Worker::new(&WorkerConfig {
         timeout_ms: 500,
-        ..WorkerConfig::default()
-    }))
+        ..local()
+    })
     .unwrap();
     // Two hops (300 ms): fine.
     let ok = worker
@@ -395,12 +382,9 @@ async fn worker_process_stays_small() {
             calls.spawn(async move {
                 let mut ctx = tarpc::context::current();
                 ctx.deadline = Instant::now() + Duration::from_secs(120);
-                let policy = FetchPolicy {
-                    allowed_domains: vec!["127.0.0.1".into()],
-                    obey_robots_meta: false,
-                    obey_nofollow: false,
-                };
-                let answer = client.process(ctx, request(url, parser), policy).await;
+                let answer = client
+                    .process(ctx, request(url, parser), policy(&["127.0.0.1"]))
+                    .await;
                 (path, parser, answer)
             });
         }

@@ -2,34 +2,21 @@
 //! TLS server with a certificate made in the test stands in for a site; its
 //! name resolves through a table, to 127.0.0.1 only.
 
-use std::future::Future;
-use std::io;
-use std::net::IpAddr;
-use std::pin::Pin;
+mod common;
+
 use std::sync::Arc;
 
-use rpcsupport::{FetchError, FetchPolicy};
+use common::{policy, Table};
+use rpcsupport::FetchError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use worker::fetch::Fetcher;
-use worker::guard::Lookup;
 use worker::parse::Content;
 use worker::WorkerConfig;
 
-struct Local;
-
-impl Lookup for Local {
-    fn lookup(
-        &self,
-        host: String,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
-        Box::pin(async move {
-            match host.as_str() {
-                "secure.test" => Ok(vec!["127.0.0.1".parse().unwrap()]),
-                _ => Err(io::Error::other("unknown test host")),
-            }
-        })
-    }
+/// `secure.test` is loopback; no other name resolves.
+fn names() -> Arc<Table> {
+    Table::new(&[("secure.test", "127.0.0.1")])
 }
 
 /// Starts an https server for `secure.test` answering every request with a
@@ -84,14 +71,6 @@ fn local() -> WorkerConfig {
     }
 }
 
-fn policy() -> FetchPolicy {
-    FetchPolicy {
-        allowed_domains: vec!["secure.test".into()],
-        obey_robots_meta: false,
-        obey_nofollow: false,
-    }
-}
-
 /// A site whose CA is in `tls_ca_file` is fetched over https.
 #[tokio::test]
 async fn fetches_over_https_with_extra_ca() {
@@ -103,11 +82,11 @@ async fn fetches_over_https_with_extra_ca() {
         tls_ca_file: ca_file.to_str().unwrap().into(),
         ..local()
     };
-    let fetcher = Fetcher::with_lookup(&config, Arc::new(Local), None).unwrap();
+    let fetcher = Fetcher::with_lookup(&config, names(), None).unwrap();
     let page = fetcher
         .fetch(
             &format!("https://secure.test:{port}/"),
-            &policy(),
+            &policy(&["secure.test"]),
             Content::Html,
         )
         .await
@@ -119,11 +98,11 @@ async fn fetches_over_https_with_extra_ca() {
 #[tokio::test]
 async fn untrusted_certificate_is_refused() {
     let (port, _ca) = start_tls_site().await;
-    let fetcher = Fetcher::with_lookup(&local(), Arc::new(Local), None).unwrap();
+    let fetcher = Fetcher::with_lookup(&local(), names(), None).unwrap();
     let err = fetcher
         .fetch(
             &format!("https://secure.test:{port}/"),
-            &policy(),
+            &policy(&["secure.test"]),
             Content::Html,
         )
         .await

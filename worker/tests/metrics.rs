@@ -1,9 +1,11 @@
 //! The worker's metrics move with its work (issue 7).
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{local, request};
 use demosite::{Site, SiteConfig};
-use rpcsupport::{ParserSpec, Request};
 
 /// Requests are counted by outcome and timed.
 #[tokio::test]
@@ -13,19 +15,10 @@ async fn requests_are_counted_and_timed() {
     let site = Arc::new(Site::new(SiteConfig::default()));
     tokio::spawn(demosite::serve_site(listener, site, std::future::pending()));
     let registry = rpcsupport::metrics::Registry::new();
-    let config = worker::WorkerConfig {
-        allow_internal: vec!["127.0.0.1".into()],
-        ..worker::WorkerConfig::default()
-    };
-    let worker = worker::Worker::with_metrics(&config, registry.clone()).unwrap();
-    let request = |path: &str| Request {
-        url: format!("http://{addr}{path}"),
-        parser: ParserSpec::named("city_list"),
-        depth: 0,
-        hints: Default::default(),
-    };
-    worker.process(request("/")).await.unwrap();
-    worker.process(request("/nope")).await.unwrap_err();
+    let worker = worker::Worker::with_metrics(&local(), registry.clone()).unwrap();
+    let page = |path: &str| request(format!("http://{addr}{path}"), "city_list");
+    worker.process(page("/")).await.unwrap();
+    worker.process(page("/nope")).await.unwrap_err();
     let text = registry.render();
     assert!(
         text.contains("worker_requests_total{outcome=\"ok\"} 1"),

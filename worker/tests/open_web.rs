@@ -2,6 +2,8 @@
 //! what pages ask of crawlers, canonical URLs and sitemaps, through a real
 //! worker over tarpc and a small site of the test's own on 127.0.0.1:0.
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -10,13 +12,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
-use rpcsupport::{
-    ConnectOptions, CrawlClient, FetchHints, FetchPolicy, HostAddr, ParseResult, ParserSpec,
-    Request,
-};
+use common::{policy, request, serve_worker};
+use rpcsupport::{CrawlClient, FetchHints, FetchPolicy, ParseResult, ParserSpec, Request};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use worker::{Worker, WorkerConfig};
+use worker::WorkerConfig;
 
 const ETAG: &str = "\"v1\"";
 const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
@@ -80,26 +80,12 @@ impl Setup {
                 .await
         });
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = HostAddr::from(listener.local_addr().unwrap());
-        let worker = Worker::new(&WorkerConfig {
+        let (client, _worker, stop) = serve_worker(&WorkerConfig {
             allow_internal: vec!["127.0.0.1".into()],
             ..config
         })
-        .unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        stops.push(tx);
-        tokio::spawn(worker::serve(
-            listener,
-            worker,
-            worker::ServerOptions::default(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        let client = rpcsupport::connect_crawl(&addr, ConnectOptions::default())
-            .await
-            .unwrap();
+        .await;
+        stops.push(stop);
         Setup {
             base,
             log,
@@ -120,9 +106,9 @@ impl Setup {
                 tarpc::context::current(),
                 request,
                 FetchPolicy {
-                    allowed_domains: vec!["127.0.0.1".into()],
                     obey_robots_meta: obey,
                     obey_nofollow: obey,
+                    ..policy(&["127.0.0.1"])
                 },
             )
             .await
@@ -316,10 +302,6 @@ async fn site(State((log, base)): State<(Log, String)>, uri: Uri, headers: Heade
         }
         _ => answer(StatusCode::NOT_FOUND, &[], "not found"),
     }
-}
-
-fn request(url: String, parser: &str) -> Request {
-    Request::new(url, ParserSpec::named(parser), 0)
 }
 
 fn sitemap(url: String) -> Request {

@@ -3,11 +3,11 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
+mod common;
+
+use common::{local, policy, request, serve_worker};
 use demosite::{Site, SiteConfig};
-use rpcsupport::{
-    ConnectOptions, CrawlClient, CrawlError, FetchError, FetchPolicy, HostAddr, ParseError,
-    ParseResult, ParserSpec, Request, Value,
-};
+use rpcsupport::{CrawlClient, CrawlError, FetchError, ParseError, ParseResult, Request, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use worker::{Worker, WorkerConfig};
@@ -35,34 +35,13 @@ async fn start_site(config: SiteConfig, stops: &mut Vec<oneshot::Sender<()>>) ->
     format!("http://{addr}")
 }
 
-/// A worker config that may fetch the local test site (127.0.0.1), as
-/// only the worker's own config can allow.
-fn local() -> WorkerConfig {
-    WorkerConfig {
-        allow_internal: vec!["127.0.0.1".into()],
-        ..WorkerConfig::default()
-    }
-}
-
 /// Starts a worker with `config` and connects a client to it.
 async fn start_worker(
     config: WorkerConfig,
     stops: &mut Vec<oneshot::Sender<()>>,
 ) -> (CrawlClient, Worker) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = HostAddr::from(listener.local_addr().unwrap());
-    let worker = Worker::new(&config).unwrap();
-    let (tx, shutdown) = stopper();
-    stops.push(tx);
-    tokio::spawn(worker::serve(
-        listener,
-        worker.clone(),
-        worker::ServerOptions::default(),
-        shutdown,
-    ));
-    let client = rpcsupport::connect_crawl(&addr, ConnectOptions::default())
-        .await
-        .unwrap();
+    let (client, worker, stop) = serve_worker(&config).await;
+    stops.push(stop);
     (client, worker)
 }
 
@@ -74,26 +53,9 @@ async fn setup() -> (String, CrawlClient, Worker, Stop) {
     (site, client, worker, Stop(stops))
 }
 
-fn request(url: String, parser: &str) -> Request {
-    Request {
-        url,
-        parser: ParserSpec::named(parser),
-        depth: 0,
-        hints: Default::default(),
-    }
-}
-
 async fn call(client: &CrawlClient, req: Request) -> Result<ParseResult, CrawlError> {
     client
-        .process(
-            tarpc::context::current(),
-            req,
-            FetchPolicy {
-                allowed_domains: vec!["127.0.0.1".into()],
-                obey_robots_meta: false,
-                obey_nofollow: false,
-            },
-        )
+        .process(tarpc::context::current(), req, policy(&["127.0.0.1"]))
         .await
         .expect("RPC itself succeeds")
 }

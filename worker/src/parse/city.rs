@@ -38,14 +38,12 @@ fn check_args(args: &BTreeMap<String, String>) -> Result<(), String> {
 
 /// Profile links from `ul.profile-list`, then the `.pager a.next` link.
 pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
-    if page.html.select(&LIST).next().is_none() {
-        return Err(page.error("no ul.profile-list"));
-    }
-    let mut requests: Vec<_> = page
-        .links(&PROFILES)
-        .into_iter()
-        .map(|url| page.follow(url, super::profile::PARSER.name))
-        .collect();
+    let mut requests = page.follow_links_in(
+        &LIST,
+        "ul.profile-list",
+        &PROFILES,
+        super::profile::PARSER.name,
+    )?;
     let follow_next = page.request.parser.args.get("next").map(String::as_str) != Some("false");
     if follow_next {
         // Only the first: a pager repeated at the top and bottom of a page
@@ -56,7 +54,6 @@ pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
     }
     Ok(ParseResult {
         requests,
-        items: Vec::new(),
         ..ParseResult::default()
     })
 }

@@ -21,19 +21,10 @@ static LINKS: LazyLock<Selector> = LazyLock::new(|| selector(".city-list a[href]
 
 /// Every link in the `.city-list` block becomes a `city` request.
 pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
-    // Without the block this is not a city list (wrong parser for the URL,
-    // or the site changed): say so rather than return an empty success.
-    if page.html.select(&LIST).next().is_none() {
-        return Err(page.error("no .city-list block"));
-    }
-    let requests = page
-        .links(&LINKS)
-        .into_iter()
-        .map(|url| page.follow(url, super::city::PARSER.name))
-        .collect();
+    let requests =
+        page.follow_links_in(&LIST, ".city-list block", &LINKS, super::city::PARSER.name)?;
     Ok(ParseResult {
         requests,
-        items: Vec::new(),
         ..ParseResult::default()
     })
 }

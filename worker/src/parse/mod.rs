@@ -22,6 +22,10 @@ pub mod profile;
 pub mod robots;
 pub mod sitemap;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
 pub use limits::{Budget, PageLimits};
 
@@ -99,6 +103,28 @@ impl Page<'_> {
     /// before resolving, which copies) or as resolved; those are counted.
     pub fn link(&self, base: &Url, href: &str) -> Option<Url> {
         link(self.budget, base, href)
+    }
+
+    /// The links `links` matches (see [`Page::links`]) as requests for
+    /// `parser`, when the page has the `block` they belong in (`what`, in
+    /// the error). Without it the page is not one the parser reads (the
+    /// wrong parser for the URL, or the site changed): saying so beats an
+    /// empty success.
+    pub fn follow_links_in(
+        &self,
+        block: &Selector,
+        what: &str,
+        links: &Selector,
+        parser: &str,
+    ) -> Result<Vec<Request>, ParseError> {
+        if self.html.select(block).next().is_none() {
+            return Err(self.error(format!("no {what}")));
+        }
+        Ok(self
+            .links(links)
+            .into_iter()
+            .map(|url| self.follow(url, parser))
+            .collect())
     }
 
     /// The crawlable targets of the `<a href>`s matched by `links`, in page
@@ -259,23 +285,10 @@ impl Parser {
         if let Some(stream) = self.stream.filter(|_| budget.limits().stream) {
             return Ok(budget.finish(stream(request, url, text, budget)?));
         }
-        let html = match self.content {
-            Content::Html => Html::parse_document(text),
-            Content::Text | Content::Sitemap => Html::new_document(),
-        };
-        let page = Page {
-            request,
-            url,
-            html: &html,
-            text,
-            body: text.as_bytes(),
-            budget,
-        };
-        let mut result = (self.parse)(&page)?;
         if self.content == Content::Html {
-            meta::read_document(&page, &mut result);
+            return run_document(request, url, text, budget, self.parse);
         }
-        Ok(budget.finish(result))
+        self.run_plain(request, url, text, text.as_bytes(), budget)
     }
 
     /// Runs a [`Content::Sitemap`] parser on `body`, the bytes as fetched,
@@ -287,17 +300,74 @@ impl Parser {
         body: &[u8],
         budget: &Budget,
     ) -> Result<ParseResult, ParseError> {
+        self.run_plain(request, url, "", body, budget)
+    }
+
+    /// Runs a parser that reads no HTML ([`Content::Text`] or
+    /// [`Content::Sitemap`]): no tree is built, and a text says nothing of
+    /// itself to read.
+    fn run_plain(
+        &self,
+        request: &Request,
+        url: &Url,
+        text: &str,
+        body: &[u8],
+        budget: &Budget,
+    ) -> Result<ParseResult, ParseError> {
         let html = Html::new_document();
         let result = (self.parse)(&Page {
             request,
             url,
             html: &html,
-            text: "",
+            text,
             body,
             budget,
         })?;
         Ok(budget.finish(result))
     }
+}
+
+/// Runs `parse` on `text` parsed as the HTML page at `url`, adds what the
+/// document says of itself ([`meta::read_document`]) and fits the result
+/// to `budget`: the tree path of every HTML parser, built-in or rule.
+pub(crate) fn run_document(
+    request: &Request,
+    url: &Url,
+    text: &str,
+    budget: &Budget,
+    parse: impl FnOnce(&Page<'_>) -> Result<ParseResult, ParseError>,
+) -> Result<ParseResult, ParseError> {
+    run_tree(
+        &Html::parse_document(text),
+        request,
+        url,
+        text,
+        budget,
+        parse,
+    )
+}
+
+/// [`run_document`] on `html`, the tree already parsed from `text` (the
+/// fuzz test parses each input once for all parsers).
+pub(crate) fn run_tree(
+    html: &Html,
+    request: &Request,
+    url: &Url,
+    text: &str,
+    budget: &Budget,
+    parse: impl FnOnce(&Page<'_>) -> Result<ParseResult, ParseError>,
+) -> Result<ParseResult, ParseError> {
+    let page = Page {
+        request,
+        url,
+        html,
+        text,
+        body: text.as_bytes(),
+        budget,
+    };
+    let mut result = parse(&page)?;
+    meta::read_document(&page, &mut result);
+    Ok(budget.finish(result))
 }
 
 /// For parsers that take no arguments.
@@ -355,99 +425,3 @@ impl Registry {
         names
     }
 }
-
-/// Shared by the parsers' unit tests.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use super::*;
-
-    /// Reads `worker/tests/data/{name}`.
-    pub fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    /// Runs the parser `name` on fixture `file` as if fetched from `url`.
-    pub fn run(
-        name: &str,
-        args: &[(&str, &str)],
-        url: &str,
-        file: &str,
-    ) -> Result<ParseResult, ParseError> {
-        let bytes = fixture(file);
-        let text = crate::decode::decode(&bytes, None).text;
-        run_text(name, args, url, &text)
-    }
-
-    /// Runs the parser `name` on `text` as if fetched from `url`.
-    pub fn run_text(
-        name: &str,
-        args: &[(&str, &str)],
-        url: &str,
-        text: &str,
-    ) -> Result<ParseResult, ParseError> {
-        let request = Request {
-            url: url.into(),
-            parser: ParserSpec {
-                name: name.into(),
-                args: args
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
-            depth: 2,
-            hints: Default::default(),
-        };
-        let parser = Registry::standard().get(&request.parser)?.to_owned();
-        run_both(
-            &parser,
-            &request,
-            &Url::parse(url).unwrap(),
-            text,
-            PageLimits::default(),
-            None,
-        )
-    }
-
-    /// Runs `parser` within `limits` (obeying `rel="nofollow"` for the
-    /// agent `obey` names, if any) on the tree path and, if it has one, on
-    /// the streaming path, checks that both give the same result, and
-    /// returns it: every parser test runs both paths.
-    pub fn run_both(
-        parser: &Parser,
-        request: &Request,
-        url: &Url,
-        text: &str,
-        limits: PageLimits,
-        obey: Option<&str>,
-    ) -> Result<ParseResult, ParseError> {
-        let run = |stream: bool| {
-            let mut budget = Budget::new(PageLimits { stream, ..limits });
-            if let Some(agent) = obey {
-                budget = budget.obeying(true, agent);
-            }
-            parser.run_with(request, url, text, &budget)
-        };
-        let tree = run(false);
-        if parser.stream.is_some() {
-            assert_eq!(
-                run(true),
-                tree,
-                "streaming and tree parses differ on {text:?}"
-            );
-        }
-        tree
-    }
-
-    /// The URLs of `result`'s requests, with their parser names.
-    pub fn urls(result: &ParseResult) -> Vec<(String, String)> {
-        result
-            .requests
-            .iter()
-            .map(|r| (r.url.clone(), r.parser.name.clone()))
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -277,40 +277,27 @@ impl StderrTail {
 /// missed one: every connection goes to a closed loopback proxy port, and
 /// every name resolves to nothing.
 fn flags(profile: &Path) -> Vec<String> {
-    let mut flags: Vec<String> = [
-        "--headless",
-        "--remote-debugging-pipe",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--disable-extensions",
-        "--disable-domain-reliability",
-        "--disable-client-side-phishing-detection",
-        "--disable-breakpad",
-        "--no-pings",
-        "--mute-audio",
-        "--hide-scrollbars",
-        // Cross-site frames would otherwise run in their own renderer, as
-        // a target whose requests the page's interception does not see.
-        "--disable-site-isolation-trials",
-        "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter,OptimizationHints",
-        "--proxy-bypass-list=<-loopback>",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        // WebRTC would send UDP (STUN) straight to any address a script
-        // names, past both the interception and the proxy: UDP is only
-        // allowed through the proxy, which is closed. (The page's prelude
-        // also removes RTCPeerConnection.)
-        "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-        "--webrtc-ip-handling-policy=disable_non_proxied_udp",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let mut flags: Vec<String> = super::QUIET_FLAGS
+        .iter()
+        .chain(&[
+            // DevTools over fds 3 and 4, never a port.
+            "--remote-debugging-pipe",
+            // Cross-site frames would otherwise run in their own renderer,
+            // as a target whose requests the page's interception does not
+            // see.
+            "--disable-site-isolation-trials",
+            "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter,OptimizationHints",
+            "--proxy-bypass-list=<-loopback>",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            // WebRTC would send UDP (STUN) straight to any address a script
+            // names, past both the interception and the proxy: UDP is only
+            // allowed through the proxy, which is closed. (The page's
+            // prelude also removes RTCPeerConnection.)
+            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+            "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+        ])
+        .map(|flag| flag.to_string())
+        .collect();
     flags.push(format!("--proxy-server=127.0.0.1:{}", closed_port()));
     flags.push(format!("--user-data-dir={}", profile.display()));
     // Chromium's sandbox cannot start as root (containers, CI).

@@ -20,6 +20,8 @@
 //!   dismissed; settled once the network has been quiet for
 //!   `render_idle_ms` after the load event, all within `render_timeout_ms`.
 //! - `cdp`: the DevTools protocol client.
+//! - `quiet_flags.rs`, included here: [`QUIET_FLAGS`], the flags that
+//!   keep the browser quiet, which the test crate's browser includes too.
 //!
 //! # Why our own DevTools client
 //!
@@ -34,6 +36,8 @@ pub mod auto;
 mod browser;
 mod cdp;
 mod tab;
+
+include!("quiet_flags.rs");
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

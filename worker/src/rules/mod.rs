@@ -231,18 +231,7 @@ impl RuleSet {
         text: &str,
         budget: &Budget,
     ) -> Result<ParseResult, ParseError> {
-        let html = scraper::Html::parse_document(text);
-        let page = Page {
-            request,
-            url,
-            html: &html,
-            text,
-            body: text.as_bytes(),
-            budget,
-        };
-        let mut result = self.apply(name, &page)?;
-        crate::parse::meta::read_document(&page, &mut result);
-        Ok(budget.finish(result))
+        crate::parse::run_document(request, url, text, budget, |page| self.apply(name, page))
     }
 
     /// Runs the rule `name` on `page`.

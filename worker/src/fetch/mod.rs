@@ -1,14 +1,30 @@
 //! Step 4: HTTP. One shared `reqwest::Client` per worker (one connection
 //! pool, so repeated fetches from a site reuse connections), and the
 //! mapping of every way a fetch can fail onto [`FetchError`].
+//!
+//! # Layout
+//!
+//! - this file: [`Fetcher`]: the client, one deadline for the whole fetch,
+//!   redirects followed by hand (each hop checked by the guard and the
+//!   crawl's allowed domains), the body read within its cap and reserved
+//!   against `max_buffered_body_bytes`, and the validators sent.
+//! - `page`: what a fetch gives, [`Fetched`] and its [`PageHeaders`].
+//! - `response`: whether a response is a page the worker takes (status,
+//!   type), where a redirect points, and reqwest's failures as
+//!   [`FetchError`].
+//! - `resource`: [`Fetcher::fetch_resource`], the same fetch for a
+//!   rendering browser's requests ([`Resource`]: any status and type).
 
-use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, LINK, LOCATION, RETRY_AFTER,
-};
+mod page;
+mod resource;
+mod response;
+#[cfg(test)]
+mod tests;
+
+use reqwest::header::{HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use reqwest::redirect::Policy;
-use reqwest::{Client, Response, StatusCode, Url};
-use rpcsupport::{content_hash, FetchError, FetchHints, FetchPolicy, PageMeta};
+use reqwest::{Client, Response, StatusCode};
+use rpcsupport::{FetchError, FetchHints, FetchPolicy};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +32,14 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::guard::{AllowInternal, Blocked, Guard, GuardResolver, Handoff, Lookup, SystemLookup};
+use crate::guard::{AllowInternal, Guard, GuardResolver, Handoff, Lookup, SystemLookup};
 use crate::parse::Content;
 use crate::{WorkerConfig, WorkerError};
+
+pub use page::{Fetched, PageHeaders};
+pub use resource::Resource;
+pub(crate) use response::is_html;
+use response::{blocked, check_response, error_chain, http_url, map_error, redirect_target};
 
 /// Longest `ETag` or `Last-Modified` kept (bytes). The engine stores the
 /// validators of every URL it crawls, and real ones are under 100 bytes; a
@@ -31,107 +52,6 @@ const INITIAL_BODY_BYTES: u64 = 1024 * 1024;
 /// Values of one header kept (`X-Robots-Tag`, `Link`): real pages send one
 /// or two; the rest are ignored.
 pub const MAX_HEADER_VALUES: usize = 16;
-
-/// A fetched page.
-#[derive(Debug)]
-pub struct Fetched {
-    /// Where the body came from, after redirects: relative links resolve
-    /// against this, not the URL asked for.
-    pub url: Url,
-    /// The final response's status: a 2xx, or 304 when the request's
-    /// validators matched (then `body` is empty).
-    pub status: u16,
-    /// What the final response's headers say about the page itself.
-    pub headers: PageHeaders,
-    /// The Content-Type header, if any (for the charset).
-    pub content_type: Option<String>,
-    /// The body, decompressed, at most `max_body_bytes` (for
-    /// [`Content::Text`], at most `max_robots_bytes`; for
-    /// [`Content::Sitemap`], `max_sitemap_bytes`).
-    pub body: Vec<u8>,
-    /// Whether `body` is only the start of a longer text (cut at its last
-    /// whole line) or sitemap (cut anywhere); HTML bodies are never cut
-    /// here, they are refused.
-    pub truncated: bool,
-    /// The body's share of `max_buffered_body_bytes`, one permit per byte,
-    /// held until this page (or the text decoded from it) is dropped.
-    pub permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Fetched {
-    /// What the response alone says of the page: its status, validators
-    /// and body hash, and whether it is unchanged since the fetch `hints`
-    /// describe. A 304 is unchanged, with the validators it sent (or, when
-    /// it omits them, the hinted ones, which still hold). A 200 whose body
-    /// hashes as `hints.content_hash` is unchanged too: the bytes are the
-    /// same as last time (a different body with the same FNV-1a 64 hash is
-    /// a 1 in 2^64 chance), even if the server's validators changed or it
-    /// sends none, so the page need not be parsed again.
-    pub fn page_meta(&self, hints: &FetchHints) -> PageMeta {
-        let etag = self.headers.etag.clone();
-        let last_modified = self.headers.last_modified.clone();
-        if self.status == StatusCode::NOT_MODIFIED.as_u16() {
-            return PageMeta {
-                status: self.status,
-                unchanged: true,
-                etag: etag.or_else(|| hints.etag.clone()),
-                last_modified: last_modified.or_else(|| hints.last_modified.clone()),
-                ..PageMeta::default()
-            };
-        }
-        // FNV-1a runs at about a byte a cycle: a few ms for the largest
-        // page, less than the thread hop that moving it would cost.
-        let hash = content_hash(&self.body);
-        PageMeta {
-            status: self.status,
-            unchanged: hints.content_hash == Some(hash),
-            etag,
-            last_modified,
-            content_hash: Some(hash),
-            ..PageMeta::default()
-        }
-    }
-}
-
-/// The final response's headers that describe the page, copied out of the
-/// response (bounded by [`MAX_VALIDATOR_BYTES`] and [`MAX_HEADER_VALUES`]).
-/// After redirects they are the final URL's, as the validators a recrawl
-/// sends must be.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PageHeaders {
-    /// `ETag`, as sent.
-    pub etag: Option<String>,
-    /// `Last-Modified`, as sent.
-    pub last_modified: Option<String>,
-    /// The `X-Robots-Tag` values.
-    pub robots: Vec<String>,
-    /// The `Link` values (for `rel="canonical"`).
-    pub links: Vec<String>,
-}
-
-impl PageHeaders {
-    fn from_headers(headers: &HeaderMap) -> PageHeaders {
-        let validator = |name: HeaderName| {
-            let value = headers.get(name)?.to_str().ok()?.trim();
-            (!value.is_empty() && value.len() <= MAX_VALIDATOR_BYTES).then(|| value.to_owned())
-        };
-        let all = |name: &str| {
-            headers
-                .get_all(name)
-                .iter()
-                .take(MAX_HEADER_VALUES)
-                .filter_map(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .collect()
-        };
-        PageHeaders {
-            etag: validator(ETAG),
-            last_modified: validator(LAST_MODIFIED),
-            robots: all("x-robots-tag"),
-            links: all(LINK.as_str()),
-        }
-    }
-}
 
 /// Fetches pages with the worker's limits.
 pub struct Fetcher {
@@ -462,254 +382,9 @@ impl Conditional {
     }
 }
 
-/// Refuses a non-2xx status, and for a page ([`Content::Html`]) a type
-/// that is not HTML; the Content-Type, if any, for the decoder.
-fn check_response(
-    url: &str,
-    response: &Response,
-    content: Content,
-) -> Result<Option<String>, FetchError> {
-    let status = response.status();
-    if !status.is_success() {
-        return Err(FetchError::Status {
-            url: url.to_owned(),
-            status: status.as_u16(),
-            retry_after_secs: retry_after(response.headers()),
-        });
-    }
-
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    if let (Content::Html, Some(ct)) = (content, &content_type) {
-        if !is_html(ct) {
-            return Err(FetchError::NotHtml {
-                url: url.to_owned(),
-                content_type: ct.clone(),
-            });
-        }
-    }
-    Ok(content_type)
-}
-
 /// `max_buffered_body_bytes` as a permit count.
 fn buffered_permits(config: &WorkerConfig) -> usize {
     config
         .max_buffered_body_bytes
         .min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize
-}
-
-/// `raw` as an absolute http(s) URL, or why not (reported for `url`).
-fn http_url(url: &str, raw: &str) -> Result<Url, FetchError> {
-    let parsed = Url::parse(raw).map_err(|e| FetchError::InvalidUrl {
-        url: url.to_owned(),
-        reason: format!("{raw}: {e}"),
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-        return Err(FetchError::InvalidUrl {
-            url: url.to_owned(),
-            reason: format!("{raw}: not an http(s) URL"),
-        });
-    }
-    Ok(parsed)
-}
-
-/// Where a redirect response points, resolved against the URL that
-/// answered; `None` for anything that is not a redirect with a usable
-/// Location (a 3xx without one is then reported as its status).
-fn redirect_target(response: &Response, current: &Url) -> Option<Url> {
-    // 304 is a 3xx but no redirect: the answer to our validators.
-    if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
-        return None;
-    }
-    let location = response.headers().get(LOCATION)?.to_str().ok()?;
-    current.join(location.trim()).ok()
-}
-
-/// HTML or XHTML; parameters (charset) and case do not matter.
-fn is_html(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("text/html")
-        || essence.eq_ignore_ascii_case("application/xhtml+xml")
-}
-
-/// `Retry-After` in its delta-seconds form. The HTTP-date form is rare from
-/// the servers that rate-limit crawlers and is treated as absent.
-fn retry_after(headers: &HeaderMap) -> Option<u64> {
-    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
-}
-
-fn blocked(url: &str, b: &Blocked) -> FetchError {
-    FetchError::Blocked {
-        url: url.to_owned(),
-        reason: b.to_string(),
-    }
-}
-
-fn map_error(url: &str, e: reqwest::Error) -> FetchError {
-    // The guard's refusal surfaces as a connect error deep in the chain.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = source {
-        if let Some(b) = err.downcast_ref::<Blocked>() {
-            return blocked(url, b);
-        }
-        source = err.source();
-    }
-    let url = url.to_owned();
-    // Order matters: a connect timeout is both `is_connect` and
-    // `is_timeout`, and we report it as the timeout it is.
-    if e.is_redirect() {
-        FetchError::TooManyRedirects { url }
-    } else if e.is_timeout() {
-        FetchError::Timeout { url }
-    } else if e.is_builder() {
-        FetchError::InvalidUrl {
-            url,
-            reason: error_chain(&e),
-        }
-    } else if e.is_connect() || e.is_request() || e.is_body() {
-        // Refused, reset, or cut off mid-body: all "the connection could
-        // not be made or broke off", and all worth retrying.
-        FetchError::Connect {
-            url,
-            reason: error_chain(&e),
-        }
-    } else {
-        FetchError::Other {
-            url,
-            reason: error_chain(&e),
-        }
-    }
-}
-
-/// The error and its sources, `: `-separated. reqwest's own message is just
-/// "error sending request"; the cause ("Connection refused") is below it.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
-// --- Rendering (issue 16): the browser's requests, made by this fetcher ---
-//
-// A rendering browser opens no socket itself: every request it makes
-// (document, scripts, XHR) is intercepted and fetched here, through the same
-// guard, allowed domains, redirect limit and timeouts as any page.
-
-/// One response handed to a rendering browser: any status and type (a
-/// script's 404 is the page's business), the body within its cap.
-#[derive(Debug)]
-pub struct Resource {
-    /// Where the body came from, after redirects.
-    pub url: Url,
-    /// The final response's status.
-    pub status: u16,
-    /// Its headers, as (name, value), without those that describe the
-    /// transfer (the body is handed over decoded, whole).
-    pub headers: Vec<(String, String)>,
-    /// The body, decompressed, at most the `limit` asked for.
-    pub body: Vec<u8>,
-    /// The body's share of `max_buffered_body_bytes`, held until dropped.
-    pub permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Fetcher {
-    /// GETs `url` for a rendering browser: redirects followed within
-    /// `policy` as for [`Fetcher::fetch`], any status, any type, a body of
-    /// at most `limit` bytes (more is [`FetchError::TooLarge`]), all before
-    /// `deadline` or `timeout_ms`, whichever comes first.
-    pub async fn fetch_resource(
-        &self,
-        url: &str,
-        policy: &FetchPolicy,
-        limit: u64,
-        deadline: Instant,
-    ) -> Result<Resource, FetchError> {
-        let deadline = deadline.min(Instant::now() + self.timeout);
-        // Unconditional: the browser has no cache to revalidate.
-        let unconditional = Conditional::from_hints(&FetchHints::default());
-        let mut response = self.follow(url, policy, &unconditional, deadline).await?;
-        let too_large = || FetchError::TooLarge {
-            url: url.to_owned(),
-            limit,
-        };
-        if response.content_length().is_some_and(|len| len > limit) {
-            return Err(too_large());
-        }
-        let headers = response
-            .headers()
-            .iter()
-            .filter(|(name, _)| {
-                !matches!(
-                    name.as_str(),
-                    "content-encoding" | "content-length" | "transfer-encoding" | "connection"
-                )
-            })
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        let mut permit = None;
-        while let Some(chunk) = response.chunk().await.map_err(|e| map_error(url, e))? {
-            if (body.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
-            }
-            self.reserve(&mut permit, chunk.len(), deadline)
-                .await
-                .map_err(|()| FetchError::Timeout {
-                    url: url.to_owned(),
-                })?;
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Resource {
-            url: response.url().clone(),
-            status: response.status().as_u16(),
-            headers,
-            body,
-            permit,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Only HTML and XHTML pass, whatever the case or parameters.
-    #[test]
-    fn html_content_types() {
-        assert!(is_html("text/html"));
-        assert!(is_html("Text/HTML; charset=gbk"));
-        assert!(is_html("application/xhtml+xml"));
-        assert!(!is_html("application/json"));
-        assert!(!is_html("text/plain; charset=utf-8"));
-        assert!(!is_html("image/png"));
-    }
-
-    /// Retry-After in seconds is read; the date form is ignored.
-    #[test]
-    fn retry_after_seconds() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, " 120 ".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(120));
-        h.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), None);
-    }
 }
