@@ -20,59 +20,90 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use worker::{Worker, WorkerConfig};
 
-/// Bodies built once for every test in this file.
+/// The hostile pages at one scale: at 1, sized for the default limits;
+/// at `SMALL`, for limits a tenth of them ([`small_limits`]).
 struct Pages {
-    /// 500,000 links, under the default 10 MiB body cap.
+    /// 500,000 links, under the default 10 MiB body cap, and past the
+    /// node limit.
     flood: Vec<u8>,
     /// A 1 MB `<base href>` and 5,000 relative links.
     base: Vec<u8>,
-    /// 1,000 links of 9 KiB each.
+    /// 1,000 links of 9 KiB each: every one over the URL limit, which is
+    /// not scaled.
     long: Vec<u8>,
     /// 1,200 distinct links just under 8 KiB: 9.6 MB of URLs, more than
     /// the reply budget.
     heavy: Vec<u8>,
     /// One 10 MB attribute.
     attr: Vec<u8>,
-    /// 100,000 nested `<div>`s around a link.
+    /// 100,000 nested `<div>`s around a link: past the depth limit, which
+    /// is not scaled.
     nested: Vec<u8>,
 }
 
-static PAGES: LazyLock<Pages> = LazyLock::new(|| {
-    let page = |body: String| format!("<html><body>{body}</body></html>").into_bytes();
-    let mut flood = String::new();
-    for i in 0..500_000 {
-        flood.push_str(&format!("<a href=/{i}></a>"));
+/// The scale of the pages served under `/small/`.
+const SMALL: usize = 10;
+
+impl Pages {
+    /// The pages with every count and size divided by `scale`.
+    fn new(scale: usize) -> Pages {
+        let page = |body: String| format!("<html><body>{body}</body></html>").into_bytes();
+        let mut flood = String::new();
+        for i in 0..500_000 / scale {
+            flood.push_str(&format!("<a href=/{i}></a>"));
+        }
+        let mut base = format!(
+            "<head><base href=\"http://127.0.0.1/{}/\"></head>",
+            "b".repeat(1_000_000 / scale)
+        );
+        for i in 0..5_000 / scale {
+            base.push_str(&format!("<a href=p{i}>x</a>"));
+        }
+        let mut long = String::new();
+        for i in 0..1_000 / scale {
+            long.push_str(&format!("<a href=\"/{i}/{}\">x</a>", "l".repeat(9 * 1024)));
+        }
+        let mut heavy = String::new();
+        for i in 0..1_200 / scale {
+            heavy.push_str(&format!("<a href=\"/{i:05}/{}\">x</a>", "h".repeat(8_000)));
+        }
+        let attr = format!(
+            "<a href=/ok title=\"{}\">x</a>",
+            "t".repeat(10_000_000 / scale)
+        );
+        let depth = 100_000 / scale;
+        let nested = format!(
+            "{}<a href=/deep>deep</a>{}",
+            "<div>".repeat(depth),
+            "</div>".repeat(depth)
+        );
+        Pages {
+            flood: page(flood),
+            base: page(base),
+            long: page(long),
+            heavy: page(heavy),
+            attr: page(attr),
+            nested: page(nested),
+        }
     }
-    let mut base = format!(
-        "<head><base href=\"http://127.0.0.1/{}/\"></head>",
-        "b".repeat(1_000_000)
-    );
-    for i in 0..5_000 {
-        base.push_str(&format!("<a href=p{i}>x</a>"));
+}
+
+/// The pages for the default limits, built once for every test here.
+static PAGES: LazyLock<Pages> = LazyLock::new(|| Pages::new(1));
+/// The same at [`SMALL`], for [`small_limits`].
+static SMALL_PAGES: LazyLock<Pages> = LazyLock::new(|| Pages::new(SMALL));
+
+/// The default limits that [`Pages`] scale with, divided by [`SMALL`]: the
+/// same pages' outcomes at a tenth of the work.
+fn small_limits() -> WorkerConfig {
+    let default = WorkerConfig::default();
+    WorkerConfig {
+        max_links_per_page: default.max_links_per_page / SMALL,
+        max_html_nodes: default.max_html_nodes / SMALL,
+        max_result_bytes: default.max_result_bytes / SMALL,
+        ..local()
     }
-    let mut long = String::new();
-    for i in 0..1_000 {
-        long.push_str(&format!("<a href=\"/{i}/{}\">x</a>", "l".repeat(9 * 1024)));
-    }
-    let mut heavy = String::new();
-    for i in 0..1_200 {
-        heavy.push_str(&format!("<a href=\"/{i:05}/{}\">x</a>", "h".repeat(8_000)));
-    }
-    let attr = format!("<a href=/ok title=\"{}\">x</a>", "t".repeat(10_000_000));
-    let nested = format!(
-        "{}<a href=/deep>deep</a>{}",
-        "<div>".repeat(100_000),
-        "</div>".repeat(100_000)
-    );
-    Pages {
-        flood: page(flood),
-        base: page(base),
-        long: page(long),
-        heavy: page(heavy),
-        attr: page(attr),
-        nested: page(nested),
-    }
-});
+}
 
 /// Starts the hostile site; returns its base URL.
 async fn start_site() -> String {
@@ -107,8 +138,14 @@ async fn serve(mut stream: TcpStream) {
         out.extend_from_slice(body);
         out
     };
-    let pages = &*PAGES;
-    let response = match path.as_str() {
+    // Only the routes of built pages touch them: building them takes a
+    // good part of a second, which must not fall inside another route's
+    // timeout (the redirect chain's).
+    let (pages, page): (&LazyLock<Pages>, _) = match path.strip_prefix("/small") {
+        Some(page) => (&SMALL_PAGES, page),
+        None => (&PAGES, path.as_str()),
+    };
+    let response = match page {
         "/flood" => html(&pages.flood),
         "/base" => html(&pages.base),
         "/long" => html(&pages.long),
@@ -170,52 +207,71 @@ fn encoded_len(result: &ParseResult) -> usize {
     Pin::new(&mut codec).serialize(result).unwrap().len()
 }
 
+/// Checks the `links` parser's answer to hostile page `page` of `site`,
+/// served at `scale` (see [`Pages`]) to a worker whose limits scale with
+/// it: what fits is answered, and the limits it hit are counted (links
+/// past the cap, URLs over the length, a base href ignored, the reply cut
+/// to its byte budget, the tree cut at its depth).
+fn check_hostile(site: &str, page: &str, scale: usize, result: &ParseResult) {
+    let prefix = if scale == 1 { "" } else { "/small" };
+    let limits = &result.limits;
+    match page {
+        "/flood" => {
+            assert_eq!(result.requests.len(), 10_000 / scale);
+            assert!(
+                limits.links_truncated > 100_000 / scale as u64,
+                "{limits:?}"
+            );
+            assert_eq!(limits.page_truncated, 1, "the node limit cut it");
+        }
+        "/base" => {
+            assert_eq!(limits.base_href_ignored, 1);
+            assert_eq!(result.requests.len(), 5_000 / scale);
+            assert_eq!(result.requests[0].url, format!("{site}{prefix}/p0"));
+        }
+        "/long" => {
+            assert!(result.requests.is_empty());
+            assert_eq!(limits.urls_too_long, 1_000 / scale as u64);
+        }
+        "/heavy" => {
+            assert!(limits.results_dropped > 0, "{limits:?}");
+            assert!(result.requests.len() < 1_200 / scale);
+            assert!(encoded_len(result) <= WorkerConfig::default().max_result_bytes / scale);
+        }
+        "/attr" => {
+            assert_eq!(result.requests.len(), 1);
+            assert!(limits.is_empty(), "{limits:?}");
+        }
+        "/nested" => {
+            assert_eq!(limits.page_truncated, 1);
+            assert!(result.requests.is_empty(), "the link is past the depth cut");
+        }
+        other => panic!("no hostile page {other}"),
+    }
+}
+
 /// Each hostile page is answered with what fits, and the limits it hit
-/// counted: links past the cap, URLs over the length, a base href ignored,
-/// the reply cut to its byte budget, the tree cut at its depth.
+/// counted (see [`check_hostile`]): here at a tenth of the default limits
+/// and of the pages; [`worker_process_stays_small`] checks the same at full
+/// size, in a real worker process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_pages_are_bounded_and_counted() {
     let site = start_site().await;
-    let worker = Worker::new(&local()).unwrap();
-    let max_result = WorkerConfig::default().max_result_bytes;
-    let run = |path: &str| {
-        let worker = worker.clone();
-        let url = format!("{site}{path}");
-        async move { worker.process(request(url, "links")).await.unwrap() }
-    };
-
-    let flood = run("/flood").await;
-    assert_eq!(flood.requests.len(), 10_000);
-    assert!(flood.limits.links_truncated > 100_000, "{:?}", flood.limits);
-    assert_eq!(flood.limits.page_truncated, 1, "the node limit cut it");
-
-    let base = run("/base").await;
-    assert_eq!(base.limits.base_href_ignored, 1);
-    assert_eq!(base.requests.len(), 5_000);
-    assert_eq!(base.requests[0].url, format!("{site}/p0"));
-
-    let long = run("/long").await;
-    assert!(long.requests.is_empty());
-    assert_eq!(long.limits.urls_too_long, 1_000);
-
-    let heavy = run("/heavy").await;
-    assert!(heavy.limits.results_dropped > 0, "{:?}", heavy.limits);
-    assert!(heavy.requests.len() < 1_200);
-    assert!(encoded_len(&heavy) <= max_result);
-
-    let attr = run("/attr").await;
-    assert_eq!(attr.requests.len(), 1);
-    assert!(attr.limits.is_empty());
-
-    let started = Instant::now();
-    let nested = run("/nested").await;
-    assert_eq!(nested.limits.page_truncated, 1);
-    assert!(nested.requests.is_empty(), "the link is past the depth cut");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
+    let worker = Worker::new(&small_limits()).unwrap();
+    for page in ["/flood", "/base", "/long", "/heavy", "/attr", "/nested"] {
+        let started = Instant::now();
+        let result = worker
+            .process(request(format!("{site}/small{page}"), "links"))
+            .await
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        check_hostile(&site, page, SMALL, &result);
+        // The deep page is cut, not walked: no quadratic time on it.
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{page}: {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 /// robots.txt of 100 MB: the first 512 KiB are read, cut at a whole line,
@@ -271,28 +327,30 @@ async fn trickling_body_times_out() {
 async fn redirect_chain_shares_one_deadline() {
     let site = start_site().await;
     let worker = Worker::new(&WorkerConfig {
-        timeout_ms: 500,
+        timeout_ms: 600,
         ..local()
     })
     .unwrap();
-    // Two hops (300 ms): fine.
+    // Two hops (300 ms): fine, with room for a loaded machine.
     let ok = worker
         .process(request(format!("{site}/hop/1"), "links"))
         .await
         .unwrap();
     assert_eq!(ok.requests[0].url, format!("{site}/end"));
-    // Five hops of 150 ms each: over the half second.
+    // Six hops of 150 ms each (the five redirects allowed): 900 ms, over
+    // the 600. Hop by hop, each would fit.
     let started = Instant::now();
     let err = worker
-        .process(request(format!("{site}/hop/4"), "links"))
+        .process(request(format!("{site}/hop/5"), "links"))
         .await
         .unwrap_err();
     assert!(
         matches!(err, CrawlError::Fetch(FetchError::Timeout { .. })),
         "{err:?}"
     );
+    // Ended at the deadline, not at the chain's end.
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(700), "{took:?}");
+    assert!(took < Duration::from_millis(880), "{took:?}");
 }
 
 /// A worker process.
@@ -311,6 +369,12 @@ impl Proc {
                 "0",
                 "--allow_internal",
                 "127.0.0.1",
+                // Every page sent at once queues for body room and the
+                // parser (that is the point): on a loaded machine the
+                // default 15 s could end a fetch still waiting, and its
+                // page would go unchecked.
+                "--timeout_ms",
+                "60000",
             ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -348,9 +412,11 @@ impl Drop for Proc {
     }
 }
 
-/// Issue 11: a real worker process with default limits, sent every hostile
-/// page at once (twice over), answers each with a typed outcome on one
-/// connection that never drops, and its peak RSS stays under 256 MiB.
+/// Issue 11: a real worker process with default limits (but a longer
+/// fetch timeout), sent every hostile page at once (twice over), answers
+/// each with a typed outcome on one connection that never drops, and its
+/// peak RSS stays under 256 MiB. Each `links` answer counts what
+/// [`check_hostile`] expects at full size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_process_stays_small() {
     let site = start_site().await;
@@ -396,6 +462,10 @@ async fn worker_process_stays_small() {
         let answer = answer.unwrap_or_else(|e| panic!("{path} {parser}: RPC failed: {e}"));
         if let Ok(result) = &answer {
             assert!(encoded_len(result) <= WorkerConfig::default().max_result_bytes);
+        }
+        if parser == "links" {
+            let result = answer.unwrap_or_else(|e| panic!("{path}: {e}"));
+            check_hostile(&site, path, 1, &result);
         }
     }
     let status = client.status(tarpc::context::current()).await.unwrap();

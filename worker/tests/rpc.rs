@@ -67,6 +67,14 @@ async fn fetch_error(client: &CrawlClient, url: String) -> FetchError {
     }
 }
 
+/// The parse error `req` is answered with; any other outcome fails.
+async fn parse_error(client: &CrawlClient, req: Request) -> ParseError {
+    match call(client, req).await {
+        Err(CrawlError::Parse(e)) => e,
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
 /// Each parser works end to end over RPC, and profile items match the site.
 #[tokio::test]
 async fn each_parser_over_rpc() {
@@ -148,19 +156,11 @@ async fn unknown_parser_is_typed() {
     assert_eq!(err.kind(), "unknown_parser");
     let mut req = request(format!("{base}/city/beijing"), "city");
     req.parser.args.insert("next".into(), "sometimes".into());
-    let err = call(&client, req).await.unwrap_err();
-    assert!(
-        matches!(err, CrawlError::Parse(ParseError::BadArgs { .. })),
-        "{err:?}"
-    );
+    let err = parse_error(&client, req).await;
+    assert!(matches!(err, ParseError::BadArgs { .. }), "{err:?}");
     // The wrong parser for a page is a Page error, not a panic.
-    let err = call(&client, request(format!("{base}/profile/1"), "city"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, CrawlError::Parse(ParseError::Page { .. })),
-        "{err:?}"
-    );
+    let err = parse_error(&client, request(format!("{base}/profile/1"), "city")).await;
+    assert!(matches!(err, ParseError::Page { .. }), "{err:?}");
 }
 
 /// HTTP errors keep their status and Retry-After.
@@ -217,16 +217,9 @@ async fn body_cap() {
         assert!(matches!(e, FetchError::TooLarge { .. }), "{query}: {e:?}");
     }
     // Exactly at the cap is fine (parsed on the blocking pool: > 64 KiB).
-    let err = call(
-        &capped,
-        request(format!("{base}/fault/big/100000?chunked=1"), "city_list"),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(err, CrawlError::Parse(ParseError::Page { .. })),
-        "{err:?}"
-    );
+    let at_cap = request(format!("{base}/fault/big/100000?chunked=1"), "city_list");
+    let err = parse_error(&capped, at_cap).await;
+    assert!(matches!(err, ParseError::Page { .. }), "{err:?}");
 }
 
 /// Redirects are followed up to the limit; loops, non-HTML, bad URLs and

@@ -125,16 +125,6 @@ pub(super) fn map_error(url: &str, e: reqwest::Error) -> FetchError {
 
 /// The error and its sources, `: `-separated. reqwest's own message is just
 /// "error sending request"; the cause ("Connection refused") is below it.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+pub(super) fn error_chain(e: &reqwest::Error) -> String {
+    rpcsupport::cli::message(e)
 }

@@ -286,7 +286,8 @@ impl Parser {
             return Ok(budget.finish(stream(request, url, text, budget)?));
         }
         if self.content == Content::Html {
-            return run_document(request, url, text, budget, self.parse);
+            let html = Html::parse_document(text);
+            return run_tree(&html, request, url, text, budget, self.parse);
         }
         self.run_plain(request, url, text, text.as_bytes(), budget)
     }
@@ -327,28 +328,11 @@ impl Parser {
     }
 }
 
-/// Runs `parse` on `text` parsed as the HTML page at `url`, adds what the
-/// document says of itself ([`meta::read_document`]) and fits the result
-/// to `budget`: the tree path of every HTML parser, built-in or rule.
-pub(crate) fn run_document(
-    request: &Request,
-    url: &Url,
-    text: &str,
-    budget: &Budget,
-    parse: impl FnOnce(&Page<'_>) -> Result<ParseResult, ParseError>,
-) -> Result<ParseResult, ParseError> {
-    run_tree(
-        &Html::parse_document(text),
-        request,
-        url,
-        text,
-        budget,
-        parse,
-    )
-}
-
-/// [`run_document`] on `html`, the tree already parsed from `text` (the
-/// fuzz test parses each input once for all parsers).
+/// Runs `parse` on `html`, the tree parsed from `text`, as the HTML page
+/// at `url`, adds what the document says of itself
+/// ([`meta::read_document`]) and fits the result to `budget`: the tree
+/// path of every HTML parser, built-in or rule. (The caller parses, so
+/// the fuzz test can parse each input once for all parsers.)
 pub(crate) fn run_tree(
     html: &Html,
     request: &Request,

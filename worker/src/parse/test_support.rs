@@ -1,7 +1,25 @@
-//! Shared by the parsers' unit tests: fixtures, and each parser run on
-//! both the tree and the streaming path.
+//! Shared by the parsers' unit tests: fixtures, pages over a tree, and
+//! each parser run on both the tree and the streaming path.
 
 use super::*;
+
+/// `html` as the page at `url` answering `request` within `budget`, for
+/// tests of what a parser reads off a tree (its text is not needed).
+pub fn page<'a>(
+    request: &'a Request,
+    url: &'a Url,
+    html: &'a Html,
+    budget: &'a Budget,
+) -> Page<'a> {
+    Page {
+        request,
+        url,
+        html,
+        text: "",
+        body: b"",
+        budget,
+    }
+}
 
 /// Reads `worker/tests/data/{name}`.
 pub fn fixture(name: &str) -> Vec<u8> {

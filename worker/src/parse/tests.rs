@@ -83,14 +83,7 @@ fn base_href_is_honoured() {
          <a href=\"../12\">x</a><a href=\"#top\">t</a><a href=\"/profile/12#c\">dup</a>\
          <a href=\"13\">y</a></body></html>",
     );
-    let page = Page {
-        request: &request,
-        url: &url,
-        html: &html,
-        text: "",
-        body: b"",
-        budget: &budget,
-    };
+    let page = crate::parse::test_support::page(&request, &url, &html, &budget);
     let links: Vec<String> = page.links(&A).into_iter().map(String::from).collect();
     assert_eq!(
         links,
@@ -101,14 +94,7 @@ fn base_href_is_honoured() {
     );
 
     let html = Html::parse_document("<base href=\"javascript:x\"><a href=\"12\">x</a>");
-    let page = Page {
-        request: &request,
-        url: &url,
-        html: &html,
-        text: "",
-        body: b"",
-        budget: &budget,
-    };
+    let page = crate::parse::test_support::page(&request, &url, &html, &budget);
     assert_eq!(page.base_url(), url);
 }
 
@@ -259,14 +245,7 @@ fn followed_links_keep_the_render_argument() {
     let url = base();
     let budget = Budget::new(PageLimits::default());
     let html = Html::parse_document("<a href=\"/x\">x</a>");
-    let page = Page {
-        request: &request,
-        url: &url,
-        html: &html,
-        text: "",
-        body: b"",
-        budget: &budget,
-    };
+    let page = crate::parse::test_support::page(&request, &url, &html, &budget);
     let next = page.follow(url.join("/x").unwrap(), "profile");
     assert_eq!(next.parser.name, "profile");
     assert_eq!(

@@ -231,7 +231,10 @@ impl RuleSet {
         text: &str,
         budget: &Budget,
     ) -> Result<ParseResult, ParseError> {
-        crate::parse::run_document(request, url, text, budget, |page| self.apply(name, page))
+        let html = scraper::Html::parse_document(text);
+        crate::parse::run_tree(&html, request, url, text, budget, |page| {
+            self.apply(name, page)
+        })
     }
 
     /// Runs the rule `name` on `page`.

@@ -105,14 +105,7 @@ fn canonical_of(url: &str, html: &str, max_url_bytes: usize) -> Option<String> {
         max_url_bytes,
         ..PageLimits::default()
     });
-    let page = Page {
-        request: &request,
-        url: &url,
-        html: &html,
-        text: "",
-        body: b"",
-        budget: &budget,
-    };
+    let page = crate::parse::test_support::page(&request, &url, &html, &budget);
     canonical(&page).map(String::from)
 }
 
