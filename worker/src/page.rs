@@ -12,6 +12,13 @@ use crate::{decode, prescan, Runner, WorkerConfig};
 /// what a page weighs against `max_parse_bytes`.
 const TREE_BYTES_PER_NODE: u64 = 256;
 
+/// What a page the streaming path reads (no tree) weighs, per byte of its
+/// text, in halves: it copies the hrefs out (at most the text) and keeps
+/// 12 bytes per `<a>` (at most 1.5 per byte, for `<a href>` after
+/// `<a href>`); `worker/tests/stream_memory.rs` measures 1.38 on a page of
+/// nothing but links. Its requests are bounded apart, by `max_result_bytes`.
+const STREAM_HALVES_PER_BYTE: u64 = 3;
+
 /// `max_parse_bytes` as a permit count (a semaphore takes at most u32
 /// permits at once).
 pub(crate) fn parse_permits(config: &WorkerConfig) -> u64 {
@@ -29,8 +36,8 @@ pub(crate) struct Prepared {
     raw: Vec<u8>,
     /// Whether `text` is only a prefix of the page.
     truncated: bool,
-    /// Estimated memory of its parsed tree: against `max_parse_bytes`.
-    pub(crate) weight: u64,
+    /// Estimated memory of its parsed tree ([`Prepared::weight`]).
+    tree_weight: u64,
     /// The body's share of `max_buffered_body_bytes`, which the text
     /// (usually the body's own buffer) keeps until the parse ends.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -40,6 +47,20 @@ impl Prepared {
     /// The text the parser reads.
     pub(crate) fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Estimated memory of parsing it with `runner`, against
+    /// `max_parse_bytes`: its tree's, unless the parser reads it without
+    /// one (`stream_parse`, a parser with [`crate::parse::Parser::stream`]).
+    pub(crate) fn weight(&self, runner: &Runner, stream_parse: bool) -> u64 {
+        match runner {
+            Runner::Builtin(parser)
+                if stream_parse && parser.stream.is_some() && parser.content == Content::Html =>
+            {
+                (self.text.len() as u64).saturating_mul(STREAM_HALVES_PER_BYTE) / 2
+            }
+            _ => self.tree_weight,
+        }
     }
 
     /// The whole page's URL, text and buffer permit, once parsed (a
@@ -76,7 +97,7 @@ pub(crate) fn prepare(
             text: String::new(),
             raw: body,
             truncated,
-            weight: 0,
+            tree_weight: 0,
             _permit: permit,
         };
     }
@@ -94,7 +115,7 @@ pub(crate) fn prepare(
     Prepared {
         // The tree holds a copy of the text (attribute values, text nodes)
         // besides its nodes; a text parser (robots.txt) builds no tree.
-        weight: if content == Content::Html {
+        tree_weight: if content == Content::Html {
             text.len() as u64 + nodes * TREE_BYTES_PER_NODE
         } else {
             0
@@ -140,5 +161,39 @@ pub(crate) fn panicked(request: &Request) -> ParseError {
         parser: request.parser.name.clone(),
         url: request.url.clone(),
         reason: "parser panicked".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{links, profile};
+
+    fn prepared(html: &str) -> Prepared {
+        let fetched = Fetched {
+            url: url::Url::parse("http://h/").unwrap(),
+            status: 200,
+            headers: Default::default(),
+            content_type: Some("text/html; charset=utf-8".into()),
+            body: html.as_bytes().to_vec(),
+            truncated: false,
+            permit: None,
+        };
+        prepare(fetched, Content::Html, 250_000, 512)
+    }
+
+    /// Issue 14: a page the streaming path reads weighs 1.5 times its text
+    /// against `max_parse_bytes`; one parsed into a tree (another parser,
+    /// or `stream_parse` off) weighs its tree.
+    #[test]
+    fn streamed_pages_weigh_no_tree() {
+        let html = "<p><a href=/x>x</a></p>".repeat(100);
+        let page = prepared(&html);
+        let text = html.len() as u64;
+        let tree = text + 300 * TREE_BYTES_PER_NODE;
+        let links = Runner::Builtin(links::PARSER);
+        assert_eq!(page.weight(&links, true), text * 3 / 2);
+        assert_eq!(page.weight(&links, false), tree);
+        assert_eq!(page.weight(&Runner::Builtin(profile::PARSER), true), tree);
     }
 }

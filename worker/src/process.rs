@@ -356,7 +356,9 @@ impl Worker {
                 .await
                 .map_err(|_| panicked(&request))?
         };
-        let weight = page.weight.min(parse_permits(config));
+        let weight = page
+            .weight(&runner, config.stream_parse)
+            .min(parse_permits(config));
         // The semaphore is never closed, so acquiring cannot fail.
         let _permit = self
             .inner

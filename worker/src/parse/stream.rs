@@ -1,24 +1,35 @@
 //! Parsing without a document tree (issue 14): pages whose parser needs only
 //! their links and what they say of themselves (the `links` parser) are read
-//! in one pass over html5ever's tokenizer, the same tokenizer the tree
-//! builder uses, so attribute values, character references, raw text
-//! (`<script>`, `<style>`, `<textarea>`, `<noscript>`...) and comments come
-//! out exactly as in the tree. What the tree builder would add is simulated
-//! in the little it matters for links: which tokens are raw text, which are
-//! foreign content (`<svg>`, `<math>`: CDATA, no raw text) and which
-//! `<link>` tags land in the head (for the canonical URL).
+//! in one pass over the text, and no tree is built.
 //!
-//! Why the tokenizer and not lol_html: lol_html hands attribute values over
-//! with their character references undecoded (`?a=1&amp;b=2`), so every href
-//! would need a second, hand-written decoder that must agree with
-//! html5ever's; and it pulls in its own cssparser, selectors and hashbrown
-//! versions. The tokenizer is already compiled in (scraper uses it), decodes
-//! as the tree path does, and holds only the token being read.
+//! # Layout
+//! - this file: the entry points ([`links`], and [`links_tokenizer`], the
+//!   reference), what a pass finds ([`Scan`]) and the [`Model`]: the little
+//!   of the tree builder that links depend on, fed tokens by either reader.
+//! - [`scanner`]: the reader [`links`] uses. It jumps with `memchr` from `<`
+//!   to `<` and reads only tag names and the attributes the model asks for,
+//!   following the HTML tokenizer's states exactly where they decide what is
+//!   a tag (comments, raw text, script escapes, CDATA, quoted values).
+//! - [`charref`]: character references in attribute values and text,
+//!   decoded as html5ever's tokenizer decodes them (its own entity table).
+//! - [`tokenizer`]: the same model fed by html5ever's tokenizer, the one
+//!   scraper's tree builder uses: slower (it builds every attribute of every
+//!   tag, a character at a time), kept as the scanner's oracle in the tests
+//!   and reachable as [`TOKENIZER_LINKS`].
 //!
-//! Memory: the tokenizer is fed the text in 64 KiB slices (it
-//! copies what it is fed), and the page's hrefs are kept in one string
-//! (at most the text's length) plus 12 bytes per anchor until the end of
-//! the page, since a `<base href>` after a link still changes it.
+//! The model simulates the tree builder only where links, `<base>`, robots
+//! meta and the head's canonical depend on it: which tokens are raw text,
+//! which are foreign content (`<svg>`, `<math>`: CDATA, no raw text) and
+//! which `<link>` tags land in the head (for the canonical URL).
+//!
+//! Why not lol_html: it hands attribute values over with their character
+//! references undecoded (`?a=1&amp;b=2`), and pulls in its own cssparser,
+//! selectors and hashbrown versions; [`charref`] would be needed anyway.
+//!
+//! Memory: the page's hrefs are kept in one string (at most the text's
+//! length) plus 12 bytes per anchor until the end of the page, since a
+//! `<base href>` after a link still changes it; the scanner holds one tag's
+//! decoded values at a time.
 //!
 //! The tree path selects over every node scraper made, in the order they
 //! were made, detached ones included (the body a `<frameset>` replaced);
@@ -38,22 +49,15 @@
 //!   it is right far more often: most such end tags close nothing);
 //! - `<svg>` or `<math>` inside `<select>`.
 
-use std::cell::{Cell, RefCell};
+mod charref;
+mod scanner;
+mod tokenizer;
 
-use html5ever::tendril::StrTendril;
-use html5ever::tokenizer::states::RawKind;
-use html5ever::tokenizer::{
-    BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
-};
 use rpcsupport::{ParseError, ParseResult, Request};
 use url::Url;
 
 use super::meta::{self, Directives};
-use super::{admit_links, base_url, Budget};
-
-/// How much text the tokenizer is given at once: it copies each slice, so
-/// this bounds that copy whatever the page's size.
-const CHUNK_BYTES: usize = 64 * 1024;
+use super::{admit_links, base_url, Budget, Parser};
 
 /// The `links` parser's streaming path: [`super::links`]'s requests and
 /// the page's meta (robots directives, canonical URL), from `text`.
@@ -63,7 +67,32 @@ pub fn links(
     text: &str,
     budget: &Budget,
 ) -> Result<ParseResult, ParseError> {
-    let scan = scan(text, budget.agent());
+    let mut model = Model::new(budget.agent());
+    scanner::scan(text, &mut model);
+    Ok(result(request, url, model.scan, budget))
+}
+
+/// [`links`] with html5ever's tokenizer reading the page instead of the
+/// scanner: the reference the scanner is tested against.
+pub fn links_tokenizer(
+    request: &Request,
+    url: &Url,
+    text: &str,
+    budget: &Budget,
+) -> Result<ParseResult, ParseError> {
+    let scan = tokenizer::scan(text, Model::new(budget.agent()));
+    Ok(result(request, url, scan, budget))
+}
+
+/// The `links` parser streaming with html5ever's tokenizer
+/// ([`links_tokenizer`]): for differential tests and measurements.
+pub const TOKENIZER_LINKS: Parser = Parser {
+    stream: Some(links_tokenizer),
+    ..super::links::PARSER
+};
+
+/// What a page's [`Scan`] means for the crawl: its requests and meta.
+fn result(request: &Request, url: &Url, scan: Scan, budget: &Budget) -> ParseResult {
     let base = base_url(url, scan.base.as_deref(), budget);
     let anchors = scan.anchors.iter().map(|a| {
         let href = &scan.hrefs[a.start as usize..(a.start + a.len) as usize];
@@ -88,11 +117,12 @@ pub fn links(
         .canonical
         .and_then(|href| meta::canonical_from(&href, &base, url, budget))
         .map(String::from);
-    Ok(result)
+    result
 }
 
 /// One `<a href>`: where its href is in [`Scan::hrefs`], and whether its
 /// `rel` says `nofollow`.
+#[derive(Debug, PartialEq, Eq)]
 struct Anchor {
     start: u32,
     len: u32,
@@ -100,7 +130,7 @@ struct Anchor {
 }
 
 /// What one pass over a page finds.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Scan {
     /// Every `<a href>`'s href, one after the other.
     hrefs: String,
@@ -113,35 +143,65 @@ struct Scan {
     directives: Directives,
 }
 
-/// Reads `text` once, for the crawler token `agent`.
-fn scan(text: &str, agent: &str) -> Scan {
-    let sink = Sink {
-        agent,
-        scan: RefCell::new(Scan::default()),
-        head: Cell::new(Head::Before),
-        template_depth: Cell::new(0),
-        raw: Cell::new(false),
-        foreign: RefCell::new(Vec::new()),
-        frameset: Cell::new(false),
-        frameset_ok: Cell::new(true),
-        quirks: Cell::new(true),
-    };
-    let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
-    let input = BufferQueue::default();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(CHUNK_BYTES);
-        while !rest.is_char_boundary(end) {
-            end += 1;
-        }
-        input.push_back(StrTendril::from_slice(&rest[..end]));
-        // The sink never asks to stop for a script, so this runs to the
-        // end of what it was given.
-        let _ = tokenizer.feed(&input);
-        rest = &rest[end..];
+/// The attributes the model reads, by index in [`ATTRS`].
+#[derive(Clone, Copy)]
+enum Attr {
+    Href,
+    Rel,
+    Name,
+    Content,
+    Type,
+    Color,
+    Face,
+    Size,
+}
+
+/// Their names, as the tokenizer gives them (lower case).
+const ATTRS: [&str; 8] = [
+    "href", "rel", "name", "content", "type", "color", "face", "size",
+];
+
+/// The attributes [`Model::start_tag`] reads of a start tag `name`: the
+/// scanner decodes these and skips the rest. Kept next to the model so the
+/// two change together.
+fn attrs_read(name: &str) -> &'static [Attr] {
+    match name {
+        "a" | "link" => &[Attr::Href, Attr::Rel],
+        "base" => &[Attr::Href],
+        "meta" => &[Attr::Name, Attr::Content],
+        "input" => &[Attr::Type],
+        // `breaks_out`: a `<font>` with any of these ends foreign content.
+        "font" => &[Attr::Color, Attr::Face, Attr::Size],
+        _ => &[],
     }
-    tokenizer.end();
-    tokenizer.sink.scan.into_inner()
+}
+
+/// A start tag as the model reads it: its name in lower case (as the
+/// tokenizer gives it), its self-closing flag and the value of the first
+/// attribute of a name (later duplicates are dropped, as the tokenizer
+/// drops them).
+trait StartTag {
+    fn name(&self) -> &str;
+    fn self_closing(&self) -> bool;
+    /// Only called for the attributes [`attrs_read`] lists for the tag.
+    fn attr(&self, attr: Attr) -> Option<&str>;
+}
+
+/// What the reader must do after a start tag: the tree builder switches
+/// the tokenizer into a raw text state for some elements.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Switch {
+    /// Go on reading markup.
+    Markup,
+    /// Text up to the matching end tag, character references decoded
+    /// (`<title>`, `<textarea>`); to the model, the same as `Rawtext`.
+    Rcdata,
+    /// Text up to the matching end tag (`<style>`, `<noscript>`...).
+    Rawtext,
+    /// Script data, with its `<!--` escapes (`<script>`).
+    Script,
+    /// Everything to the end of the page is text (`<plaintext>`).
+    Plaintext,
 }
 
 /// Where the tree builder would put a `<link>` now, as far as the head is
@@ -178,9 +238,9 @@ fn head_tag(name: &str) -> bool {
 
 /// HTML tags that end foreign content (`<svg>`, `<math>`) when they start
 /// inside it, as the tree builder's rules for foreign content list them.
-fn breaks_out(tag: &Tag) -> bool {
+fn breaks_out(tag: &impl StartTag) -> bool {
     matches!(
-        &*tag.name,
+        tag.name(),
         "b" | "big"
             | "blockquote"
             | "body"
@@ -224,11 +284,10 @@ fn breaks_out(tag: &Tag) -> bool {
             | "u"
             | "ul"
             | "var"
-    ) || (&*tag.name == "font"
-        && tag
-            .attrs
-            .iter()
-            .any(|a| matches!(&*a.name.local, "color" | "face" | "size")))
+    ) || (tag.name() == "font"
+        && [Attr::Color, Attr::Face, Attr::Size]
+            .into_iter()
+            .any(|a| tag.attr(a).is_some()))
 }
 
 /// An open foreign element: whether it is MathML (else SVG), and whether
@@ -239,13 +298,12 @@ struct Foreign {
     integration: bool,
 }
 
-/// Whether `tag`, opened in MathML (`math`) or SVG, is an integration
+/// Whether `name`, opened in MathML (`math`) or SVG, is an integration
 /// point: SVG `foreignObject`, `desc`, `title`; MathML `mi`, `mo`, `mn`,
 /// `ms`, `mtext`. Not MathML's `annotation-xml`, even with an HTML
 /// encoding: scraper's tree never marks it as one (its tree sink keeps the
 /// default answer), and the tree is what this path must match.
-fn integration_point(tag: &Tag, math: bool) -> bool {
-    let name = &*tag.name;
+fn integration_point(name: &str, math: bool) -> bool {
     if math {
         matches!(name, "mi" | "mo" | "mn" | "ms" | "mtext")
     } else {
@@ -253,138 +311,156 @@ fn integration_point(tag: &Tag, math: bool) -> bool {
     }
 }
 
-/// What the tokenizer tells; the state is in cells because the tokenizer
-/// hands its sink out by shared reference.
-struct Sink<'a> {
-    agent: &'a str,
-    scan: RefCell<Scan>,
-    head: Cell<Head>,
-    /// `<template>`s open in the head: all they hold is in the head too.
-    template_depth: Cell<u32>,
-    /// Inside a raw text element (its text is not the page's).
-    raw: Cell<bool>,
-    /// Open foreign (`<svg>`, `<math>`) elements, innermost last, with
-    /// their names. As deep as the page nests, which the worker's prescan
-    /// bounds (`max_html_depth`) before any parser runs.
-    foreign: RefCell<Vec<(String, Foreign)>>,
-    /// A `<frameset>` replaced the body: nothing after it is in the tree.
-    frameset: Cell<bool>,
-    /// Whether a `<frameset>` may still replace the body (the tree
-    /// builder's "frameset-ok" flag): nothing in the body shows yet.
-    frameset_ok: Cell<bool>,
-    /// No `<!DOCTYPE html>`: a `<table>` leaves `frameset_ok` as it is.
-    quirks: Cell<bool>,
-}
-
-fn attr<'t>(tag: &'t Tag, name: &str) -> Option<&'t str> {
-    tag.attrs
-        .iter()
-        .find(|a| &*a.name.local == name)
-        .map(|a| &*a.value)
-}
-
 fn is_html_space(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\x0C' | '\r' | ' ')
 }
 
-impl Sink<'_> {
+/// The tree builder, as far as links depend on it, fed the tokenizer's
+/// tokens in page order; collects the [`Scan`].
+struct Model<'a> {
+    agent: &'a str,
+    scan: Scan,
+    head: Head,
+    /// `<template>`s open in the head: all they hold is in the head too.
+    template_depth: u32,
+    /// Inside a raw text element (its text is not the page's).
+    raw: bool,
+    /// Open foreign (`<svg>`, `<math>`) elements, innermost last, with
+    /// their names. As deep as the page nests, which the worker's prescan
+    /// bounds (`max_html_depth`) before any parser runs.
+    foreign: Vec<(String, Foreign)>,
+    /// A `<frameset>` replaced the body: nothing after it is in the tree.
+    frameset: bool,
+    /// Whether a `<frameset>` may still replace the body (the tree
+    /// builder's "frameset-ok" flag): nothing in the body shows yet.
+    frameset_ok: bool,
+    /// No `<!DOCTYPE html>`: a `<table>` leaves `frameset_ok` as it is.
+    quirks: bool,
+}
+
+impl<'a> Model<'a> {
+    fn new(agent: &'a str) -> Model<'a> {
+        Model {
+            agent,
+            scan: Scan::default(),
+            head: Head::Before,
+            template_depth: 0,
+            raw: false,
+            foreign: Vec::new(),
+            frameset: false,
+            frameset_ok: true,
+            quirks: true,
+        }
+    }
+
     /// Whether tokens are now read as HTML: outside foreign content, or
-    /// right inside an integration point.
+    /// right inside an integration point. The tokenizer asks (as "is the
+    /// adjusted current node not in the HTML namespace") at `<![CDATA[`.
     fn html_content(&self) -> bool {
-        self.foreign
-            .borrow()
-            .last()
-            .is_none_or(|(_, top)| top.integration)
+        self.foreign.last().is_none_or(|(_, top)| top.integration)
+    }
+
+    /// Whether nothing the page still holds can change the scan: after a
+    /// `<frameset>` took the body's place, every token is ignored.
+    fn done(&self) -> bool {
+        self.frameset
+    }
+
+    /// Whether the page's text can still change anything: text shows in
+    /// the body (ending `frameset_ok`) and ends the head; once both have
+    /// happened, a reader may skip text unread.
+    fn text_matters(&self) -> bool {
+        !self.frameset && (self.frameset_ok || self.head != Head::Body)
     }
 
     /// Moves the head state on for a token that is not head content
     /// ("anything else" in the head's insertion modes).
-    fn leave_head(&self) {
-        if self.template_depth.get() == 0 {
-            self.head.set(Head::Body);
+    fn leave_head(&mut self) {
+        if self.template_depth == 0 {
+            self.head = Head::Body;
         }
     }
 
     /// Whether `tag` (in the body) shows something, which ends the chance
     /// of a `<frameset>` replacing the body.
-    fn ends_frameset_ok(&self, tag: &Tag) -> bool {
-        match &*tag.name {
+    fn ends_frameset_ok(&self, tag: &impl StartTag) -> bool {
+        match tag.name() {
             "pre" | "listing" | "li" | "dd" | "dt" | "button" | "applet" | "marquee" | "object"
             | "area" | "br" | "embed" | "img" | "image" | "keygen" | "wbr" | "hr" | "textarea"
             | "xmp" | "iframe" | "select" | "body" => true,
-            "table" => !self.quirks.get(),
-            "input" => !attr(tag, "type").is_some_and(|t| t.eq_ignore_ascii_case("hidden")),
+            "table" => !self.quirks,
+            "input" => !tag
+                .attr(Attr::Type)
+                .is_some_and(|t| t.eq_ignore_ascii_case("hidden")),
             _ => false,
         }
     }
 
     /// Tracks the head for a start tag; whether the tag is in the head.
-    fn head_start(&self, name: &str) -> bool {
-        if self.template_depth.get() > 0 {
+    fn head_start(&mut self, name: &str) -> bool {
+        if self.template_depth > 0 {
             if name == "template" {
-                self.template_depth.set(self.template_depth.get() + 1);
+                self.template_depth += 1;
             }
             return true;
         }
-        let state = self.head.get();
+        let state = self.head;
         let in_head = match (state, name) {
             (Head::Body, _) => false,
             (_, "html") => state != Head::After,
             (Head::Before, "head") => {
-                self.head.set(Head::In);
+                self.head = Head::In;
                 true
             }
             (Head::In | Head::After, "head") => false,
             (Head::Before | Head::In, "noscript") => {
-                self.head.set(Head::In);
+                self.head = Head::In;
                 true
             }
             (_, n) if head_tag(n) => {
                 if state == Head::Before {
-                    self.head.set(Head::In);
+                    self.head = Head::In;
                 }
                 true
             }
             _ => {
-                self.head.set(Head::Body);
+                self.head = Head::Body;
                 false
             }
         };
         if in_head && name == "template" {
-            self.template_depth.set(1);
+            self.template_depth = 1;
         }
         in_head
     }
 
     /// Tracks the head for an end tag.
-    fn head_end(&self, name: &str) {
-        let depth = self.template_depth.get();
-        if depth > 0 {
+    fn head_end(&mut self, name: &str) {
+        if self.template_depth > 0 {
             if name == "template" {
-                self.template_depth.set(depth - 1);
+                self.template_depth -= 1;
             }
             return;
         }
-        match (self.head.get(), name) {
-            (Head::Before | Head::In, "head") => self.head.set(Head::After),
+        match (self.head, name) {
+            (Head::Before | Head::In, "head") => self.head = Head::After,
             (Head::Body, _) => {}
-            (_, "body" | "html" | "br") => self.head.set(Head::Body),
+            (_, "body" | "html" | "br") => self.head = Head::Body,
             _ => {}
         }
     }
 
-    fn start_tag(&self, tag: &Tag) -> TokenSinkResult<()> {
-        let name = &*tag.name;
-        if self.frameset.get() {
-            return TokenSinkResult::Continue;
+    fn start_tag(&mut self, tag: &impl StartTag) -> Switch {
+        let name = tag.name();
+        if self.frameset {
+            return Switch::Markup;
         }
         let html = {
-            let mut foreign = self.foreign.borrow_mut();
-            let top = foreign.last().map(|(_, f)| *f);
+            let top = self.foreign.last().map(|(_, f)| *f);
             let mut html = top.is_none_or(|f| f.integration);
             // Right inside an integration point every tag is HTML already.
             if !html && breaks_out(tag) {
-                foreign.clear();
+                self.foreign.clear();
                 html = true;
             }
             let opens = match (html, name) {
@@ -395,9 +471,10 @@ impl Sink<'_> {
                 (false, "svg") => Some(false),
                 (false, _) => top.map(|f| f.math),
             };
-            if let Some(math) = opens.filter(|_| !tag.self_closing) {
-                let integration = integration_point(tag, math);
-                foreign.push((name.to_owned(), Foreign { math, integration }));
+            if let Some(math) = opens.filter(|_| !tag.self_closing()) {
+                let integration = integration_point(name, math);
+                self.foreign
+                    .push((name.to_owned(), Foreign { math, integration }));
             }
             html && opens.is_none()
         };
@@ -405,25 +482,25 @@ impl Sink<'_> {
         // place, and the tree builder ignores all that follows. What the
         // body held is detached from the tree but still selected (scraper
         // selects over every node it made), so it counts here too.
-        if name == "frameset" && html && self.template_depth.get() == 0 {
-            if self.frameset_ok.get() {
-                self.frameset.set(true);
+        if name == "frameset" && html && self.template_depth == 0 {
+            if self.frameset_ok {
+                self.frameset = true;
             }
-            return TokenSinkResult::Continue;
+            return Switch::Markup;
         }
         if html && self.ends_frameset_ok(tag) {
-            self.frameset_ok.set(false);
+            self.frameset_ok = false;
         }
         let in_head = self.head_start(name);
-        let mut scan = self.scan.borrow_mut();
+        let scan = &mut self.scan;
         match name {
             "a" => {
-                if let Some(href) = attr(tag, "href") {
+                if let Some(href) = tag.attr(Attr::Href) {
                     let start = scan.hrefs.len();
                     // An href is part of the page, so the page's length
                     // (below 4 GiB: bodies are bounded far below) bounds it.
                     scan.hrefs.push_str(href);
-                    let nofollow = attr(tag, "rel").is_some_and(meta::is_nofollow);
+                    let nofollow = tag.attr(Attr::Rel).is_some_and(meta::is_nofollow);
                     scan.anchors.push(Anchor {
                         start: start as u32,
                         len: href.len() as u32,
@@ -432,15 +509,15 @@ impl Sink<'_> {
                 }
             }
             "base" if scan.base.is_none() => {
-                scan.base = attr(tag, "href").map(str::to_owned);
+                scan.base = tag.attr(Attr::Href).map(str::to_owned);
             }
             "meta" => {
-                if let (Some(n), Some(c)) = (attr(tag, "name"), attr(tag, "content")) {
+                if let (Some(n), Some(c)) = (tag.attr(Attr::Name), tag.attr(Attr::Content)) {
                     scan.directives.read_meta(n, c, self.agent);
                 }
             }
             "link" if in_head && scan.canonical.is_none() => {
-                if let (Some(rel), Some(href)) = (attr(tag, "rel"), attr(tag, "href")) {
+                if let (Some(rel), Some(href)) = (tag.attr(Attr::Rel), tag.attr(Attr::Href)) {
                     if meta::is_canonical(rel) {
                         scan.canonical = Some(href.to_owned());
                     }
@@ -449,93 +526,70 @@ impl Sink<'_> {
             _ => {}
         }
         if !html {
-            return TokenSinkResult::Continue;
+            return Switch::Markup;
         }
         // The tree builder switches the tokenizer for these whatever the
         // self-closing flag says (it means nothing on HTML elements).
-        let kind = match name {
-            "script" => RawKind::ScriptData,
-            "style" | "xmp" | "iframe" | "noembed" | "noframes" | "noscript" => RawKind::Rawtext,
-            "textarea" | "title" => RawKind::Rcdata,
-            "plaintext" => {
-                self.raw.set(true);
-                return TokenSinkResult::Plaintext;
-            }
-            _ => return TokenSinkResult::Continue,
+        let switch = match name {
+            "script" => Switch::Script,
+            "style" | "xmp" | "iframe" | "noembed" | "noframes" | "noscript" => Switch::Rawtext,
+            "textarea" | "title" => Switch::Rcdata,
+            "plaintext" => Switch::Plaintext,
+            _ => return Switch::Markup,
         };
-        self.raw.set(true);
-        TokenSinkResult::RawData(kind)
+        self.raw = true;
+        switch
     }
 
-    fn end_tag(&self, tag: &Tag) {
+    fn end_tag(&mut self, name: &str) {
         // In raw text the only end tag the tokenizer gives is the one
         // that closes it.
-        self.raw.set(false);
-        if self.frameset.get() {
+        self.raw = false;
+        if self.frameset {
             return;
         }
-        let name = &*tag.name;
         if name == "br" {
             // `</br>` is read as `<br>`.
-            self.frameset_ok.set(false);
+            self.frameset_ok = false;
         }
-        {
-            let mut foreign = self.foreign.borrow_mut();
-            let in_foreign = foreign.last().is_some_and(|(_, f)| !f.integration);
-            let open = foreign
-                .iter()
-                .rposition(|(open, _)| open.eq_ignore_ascii_case(name));
-            match open {
-                _ if in_foreign && matches!(name, "p" | "br") => foreign.clear(),
-                Some(i) => foreign.truncate(i),
-                // Not a foreign element's: the tree builder reads it as
-                // HTML, and it may close an element around the foreign
-                // content (`<div><svg></div>`); far more often it closes
-                // nothing and is ignored (tag soup measured both), as here.
-                None => {}
-            }
+        let in_foreign = self.foreign.last().is_some_and(|(_, f)| !f.integration);
+        let open = self
+            .foreign
+            .iter()
+            .rposition(|(open, _)| open.eq_ignore_ascii_case(name));
+        match open {
+            _ if in_foreign && matches!(name, "p" | "br") => self.foreign.clear(),
+            Some(i) => self.foreign.truncate(i),
+            // Not a foreign element's: the tree builder reads it as
+            // HTML, and it may close an element around the foreign
+            // content (`<div><svg></div>`); far more often it closes
+            // nothing and is ignored (tag soup measured both), as here.
+            None => {}
         }
         self.head_end(name);
     }
-}
 
-impl TokenSink for Sink<'_> {
-    type Handle = ();
-
-    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
-        match token {
-            Token::TagToken(tag) => match tag.kind {
-                TagKind::StartTag => return self.start_tag(&tag),
-                TagKind::EndTag => self.end_tag(&tag),
-            },
-            Token::CharacterTokens(text) => {
-                if !self.raw.get() && !self.frameset.get() && !text.chars().all(is_html_space) {
-                    self.frameset_ok.set(false);
-                    if self.head.get() != Head::Body {
-                        self.leave_head();
-                    }
-                }
+    /// Character tokens (`non_space`: not all of them HTML whitespace).
+    fn text(&mut self, non_space: bool) {
+        if !self.raw && !self.frameset && non_space {
+            self.frameset_ok = false;
+            if self.head != Head::Body {
+                self.leave_head();
             }
-            Token::NullCharacterToken => {
-                if !self.raw.get() {
-                    self.leave_head();
-                }
-            }
-            Token::DoctypeToken(doctype) => {
-                let html = doctype
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.eq_ignore_ascii_case("html"));
-                self.quirks
-                    .set(!html || doctype.force_quirks || doctype.public_id.is_some());
-            }
-            Token::CommentToken(_) | Token::EOFToken | Token::ParseError(_) => {}
         }
-        TokenSinkResult::Continue
     }
 
-    fn adjusted_current_node_present_but_not_in_html_namespace(&self) -> bool {
-        !self.html_content()
+    /// A U+0000 character token (the tokenizer gives those apart).
+    fn null(&mut self) {
+        if !self.raw {
+            self.leave_head();
+        }
+    }
+
+    /// A doctype token: whether its name is `html`, whether it forces
+    /// quirks, and whether it has a public identifier.
+    fn doctype(&mut self, html: bool, force_quirks: bool, public_id: bool) {
+        self.quirks = !html || force_quirks || public_id;
     }
 }
 

@@ -16,6 +16,12 @@
 //! cannot hide depth with stray end tags. Where the model differs from the
 //! parser it errs deep, for odd markup only; real pages nest a few dozen
 //! levels.
+//!
+//! Every page goes through this pass, so it is kept cheap (issue 14: it
+//! was as costly as the streaming link parse after it): searches jump with
+//! `memchr`, names live on the stack, and each element name is looked up
+//! once per page ([`Names`]) with what the model needs of it worked out
+//! then, so a tag costs one hash lookup and no allocation.
 
 use std::collections::HashMap;
 
@@ -185,13 +191,74 @@ impl Boundary {
     }
 }
 
+/// What the stack needs to know of an element name, worked out once per
+/// name and page ([`Names::id`]), not once per tag.
+struct Name {
+    name: Box<str>,
+    /// The [`BOUNDARIES`] that contain it, one bit each in their order.
+    bounds: u8,
+    /// The boundary set of its end tag ([`Boundary::for_end_tag`]).
+    end_bound: Boundary,
+    /// What its start tag closes ([`closes`]).
+    closes: &'static [&'static str],
+    void: bool,
+    raw_text: bool,
+    /// `html`, `head`, `body`: never opened here (the parser has one each).
+    root: bool,
+    foreign: bool,
+    /// Where it is open, innermost last: whether an end tag has anything
+    /// to close is one lookup, not a walk down the stack.
+    open: Vec<usize>,
+}
+
+/// The page's element names, each with an id. As many as the page has
+/// distinct names, which `max_html_nodes` bounds like everything else.
+#[derive(Default)]
+struct Names {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Name>,
+}
+
+impl Names {
+    /// The id of `name`, giving it one the first time.
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let mut bounds = 0;
+        for (k, boundary) in BOUNDARIES.iter().enumerate() {
+            if boundary.contains(name) {
+                bounds |= 1 << k;
+            }
+        }
+        self.names.push(Name {
+            name: name.into(),
+            bounds,
+            end_bound: Boundary::for_end_tag(name),
+            closes: closes(name),
+            void: VOID.contains(&name),
+            raw_text: RAW_TEXT.contains(&name),
+            root: matches!(name, "html" | "head" | "body"),
+            foreign: matches!(name, "svg" | "math"),
+            open: Vec::new(),
+        });
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// The id of `name` if the page has used it.
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+}
+
 /// The model of the parser's stack of open elements.
 #[derive(Default)]
 struct Stack {
-    names: Vec<String>,
-    /// Where each name is open, innermost last: whether an end tag has
-    /// anything to close is one lookup, not a walk down the stack.
-    at: HashMap<String, Vec<usize>>,
+    names: Names,
+    /// The open elements' ids, innermost last.
+    open: Vec<u32>,
     /// For each [`Boundary`] (in `BOUNDARIES` order), where its elements
     /// are open, innermost last; again so no end tag walks the stack.
     bounds: [Vec<usize>; 5],
@@ -202,31 +269,30 @@ struct Stack {
 
 impl Stack {
     fn depth(&self) -> usize {
-        self.names.len()
+        self.open.len()
     }
 
-    fn push(&mut self, name: &str) {
-        let i = self.names.len();
-        for (k, boundary) in BOUNDARIES.iter().enumerate() {
-            if boundary.contains(name) {
-                self.bounds[k].push(i);
+    fn push(&mut self, id: u32) {
+        let i = self.open.len();
+        let name = &mut self.names.names[id as usize];
+        for (k, bound) in self.bounds.iter_mut().enumerate() {
+            if name.bounds & (1 << k) != 0 {
+                bound.push(i);
             }
         }
-        if self.foreign_from.is_none() && (name == "svg" || name == "math") {
+        if self.foreign_from.is_none() && name.foreign {
             self.foreign_from = Some(i);
         }
-        self.at.entry(name.to_owned()).or_default().push(i);
-        self.names.push(name.to_owned());
+        name.open.push(i);
+        self.open.push(id);
     }
 
     fn pop(&mut self) {
-        let Some(name) = self.names.pop() else {
+        let Some(id) = self.open.pop() else {
             return;
         };
-        let i = self.names.len();
-        if let Some(at) = self.at.get_mut(&name) {
-            at.pop();
-        }
+        let i = self.open.len();
+        self.names.names[id as usize].open.pop();
         for bound in &mut self.bounds {
             if bound.last() == Some(&i) {
                 bound.pop();
@@ -238,31 +304,35 @@ impl Stack {
     }
 
     fn top_is(&self, names: &[&str]) -> bool {
-        self.names
+        self.open
             .last()
-            .is_some_and(|n| names.contains(&n.as_str()))
+            .is_some_and(|&id| names.contains(&&*self.names.names[id as usize].name))
     }
 
-    fn start(&mut self, name: &str) {
-        let closes = closes(name);
+    fn start(&mut self, id: u32) {
+        let closes = self.names.names[id as usize].closes;
         while self.top_is(closes) {
             self.pop();
         }
-        self.push(name);
+        self.push(id);
     }
 
     /// Closes up to the innermost open `name`, unless it is not open or an
     /// element of the tag's boundary set is open inside it.
     fn end(&mut self, name: &str) {
-        let Some(&at) = self.at.get(name).and_then(|at| at.last()) else {
+        let Some(id) = self.names.get(name) else {
+            return;
+        };
+        let name = &self.names.names[id as usize];
+        let Some(&at) = name.open.last() else {
             return;
         };
         // The enum's order is `bounds`' order.
-        let k = Boundary::for_end_tag(name) as usize;
+        let k = name.end_bound as usize;
         if self.bounds[k].last().is_some_and(|&s| s > at) {
             return;
         }
-        while self.names.len() > at {
+        while self.open.len() > at {
             self.pop();
         }
     }
@@ -275,7 +345,7 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
     let mut stack = Stack::default();
     let mut nodes = 0usize;
     let mut i = 0;
-    let mut name = String::new();
+    let mut name = NameBuf::default();
     while let Some(lt) = find(b, i, b'<') {
         let after = lt + 1;
         match b.get(after) {
@@ -285,8 +355,8 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
             Some(b'!' | b'?') => i = find(b, after, b'>').map_or(b.len(), |p| p + 1),
             Some(b'/') => {
                 let end = read_name(b, after + 1, &mut name);
-                if !name.is_empty() {
-                    stack.end(&name);
+                if !name.as_str().is_empty() {
+                    stack.end(name.as_str());
                 }
                 i = find(b, end, b'>').map_or(b.len(), |p| p + 1);
             }
@@ -301,11 +371,14 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
                     };
                 }
                 i = tag_end;
-                let closed = VOID.contains(&name.as_str())
-                    || (self_closing && stack.foreign_from.is_some())
-                    || matches!(name.as_str(), "html" | "head" | "body");
+                let id = stack.names.id(name.as_str());
+                let info = &stack.names.names[id as usize];
+                let (raw_text, closed) = (
+                    info.raw_text,
+                    info.void || info.root || (self_closing && stack.foreign_from.is_some()),
+                );
                 if !closed {
-                    stack.start(&name);
+                    stack.start(id);
                     if stack.depth() > max_depth {
                         return Prefix {
                             end: lt,
@@ -313,13 +386,13 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
                         };
                     }
                 }
-                if name == "plaintext" {
+                if name.as_str() == "plaintext" {
                     break;
                 }
-                if RAW_TEXT.contains(&name.as_str()) {
+                if raw_text {
                     // Its text runs to the matching end tag, which the next
                     // round reads as the end tag it is.
-                    i = find_end_tag(b, i, &name).unwrap_or(b.len());
+                    i = find_end_tag(b, i, name.as_str()).unwrap_or(b.len());
                 }
             }
             // A `<` that starts no tag is text.
@@ -333,28 +406,19 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
 }
 
 fn find(b: &[u8], from: usize, needle: u8) -> Option<usize> {
-    b.get(from..)?
-        .iter()
-        .position(|&c| c == needle)
-        .map(|p| from + p)
+    memchr::memchr(needle, b.get(from..)?).map(|p| from + p)
 }
 
 fn find_seq(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    b.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    memchr::memmem::find(b.get(from..)?, needle).map(|p| from + p)
 }
 
 /// The position of `</name` (any case) at or after `from`.
 fn find_end_tag(b: &[u8], from: usize, name: &str) -> Option<usize> {
     let mut i = from;
-    while let Some(lt) = find(b, i, b'<') {
-        let rest = &b[lt + 1..];
-        if rest.first() == Some(&b'/')
-            && rest.len() > name.len()
-            && rest[1..=name.len()].eq_ignore_ascii_case(name.as_bytes())
-        {
+    while let Some(lt) = find_seq(b, i, b"</") {
+        let rest = &b[lt + 2..];
+        if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
             return Some(lt);
         }
         i = lt + 1;
@@ -362,21 +426,44 @@ fn find_end_tag(b: &[u8], from: usize, name: &str) -> Option<usize> {
     None
 }
 
+/// A tag name as [`read_name`] keeps it: at most 32 bytes.
+#[derive(Default)]
+struct NameBuf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl NameBuf {
+    fn as_str(&self) -> &str {
+        // Only ASCII letters, digits, `-` and `:` are kept.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
 /// Reads a tag name at `from` into `name`, lower case; returns where it
 /// ends. Names are kept to 32 bytes: none that matters here is longer.
-fn read_name(b: &[u8], from: usize, name: &mut String) -> usize {
-    name.clear();
+fn read_name(b: &[u8], from: usize, name: &mut NameBuf) -> usize {
+    // The first 32 ASCII bytes, then only those that may be in a name.
+    let mut kept = [0u8; 32];
+    let mut n = 0;
     let mut i = from;
     while let Some(&c) = b.get(i) {
         if c.is_ascii_whitespace() || c == b'/' || c == b'>' {
             break;
         }
-        if name.len() < 32 && c.is_ascii() {
-            name.push(c.to_ascii_lowercase() as char);
+        if n < 32 && c.is_ascii() {
+            kept[n] = c.to_ascii_lowercase();
+            n += 1;
         }
         i += 1;
     }
-    name.retain(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':');
+    name.len = 0;
+    for &c in &kept[..n] {
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b':' {
+            name.bytes[name.len] = c;
+            name.len += 1;
+        }
+    }
     i
 }
 

@@ -328,3 +328,174 @@ fn foreign_nesting_is_cut_by_the_prescan() {
     assert!(prefix.is_cut(&text));
     assert!(prefix.end < 600 * 3, "cut at {}", prefix.end);
 }
+
+/// Both readers' scans of `html` (the scanner's, html5ever's tokenizer's).
+fn scans(html: &str) -> (super::Scan, super::Scan) {
+    let mut model = super::Model::new("crawler");
+    super::scanner::scan(html, &mut model);
+    let tokenizer = super::tokenizer::scan(html, super::Model::new("crawler"));
+    (model.scan, tokenizer)
+}
+
+/// The scanner reads what html5ever's tokenizer reads, on the markup
+/// where a hand-written reader is most likely to go wrong: character
+/// references (legacy names, the attribute rule, numeric edge values),
+/// CR and NUL, quotes and their absence, comments and bogus comments,
+/// script escapes, CDATA in and out of foreign content, doctypes, raw text
+/// end tags, tags the page ends inside.
+#[test]
+fn scanner_matches_tokenizer_on_edge_cases() {
+    let cases = [
+        r#"<a href="?a=1&amp;b=2&ampc=3&amp=4&lt&gt;&notit;&notin;&#x2F;&#47&#0;&#x80;&#xD800;&#1114112;&bogus;&#;&#x;&">"#,
+        "<a href='x&copy=1&copy;2&copy-3'><a href=&amp;u&lt;>",
+        "<a href=\"a\r\nb\rc\0d\">x</a><A HREF=UP><a\r\nhref\r\n=\r\nq>",
+        "<a href=1 href=2><a rel=nofollow href=3 rel=x><a href>e</a><a href=>f</a>",
+        r#"<a href="x"rel="nofollow"><a href='y'/><a/href=z><a href=w/>"#,
+        "<!--><a href=1><!---><a href=2><!-- --!><a href=3><!-- --!-><a href=4>-->",
+        "<!----><a href=5><!-- a -- b --><a href=6><!--<!--><a href=7><!-- -- -->",
+        "<?pi <a href=8>?><a href=9><!bogus <a href=10>><a href=11></ 1><a href=12></>",
+        "< a href=13><a<b href=14><3<a href=15>",
+        "<script><!--<script></script><a href=16></script>--></script><a href=17>",
+        "<script><!-- --><a href=18></script><a href=19>",
+        "<script>a<!--b-->c</script><a href=20><script><!--<SCRIPT>x</SCRIPT>y--></script><a href=21>",
+        "<script></scriptx><a href=22></script ><a href=23>",
+        "<script></script\r\n><a href=24><script></script/><a href=25>",
+        "<title><a href=26></titlex></title\t><a href=27><textarea></TEXTAREA><a href=28>",
+        "<style></style a='>'><a href=29>'><a href=30>",
+        "<svg><![CDATA[x]]><a href=31></svg><![CDATA[<a href=32>]]><a href=33>",
+        "<svg><![CDATA[<a href=34>",
+        "<math><![cdata[<a href=35>]]></math><a href=36>",
+        "<!DOCTYPE html><frameset><a href=37>",
+        "<!doctype html public \"x\"><table><frameset><a href=38>",
+        "<!DOCTYPE><table><frameset><a href=39>",
+        "<!DOCTYPE html SYSTEM 'about:legacy-compat'><frameset><a href=40>",
+        "<!DOCTYPE html",
+        "&#32;&Tab;&NewLine;<frameset><a href=41>",
+        "&#33;<frameset><a href=42>",
+        "\u{FEFF}<frameset><a href=43>",
+        "\0<link rel=canonical href=/c>",
+        " \r\n<link rel=canonical href=/c2><meta name=ROBOTS content=NOINDEX>",
+        "<base href=\"http://b/&amp;\"><a href=44>",
+        "<a href=45",
+        "<a href='46",
+        "<a href=\"47\"",
+        "<a href=48 /",
+        "</a href='>'><a href=49>",
+        "<plaintext><a href=50>",
+        "<input type=hidden><frameset><a href=51>",
+        "<input type=text><frameset><a href=52>",
+        "<svg><font color=red><a href=53></font></svg><![CDATA[x]]>",
+        "<svg><font><![CDATA[x]]><a href=54>",
+        "<a href=\"é&eacute;&eacute&eacutex\">",
+        "<a hr\0ef=55 href=56>",
+        "<a =x href=57><a ==x href=58>",
+        "<a href='&amp",
+        "<a href=x&",
+    ];
+    for html in cases {
+        let (scanned, reference) = scans(html);
+        assert_eq!(scanned, reference, "on {html:?}");
+    }
+}
+
+/// Fuzz (3,000 fixed-seed pages of 30 pieces, and every prefix of the
+/// first 100, so the page ends inside everything): the scanner's scan is
+/// html5ever's tokenizer's, exactly.
+#[test]
+fn scanner_matches_tokenizer_on_soup() {
+    const PIECES: &[&str] = &[
+        "<a href=1>",
+        "<a href=\"2&amp;x\">",
+        "<a href='3&ampy=1'>",
+        "<a HREF=4&lt>",
+        "<a href=\"5\r\n\">",
+        "<a rel=nofollow href=6>",
+        "<a href=7 href=8>",
+        "</a>",
+        "<base href=/b/>",
+        "<meta name=robots content=noindex>",
+        "<meta name=crawler content=nofollow>",
+        "<link rel=canonical href=/c>",
+        "<head>",
+        "</head>",
+        "<body>",
+        "<svg>",
+        "</svg>",
+        "<math>",
+        "<mi>",
+        "<foreignObject>",
+        "<font color=x>",
+        "<template>",
+        "</template>",
+        "<script>",
+        "</script>",
+        "</SCRIPT >",
+        "<!--",
+        "-->",
+        "--!>",
+        "<!-->",
+        "<style>",
+        "</style>",
+        "<title>",
+        "</title>",
+        "<textarea>",
+        "</textarea>",
+        "<noscript>",
+        "</noscript>",
+        "<plaintext>",
+        "<![CDATA[",
+        "]]>",
+        "<!DOCTYPE html>",
+        "<!doctype html public 'x'>",
+        "<table>",
+        "<frameset>",
+        "<input type=hidden>",
+        "<p>",
+        "text",
+        " ",
+        "\r\n",
+        "\0",
+        "&#32;",
+        "&amp;",
+        "&",
+        "<",
+        ">",
+        "\"",
+        "'",
+        "=",
+        "/",
+        "-",
+        "<?x>",
+        "</>",
+        "<!x>",
+        "<a",
+        " href=9",
+        "é",
+    ];
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut checked = 0;
+    for page in 0..3_000 {
+        let html: String = (0..30)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        let ends: Vec<usize> = if page < 100 {
+            (0..=html.len())
+                .filter(|&i| html.is_char_boundary(i))
+                .collect()
+        } else {
+            vec![html.len()]
+        };
+        for end in ends {
+            let (scanned, reference) = scans(&html[..end]);
+            assert_eq!(scanned, reference, "on {:?}", &html[..end]);
+            checked += 1;
+        }
+    }
+    eprintln!("scanner and tokenizer agree on {checked} pages");
+}

@@ -1,0 +1,541 @@
+//! The reader [`super::links`] uses: the HTML tokenizer's states, as
+//! html5ever implements them, for what decides where tags are, with
+//! everything else skipped rather than built.
+//!
+//! - Text: the next `<` is found with `memchr`. Text itself is read only
+//!   while it can still change the model ([`Model::text_matters`]: until the
+//!   body has shown something), and then only to tell whether it is all
+//!   whitespace, character references included (`&#32;` is a space).
+//! - Tags: names are read, and of their attributes only those the model
+//!   reads of that tag ([`attrs_read`]); the others are stepped over by the
+//!   same states (quoted values may hold `>`). A tag the page ends inside is
+//!   dropped, as the tokenizer drops it.
+//! - Comments end at the first `-->` or `--!>` (`<!-->` and `<!--->` are
+//!   whole comments), bogus comments (`<?`, `<!x`, `</1`) at the first `>`,
+//!   CDATA (in foreign content only) at `]]>`; doctypes at the first `>`,
+//!   handed to html5ever's tokenizer, since the model reads their flags.
+//! - Raw text (`<style>`, `<title>`...) runs to the end tag of the element
+//!   that opened it; script data too, but through the `<!--`/`<script>`
+//!   escapes that can hide a `</script>`.
+//!
+//! The tokenizer turns CR and CRLF into LF before anything else: here CR is
+//! whitespace wherever whitespace ends something, and attribute values get
+//! LF for it. It also turns U+0000 into U+FFFD in names and values.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr2, memchr3, memmem};
+
+use super::charref;
+use super::{attrs_read, tokenizer, Attr, Model, StartTag, Switch, ATTRS};
+
+/// Reads `text` once into `model`.
+pub(super) fn scan(text: &str, model: &mut Model<'_>) {
+    // The tokenizer drops a byte order mark at the start.
+    let at = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+    Scanner {
+        text,
+        b: text.as_bytes(),
+        model,
+    }
+    .markup(at);
+}
+
+/// A start tag read by the scanner: the values of the attributes the model
+/// reads of it.
+struct Tag<'s> {
+    name: &'s str,
+    self_closing: bool,
+    values: Values<'s>,
+}
+
+/// A tag's values of the attributes in [`ATTRS`], by index.
+type Values<'s> = [Option<Cow<'s, str>>; ATTRS.len()];
+
+impl StartTag for Tag<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn self_closing(&self) -> bool {
+        self.self_closing
+    }
+
+    fn attr(&self, attr: Attr) -> Option<&str> {
+        self.values[attr as usize].as_deref()
+    }
+}
+
+struct Scanner<'t, 'm, 'a> {
+    text: &'t str,
+    b: &'t [u8],
+    model: &'m mut Model<'a>,
+}
+
+/// Whitespace where it ends a name or a value (CR becomes LF first).
+fn is_space(c: u8) -> bool {
+    matches!(c, b'\t' | b'\n' | b'\x0C' | b' ' | b'\r')
+}
+
+/// The tokenizer's "data" state and what it leads to, until the end of
+/// the text (every `Option` below is `None` at the end of the text).
+impl<'t> Scanner<'t, '_, '_> {
+    fn markup(&mut self, mut at: usize) {
+        let b = self.b;
+        loop {
+            let Some(lt) = memchr(b'<', &b[at..]).map(|p| at + p) else {
+                self.text_between(at, b.len());
+                return;
+            };
+            self.text_between(at, lt);
+            let next = match b.get(lt + 1) {
+                Some(b'!') => self.declaration(lt + 2),
+                Some(b'/') => self.end_tag_open(lt + 2),
+                Some(c) if c.is_ascii_alphabetic() => self.start_tag(lt + 1),
+                // A bogus comment, the `?` its first character.
+                Some(b'?') => self.to_gt(lt + 1),
+                // Not a tag: the `<` is text, and what follows is read again.
+                _ => {
+                    self.model.text(true);
+                    Some(lt + 1)
+                }
+            };
+            match next {
+                Some(next) if !self.model.done() => at = next,
+                _ => return,
+            }
+        }
+    }
+
+    /// Text from `from` to `to` (no `<` in it), told to the model if it
+    /// still cares.
+    fn text_between(&mut self, from: usize, to: usize) {
+        if from >= to || !self.model.text_matters() {
+            return;
+        }
+        let b = &self.b[..to];
+        let (mut at, mut null) = (from, false);
+        while at < to {
+            match b[at] {
+                c if is_space(c) => at += 1,
+                0 => {
+                    null = true;
+                    at += 1;
+                }
+                b'&' => match charref::decode(b, at + 1, false) {
+                    Some(d) if d.chars().iter().all(|&c| super::is_html_space(c)) => at = d.end,
+                    _ => return self.model.text(true),
+                },
+                _ => return self.model.text(true),
+            }
+        }
+        if null {
+            self.model.null();
+        }
+    }
+
+    /// After `<!`, at `at`: a comment, a doctype, CDATA or a bogus comment.
+    fn declaration(&mut self, at: usize) -> Option<usize> {
+        let b = self.b;
+        let rest = &b[at..];
+        if rest.starts_with(b"--") {
+            return comment_end(b, at + 2);
+        }
+        if rest.len() >= 7 && rest[..7].eq_ignore_ascii_case(b"doctype") {
+            let end = self.to_gt(at + 7);
+            let markup = &self.text[at - 2..end.unwrap_or(b.len())];
+            if let Some((html, quirks, public)) = tokenizer::doctype(markup) {
+                self.model.doctype(html, quirks, public);
+            }
+            return end;
+        }
+        if !self.model.html_content() && rest.starts_with(b"[CDATA[") {
+            let from = at + 7;
+            let end = memmem::find(&b[from..], b"]]>").map(|p| from + p);
+            let data = &b[from..end.unwrap_or(b.len())];
+            if data.iter().any(|&c| c != 0 && !is_space(c)) {
+                self.model.text(true);
+            } else if data.contains(&0) {
+                self.model.null();
+            }
+            return end.map(|e| e + 3);
+        }
+        self.to_gt(at)
+    }
+
+    /// Just past the next `>` from `at`: where a bogus comment or a
+    /// doctype ends.
+    fn to_gt(&self, at: usize) -> Option<usize> {
+        memchr(b'>', &self.b[at..]).map(|p| at + p + 1)
+    }
+
+    /// After `</`, at `at`.
+    fn end_tag_open(&mut self, at: usize) -> Option<usize> {
+        match self.b.get(at) {
+            Some(c) if c.is_ascii_alphabetic() => {
+                let name_end = self.name_end(at);
+                let (end, _) = self.attributes(name_end, &[], &mut Values::default())?;
+                let name = self.lowered(at, name_end);
+                self.model.end_tag(&name);
+                Some(end)
+            }
+            // `</>` is nothing.
+            Some(b'>') => Some(at + 1),
+            Some(_) => self.to_gt(at),
+            None => {
+                // `</` at the end is text.
+                self.model.text(true);
+                None
+            }
+        }
+    }
+
+    /// A start tag whose name starts at `at`, and the raw text it may open.
+    fn start_tag(&mut self, at: usize) -> Option<usize> {
+        let name_end = self.name_end(at);
+        let name = self.lowered(at, name_end);
+        let mut values = Values::default();
+        let (end, self_closing) = self.attributes(name_end, attrs_read(&name), &mut values)?;
+        let switch = self.model.start_tag(&Tag {
+            name: &name,
+            self_closing,
+            values,
+        });
+        match switch {
+            Switch::Markup => Some(end),
+            Switch::Rcdata | Switch::Rawtext => self.raw_text(end, at, name_end),
+            Switch::Script => self.script(end, at, name_end),
+            Switch::Plaintext => None,
+        }
+    }
+
+    /// Where a tag name from `at` ends.
+    fn name_end(&self, at: usize) -> usize {
+        let b = self.b;
+        let mut end = at;
+        while end < b.len() && !is_space(b[end]) && b[end] != b'/' && b[end] != b'>' {
+            end += 1;
+        }
+        end
+    }
+
+    /// The tag name `text[from..to]` as the tokenizer gives it: ASCII
+    /// lower case, U+0000 as U+FFFD (a copy only when that changes it).
+    fn lowered(&self, from: usize, to: usize) -> Cow<'t, str> {
+        let text: &'t str = self.text;
+        let raw = &text[from..to];
+        if !raw.bytes().any(|c| c.is_ascii_uppercase() || c == 0) {
+            return Cow::Borrowed(raw);
+        }
+        raw.chars()
+            .map(|c| {
+                if c == '\0' {
+                    '\u{FFFD}'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    }
+
+    /// A tag's attributes from `at` (the "before attribute name" state) to
+    /// its end: where the text goes on after the `>`, and whether the tag
+    /// ended in `/>`. Of the names in `wanted`, the first value of each
+    /// goes into `values` (the tokenizer drops later duplicates).
+    fn attributes(
+        &self,
+        mut at: usize,
+        wanted: &[Attr],
+        values: &mut Values<'t>,
+    ) -> Option<(usize, bool)> {
+        let b = self.b;
+        loop {
+            while b.get(at).is_some_and(|&c| is_space(c)) {
+                at += 1;
+            }
+            match *b.get(at)? {
+                b'>' => return Some((at + 1, false)),
+                b'/' => {
+                    at += 1;
+                    if *b.get(at)? == b'>' {
+                        return Some((at + 1, true));
+                    }
+                    // Anything else is read again as the start of a name.
+                    continue;
+                }
+                _ => {}
+            }
+            // An attribute name: its first character is part of it
+            // whatever it is (`=` included).
+            let name_start = at;
+            at += 1;
+            while b
+                .get(at)
+                .is_some_and(|&c| !is_space(c) && !matches!(c, b'/' | b'>' | b'='))
+            {
+                at += 1;
+            }
+            let name = &b[name_start..at];
+            let slot = wanted
+                .iter()
+                .map(|&a| a as usize)
+                .find(|&i| ATTRS[i].as_bytes().eq_ignore_ascii_case(name))
+                .filter(|&i| values[i].is_none());
+            while b.get(at).is_some_and(|&c| is_space(c)) {
+                at += 1;
+            }
+            if *b.get(at)? != b'=' {
+                // No value: the `/`, `>` or next name is read again.
+                if let Some(i) = slot {
+                    values[i] = Some(Cow::Borrowed(""));
+                }
+                continue;
+            }
+            at += 1;
+            while b.get(at).is_some_and(|&c| is_space(c)) {
+                at += 1;
+            }
+            let (from, to) = match *b.get(at)? {
+                q @ (b'"' | b'\'') => {
+                    let from = at + 1;
+                    let to = from + memchr(q, &b[from..])?;
+                    // What follows the quote is read as "before attribute
+                    // name" reads it, even with no space between.
+                    at = to + 1;
+                    (from, to)
+                }
+                // `a=>`: an empty value; the `>` ends the tag.
+                b'>' => (at, at),
+                _ => {
+                    let from = at;
+                    while !is_space(*b.get(at)?) && b[at] != b'>' {
+                        at += 1;
+                    }
+                    (from, at)
+                }
+            };
+            if let Some(i) = slot {
+                values[i] = Some(self.value(from, to));
+            }
+        }
+    }
+
+    /// An attribute value as the tokenizer gives it: references decoded,
+    /// CR and CRLF as LF, U+0000 as U+FFFD (a copy only when that changes
+    /// it). The value ends at `to`, where its quote or delimiter is.
+    fn value(&self, from: usize, to: usize) -> Cow<'t, str> {
+        let text: &'t str = self.text;
+        let b = &self.b[..to];
+        let special = |at: usize| memchr3(b'&', b'\r', 0, &b[at..]).map(|p| at + p);
+        let Some(first) = special(from) else {
+            return Cow::Borrowed(&text[from..to]);
+        };
+        let mut out = String::with_capacity(to - from);
+        let mut at = from;
+        let mut next = Some(first);
+        while let Some(s) = next {
+            out.push_str(&text[at..s]);
+            at = s + 1;
+            match b[s] {
+                b'&' => match charref::decode(b, at, true) {
+                    Some(d) => {
+                        out.extend(d.chars());
+                        at = d.end;
+                    }
+                    None => out.push('&'),
+                },
+                b'\r' => {
+                    out.push('\n');
+                    if b.get(at) == Some(&b'\n') {
+                        at += 1;
+                    }
+                }
+                _ => out.push('\u{FFFD}'),
+            }
+            next = special(at);
+        }
+        out.push_str(&text[at..to]);
+        Cow::Owned(out)
+    }
+
+    /// Raw text from `at` to the end tag of the element named
+    /// `text[name..name_end]`.
+    fn raw_text(&mut self, mut at: usize, name: usize, name_end: usize) -> Option<usize> {
+        let b = self.b;
+        loop {
+            let lt = at + memchr(b'<', &b[at..])?;
+            if b.get(lt + 1) == Some(&b'/') {
+                if let Some(delim) = self.appropriate_end(lt + 2, name, name_end) {
+                    return self.close_raw(delim, name, name_end);
+                }
+            }
+            at = lt + 1;
+        }
+    }
+
+    /// After `</` at `at`: whether the letters there name the element
+    /// `text[name..name_end]` (in any case) and are followed by whitespace,
+    /// `/` or `>`; if so, where that follows.
+    fn appropriate_end(&self, at: usize, name: usize, name_end: usize) -> Option<usize> {
+        let b = self.b;
+        let end = at + (name_end - name);
+        if !b.get(at..end)?.eq_ignore_ascii_case(&b[name..name_end]) {
+            return None;
+        }
+        let c = *b.get(end)?;
+        (is_space(c) || c == b'/' || c == b'>').then_some(end)
+    }
+
+    /// The end tag of a raw text element, read up to `at`.
+    fn close_raw(&mut self, at: usize, name: usize, name_end: usize) -> Option<usize> {
+        let (end, _) = self.attributes(at, &[], &mut Values::default())?;
+        let name = self.lowered(name, name_end);
+        self.model.end_tag(&name);
+        Some(end)
+    }
+
+    /// Script data from `at` to the end tag of the `<script>` named
+    /// `text[name..name_end]`, through its escapes: after `<!--`, a
+    /// `<script>` starts a "double escaped" part where `</script>` only
+    /// ends that part, and `-->` ends the escape.
+    fn script(&mut self, mut at: usize, name: usize, name_end: usize) -> Option<usize> {
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum State {
+            Data,
+            Escaped,
+            EscapedDash,
+            EscapedDashDash,
+            EscapedLt,
+            Double,
+            DoubleDash,
+            DoubleDashDash,
+            DoubleLt,
+        }
+        use State::*;
+        let b = self.b;
+        let mut state = Data;
+        loop {
+            state = match state {
+                Data => {
+                    at += memchr(b'<', &b[at..])? + 1;
+                    match *b.get(at)? {
+                        b'/' => {
+                            if let Some(delim) = self.appropriate_end(at + 1, name, name_end) {
+                                return self.close_raw(delim, name, name_end);
+                            }
+                            at += 1;
+                            Data
+                        }
+                        b'!' if b.get(at + 1..at + 3) == Some(b"--") => {
+                            at += 3;
+                            EscapedDashDash
+                        }
+                        // Read again as script data.
+                        _ => Data,
+                    }
+                }
+                Escaped | Double => {
+                    let p = at + memchr2(b'-', b'<', &b[at..])?;
+                    at = p + 1;
+                    match (b[p], state) {
+                        (b'-', Escaped) => EscapedDash,
+                        (b'-', _) => DoubleDash,
+                        (_, Escaped) => EscapedLt,
+                        _ => DoubleLt,
+                    }
+                }
+                EscapedDash | EscapedDashDash | DoubleDash | DoubleDashDash => {
+                    let double = matches!(state, DoubleDash | DoubleDashDash);
+                    let c = *b.get(at)?;
+                    at += 1;
+                    match c {
+                        b'-' if double => DoubleDashDash,
+                        b'-' => EscapedDashDash,
+                        b'<' if double => DoubleLt,
+                        b'<' => EscapedLt,
+                        b'>' if matches!(state, EscapedDashDash | DoubleDashDash) => Data,
+                        _ if double => Double,
+                        _ => Escaped,
+                    }
+                }
+                EscapedLt => match *b.get(at)? {
+                    b'/' => {
+                        if let Some(delim) = self.appropriate_end(at + 1, name, name_end) {
+                            return self.close_raw(delim, name, name_end);
+                        }
+                        at += 1;
+                        Escaped
+                    }
+                    c if c.is_ascii_alphabetic() => {
+                        // `<script` (then whitespace, `/` or `>`) starts
+                        // the double escaped part.
+                        let (word, next) = letters(b, at)?;
+                        at = next;
+                        if is_space(b[at]) || b[at] == b'/' || b[at] == b'>' {
+                            at += 1;
+                            if word.eq_ignore_ascii_case(b"script") {
+                                Double
+                            } else {
+                                Escaped
+                            }
+                        } else {
+                            Escaped
+                        }
+                    }
+                    _ => Escaped,
+                },
+                DoubleLt => match *b.get(at)? {
+                    b'/' => {
+                        // `</script` (then whitespace, `/` or `>`) ends it.
+                        at += 1;
+                        let (word, next) = letters(b, at)?;
+                        at = next;
+                        if is_space(b[at]) || b[at] == b'/' || b[at] == b'>' {
+                            at += 1;
+                            if word.eq_ignore_ascii_case(b"script") {
+                                Escaped
+                            } else {
+                                Double
+                            }
+                        } else {
+                            Double
+                        }
+                    }
+                    _ => Double,
+                },
+            };
+        }
+    }
+}
+
+/// The ASCII letters from `at` and where they end; `None` if the text
+/// ends with them.
+fn letters(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let mut end = at;
+    while b.get(end)?.is_ascii_alphabetic() {
+        end += 1;
+    }
+    Some((&b[at..end], end))
+}
+
+/// Just past the comment whose text starts at `at` (after `<!--`).
+fn comment_end(b: &[u8], at: usize) -> Option<usize> {
+    match b.get(at..) {
+        Some([b'>', ..]) => return Some(at + 1),
+        Some([b'-', b'>', ..]) => return Some(at + 2),
+        _ => {}
+    }
+    let mut from = at;
+    loop {
+        let dashes = from + memmem::find(&b[from..], b"--")?;
+        let mut end = dashes + 2;
+        while b.get(end) == Some(&b'-') {
+            end += 1;
+        }
+        match b.get(end..) {
+            Some([b'>', ..]) => return Some(end + 1),
+            Some([b'!', b'>', ..]) => return Some(end + 2),
+            _ => from = end,
+        }
+    }
+}
