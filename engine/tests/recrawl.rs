@@ -183,10 +183,10 @@ async fn recrawl_updates_and_deletes_embedded() {
 /// `scripts/noida.sh`; without it the test prints a notice and passes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recrawl_updates_and_deletes_elasticsearch() {
-    let Some(url) = testsupport::elasticsearch_url("Elasticsearch recrawl test") else {
+    let Some(store) = Store::elastic("Elasticsearch recrawl test") else {
         return;
     };
-    crawl_then_recrawl(Store::Elastic(url)).await;
+    crawl_then_recrawl(store).await;
 }
 
 /// `recrawl_every` keeps the engine recrawling, round after round (each
