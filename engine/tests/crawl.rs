@@ -89,10 +89,10 @@ async fn crawls_demo_site_into_store_exactly_once() {
 /// per profile, with typed fields, and search finds them (issue 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawls_demo_site_into_elasticsearch() {
-    let Some(url) = testsupport::elasticsearch_url("Elasticsearch crawl test") else {
+    let Some(store) = Store::elastic("Elasticsearch crawl test") else {
         return;
     };
-    crawl_into(Store::Elastic(url)).await;
+    crawl_into(store).await;
 }
 
 /// A crawl stopped by its shutdown future still flushes the items of the

@@ -17,11 +17,11 @@ use demosite::SiteOptions;
 const MAX_WORKER_RSS: u64 = 256 * 1024 * 1024;
 /// The workers' fetch timeout: each slow redirect hop (`HOP_MS`) fits in it,
 /// the whole chain (4 hops) does not, and the trickle (a byte a second)
-/// outlasts it. Each slow page costs two tries (3 s, was 4), alongside
-/// the flood's parse, about 3 s in a debug worker; 1 s timed out the 10 MB
-/// page's fetch when two of these tests ran at once.
-const TIMEOUT_MS: u64 = 1_500;
-const HOP_MS: u64 = 450;
+/// outlasts it. Each slow page costs two tries of it (4 s), alongside the
+/// flood's parse, about 3 s in a debug worker, so a shorter one saves
+/// little; and 1.5 s timed out the 10 MB page's fetch on a busy machine.
+const TIMEOUT_MS: u64 = 2_000;
+const HOP_MS: u64 = 700;
 const TRICKLE_BYTES: u64 = 30;
 
 fn worker_proc() -> Proc {

@@ -12,11 +12,15 @@ use common::*;
 use demosite::{SiteConfig, SiteOptions};
 use rpcsupport::Item;
 
-/// The open-web demo site `site` with `options`, `workers` workers and
-/// the embedded store.
-async fn open_web(site: SiteConfig, options: SiteOptions, workers: usize) -> Cluster {
+/// The open-web demo site of `profiles` in `cities` (20 a page) with
+/// `options`, `workers` workers and the embedded store.
+async fn open_web(profiles: u64, cities: u32, options: SiteOptions, workers: usize) -> Cluster {
     Cluster::builder()
-        .site(site)
+        .site(SiteConfig {
+            profiles,
+            cities,
+            page_size: 20,
+        })
         .options(SiteOptions {
             open_web: true,
             ..options
@@ -37,11 +41,8 @@ const SITEMAP_ONLY: u64 = 15;
 async fn robots_sitemaps_find_the_unlinked_profiles() {
     for use_sitemaps in [true, false] {
         let cluster = open_web(
-            SiteConfig {
-                profiles: PROFILES,
-                cities: 3,
-                page_size: 20,
-            },
+            PROFILES,
+            3,
             SiteOptions {
                 sitemap_only: SITEMAP_ONLY,
                 sitemap_page: 50,
@@ -125,12 +126,7 @@ fields.name = { select = "td[data-field=name]" }
 /// nofollow policy `obey`; returns the summary, the items, the paths the
 /// site served and its origin.
 async fn crawl_meta(obey: bool) -> (engine::Summary, Vec<Item>, BTreeMap<String, usize>, String) {
-    let site = SiteConfig {
-        profiles: 50,
-        cities: 2,
-        page_size: 20,
-    };
-    let cluster = open_web(site, SiteOptions::default(), 1).await;
+    let cluster = open_web(50, 2, SiteOptions::default(), 1).await;
     let mut config = cluster.config();
     config.seeds = vec![format!("{}meta/", cluster.url)];
     config.rules = cluster.write("meta.rules.toml", META_RULES);
@@ -237,12 +233,7 @@ async fn robots_meta_and_nofollow_can_be_ignored() {
 /// `max_depth = 1` still follows their links one step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_given_sitemap_with_junk_is_crawled_and_counted() {
-    let site = SiteConfig {
-        profiles: 60,
-        cities: 2,
-        page_size: 20,
-    };
-    let cluster = open_web(site, SiteOptions::default(), 1).await;
+    let cluster = open_web(60, 2, SiteOptions::default(), 1).await;
     let mut config = cluster.config();
     config.seeds = Vec::new();
     config.sitemaps = vec![format!("{}sitemaps/junk.xml", cluster.url)];

@@ -313,6 +313,9 @@ pub enum WorkerError {
 mod tests {
     use super::*;
 
+    /// Makes one value of a config bad.
+    type Spoil = fn(&mut WorkerConfig);
+
     /// The key `config` gets wrong, and the error's text.
     fn refused(config: WorkerConfig) -> (&'static str, String) {
         match config.validate() {
@@ -326,7 +329,7 @@ mod tests {
     #[test]
     fn each_bad_value_names_its_key() {
         WorkerConfig::default().validate().unwrap();
-        let zero: [(&str, fn(&mut WorkerConfig)); 19] = [
+        let zero: [(&str, Spoil); 19] = [
             ("connect_timeout_ms", |c| c.connect_timeout_ms = 0),
             ("timeout_ms", |c| c.timeout_ms = 0),
             ("max_body_bytes", |c| c.max_body_bytes = 0),
@@ -354,7 +357,7 @@ mod tests {
             assert_eq!(got, key, "{text}");
             assert!(text.contains("must be at least 1"), "{text}");
         }
-        let other: [(&str, &str, fn(&mut WorkerConfig)); 7] = [
+        let other: [(&str, &str, Spoil); 7] = [
             ("bind", "an address", |c| c.bind = " ".into()),
             ("max_frame_bytes", "at least 1024", |c| {
                 c.max_frame_bytes = 1023

@@ -1,10 +1,11 @@
 //! A crawl worker: fetches one page and runs a named parser on it, served
 //! over tarpc as the [`rpcsupport::Crawl`] service.
 //!
-//! A worker keeps no crawl state: the engine sends a [`Request`] (URL plus
-//! parser name), the worker answers with a [`ParseResult`] (new requests and
-//! items) or a typed [`CrawlError`]. Any number of workers can run side by
-//! side.
+//! A worker keeps no crawl state: the engine sends a
+//! [`Request`](rpcsupport::Request) (URL plus parser name), the worker
+//! answers with a [`ParseResult`](rpcsupport::ParseResult) (new requests
+//! and items) or a typed [`CrawlError`](rpcsupport::CrawlError). Any
+//! number of workers can run side by side.
 //!
 //! # Layout
 //!

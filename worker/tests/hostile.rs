@@ -370,11 +370,12 @@ impl Proc {
                 "--allow_internal",
                 "127.0.0.1",
                 // Every page sent at once queues for body room and the
-                // parser (that is the point): on a loaded machine the
-                // default 15 s could end a fetch still waiting, and its
+                // parser (that is the point), for as long as the machine's
+                // load makes the parses last (over a minute was seen): the
+                // default 15 s would end a fetch still waiting, and its
                 // page would go unchecked.
                 "--timeout_ms",
-                "60000",
+                "600000",
             ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -447,7 +448,9 @@ async fn worker_process_stays_small() {
             let url = format!("{site}{path}");
             calls.spawn(async move {
                 let mut ctx = tarpc::context::current();
-                ctx.deadline = Instant::now() + Duration::from_secs(120);
+                // As long as the worker's fetch timeout: every page is
+                // answered however loaded the machine is.
+                ctx.deadline = Instant::now() + Duration::from_secs(600);
                 let answer = client
                     .process(ctx, request(url, parser), policy(&["127.0.0.1"]))
                     .await;

@@ -41,6 +41,14 @@ pub enum Store {
     Elastic(String),
 }
 
+impl Store {
+    /// Elasticsearch at `testsupport::elasticsearch_url`, or `None` (with
+    /// the notice that `test` is skipped) where none is set up.
+    pub fn elastic(test: &str) -> Option<Store> {
+        testsupport::elasticsearch_url(test).map(Store::Elastic)
+    }
+}
+
 /// What [`Cluster::builder`] starts; every method has the default named
 /// on it.
 pub struct Builder {

@@ -6,13 +6,13 @@
 //! engine's `run_with`, the header half and the crawl's
 //! [`FetchPolicy`] are applied by [`finish`] once the parser is done.
 //!
-//! The worker only reports the canonical URL ([`PageMeta::canonical`]); the
+//! The worker only reports the canonical URL ([`PageMeta::canonical`](rpcsupport::PageMeta::canonical)); the
 //! engine decides whether it is in scope and what to do with it.
 
 //!
 //! # Layout
 //!
-//! - this file: [`read_document`] and [`finish`], which put what a page
+//! - this file: `read_document` and [`finish`], which put what a page
 //!   says of itself into its result and obey it as the policy asks.
 //! - `directives`: [`Directives`] from robots meta tags and
 //!   `X-Robots-Tag`, and `rel="nofollow"`.

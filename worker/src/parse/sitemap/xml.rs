@@ -59,9 +59,6 @@ struct Open {
 
 /// Scans XML for `<url>`/`<sitemap>` entries and their direct `<loc>` and
 /// `<lastmod>` children (an image sitemap's `<image:loc>` is a grandchild
-
-/// Scans XML for `<url>`/`<sitemap>` entries and their direct `<loc>` and
-/// `<lastmod>` children (an image sitemap's `<image:loc>` is a grandchild
 /// and not taken), in any namespace prefix, in any case.
 pub(super) fn scan_xml<R: Read>(
     input: &mut Bytes<R>,
