@@ -213,15 +213,50 @@ struct Name {
 
 /// The page's element names, each with an id. As many as the page has
 /// distinct names, which `max_html_nodes` bounds like everything else.
-#[derive(Default)]
 struct Names {
     ids: HashMap<Box<str>, u32>,
     names: Vec<Name>,
+    /// Ids of recent names by [`recent_slot`], so the common names skip
+    /// the (DoS-resistant, so slower) hash: a cache, never the only copy.
+    recent: [Option<u32>; RECENT],
+}
+
+/// Slots of [`Names::recent`].
+const RECENT: usize = 64;
+
+/// Where `name` goes in [`Names::recent`]; names that share a slot only
+/// take turns.
+fn recent_slot(name: &[u8]) -> usize {
+    let (first, last) = (name.first().copied(), name.last().copied());
+    (name.len() * 31 + usize::from(first.unwrap_or(0)) * 7 + usize::from(last.unwrap_or(0)))
+        % RECENT
+}
+
+impl Default for Names {
+    fn default() -> Names {
+        Names {
+            ids: HashMap::new(),
+            names: Vec::new(),
+            recent: [None; RECENT],
+        }
+    }
 }
 
 impl Names {
     /// The id of `name`, giving it one the first time.
     fn id(&mut self, name: &str) -> u32 {
+        let slot = recent_slot(name.as_bytes());
+        if let Some(id) = self.recent[slot] {
+            if &*self.names[id as usize].name == name {
+                return id;
+            }
+        }
+        let id = self.lookup(name);
+        self.recent[slot] = Some(id);
+        id
+    }
+
+    fn lookup(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }
@@ -249,7 +284,10 @@ impl Names {
 
     /// The id of `name` if the page has used it.
     fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+        match self.recent[recent_slot(name.as_bytes())] {
+            Some(id) if &*self.names[id as usize].name == name => Some(id),
+            _ => self.ids.get(name).copied(),
+        }
     }
 }
 
@@ -355,13 +393,15 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
             Some(b'!' | b'?') => i = find(b, after, b'>').map_or(b.len(), |p| p + 1),
             Some(b'/') => {
                 let end = read_name(b, after + 1, &mut name);
-                if !name.as_str().is_empty() {
-                    stack.end(name.as_str());
+                let name = name.as_str();
+                if !name.is_empty() {
+                    stack.end(name);
                 }
                 i = find(b, end, b'>').map_or(b.len(), |p| p + 1);
             }
             Some(c) if c.is_ascii_alphabetic() => {
                 let name_end = read_name(b, after, &mut name);
+                let name = name.as_str();
                 let (tag_end, attrs, self_closing) = scan_attributes(b, name_end);
                 nodes += 1 + attrs;
                 if nodes > max_nodes {
@@ -371,7 +411,7 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
                     };
                 }
                 i = tag_end;
-                let id = stack.names.id(name.as_str());
+                let id = stack.names.id(name);
                 let info = &stack.names.names[id as usize];
                 let (raw_text, closed) = (
                     info.raw_text,
@@ -386,13 +426,13 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
                         };
                     }
                 }
-                if name.as_str() == "plaintext" {
+                if name == "plaintext" {
                     break;
                 }
                 if raw_text {
                     // Its text runs to the matching end tag, which the next
                     // round reads as the end tag it is.
-                    i = find_end_tag(b, i, name.as_str()).unwrap_or(b.len());
+                    i = find_end_tag(b, i, name).unwrap_or(b.len());
                 }
             }
             // A `<` that starts no tag is text.
@@ -443,26 +483,22 @@ impl NameBuf {
 /// Reads a tag name at `from` into `name`, lower case; returns where it
 /// ends. Names are kept to 32 bytes: none that matters here is longer.
 fn read_name(b: &[u8], from: usize, name: &mut NameBuf) -> usize {
-    // The first 32 ASCII bytes, then only those that may be in a name.
-    let mut kept = [0u8; 32];
-    let mut n = 0;
+    // Of the first 32 ASCII bytes, those that may be in a name.
+    let mut ascii = 0;
+    name.len = 0;
     let mut i = from;
     while let Some(&c) = b.get(i) {
         if c.is_ascii_whitespace() || c == b'/' || c == b'>' {
             break;
         }
-        if n < 32 && c.is_ascii() {
-            kept[n] = c.to_ascii_lowercase();
-            n += 1;
+        if ascii < 32 && c.is_ascii() {
+            ascii += 1;
+            if c.is_ascii_alphanumeric() || c == b'-' || c == b':' {
+                name.bytes[name.len] = c.to_ascii_lowercase();
+                name.len += 1;
+            }
         }
         i += 1;
-    }
-    name.len = 0;
-    for &c in &kept[..n] {
-        if c.is_ascii_alphanumeric() || c == b'-' || c == b':' {
-            name.bytes[name.len] = c;
-            name.len += 1;
-        }
     }
     i
 }

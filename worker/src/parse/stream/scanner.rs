@@ -37,22 +37,23 @@ pub(super) fn scan(text: &str, model: &mut Model<'_>) {
         text,
         b: text.as_bytes(),
         model,
+        values: Values::default(),
     }
     .markup(at);
 }
 
 /// A start tag read by the scanner: the values of the attributes the model
 /// reads of it.
-struct Tag<'s> {
+struct Tag<'s, 'v> {
     name: &'s str,
     self_closing: bool,
-    values: Values<'s>,
+    values: &'v Values<'s>,
 }
 
 /// A tag's values of the attributes in [`ATTRS`], by index.
 type Values<'s> = [Option<Cow<'s, str>>; ATTRS.len()];
 
-impl StartTag for Tag<'_> {
+impl StartTag for Tag<'_, '_> {
     fn name(&self) -> &str {
         self.name
     }
@@ -70,6 +71,9 @@ struct Scanner<'t, 'm, 'a> {
     text: &'t str,
     b: &'t [u8],
     model: &'m mut Model<'a>,
+    /// The values of the tag being read, emptied after each: one array
+    /// for the page rather than one set up and dropped per tag.
+    values: Values<'t>,
 }
 
 /// Whitespace where it ends a name or a value (CR becomes LF first).
@@ -173,9 +177,8 @@ impl<'t> Scanner<'t, '_, '_> {
     fn end_tag_open(&mut self, at: usize) -> Option<usize> {
         match self.b.get(at) {
             Some(c) if c.is_ascii_alphabetic() => {
-                let name_end = self.name_end(at);
-                let (end, _) = self.attributes(name_end, &[], &mut Values::default())?;
-                let name = self.lowered(at, name_end);
+                let (name_end, name) = self.tag_name(at);
+                let (end, _) = self.attributes(name_end, &[])?;
                 self.model.end_tag(&name);
                 Some(end)
             }
@@ -192,15 +195,17 @@ impl<'t> Scanner<'t, '_, '_> {
 
     /// A start tag whose name starts at `at`, and the raw text it may open.
     fn start_tag(&mut self, at: usize) -> Option<usize> {
-        let name_end = self.name_end(at);
-        let name = self.lowered(at, name_end);
-        let mut values = Values::default();
-        let (end, self_closing) = self.attributes(name_end, attrs_read(&name), &mut values)?;
+        let (name_end, name) = self.tag_name(at);
+        let wanted = attrs_read(&name);
+        let (end, self_closing) = self.attributes(name_end, wanted)?;
         let switch = self.model.start_tag(&Tag {
             name: &name,
             self_closing,
-            values,
+            values: &self.values,
         });
+        for &a in wanted {
+            self.values[a as usize] = None;
+        }
         match switch {
             Switch::Markup => Some(end),
             Switch::Rcdata | Switch::Rawtext => self.raw_text(end, at, name_end),
@@ -209,45 +214,35 @@ impl<'t> Scanner<'t, '_, '_> {
         }
     }
 
-    /// Where a tag name from `at` ends.
-    fn name_end(&self, at: usize) -> usize {
+    /// The tag name from `at`: where it ends, and the name as the
+    /// tokenizer gives it (see [`lowered`]).
+    fn tag_name(&self, at: usize) -> (usize, Cow<'t, str>) {
         let b = self.b;
-        let mut end = at;
-        while end < b.len() && !is_space(b[end]) && b[end] != b'/' && b[end] != b'>' {
+        let (mut end, mut changes) = (at, false);
+        while let Some(&c) = b.get(end) {
+            if is_space(c) || c == b'/' || c == b'>' {
+                break;
+            }
+            changes |= c.is_ascii_uppercase() || c == 0;
             end += 1;
         }
-        end
-    }
-
-    /// The tag name `text[from..to]` as the tokenizer gives it: ASCII
-    /// lower case, U+0000 as U+FFFD (a copy only when that changes it).
-    fn lowered(&self, from: usize, to: usize) -> Cow<'t, str> {
         let text: &'t str = self.text;
-        let raw = &text[from..to];
-        if !raw.bytes().any(|c| c.is_ascii_uppercase() || c == 0) {
-            return Cow::Borrowed(raw);
-        }
-        raw.chars()
-            .map(|c| {
-                if c == '\0' {
-                    '\u{FFFD}'
-                } else {
-                    c.to_ascii_lowercase()
-                }
-            })
-            .collect()
+        let raw = &text[at..end];
+        (
+            end,
+            if changes {
+                lowered(raw)
+            } else {
+                Cow::Borrowed(raw)
+            },
+        )
     }
 
     /// A tag's attributes from `at` (the "before attribute name" state) to
     /// its end: where the text goes on after the `>`, and whether the tag
     /// ended in `/>`. Of the names in `wanted`, the first value of each
-    /// goes into `values` (the tokenizer drops later duplicates).
-    fn attributes(
-        &self,
-        mut at: usize,
-        wanted: &[Attr],
-        values: &mut Values<'t>,
-    ) -> Option<(usize, bool)> {
+    /// goes into `self.values` (the tokenizer drops later duplicates).
+    fn attributes(&mut self, mut at: usize, wanted: &[Attr]) -> Option<(usize, bool)> {
         let b = self.b;
         loop {
             while b.get(at).is_some_and(|&c| is_space(c)) {
@@ -280,14 +275,14 @@ impl<'t> Scanner<'t, '_, '_> {
                 .iter()
                 .map(|&a| a as usize)
                 .find(|&i| ATTRS[i].as_bytes().eq_ignore_ascii_case(name))
-                .filter(|&i| values[i].is_none());
+                .filter(|&i| self.values[i].is_none());
             while b.get(at).is_some_and(|&c| is_space(c)) {
                 at += 1;
             }
             if *b.get(at)? != b'=' {
                 // No value: the `/`, `>` or next name is read again.
                 if let Some(i) = slot {
-                    values[i] = Some(Cow::Borrowed(""));
+                    self.values[i] = Some(Cow::Borrowed(""));
                 }
                 continue;
             }
@@ -315,7 +310,7 @@ impl<'t> Scanner<'t, '_, '_> {
                 }
             };
             if let Some(i) = slot {
-                values[i] = Some(self.value(from, to));
+                self.values[i] = Some(self.value(from, to));
             }
         }
     }
@@ -388,9 +383,9 @@ impl<'t> Scanner<'t, '_, '_> {
 
     /// The end tag of a raw text element, read up to `at`.
     fn close_raw(&mut self, at: usize, name: usize, name_end: usize) -> Option<usize> {
-        let (end, _) = self.attributes(at, &[], &mut Values::default())?;
-        let name = self.lowered(name, name_end);
-        self.model.end_tag(&name);
+        let (end, _) = self.attributes(at, &[])?;
+        let text: &'t str = self.text;
+        self.model.end_tag(&lowered(&text[name..name_end]));
         Some(end)
     }
 
@@ -506,6 +501,23 @@ impl<'t> Scanner<'t, '_, '_> {
             };
         }
     }
+}
+
+/// A tag name as the tokenizer gives it: ASCII lower case, U+0000 as
+/// U+FFFD (a copy only when that changes it).
+fn lowered(raw: &str) -> Cow<'_, str> {
+    if !raw.bytes().any(|c| c.is_ascii_uppercase() || c == 0) {
+        return Cow::Borrowed(raw);
+    }
+    raw.chars()
+        .map(|c| {
+            if c == '\0' {
+                '\u{FFFD}'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }
 
 /// The ASCII letters from `at` and where they end; `None` if the text
