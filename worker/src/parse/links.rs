@@ -53,4 +53,40 @@ mod tests {
         );
         assert!(result.items.is_empty());
     }
+
+    /// A repeated href is skipped without being resolved again once it
+    /// was admitted, and counted each time it was not: nofollow, too long
+    /// or past the budget (both paths, through `run_both`).
+    #[test]
+    fn repeated_hrefs_count_as_before() {
+        use crate::parse::test_support::run_both;
+        use crate::parse::{links, PageLimits};
+        use rpcsupport::{ParserSpec, Request};
+        let long = format!("/{}", "x".repeat(200));
+        let html = format!(
+            "<a href=/a><a href=/a rel=nofollow><a href=/n rel=nofollow><a href=/n rel=nofollow>\
+             <a href=/n><a href={long}><a href={long}><a href=/b><a href=/c><a href=/c><a href=/b>"
+        );
+        let url = url::Url::parse("http://h/").unwrap();
+        let request = Request::new(url.as_str(), ParserSpec::named("links"), 0);
+        let limits = PageLimits {
+            max_url_bytes: 100,
+            max_links: 3,
+            ..PageLimits::default()
+        };
+        let r = run_both(
+            &links::PARSER,
+            &request,
+            &url,
+            &html,
+            limits,
+            Some("crawler"),
+        )
+        .unwrap();
+        let got: Vec<_> = r.requests.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(got, ["http://h/a", "http://h/n", "http://h/b"]);
+        assert_eq!(r.page.nofollow_links, 2);
+        assert_eq!(r.limits.urls_too_long, 2);
+        assert_eq!(r.limits.links_truncated, 2);
+    }
 }
