@@ -18,9 +18,7 @@
 //!   the request's `Host`) and the cloud metadata address; a renderer's
 //!   guard must stop both.
 
-use std::fmt::Write;
-
-use crate::site::{self, PageEncoding, Site, View};
+use crate::site::{self, Site, View};
 
 /// `/js/plain/{id}` exists for ids up to this.
 pub const PLAIN_PAGES: u64 = 5;
@@ -65,14 +63,8 @@ pub const PROFILE_JS: &str = r#"(function () {
 "#;
 
 fn shell(title: &str, app_attrs: &str, script: &str) -> site::Page {
-    let mut html = String::with_capacity(300);
-    site::head_with(&mut html, PageEncoding::Utf8, title, None, "");
-    let _ = writeln!(html, "<div id=\"app\"{app_attrs}></div>\n{script}");
-    site::tail(&mut html);
-    site::Page {
-        body: html.into_bytes(),
-        encoding: PageEncoding::Utf8,
-    }
+    let body = format!("<div id=\"app\"{app_attrs}></div>\n{script}\n");
+    site::small_page(title, "", &body)
 }
 
 fn id_in(rest: &str, prefix: &str, max: u64) -> Option<u64> {

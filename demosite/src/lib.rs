@@ -11,11 +11,14 @@
 //! - [`profile`]: [`Profile`], every field picked from fixed (mostly
 //!   Chinese) tables by a small hash of the id.
 //! - [`site`]: [`SiteConfig`] and [`Site`]: cities, pagination, which page
-//!   links where and how each page is encoded, and the HTML itself. Usable
-//!   without HTTP ([`Site::render`]).
-//! - [`http`]: the axum [`router`] over a [`Site`], the unlinked
-//!   `/fault/...` routes that provoke fetch errors (in `http/fault.rs`),
-//!   and [`serve`].
+//!   links where and how each page is encoded, and the HTML itself
+//!   (`site/html.rs`, `site/render.rs`). Usable without HTTP
+//!   ([`Site::render`]).
+//! - [`http`]: the axum [`router`] over a [`Site`] and [`serve`]; its
+//!   [`SiteOptions`] (`http/options.rs`), the [`RequestLog`]
+//!   (`http/log.rs`), the page, sitemap and validator answers
+//!   (`http/answer.rs`), and the unlinked `/fault/...` routes that provoke
+//!   fetch errors (`http/fault.rs`).
 //! - [`hostile`]: the unlinked `/hostile/...` routes, pages built to cost a
 //!   crawler as much as possible (link floods, huge `<base href>`, a body
 //!   that trickles), linked from [`hostile::INDEX`].

@@ -24,7 +24,7 @@ use std::fmt::Write;
 use std::io::Write as _;
 use std::sync::OnceLock;
 
-use crate::site::{self, Extra, Page, PageEncoding, Site, View};
+use crate::site::{self, Extra, Page, Site, View};
 use crate::validators::{date_of, last_change, w3c_date};
 
 /// Default of `SiteOptions::sitemap_page`: URLs per profile sitemap.
@@ -321,14 +321,7 @@ pub fn x_robots_tag(path: &str) -> Option<&'static str> {
 }
 
 fn small(title: &str, body: &str) -> Page {
-    let mut html = String::with_capacity(200 + body.len());
-    site::head_with(&mut html, PageEncoding::Utf8, title, None, "");
-    html.push_str(body);
-    site::tail(&mut html);
-    Page {
-        body: html.into_bytes(),
-        encoding: PageEncoding::Utf8,
-    }
+    site::small_page(title, "", body)
 }
 
 fn meta_id(rest: &str, prefix: &str, max: u64) -> Option<u64> {
@@ -338,28 +331,17 @@ fn meta_id(rest: &str, prefix: &str, max: u64) -> Option<u64> {
 
 /// The page at `/meta/{rest}`, or `None`.
 pub(crate) fn render_meta(site: &Site, rest: &str, view: &View) -> Option<Page> {
-    if rest.is_empty() {
-        let mut body = String::from("<h1>meta</h1>\n<ul>\n");
-        for kind in ["noindex", "nofollow", "header"] {
-            for id in 1..=META_PROFILES {
-                let _ = writeln!(
-                    body,
-                    "<li><a href=\"/meta/{kind}/{id}\">{kind} {id}</a></li>"
-                );
-            }
+    match rest {
+        "" => return Some(meta_index()),
+        "links" => return Some(meta_links()),
+        "canonical-offsite" => {
+            return Some(site::small_page(
+                "canonical offsite",
+                &format!("<link rel=\"canonical\" href=\"{OFFSITE_CANONICAL}\">\n"),
+                "<p>this page's canonical is off the crawl's scope</p>\n",
+            ))
         }
-        body.push_str("<li><a href=\"/meta/links\">links</a></li>\n");
-        for id in 1..=META_PROFILES {
-            let _ = writeln!(
-                body,
-                "<li><a href=\"/profile/{id}/print\">print {id}</a></li>\n\
-                 <li><a href=\"/profile/{id}?view=print\">view=print {id}</a></li>"
-            );
-        }
-        body.push_str(
-            "<li><a href=\"/meta/canonical-offsite\">canonical offsite</a></li>\n</ul>\n",
-        );
-        return Some(small("meta", &body));
+        _ => {}
     }
     if let Some(id) = meta_id(rest, "noindex/", META_PROFILES) {
         let head = "<meta name=\"robots\" content=\"noindex\">\n";
@@ -381,23 +363,6 @@ pub(crate) fn render_meta(site: &Site, rest: &str, view: &View) -> Option<Page> 
             },
         );
     }
-    if rest == "links" {
-        let mut body = String::from("<h1>links</h1>\n<ul>\n");
-        for n in 1..=5u64 {
-            let rel = if n % 2 == 0 {
-                "ugc nofollow"
-            } else {
-                "nofollow"
-            };
-            let _ = writeln!(
-                body,
-                "<li><a rel=\"{rel}\" href=\"/meta/unreached/{n}\">unreached {n}</a> \
-                 <a href=\"/meta/followed/{n}\">followed {n}</a></li>"
-            );
-        }
-        body.push_str("</ul>\n");
-        return Some(small("links", &body));
-    }
     if let Some(n) = meta_id(rest, "unreached/", UNREACHED_PAGES) {
         return Some(small(
             &format!("unreached {n}"),
@@ -410,23 +375,50 @@ pub(crate) fn render_meta(site: &Site, rest: &str, view: &View) -> Option<Page> 
             "<p>a plain link led here</p>\n",
         ));
     }
-    if rest == "canonical-offsite" {
-        let mut html = String::new();
-        site::head_with(
-            &mut html,
-            PageEncoding::Utf8,
-            "canonical offsite",
-            None,
-            &format!("<link rel=\"canonical\" href=\"{OFFSITE_CANONICAL}\">\n"),
-        );
-        html.push_str("<p>this page's canonical is off the crawl's scope</p>\n");
-        site::tail(&mut html);
-        return Some(Page {
-            body: html.into_bytes(),
-            encoding: PageEncoding::Utf8,
-        });
-    }
     None
+}
+
+/// `/meta/`: a link to every `/meta/...` page and print view.
+fn meta_index() -> Page {
+    let mut body = String::from("<h1>meta</h1>\n<ul>\n");
+    for kind in ["noindex", "nofollow", "header"] {
+        for id in 1..=META_PROFILES {
+            let _ = writeln!(
+                body,
+                "<li><a href=\"/meta/{kind}/{id}\">{kind} {id}</a></li>"
+            );
+        }
+    }
+    body.push_str("<li><a href=\"/meta/links\">links</a></li>\n");
+    for id in 1..=META_PROFILES {
+        let _ = writeln!(
+            body,
+            "<li><a href=\"/profile/{id}/print\">print {id}</a></li>\n\
+             <li><a href=\"/profile/{id}?view=print\">view=print {id}</a></li>"
+        );
+    }
+    body.push_str("<li><a href=\"/meta/canonical-offsite\">canonical offsite</a></li>\n</ul>\n");
+    small("meta", &body)
+}
+
+/// `/meta/links`: `rel="nofollow"` links (to pages nothing else links)
+/// beside plain ones.
+fn meta_links() -> Page {
+    let mut body = String::from("<h1>links</h1>\n<ul>\n");
+    for n in 1..=5u64 {
+        let rel = if n % 2 == 0 {
+            "ugc nofollow"
+        } else {
+            "nofollow"
+        };
+        let _ = writeln!(
+            body,
+            "<li><a rel=\"{rel}\" href=\"/meta/unreached/{n}\">unreached {n}</a> \
+             <a href=\"/meta/followed/{n}\">followed {n}</a></li>"
+        );
+    }
+    body.push_str("</ul>\n");
+    small("links", &body)
 }
 
 #[cfg(test)]

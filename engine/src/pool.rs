@@ -16,18 +16,30 @@
 //! for anyway: at connect, at reconnect and on health checks; a worker that
 //! answers a render request with `RenderError::Unavailable` is marked
 //! unable until its status says otherwise). While none is, it waits.
+//!
+//! - this file: the pool's state, [`WorkerPool::connect`], the rotation
+//!   ([`WorkerPool::next`]) and [`WorkerPool::check`].
+//! - `pool/reconnect.rs`: connecting a worker (status, rules) and taking a
+//!   lost one out of rotation until it answers again.
+//! - `pool/render.rs`: [`WorkerPool::next_render`] and what the pool knows
+//!   of who can render.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr, ParseError, WorkerStatus};
+use rpcsupport::{ConnectOptions, CrawlClient, HostAddr, ParseError};
 use tarpc::context;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+mod reconnect;
+mod render;
+
+use reconnect::{connect_checked, load_rules};
 
 /// One worker's client and where it lives.
 #[derive(Clone)]
@@ -126,44 +138,6 @@ pub struct WorkerPool {
     next: async_channel::Receiver<WorkerHandle>,
     shared: Arc<Shared>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// Connects, checks the worker answers a status call, and hands it the
-/// crawl's rules if there are any (so a restarted worker gets them again
-/// before it is back in rotation). Returns the client and the worker's
-/// status (its built-in parser names, whether it can render).
-async fn connect_checked(
-    addr: &HostAddr,
-    opts: ConnectOptions,
-    rules_json: Option<&str>,
-) -> Result<(CrawlClient, WorkerStatus), ConnectFailure> {
-    let unreachable = |e: &dyn std::fmt::Display| ConnectFailure::Unreachable(e.to_string());
-    let client = connect_crawl(addr, opts)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let status = client
-        .status(deadline_in(opts.connect_timeout))
-        .await
-        .map_err(|e| unreachable(&e))?;
-    if let Some(json) = rules_json {
-        load_rules(&client, json, opts.connect_timeout).await?;
-    }
-    Ok((client, status))
-}
-
-async fn load_rules(
-    client: &CrawlClient,
-    json: &str,
-    timeout: Duration,
-) -> Result<(), ConnectFailure> {
-    match client
-        .load_rules(deadline_in(timeout), json.to_owned())
-        .await
-    {
-        Ok(Ok(_id)) => Ok(()),
-        Ok(Err(e)) => Err(ConnectFailure::RulesRefused(e)),
-        Err(e) => Err(ConnectFailure::Unreachable(e.to_string())),
-    }
 }
 
 impl WorkerPool {
@@ -267,74 +241,6 @@ impl WorkerPool {
         }
     }
 
-    /// The next worker that is up and can render, in a rotation of its
-    /// own. While there is none it waits, until `wait` has passed since
-    /// render calls first found none (see `render_missing_since`): then
-    /// `None`, at once for every later call until a rendering worker is
-    /// found again.
-    pub async fn next_render(&self, wait: Duration) -> Option<WorkerHandle> {
-        let mut up_events = self.shared.up_events.subscribe();
-        let mut waiting: Option<WaitGuard<'_>> = None;
-        loop {
-            up_events.borrow_and_update();
-            let n = self.len();
-            let start = self.shared.render_cursor.fetch_add(1, Ordering::Relaxed);
-            for k in 0..n {
-                let index = (start + k) % n;
-                if let Some(handle) = self.shared.handle(index).filter(|_| self.can_render(index)) {
-                    *self.shared.render_missing_since.lock().unwrap() = None;
-                    return Some(handle);
-                }
-            }
-            let now = Instant::now();
-            let since = *self
-                .shared
-                .render_missing_since
-                .lock()
-                .unwrap()
-                .get_or_insert(now);
-            let deadline = since + wait;
-            if now >= deadline {
-                return None;
-            }
-            waiting.get_or_insert_with(|| WaitGuard::new(&self.shared.render_waiting));
-            // Woken when a worker comes back or says it can render (the
-            // pool owns the sender, so it stays open while `self` lives),
-            // or when the wait is over.
-            tokio::select! {
-                _ = up_events.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-            }
-        }
-    }
-
-    /// Whether worker `index` is up and can render.
-    pub fn can_render(&self, index: usize) -> bool {
-        let state = self.shared.slots[index].state.lock().unwrap();
-        state.client.is_some() && state.can_render
-    }
-
-    /// Workers up that can render.
-    pub fn render_up_count(&self) -> usize {
-        (0..self.len()).filter(|&i| self.can_render(i)).count()
-    }
-
-    /// Render calls waiting for a worker that can render.
-    pub fn render_waiting(&self) -> usize {
-        self.shared.render_waiting.load(Ordering::Relaxed)
-    }
-
-    /// `handle`'s worker answered a render request with
-    /// `RenderError::Unavailable`: no more render requests for it until a
-    /// status answer says it can render again.
-    pub fn cannot_render(&self, handle: &WorkerHandle) {
-        let mut state = self.shared.slots[handle.index].state.lock().unwrap();
-        if state.generation == handle.generation && state.can_render {
-            state.can_render = false;
-            tracing::warn!(worker = %handle.addr, "worker cannot render (no browser); no more render requests for it");
-        }
-    }
-
     /// Number of workers, up or down.
     pub fn len(&self) -> usize {
         self.shared.slots.len()
@@ -410,87 +316,9 @@ impl WorkerPool {
         self.mark_down(handle);
         false
     }
-
-    fn mark_down(&self, handle: &WorkerHandle) {
-        {
-            let mut state = self.shared.slots[handle.index].state.lock().unwrap();
-            if state.generation != handle.generation || state.client.is_none() {
-                return; // already handled for this connection
-            }
-            state.client = None;
-            state.generation += 1;
-        }
-        self.shared.outages.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(worker = %handle.addr, "worker down; taken out of rotation, reconnecting in the background");
-        self.spawn_reconnect(handle.index);
-    }
-
-    fn spawn_reconnect(&self, index: usize) {
-        let shared = self.shared.clone();
-        let task = tokio::spawn(async move {
-            let addr = shared.slots[index].addr.clone();
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                tokio::time::sleep(backoff).await;
-                match connect_checked(&addr, shared.opts, shared.rules_json.as_deref()).await {
-                    Ok((client, status)) => {
-                        {
-                            let mut state = shared.slots[index].state.lock().unwrap();
-                            state.client = Some(client);
-                            state.generation += 1;
-                            state.can_render = status.can_render;
-                        }
-                        shared.up_events.send_modify(|n| *n += 1);
-                        tracing::info!(worker = %addr, "worker back in rotation");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::debug!(worker = %addr, error = %e, retry_in = ?backoff, "worker still down");
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
-                    }
-                }
-            }
-        });
-        let mut tasks = self.tasks.lock().unwrap();
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
-    }
-}
-
-/// Counts a waiting render call while it lives.
-struct WaitGuard<'a>(&'a AtomicUsize);
-
-impl<'a> WaitGuard<'a> {
-    fn new(count: &'a AtomicUsize) -> WaitGuard<'a> {
-        count.fetch_add(1, Ordering::Relaxed);
-        WaitGuard(count)
-    }
-}
-
-impl Drop for WaitGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Shared {
-    /// A status answer of `handle`'s connection said whether it can
-    /// render; one that now can wakes the render calls waiting.
-    fn set_can_render(&self, handle: &WorkerHandle, can_render: bool) {
-        let became = {
-            let mut state = self.slots[handle.index].state.lock().unwrap();
-            if state.generation != handle.generation {
-                return;
-            }
-            let became = can_render && !state.can_render;
-            state.can_render = can_render;
-            became
-        };
-        if became {
-            self.up_events.send_modify(|n| *n += 1);
-        }
-    }
-
     fn handle(&self, index: usize) -> Option<WorkerHandle> {
         let slot = &self.slots[index];
         let state = slot.state.lock().unwrap();

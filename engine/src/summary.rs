@@ -216,6 +216,13 @@ fn write_counts(
     writeln!(f, "  {label:<14} {}", list.join(", "))
 }
 
+/// One line of the summary: `label` in a column, then `value`.
+fn line(f: &mut fmt::Formatter<'_>, label: &str, value: fmt::Arguments<'_>) -> fmt::Result {
+    writeln!(f, "  {label:<14} {value}")
+}
+
+/// The summary in sections: what the crawl did, what it recovered from,
+/// per worker, what pages said, and what it left.
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let how = if self.interrupted {
@@ -224,87 +231,133 @@ impl fmt::Display for Summary {
             "finished"
         };
         writeln!(f, "crawl {how} in {:.1}s", self.elapsed.as_secs_f64())?;
-        writeln!(
+        self.write_results(f)?;
+        self.write_recovery(f)?;
+        self.write_workers(f)?;
+        self.page.write(f)?;
+        self.write_leftovers(f)
+    }
+}
+
+impl Summary {
+    /// Pages, fetches, items, failures, and what was dropped or skipped.
+    fn write_results(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        line(
             f,
-            "  {:<14} {} ({:.1} pages/s)",
             "pages",
-            self.pages,
-            self.pages_per_sec()
+            format_args!("{} ({:.1} pages/s)", self.pages, self.pages_per_sec()),
         )?;
-        writeln!(
+        line(
             f,
-            "  {:<14} {} (every finished call; max_pages counts these)",
-            "fetches", self.fetches
+            "fetches",
+            format_args!(
+                "{} (every finished call; max_pages counts these)",
+                self.fetches
+            ),
         )?;
-        writeln!(f, "  {:<14} {}", "items saved", self.items_saved)?;
+        line(f, "items saved", format_args!("{}", self.items_saved))?;
         if self.items_rejected + self.items_unsaved > 0 {
-            writeln!(
+            line(
                 f,
-                "  {:<14} {} refused by the itemsaver (see the failures file), {} not saved yet",
-                "items problems", self.items_rejected, self.items_unsaved
+                "items problems",
+                format_args!(
+                    "{} refused by the itemsaver (see the failures file), {} not saved yet",
+                    self.items_rejected, self.items_unsaved
+                ),
             )?;
         }
-        writeln!(f, "  {:<14} {}", "failed", self.failed())?;
+        line(f, "failed", format_args!("{}", self.failed()))?;
         write_counts(f, "by kind", &self.errors)?;
-        writeln!(
+        line(
             f,
-            "  {:<14} {} duplicate, {} too deep, {} out of scope, {} bad URL",
-            "links dropped", self.duplicates, self.too_deep, self.out_of_scope, self.bad_urls
+            "links dropped",
+            format_args!(
+                "{} duplicate, {} too deep, {} out of scope, {} bad URL",
+                self.duplicates, self.too_deep, self.out_of_scope, self.bad_urls
+            ),
         )?;
         if !self.limits.is_empty() {
             let l = &self.limits;
-            writeln!(
+            line(
                 f,
-                "  {:<14} {} links past max_links_per_page, {} URLs over max_url_bytes, {} <base href> ignored, {} results over max_result_bytes, {} pages cut short",
-                "page limits", l.links_truncated, l.urls_too_long, l.base_href_ignored, l.results_dropped, l.page_truncated
+                "page limits",
+                format_args!(
+                    "{} links past max_links_per_page, {} URLs over max_url_bytes, {} <base href> ignored, {} results over max_result_bytes, {} pages cut short",
+                    l.links_truncated, l.urls_too_long, l.base_href_ignored, l.results_dropped, l.page_truncated
+                ),
             )?;
         }
         write_counts(f, "skipped", &self.skipped)?;
-        write_counts(f, "fetch retries", &self.fetch_retries)?;
-        writeln!(
+        write_counts(f, "fetch retries", &self.fetch_retries)
+    }
+
+    /// Retries, outages, waits and a resume.
+    fn write_recovery(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        line(
             f,
-            "  {:<14} {} worker calls, {} item saves",
-            "retries", self.retries, self.save_retries
+            "retries",
+            format_args!(
+                "{} worker calls, {} item saves",
+                self.retries, self.save_retries
+            ),
         )?;
-        writeln!(f, "  {:<14} {}", "worker outages", self.worker_outages)?;
-        writeln!(
+        line(f, "worker outages", format_args!("{}", self.worker_outages))?;
+        line(
             f,
-            "  {:<14} {:.1}s for workers, {:.1}s for the itemsaver",
             "waited",
-            self.waited_for_workers.as_secs_f64(),
-            self.waited_for_itemsaver.as_secs_f64()
+            format_args!(
+                "{:.1}s for workers, {:.1}s for the itemsaver",
+                self.waited_for_workers.as_secs_f64(),
+                self.waited_for_itemsaver.as_secs_f64()
+            ),
         )?;
         if self.resumed {
-            writeln!(
+            line(
                 f,
-                "  {:<14} yes; {} pages fetched twice",
-                "resumed", self.refetched
+                "resumed",
+                format_args!("yes; {} pages fetched twice", self.refetched),
             )?;
         }
+        Ok(())
+    }
+
+    /// Pages and latency per worker.
+    fn write_workers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let per: Vec<String> = self
             .per_worker
             .iter()
             .map(|(w, n)| format!("{w} {n}"))
             .collect();
-        writeln!(f, "  {:<14} {}", "per worker", per.join(", "))?;
+        line(f, "per worker", format_args!("{}", per.join(", ")))?;
         if !self.per_worker_latency_ms.is_empty() {
             let lat: Vec<String> = self
                 .per_worker_latency_ms
                 .iter()
                 .map(|(w, p50, p90, p99)| format!("{w} {p50:.1}/{p90:.1}/{p99:.1}"))
                 .collect();
-            writeln!(f, "  {:<14} p50/p90/p99 ms: {}", "latency", lat.join(", "))?;
+            line(
+                f,
+                "latency",
+                format_args!("p50/p90/p99 ms: {}", lat.join(", ")),
+            )?;
         }
-        self.page.write(f)?;
+        Ok(())
+    }
+
+    /// What a stop left pending, and a recrawl's counts.
+    fn write_leftovers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.interrupted {
-            writeln!(f, "  {:<14} {}", "left pending", self.left_pending)?;
+            line(f, "left pending", format_args!("{}", self.left_pending))?;
         }
         let r = &self.recrawl;
         if r.active {
-            writeln!(
+            line(
                 f,
-                "  {:<14} {} due; {} unchanged, {} changed, {} new, {} gone; {} items deleted, {} deletes pending",
-                "recrawl", r.due, r.unchanged, r.changed, r.new, r.gone, r.items_deleted, r.deletes_pending
+                "recrawl",
+                format_args!(
+                    "{} due; {} unchanged, {} changed, {} new, {} gone; {} items deleted, {} deletes pending",
+                    r.due, r.unchanged, r.changed, r.new, r.gone, r.items_deleted, r.deletes_pending
+                ),
             )?;
         }
         Ok(())

@@ -26,8 +26,9 @@
 //! - [`store::embedded`]: the default backend, a tantivy index in
 //!   `data_dir`, opened with [`open_embedded`]. Upserts by `Item::key`,
 //!   group-commits concurrent batches and deletes in arrival order, fsyncs
-//!   before acknowledging. Scans for export live in `embedded/scan.rs`, the sort by a payload
-//!   number in `embedded/sorted.rs`.
+//!   before acknowledging. The group commit lives in `embedded/write.rs`,
+//!   reads in `embedded/read.rs`, scans for export in `embedded/scan.rs`,
+//!   the sort by a payload number in `embedded/sorted.rs`.
 //! - [`store::elastic`]: the cluster backend, an Elasticsearch index, used
 //!   when `es_urls` is set ([`open_elastic`]). One `_bulk` per batch (or
 //!   delete), transient item failures retried, query tree translated to

@@ -68,6 +68,64 @@ struct Args {
     js_profiles: u64,
 }
 
+impl Args {
+    /// The flags' values within their bounds, or which one is not.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.cities == 0 || self.page_size == 0 {
+            bail!("--cities and --page_size must be at least 1");
+        }
+        if self.sitemap_only > demosite::site::MAX_SITEMAP_ONLY {
+            bail!(
+                "--sitemap_only must be at most {}",
+                demosite::site::MAX_SITEMAP_ONLY
+            );
+        }
+        if self.generation > demosite::generation::MAX_GENERATION {
+            bail!(
+                "--generation must be at most {}",
+                demosite::generation::MAX_GENERATION
+            );
+        }
+        if self.sitemap_page == 0 {
+            bail!("--sitemap_page must be at least 1");
+        }
+        if self.hosts == 0 || self.hosts > MAX_HOSTS {
+            bail!("--hosts must be from 1 to {MAX_HOSTS}");
+        }
+        Ok(())
+    }
+
+    /// Binds `--bind:--port` and, with `--hosts N`, the next N-1 loopback
+    /// addresses on the same port.
+    async fn listen(&self) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+        let listener = tokio::net::TcpListener::bind((self.bind.as_str(), self.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", self.bind, self.port))?;
+        let addr = listener.local_addr()?;
+        let mut listeners = vec![listener];
+        if self.hosts > 1 {
+            let first: Ipv4Addr = self
+                .bind
+                .parse()
+                .ok()
+                .filter(|ip: &Ipv4Addr| ip.is_loopback())
+                .context("--hosts needs --bind to be an IPv4 loopback address, e.g. 127.0.2.1")?;
+            for i in 1..self.hosts {
+                let ip = Ipv4Addr::from(u32::from(first) + i);
+                if !ip.is_loopback() {
+                    bail!("--hosts {} from {first} leaves 127.0.0.0/8", self.hosts);
+                }
+                listeners.push(
+                    tokio::net::TcpListener::bind((ip, addr.port()))
+                        .await
+                        .with_context(|| format!("cannot listen on {ip}:{}", addr.port()))?,
+                );
+            }
+        }
+        Ok(listeners)
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -77,56 +135,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    if args.cities == 0 || args.page_size == 0 {
-        bail!("--cities and --page_size must be at least 1");
-    }
-    if args.sitemap_only > demosite::site::MAX_SITEMAP_ONLY {
-        bail!(
-            "--sitemap_only must be at most {}",
-            demosite::site::MAX_SITEMAP_ONLY
-        );
-    }
-    if args.generation > demosite::generation::MAX_GENERATION {
-        bail!(
-            "--generation must be at most {}",
-            demosite::generation::MAX_GENERATION
-        );
-    }
-    if args.sitemap_page == 0 {
-        bail!("--sitemap_page must be at least 1");
-    }
-    if args.hosts == 0 || args.hosts > MAX_HOSTS {
-        bail!("--hosts must be from 1 to {MAX_HOSTS}");
-    }
+    args.check()?;
     let site = Arc::new(Site::new(SiteConfig {
         profiles: args.profiles,
         cities: args.cities,
         page_size: args.page_size,
     }));
-    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
-    let addr = listener.local_addr()?;
-    let mut listeners = vec![listener];
-    if args.hosts > 1 {
-        let first: Ipv4Addr = args
-            .bind
-            .parse()
-            .ok()
-            .filter(|ip: &Ipv4Addr| ip.is_loopback())
-            .context("--hosts needs --bind to be an IPv4 loopback address, e.g. 127.0.2.1")?;
-        for i in 1..args.hosts {
-            let ip = Ipv4Addr::from(u32::from(first) + i);
-            if !ip.is_loopback() {
-                bail!("--hosts {} from {first} leaves 127.0.0.0/8", args.hosts);
-            }
-            listeners.push(
-                tokio::net::TcpListener::bind((ip, addr.port()))
-                    .await
-                    .with_context(|| format!("cannot listen on {ip}:{}", addr.port()))?,
-            );
-        }
-    }
+    let listeners = args.listen().await?;
+    let addr = listeners[0].local_addr()?;
     let options = SiteOptions {
         page_delay: Duration::from_millis(args.latency_ms),
         open_web: args.open_web,

@@ -5,6 +5,14 @@
 //! a clock itself, and none talks to a worker: calls go out through the
 //! `send` hook of [`Crawl::dispatch`] and come back as values to
 //! [`Crawl::on_outcome`], so tests drive the machine directly.
+//!
+//! - this file: the state (`Crawl`), starting or resuming it, the stop and
+//!   tick events, and what the loop reads of it.
+//! - `machine/dispatch.rs`: the dispatch event.
+//! - `machine/on_outcome.rs`: the outcome event.
+
+mod dispatch;
+mod on_outcome;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -12,25 +20,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rpcsupport::metrics::Registry;
-use rpcsupport::{
-    CrawlError, FetchError, HostAddr, Item, ParseError, ParseResult, RenderError, Request,
-};
+use rpcsupport::{HostAddr, Item};
 use tokio::time::Instant;
 
 use super::report::EngineMetrics;
-use super::{CallId, CallResult, EngineError, Outcome};
+use super::{CallId, EngineError};
 use crate::config::Settings;
 use crate::failures::FailureLog;
 use crate::poison::Suspects;
 use crate::progress::Progress;
 use crate::render::{Learnt, RenderWait};
-use crate::scheduler::{fingerprint, FrontierSnapshot, Next, Scheduler, Task};
+use crate::scheduler::{FrontierSnapshot, Scheduler, Task};
 use crate::state::{Loaded, StateDir};
 use crate::summary::{RecrawlCounts, Summary};
-
-/// Work queued but nothing in flight to wake the loop: only possible while
-/// limits say "not yet" without a time; look again this soon.
-const IDLE_RECHECK: Duration = Duration::from_millis(50);
 
 /// How often "still waiting for a worker" is logged.
 const WAIT_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -214,197 +216,6 @@ impl<'a> Crawl<'a> {
         self.done_since = done_since;
         self.deletes_out = deletes;
         unacked
-    }
-
-    /// Event: room to send. Checks the page and time limits, releases a
-    /// suspect if it is its turn, then sends (through `send`) as many
-    /// tasks as the worker count, the page budget and the hosts' limits
-    /// allow.
-    pub(super) fn dispatch(
-        &mut self,
-        now: Instant,
-        mut send: impl FnMut(CallId, &Request),
-    ) -> Step {
-        if self.stop_at.is_none() {
-            if let Some(reason) = self.limit_reached(now) {
-                self.begin_stop(reason, now);
-            }
-        }
-        let stopping = self.stopping();
-        let mut wake = None;
-        if !stopping {
-            self.release_suspect();
-            wake = self.fill(now, &mut send);
-        }
-        if self.in_flight.is_empty()
-            && (stopping || (self.scheduler.is_idle() && self.suspects.parked_len() == 0))
-        {
-            return Step::Done;
-        }
-        if self.in_flight.is_empty() && wake.is_none() {
-            wake = Some(now + IDLE_RECHECK);
-        }
-        Step::Wait(wake)
-    }
-
-    /// Sends tasks while there is room; returns when to look again.
-    fn fill(&mut self, now: Instant, send: &mut impl FnMut(CallId, &Request)) -> Option<Instant> {
-        // Page budget: what is counted plus what is in flight stays under
-        // max_pages, so the sites see at most max_pages crawl requests.
-        while self.in_flight.len() < self.settings.worker_count
-            && !self.commit_backlogged()
-            && self
-                .settings
-                .max_pages
-                .is_none_or(|max| self.summary.fetches + self.pages_in_flight < max)
-        {
-            match self.scheduler.next(now) {
-                Next::Task(mut task) => {
-                    self.learnt.hint(&mut task.request);
-                    let id = CallId(self.next_call);
-                    self.next_call += 1;
-                    send(id, &task.request);
-                    self.pages_in_flight += u64::from(!task.robots);
-                    self.in_flight.insert(id, InFlight { task, sent_at: now });
-                }
-                Next::Wait(at) => return at,
-                Next::Idle => return None,
-            }
-        }
-        None
-    }
-
-    /// Suspects of a worker loss go out one at a time (see poison.rs).
-    fn release_suspect(&mut self) {
-        let in_flight = &self.in_flight;
-        let out = |fp| {
-            in_flight
-                .values()
-                .any(|f| !f.task.robots && fingerprint(&f.task.request.url) == fp)
-        };
-        if let Some(task) = self.suspects.release(out, self.scheduler.is_idle()) {
-            self.scheduler.retry(task, None);
-        }
-    }
-
-    /// Page and time limits end the crawl like a stop, with a reason.
-    fn limit_reached(&self, now: Instant) -> Option<&'static str> {
-        if self
-            .settings
-            .max_pages
-            .is_some_and(|max| self.summary.fetches >= max)
-        {
-            Some("page limit reached")
-        } else if self
-            .settings
-            .max_duration
-            .is_some_and(|max| self.elapsed(now) >= max)
-        {
-            Some("time limit reached")
-        } else {
-            None
-        }
-    }
-
-    /// Event: a call came back (`None`: its task panicked, nothing was
-    /// learnt). Returns the page's items, for the sink.
-    pub(super) fn on_outcome(
-        &mut self,
-        id: CallId,
-        outcome: Option<Outcome>,
-        now: Instant,
-    ) -> Option<Vec<Item>> {
-        let InFlight { task, sent_at } = self.in_flight.remove(&id)?;
-        self.pages_in_flight -= u64::from(!task.robots);
-        let latency = now.saturating_duration_since(sent_at);
-        let Some(Outcome { worker, result }) = outcome else {
-            self.call_panicked(task, latency);
-            return None;
-        };
-        if let CallResult::NoRenderWorker { waited } = result {
-            self.no_render_worker(task, latency, waited);
-            return None;
-        }
-        self.metrics.latency[worker].observe(latency);
-        let throttle = matches!(
-            &result,
-            CallResult::Answered(Err(CrawlError::Fetch(FetchError::Status {
-                status: 429 | 503,
-                ..
-            })))
-        );
-        self.scheduler.done(&task, latency, throttle);
-        if let CallResult::Answered(Ok(parsed)) = &result {
-            self.summary.limits.add(&parsed.limits);
-            // A rendered page's scripts and data were fetched by the
-            // worker, outside the frontier: charged to their hosts here.
-            for (host, n) in &parsed.page.subrequests {
-                self.scheduler.charge(host, *n, now);
-            }
-        }
-        if task.robots {
-            self.robots_answer(task, result, now);
-            return None;
-        }
-        // Whatever happened, this call may have reached the site.
-        self.summary.fetches += 1;
-        if let CallResult::Answered(_) = &result {
-            self.suspects.on_answer(&task);
-        }
-        match result {
-            CallResult::Answered(Ok(parsed)) => return Some(self.page_done(&task, worker, parsed)),
-            CallResult::Answered(Err(CrawlError::Parse(ParseError::UnknownParser(name)))) => {
-                tracing::error!(parser = %name, url = %task.request.url, "unknown parser; stopping the crawl");
-                let url = task.request.url.clone();
-                // Not done: keep it pending so a fixed worker can resume it.
-                self.scheduler.retry(task, None);
-                self.fatal
-                    .get_or_insert(EngineError::UnknownParser { name, url });
-            }
-            CallResult::Answered(Err(CrawlError::Render(RenderError::Unavailable { reason }))) => {
-                self.render_unavailable(task, &reason)
-            }
-            CallResult::Answered(Err(e)) => self.page_failed(task, e, now),
-            CallResult::Failed { kind, reason, lost } => {
-                self.call_failed(task, kind, &reason, lost)
-            }
-            CallResult::NoRenderWorker { .. } => unreachable!("handled above"),
-        }
-        None
-    }
-
-    /// The call task panicked: nothing was learnt, send again (it may
-    /// have reached the site, so it is counted).
-    fn call_panicked(&mut self, task: Task, latency: Duration) {
-        self.scheduler.done(&task, latency, false);
-        if task.robots {
-            self.scheduler.retry(task, None);
-            return;
-        }
-        self.summary.fetches += 1;
-        if let Some(task) = self.suspects.requeue(task) {
-            self.scheduler.retry(task, None);
-        }
-    }
-
-    /// A page arrived: its links go into the frontier, its items are
-    /// returned for the sink.
-    fn page_done(&mut self, task: &Task, worker: usize, parsed: ParseResult) -> Vec<Item> {
-        // What the page says about itself first: a canonical duplicate
-        // has no items or links left to record (page.rs).
-        let parsed = self.page_meta(task, parsed);
-        let fp = fingerprint(&task.request.url);
-        if self.done_since.remove(&fp) {
-            self.summary.refetched += 1;
-        }
-        self.record_page(task, &parsed);
-        self.summary.pages += 1;
-        self.summary.per_worker[worker].1 += 1;
-        self.metrics.pages.inc();
-        for request in parsed.requests {
-            self.enqueue(request);
-        }
-        parsed.items
     }
 
     /// Whether a stop (limit, signal, worker wait) has begun.

@@ -8,6 +8,28 @@ use tokio::time::Instant;
 use super::testing::{open, req, take};
 use super::*;
 
+/// A scheduler for any domain, with a depth limit and `politeness`.
+fn scheduler(max_depth: Option<u32>, politeness: Politeness) -> Scheduler {
+    let scope = Scope::new(vec!["*".into()], vec![], vec![], vec![]);
+    Scheduler::new(max_depth, scope, politeness)
+}
+
+/// At most `concurrency` requests per host in flight, starting `delay`
+/// apart.
+fn spaced(concurrency: u32, delay: Duration) -> Politeness {
+    Politeness {
+        default: HostLimits { concurrency, delay },
+        ..Politeness::default()
+    }
+}
+
+fn obeying_robots() -> Politeness {
+    Politeness {
+        obey_robots: true,
+        ..Politeness::default()
+    }
+}
+
 /// The dashboard's hosts table: busiest first, cut at the limit, with
 /// the total count of hosts.
 #[test]
@@ -68,11 +90,7 @@ fn dedups_normalized_urls() {
 /// Requests deeper than the limit are dropped; the limit itself is allowed.
 #[test]
 fn depth_limit() {
-    let mut s = Scheduler::new(
-        Some(2),
-        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
-        Politeness::default(),
-    );
+    let mut s = scheduler(Some(2), Politeness::default());
     assert_eq!(s.enqueue(req("http://h/1", 2)), Ok(()));
     assert_eq!(s.enqueue(req("http://h/2", 3)), Err(Dropped::TooDeep));
 }
@@ -109,18 +127,7 @@ fn rejects_out_of_scope() {
 /// served in between.
 #[test]
 fn per_host_limits_hold() {
-    let p = Politeness {
-        default: HostLimits {
-            concurrency: 2,
-            delay: Duration::from_millis(100),
-        },
-        ..Politeness::default()
-    };
-    let mut s = Scheduler::new(
-        None,
-        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
-        p,
-    );
+    let mut s = scheduler(None, spaced(2, Duration::from_millis(100)));
     for i in 0..5 {
         s.enqueue(req(&format!("http://a/{i}"), 0)).unwrap();
         s.enqueue(req(&format!("http://b/{i}"), 0)).unwrap();
@@ -150,18 +157,7 @@ fn per_host_limits_hold() {
 /// not charged, and a host without a delay is not held up.
 #[test]
 fn subrequests_are_charged_to_their_host() {
-    let p = Politeness {
-        default: HostLimits {
-            concurrency: 4,
-            delay: Duration::from_millis(100),
-        },
-        ..Politeness::default()
-    };
-    let mut s = Scheduler::new(
-        None,
-        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
-        p,
-    );
+    let mut s = scheduler(None, spaced(4, Duration::from_millis(100)));
     for i in 0..3 {
         s.enqueue(req(&format!("http://a/{i}"), 0)).unwrap();
     }
@@ -192,15 +188,7 @@ fn subrequests_are_charged_to_their_host() {
 /// skipped and counted; Crawl-delay raises the host delay.
 #[test]
 fn robots_gate_the_host() {
-    let p = Politeness {
-        obey_robots: true,
-        ..Politeness::default()
-    };
-    let mut s = Scheduler::new(
-        None,
-        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
-        p,
-    );
+    let mut s = scheduler(None, obeying_robots());
     s.enqueue(req("http://h:8080/private/1", 0)).unwrap();
     s.enqueue(req("http://h:8080/public/1", 0)).unwrap();
     s.enqueue(req("http://h:8080/public/2", 0)).unwrap();
@@ -232,15 +220,7 @@ fn robots_gate_the_host() {
 /// missing one allows all.
 #[test]
 fn robots_unavailable_then_missing() {
-    let p = Politeness {
-        obey_robots: true,
-        ..Politeness::default()
-    };
-    let mut s = Scheduler::new(
-        None,
-        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
-        p,
-    );
+    let mut s = scheduler(None, obeying_robots());
     s.enqueue(req("http://h/a", 0)).unwrap();
     let t0 = Instant::now();
     let robots = take(&mut s, t0);
@@ -279,11 +259,7 @@ fn done_feeds_the_throttle() {
         obey_robots: true,
         ..Politeness::default()
     };
-    let mut s = Scheduler::new(
-        None,
-        Scope::new(vec!["*".into()], vec![], vec![], vec![]),
-        p,
-    );
+    let mut s = scheduler(None, p);
     s.enqueue(req("http://h/a", 0)).unwrap();
     let now = Instant::now();
     let robots = take(&mut s, now);
@@ -312,11 +288,7 @@ fn robots_sitemaps_come_back_as_requests() {
             sitemaps: follow.then(|| ParserSpec::sitemap(&pages)),
             ..Politeness::default()
         };
-        let mut s = Scheduler::new(
-            Some(1),
-            Scope::new(vec!["*".into()], vec![], vec![], vec![]),
-            p,
-        );
+        let mut s = scheduler(Some(1), p);
         s.enqueue(req("http://h/", 0)).unwrap();
         let t0 = Instant::now();
         let robots = take(&mut s, t0);

@@ -22,14 +22,19 @@
 //! Bounds: `size` at most [`MAX_PAGE_SIZE`], the query at most
 //! [`MAX_QUERY_BYTES`], `from + size` at most the stores'
 //! [`crate::store::MAX_RESULT_WINDOW`], a login body at most 8 KiB.
+//!
+//! - this file: the routes, [`SearchParams`] and the search, and the
+//!   headers every answer gets.
+//! - `auth.rs`: the token check in front of every route, `POST /login`
+//!   and the cookie.
+//! - [`page`]: the HTML of the search page and the login form.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -38,7 +43,10 @@ use serde::Serialize;
 
 use crate::store::{ItemStore, Sort, MAX_RESULT_WINDOW};
 
+mod auth;
 pub mod page;
+
+use auth::{login, require_token};
 
 /// Most hits on one page (`size`). Default 10, at most 100: a page of 100
 /// cards still renders at once.
@@ -50,8 +58,6 @@ pub const DEFAULT_PAGE_SIZE: u32 = 10;
 pub const MAX_QUERY_BYTES: usize = 1000;
 /// Largest `POST /login` body.
 const MAX_LOGIN_BYTES: usize = 8 * 1024;
-/// The cookie holding the token once it was given.
-const COOKIE: &str = "itemsaver_token";
 
 #[derive(Clone)]
 struct AppState {
@@ -277,125 +283,6 @@ async fn item_api(State(state): State<AppState>, Path(id): Path<String>) -> Resp
         Ok(None) => json_error(StatusCode::NOT_FOUND, &format!("no item {id:?}")),
         Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
-}
-
-/// `POST /login` with `token=...&next=/...`: sets the cookie and goes on
-/// to `next`, or shows the form again.
-async fn login(State(state): State<AppState>, body: String) -> Response {
-    let mut token = String::new();
-    let mut next = String::from("/");
-    for (key, value) in url::form_urlencoded::parse(body.as_bytes()) {
-        match key.as_ref() {
-            "token" => token = value.into_owned(),
-            "next" => next = value.into_owned(),
-            _ => {}
-        }
-    }
-    // Only a path on this site, so the form cannot send a user elsewhere.
-    if !next.starts_with('/') || next.starts_with("//") || next.contains('\\') {
-        next = "/".into();
-    }
-    match &state.token {
-        Some(expected) if !expected.matches(token.as_bytes()) => html(
-            StatusCode::UNAUTHORIZED,
-            page::login(&next, Some("That is not the token.")),
-        ),
-        Some(_) => with_cookie(redirect(&next), &token),
-        None => redirect(&next),
-    }
-}
-
-/// Lets a request through if no token is configured or it carries the
-/// right one; turns `?token=` into the cookie.
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = &state.token else {
-        return next.run(request).await;
-    };
-    if request.uri().path() == "/login" {
-        return next.run(request).await;
-    }
-    let (given, rest) = split_token(request.uri().query().unwrap_or_default());
-    if let Some(given) = given {
-        if expected.matches(given.as_bytes()) {
-            let path = request.uri().path();
-            let target = if rest.is_empty() {
-                path.to_owned()
-            } else {
-                format!("{path}?{rest}")
-            };
-            return with_cookie(redirect(&target), &given);
-        }
-    } else if presented(request.headers()).is_some_and(|t| expected.matches(&t)) {
-        return next.run(request).await;
-    }
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
-    if request.uri().path().starts_with("/api/") {
-        json_error(
-            StatusCode::UNAUTHORIZED,
-            "a token is needed: the itemsaver_token cookie, Authorization: Bearer, or ?token=",
-        )
-    } else {
-        html(StatusCode::UNAUTHORIZED, page::login(&path_and_query, None))
-    }
-}
-
-/// A query string's `token`, and the query string without it.
-fn split_token(query: &str) -> (Option<String>, String) {
-    let mut given = None;
-    let mut rest = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        if key == "token" {
-            given = Some(value.into_owned());
-        } else {
-            rest.append_pair(&key, &value);
-        }
-    }
-    (given, rest.finish())
-}
-
-/// The token a request carries: the cookie, else a bearer header.
-fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
-    for value in headers.get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            if let Some((name, value)) = pair.trim().split_once('=') {
-                if name == COOKIE {
-                    let decoded: Vec<u8> =
-                        url::form_urlencoded::parse(format!("t={value}").as_bytes())
-                            .next()
-                            .map(|(_, v)| v.into_owned().into_bytes())
-                            .unwrap_or_default();
-                    return Some(decoded);
-                }
-            }
-        }
-    }
-    let bearer = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    bearer
-        .strip_prefix("Bearer ")
-        .map(|t| t.trim().as_bytes().to_vec())
-}
-
-fn with_cookie(mut response: Response, token: &str) -> Response {
-    // Encoded: a token file may hold bytes a cookie cannot carry as is.
-    let value: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
-    let cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
-    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
-    }
-    response
-}
-
-fn redirect(to: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(location) = HeaderValue::from_str(to) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// An HTML answer with the headers every page gets: no script may run,

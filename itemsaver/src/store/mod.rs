@@ -2,7 +2,7 @@
 //! service needs; the embedded tantivy index ([`embedded`]) and
 //! Elasticsearch ([`elastic`]) both sit behind the same
 //! `Arc<dyn ItemStore>`, both read queries through [`query`], and both
-//! keep an item as [`document`] lays it out.
+//! keep an item as `document.rs` lays it out.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -22,6 +22,18 @@ pub mod query;
 /// client cannot make the store rank millions of hits; Elasticsearch has
 /// the same limit, under the name `max_result_window`.
 pub const MAX_RESULT_WINDOW: u64 = 10_000;
+
+/// `from + size` of `request`, or the `BadQuery` a window past
+/// [`MAX_RESULT_WINDOW`] is.
+pub(crate) fn check_window(request: &SearchRequest) -> Result<u64, StoreError> {
+    let window = u64::from(request.from) + u64::from(request.size);
+    if window > MAX_RESULT_WINDOW {
+        return Err(StoreError::BadQuery(format!(
+            "from + size is {window}, at most {MAX_RESULT_WINDOW} allowed"
+        )));
+    }
+    Ok(window)
+}
 
 /// Most items one scan page carries, whatever the client asks: a page is
 /// held whole in memory on both sides.

@@ -30,170 +30,31 @@
 //! id = { select = "table.profile", attr = "data-id" }
 //! fields.age = { select = "td[data-field=age]", regex = '(\d+)', type = "integer" }
 //! ```
+//!
+//! - this file: [`Rules`] (the checked file, its id, the specs requests
+//!   carry, what `check-rules` prints), [`RuleError`], [`Builtins`],
+//!   [`parse_file`] and [`render_arg`].
+//! - `spec.rs`: the serde types of a rules file, [`RulesFile`] down to
+//!   [`FieldSpec`].
+//! - `check.rs`: [`Rules::check`], every check short of selector syntax.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use regex::Regex;
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::types::{ParserSpec, Render};
+
+mod check;
+mod spec;
+
+pub use spec::{FieldSpec, FieldType, FollowSpec, IdSpec, ItemSpec, RuleSpec, RulesFile, Take};
 
 /// The argument that marks a rule parser and names its rule set.
 pub const RULESET_ARG: &str = "ruleset";
 
 /// The follow selector when a rule gives none.
 pub const DEFAULT_FOLLOW_SELECTOR: &str = "a[href]";
-
-/// A rules file as written (TOML), or the `[rules]` section of config.toml.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulesFile {
-    /// Start URLs (the engine's `--seed` overrides them).
-    #[serde(default)]
-    pub seeds: Vec<String>,
-    /// The parser for the seeds: a rule, or a built-in parser.
-    #[serde(default)]
-    pub start: Option<String>,
-    /// Sitemaps to start from, beside the seeds (the engine's `--sitemap`
-    /// adds to them).
-    #[serde(default)]
-    pub sitemaps: Vec<String>,
-    /// The parser for the pages a sitemap lists: a rule, or a built-in
-    /// (default: `start`).
-    #[serde(default)]
-    pub sitemap_parser: Option<String>,
-    /// The rule parsers, by name.
-    #[serde(default)]
-    pub parsers: BTreeMap<String, RuleSpec>,
-}
-
-/// One rule parser.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    /// Links to follow.
-    #[serde(default)]
-    pub follow: Vec<FollowSpec>,
-    /// The item each page yields, if any.
-    #[serde(default)]
-    pub item: Option<ItemSpec>,
-    /// Whether its pages are rendered in a browser first: `never`
-    /// (default), `always`, or `auto` (only when the fetched page lacks the
-    /// item's id or fields, or what `follow` selects, or is a script
-    /// shell).
-    #[serde(default)]
-    pub render: Render,
-}
-
-/// Which links to follow, and with which parser.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FollowSpec {
-    /// CSS selector of the links (elements with `href`); default
-    /// [`DEFAULT_FOLLOW_SELECTOR`].
-    #[serde(default)]
-    pub select: Option<String>,
-    /// Regex the resolved URL must match.
-    #[serde(default)]
-    pub pattern: Option<String>,
-    /// The parser for the followed pages: a rule or a built-in.
-    pub parser: String,
-}
-
-/// The item a page yields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ItemSpec {
-    /// The item's kind.
-    pub kind: String,
-    /// Where its id comes from; none means an id derived from URL and kind.
-    #[serde(default)]
-    pub id: Option<IdSpec>,
-    /// Its fields, by name.
-    #[serde(default)]
-    pub fields: BTreeMap<String, FieldSpec>,
-}
-
-/// The item id: a regex capture on the page URL, or an element's text or
-/// attribute (with an optional regex).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdSpec {
-    /// Regex on the page URL; its first capture group (or whole match).
-    #[serde(default)]
-    pub from_url: Option<String>,
-    /// CSS selector of the element holding the id.
-    #[serde(default)]
-    pub select: Option<String>,
-    /// Attribute holding the id (default: the element's text).
-    #[serde(default)]
-    pub attr: Option<String>,
-    /// Regex applied to the text or attribute; first capture group.
-    #[serde(default)]
-    pub regex: Option<String>,
-}
-
-/// One field: where it is and what to make of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldSpec {
-    /// CSS selector of the element (the first match; all for lists).
-    pub select: String,
-    /// What to take from it: `text` (default), `html` (the element) or
-    /// `inner_html`; ignored when `attr` is set.
-    #[serde(default)]
-    pub take: Take,
-    /// Take this attribute instead.
-    #[serde(default)]
-    pub attr: Option<String>,
-    /// Regex; its first capture group (or whole match) is kept. No match
-    /// leaves the field out.
-    #[serde(default)]
-    pub regex: Option<String>,
-    /// Trim white space (default true).
-    #[serde(default = "yes")]
-    pub trim: bool,
-    /// `string` (default), `integer`, `float`, or `list` (every match).
-    #[serde(default, rename = "type")]
-    pub ty: FieldType,
-    /// For lists: the type of each element (default `string`).
-    #[serde(default)]
-    pub items: Option<FieldType>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// What to take from an element.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Take {
-    /// Its text, descendants included.
-    #[default]
-    Text,
-    /// Its outer HTML.
-    Html,
-    /// Its inner HTML.
-    InnerHtml,
-}
-
-/// The type a field's text is converted to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    /// Text as is.
-    #[default]
-    String,
-    /// A whole number; text that is not one leaves the field out.
-    Integer,
-    /// A number.
-    Float,
-    /// Every matching element, as a list.
-    List,
-}
 
 /// A mistake in a rules file, naming the parser and the key.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -252,59 +113,6 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Checks `file`: names, required keys, the types of fields, that seeds
-    /// are http(s) URLs, that every regex compiles, and that every parser
-    /// named is one of the file's or allowed by `builtins`. The first
-    /// mistake is returned.
-    pub fn check(file: RulesFile, builtins: Builtins<'_>) -> Result<Rules, RuleError> {
-        let known = |name: &str| {
-            file.parsers.contains_key(name)
-                || match builtins {
-                    Builtins::Known(names) => names.contains(&name),
-                    Builtins::Unchecked => true,
-                }
-        };
-        if let Some(parser) = &file.sitemap_parser {
-            if !known(parser) {
-                return Err(RuleError::new(
-                    "",
-                    "sitemap_parser",
-                    format!("unknown parser {parser:?}"),
-                ));
-            }
-        }
-        http_urls("sitemaps", &file.sitemaps)?;
-        if !file.sitemaps.is_empty() && file.start.is_none() && file.sitemap_parser.is_none() {
-            return Err(RuleError::new(
-                "",
-                "sitemap_parser",
-                "sitemaps are given but no sitemap_parser (or start) for their pages",
-            ));
-        }
-        if let Some(start) = &file.start {
-            if !known(start) {
-                return Err(RuleError::new(
-                    "",
-                    "start",
-                    format!("unknown parser {start:?}"),
-                ));
-            }
-        }
-        if !file.seeds.is_empty() && file.start.is_none() {
-            return Err(RuleError::new(
-                "",
-                "start",
-                "seeds are given but no start parser",
-            ));
-        }
-        http_urls("seeds", &file.seeds)?;
-        for (name, spec) in &file.parsers {
-            check_rule(name, spec, &known)?;
-        }
-        let id = ruleset_id(&file);
-        Ok(Rules { file, id })
-    }
-
     /// The file as checked.
     pub fn file(&self) -> &RulesFile {
         &self.file
@@ -425,24 +233,6 @@ impl Rules {
     }
 }
 
-/// Checks that every URL of the file-level list `key` is an http(s) URL;
-/// the first that is not is the mistake, named `key[i]`.
-fn http_urls(key: &str, urls: &[String]) -> Result<(), RuleError> {
-    for (i, url) in urls.iter().enumerate() {
-        match url::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(RuleError::new(
-                    "",
-                    format!("{key}[{i}]"),
-                    format!("{url:?} is not an http(s) URL"),
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A parser's `render` argument ([`Render::ARG`]): `never` when absent, an
 /// error naming the value when it is not a mode.
 pub fn render_arg(spec: &ParserSpec) -> Result<Render, String> {
@@ -455,85 +245,6 @@ pub fn render_arg(spec: &ParserSpec) -> Result<Render, String> {
             )
         }),
     }
-}
-
-/// Checks one rule parser (all but its selectors).
-fn check_rule(name: &str, spec: &RuleSpec, known: &dyn Fn(&str) -> bool) -> Result<(), RuleError> {
-    let regex = |key: String, re: &str| {
-        Regex::new(re)
-            .map(drop)
-            .map_err(|e| RuleError::new(name, key, format!("bad regex {re:?}: {e}")))
-    };
-    if name.trim().is_empty() {
-        return Err(RuleError::new(name, "name", "empty parser name"));
-    }
-    for (i, f) in spec.follow.iter().enumerate() {
-        if !known(&f.parser) {
-            return Err(RuleError::new(
-                name,
-                format!("follow[{i}].parser"),
-                format!("unknown parser {:?}", f.parser),
-            ));
-        }
-        if let Some(p) = &f.pattern {
-            regex(format!("follow[{i}].pattern"), p)?;
-        }
-    }
-    let Some(item) = &spec.item else {
-        return Ok(());
-    };
-    if item.kind.trim().is_empty() {
-        return Err(RuleError::new(name, "item.kind", "empty item kind"));
-    }
-    match &item.id {
-        None => {}
-        Some(IdSpec {
-            from_url: Some(re),
-            select: None,
-            attr: None,
-            regex: None,
-        }) => regex("item.id.from_url".into(), re)?,
-        Some(IdSpec {
-            from_url: None,
-            select: Some(_),
-            regex: Some(re),
-            ..
-        }) => regex("item.id.regex".into(), re)?,
-        Some(IdSpec {
-            from_url: None,
-            select: Some(_),
-            regex: None,
-            ..
-        }) => {}
-        Some(_) => {
-            return Err(RuleError::new(
-                name,
-                "item.id",
-                "give either from_url, or select (with optional attr and regex)",
-            ))
-        }
-    }
-    for (field, f) in &item.fields {
-        let key = |k: &str| format!("item.fields.{field}.{k}");
-        if f.ty != FieldType::List && f.items.is_some() {
-            return Err(RuleError::new(
-                name,
-                key("items"),
-                "only lists (type = \"list\") have items",
-            ));
-        }
-        if f.items == Some(FieldType::List) {
-            return Err(RuleError::new(
-                name,
-                key("items"),
-                "lists of lists are not supported",
-            ));
-        }
-        if let Some(re) = &f.regex {
-            regex(key("regex"), re)?;
-        }
-    }
-    Ok(())
 }
 
 fn canonical_json(file: &RulesFile) -> String {

@@ -1,5 +1,7 @@
 //! Wire types: request keys, values and their limits.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 fn sample_item() -> Item {

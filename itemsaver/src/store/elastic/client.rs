@@ -141,6 +141,17 @@ impl Inner {
         }
     }
 
+    /// [`Inner::read`] once [`Inner::refresh_if_written`] has made every
+    /// write answered so far visible: what `count` and `search` send.
+    pub(super) async fn read_fresh<F, Fut>(&self, send: F) -> Result<Response, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Response, elasticsearch::Error>>,
+    {
+        self.refresh_if_written().await?;
+        self.read(send).await
+    }
+
     /// Makes writes answered so far visible to `count` and `search`; see
     /// the module docs.
     pub(super) async fn refresh_if_written(&self) -> Result<(), StoreError> {

@@ -69,7 +69,7 @@ use rpcsupport::{Item, SaveAck, ScanPage, ScanRequest, SearchRequest, SearchResp
 use serde_json::{json, Value as Json};
 use url::Url;
 
-use super::{latest_per_key, query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW};
+use super::{check_window, latest_per_key, query, ItemStore, Sort, StoreError};
 use client::reason;
 use dsl::to_dsl;
 use mapping::decode_hit;
@@ -238,9 +238,8 @@ impl ItemStore for ElasticStore {
 
     async fn count(&self) -> Result<u64, StoreError> {
         let inner = &self.inner;
-        inner.refresh_if_written().await?;
         let response = inner
-            .read(|| async {
+            .read_fresh(|| async {
                 inner
                     .client
                     .count(CountParts::Index(&[&inner.index]))
@@ -305,12 +304,7 @@ impl ElasticStore {
         request: &SearchRequest,
         sort: Json,
     ) -> Result<SearchResponse, StoreError> {
-        let window = u64::from(request.from) + u64::from(request.size);
-        if window > MAX_RESULT_WINDOW {
-            return Err(StoreError::BadQuery(format!(
-                "from + size is {window}, at most {MAX_RESULT_WINDOW} allowed"
-            )));
-        }
+        check_window(request)?;
         let ast = query::parse(&request.query)?;
         let dsl = to_dsl(&ast)
             .map_err(|e| StoreError::BadQuery(format!("query {:?}: {e}", request.query)))?;
@@ -324,9 +318,8 @@ impl ElasticStore {
             "_source": ["item"],
         });
         let inner = &self.inner;
-        inner.refresh_if_written().await?;
         let response = inner
-            .read(|| async {
+            .read_fresh(|| async {
                 inner
                     .client
                     .search(SearchParts::Index(&[&inner.index]))

@@ -28,33 +28,34 @@
 //! that later commits and merges do not change, so a cursor is simply
 //! "segment, document" within it: each page seeks straight there, however
 //! deep into the store it is, and no item is seen twice or skipped.
+//!
+//! - this file: [`open`], the schema, and [`ItemStore`] on top of the parts
+//!   below, each of which runs on a blocking thread.
+//! - `write.rs`: the queue of saves and deletes and the group commit.
+//! - `read.rs`: `get`, `search` and `search_sorted`.
+//! - `scan.rs`: the open scans and their cursors.
+//! - `sorted.rs`: the collector that ranks hits by a payload number.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rpcsupport::{Item, SaveAck, ScanPage, ScanRequest, SearchRequest, SearchResponse};
-use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{Query, QueryParser, TermQuery};
-use tantivy::schema::{
-    Field, IndexRecordOption, OwnedValue, Schema, Value as _, FAST, STORED, STRING, TEXT,
-};
-use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
-    TantivyError, Term,
-};
+use tantivy::query::QueryParser;
+use tantivy::schema::{Field, Schema, FAST, STORED, STRING, TEXT};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 use tokio::sync::oneshot;
 
+mod read;
 mod scan;
 mod sorted;
+mod write;
 
 use scan::Scans;
-use sorted::ByNumber;
+use write::{committed_answer, PendingWrite};
 
-use super::document::{collect_text, stored_json};
-use super::{query, ItemStore, Sort, StoreError, MAX_RESULT_WINDOW};
+use super::{ItemStore, Sort, StoreError};
 
 /// Memory the writer may use before it flushes a segment. Items are small
 /// and every batch is committed at once, so buffers rarely fill; this only
@@ -146,19 +147,6 @@ struct Inner {
     scans: Mutex<Scans>,
 }
 
-/// One `put_batch` or `delete` waiting for its commit.
-enum PendingWrite {
-    Save {
-        items: Vec<Item>,
-        done: oneshot::Sender<Result<(), StoreError>>,
-    },
-    Delete {
-        keys: Vec<String>,
-        /// Answered with how many of `keys` were stored.
-        done: oneshot::Sender<Result<u64, StoreError>>,
-    },
-}
-
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
@@ -247,282 +235,6 @@ impl ItemStore for EmbeddedStore {
         let inner = self.inner.clone();
         let request = request.clone();
         blocking(move || inner.scan(&request)).await
-    }
-}
-
-impl Inner {
-    /// Queues `write` for the next group commit and starts a commit.
-    /// Queued synchronously, before the caller's first await, so writes
-    /// handed over one after another keep that order.
-    fn queue(self: &Arc<Self>, write: PendingWrite) {
-        lock(&self.pending).push(write);
-        let inner = self.clone();
-        // This task may find our write already taken by an earlier task's
-        // group commit; it then has nothing to do. Either way, some task
-        // that starts after our push commits our write.
-        tokio::task::spawn_blocking(move || inner.commit_pending());
-    }
-
-    /// Writes and commits every pending write, then answers each.
-    /// Takes the `Arc` so it can let go of it before answering: a caller
-    /// told "stored" that drops its store then holds the last reference,
-    /// and the index lock goes with it (so reopening the directory at once
-    /// works).
-    fn commit_pending(self: Arc<Self>) {
-        let mut writer = match self.writer.lock() {
-            Ok(writer) => writer,
-            Err(poisoned) => {
-                // A commit panicked halfway; drop whatever it had added so
-                // it is not committed with the next group.
-                self.writer.clear_poison();
-                let mut writer = poisoned.into_inner();
-                if let Err(e) = writer.rollback() {
-                    tracing::error!(error = %e, "rollback after a panicked commit failed");
-                }
-                writer
-            }
-        };
-        // Taken only now that we hold the writer, so batches that queued up
-        // during the previous commit all go into this one.
-        let group = std::mem::take(&mut *lock(&self.pending));
-        if group.is_empty() {
-            return;
-        }
-        let result = self.write_group(&mut writer, &group);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, writes = group.len(), "commit failed");
-            // Otherwise the failed group's documents would be committed
-            // with the next one, after its callers were told it failed.
-            if let Err(e) = writer.rollback() {
-                tracing::error!(error = %e, "rollback after a failed commit failed");
-            }
-        }
-        drop(writer);
-        drop(self);
-        // The caller may have gone away (client disconnected); the writes
-        // are committed regardless, so a failed send is ignored.
-        for (at, write) in group.into_iter().enumerate() {
-            let answer = match &result {
-                Ok(deleted) => Ok(deleted[at]),
-                Err(e) => Err(e.clone()),
-            };
-            match write {
-                PendingWrite::Save { done, .. } => {
-                    let _ = done.send(answer.map(|_| ()));
-                }
-                PendingWrite::Delete { done, .. } => {
-                    let _ = done.send(answer);
-                }
-            }
-        }
-    }
-
-    /// Writes `group` in one commit and answers, per write, how many keys
-    /// it deleted that were stored (0 for saves).
-    fn write_group(
-        &self,
-        writer: &mut IndexWriter,
-        group: &[PendingWrite],
-    ) -> Result<Vec<u64>, StoreError> {
-        // Each key's state at the end of the group, in first-seen order:
-        // the item to write, or `None` for deleted. Writes are queued in
-        // arrival order, so the last save or delete of a key wins, and
-        // each key is written once.
-        let mut last: Vec<(String, Option<&Item>)> = Vec::new();
-        let mut position: HashMap<String, usize> = HashMap::new();
-        // Taken while we hold the writer, so it shows every commit so far.
-        let searcher = self.reader.searcher();
-        let mut deleted = Vec::with_capacity(group.len());
-        for write in group {
-            match write {
-                PendingWrite::Save { items, .. } => {
-                    for item in items {
-                        set_state(&mut last, &mut position, item.key(), Some(item));
-                    }
-                    deleted.push(0);
-                }
-                PendingWrite::Delete { keys, .. } => {
-                    let mut stored = 0;
-                    for key in keys {
-                        let was_stored = match position.get(key.as_str()) {
-                            Some(&at) => last[at].1.is_some(),
-                            None => self.is_stored(&searcher, key)?,
-                        };
-                        if was_stored {
-                            stored += 1;
-                        }
-                        set_state(&mut last, &mut position, key.clone(), None);
-                    }
-                    deleted.push(stored);
-                }
-            }
-        }
-        for (key, item) in last {
-            // A delete only affects documents added before it, so the new
-            // version added right after survives.
-            writer.delete_term(Term::from_field_text(self.fields.id, &key));
-            if let Some(item) = item {
-                writer.add_document(self.document(&key, item))?;
-            }
-        }
-        // Returns once segment files and meta.json are fsynced.
-        writer.commit()?;
-        self.reader.reload()?;
-        Ok(deleted)
-    }
-
-    /// Whether a live document has the id `key` in `searcher`'s snapshot.
-    fn is_stored(&self, searcher: &Searcher, key: &str) -> Result<bool, StoreError> {
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, key),
-            IndexRecordOption::Basic,
-        );
-        Ok(searcher.search(&query, &Count)? > 0)
-    }
-
-    fn document(&self, key: &str, item: &Item) -> TantivyDocument {
-        let f = &self.fields;
-        let mut doc = TantivyDocument::new();
-        doc.add_text(f.id, key);
-        doc.add_text(f.url, &item.url);
-        doc.add_text(f.kind, &item.kind);
-        let payload = OwnedValue::from(item.payload_json());
-        doc.add_field_value(f.payload, &payload);
-        let mut text = String::new();
-        for value in item.payload.values() {
-            collect_text(value, &mut text);
-        }
-        doc.add_text(f.all, &text);
-        doc.add_text(f.item, stored_json(item));
-        doc
-    }
-
-    fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, id),
-            IndexRecordOption::Basic,
-        );
-        // Upserts keep at most one live document per id.
-        let hits = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
-        match hits.first() {
-            Some(&(_, address)) => self.load(&searcher, address).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError> {
-        let window = u64::from(request.from) + u64::from(request.size);
-        if window > MAX_RESULT_WINDOW {
-            return Err(StoreError::BadQuery(format!(
-                "from + size is {window}, at most {MAX_RESULT_WINDOW} allowed"
-            )));
-        }
-        let query = self.parse_query(&request.query)?;
-        let searcher = self.reader.searcher();
-        let (total, hits) = if request.size == 0 {
-            // TopDocs cannot collect zero hits; the caller only wants a count.
-            let total = searcher.search(&query, &Count).map_err(run_error)?;
-            (total, Vec::new())
-        } else {
-            let top = TopDocs::with_limit(request.size as usize)
-                .and_offset(request.from as usize)
-                .order_by_score();
-            searcher.search(&query, &(Count, top)).map_err(run_error)?
-        };
-        let items = hits
-            .into_iter()
-            .map(|(_, address)| self.load(&searcher, address))
-            .collect::<Result<_, _>>()?;
-        Ok(SearchResponse {
-            total: total as u64,
-            items,
-        })
-    }
-
-    /// [`ItemStore::search_sorted`]: as [`Inner::search`], ranked by a
-    /// payload number ([`ByNumber`]) instead of the score.
-    fn search_sorted(
-        &self,
-        request: &SearchRequest,
-        sort: &Sort,
-    ) -> Result<SearchResponse, StoreError> {
-        let window = u64::from(request.from) + u64::from(request.size);
-        if window > MAX_RESULT_WINDOW {
-            return Err(StoreError::BadQuery(format!(
-                "from + size is {window}, at most {MAX_RESULT_WINDOW} allowed"
-            )));
-        }
-        let query = self.parse_query(&request.query)?;
-        let searcher = self.reader.searcher();
-        let top = ByNumber {
-            column: format!("payload.{}", sort.field),
-            descending: sort.descending,
-            limit: window as usize,
-        };
-        let (total, hits) = searcher.search(&query, &(Count, top)).map_err(run_error)?;
-        let items = hits
-            .into_iter()
-            .skip(request.from as usize)
-            .map(|(_, address)| self.load(&searcher, address))
-            .collect::<Result<_, _>>()?;
-        Ok(SearchResponse {
-            total: total as u64,
-            items,
-        })
-    }
-
-    /// Parses the query language of [`super::query`] (which also routes
-    /// payload keys: `age:31` means `payload.age:31`) and builds tantivy's
-    /// query from the tree.
-    fn parse_query(&self, text: &str) -> Result<Box<dyn Query>, StoreError> {
-        let ast = query::parse(text)?;
-        self.parser
-            .build_query_from_user_input_ast(ast)
-            .map_err(|e| StoreError::BadQuery(format!("query {text:?}: {e}")))
-    }
-
-    fn load(&self, searcher: &Searcher, address: DocAddress) -> Result<Item, StoreError> {
-        let doc: TantivyDocument = searcher.doc(address)?;
-        let text = |field| doc.get_first(field).and_then(|v| v.as_str());
-        let id = text(self.fields.id).unwrap_or_default().to_owned();
-        let corrupt = |reason: &str| StoreError::Corrupt {
-            id: id.clone(),
-            reason: reason.to_owned(),
-        };
-        let stored = text(self.fields.item).ok_or_else(|| corrupt("no stored item"))?;
-        let json: serde_json::Value =
-            serde_json::from_str(stored).map_err(|e| corrupt(&e.to_string()))?;
-        Item::from_json(&json).ok_or_else(|| corrupt("not an item"))
-    }
-}
-
-/// Records `item` (`None`: deleted) as `key`'s latest state in
-/// [`Inner::write_group`]'s list, keeping the key's first-seen place.
-fn set_state<'a>(
-    last: &mut Vec<(String, Option<&'a Item>)>,
-    position: &mut HashMap<String, usize>,
-    key: String,
-    item: Option<&'a Item>,
-) {
-    match position.get(&key) {
-        Some(&at) => last[at].1 = item,
-        None => {
-            position.insert(key.clone(), last.len());
-            last.push((key, item));
-        }
-    }
-}
-
-/// What the committing task answered a queued write.
-async fn committed_answer<T>(
-    committed: oneshot::Receiver<Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match committed.await {
-        Ok(result) => result,
-        // The sender is dropped unanswered only if the committing task
-        // panicked.
-        Err(_) => Err(StoreError::Task("commit task panicked".into())),
     }
 }
 

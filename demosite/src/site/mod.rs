@@ -1,11 +1,24 @@
 //! The site's shape (cities, pagination, which page links where) and the
 //! HTML of every page, independent of HTTP so tests can walk it directly.
+//!
+//! - this file: [`SiteConfig`], [`View`] and [`Site`] with what the shape
+//!   answers without rendering (counts, paths, which profile is where,
+//!   recommendations, encodings, what a generation removed).
+//! - `html.rs`: [`Page`], [`PageEncoding`] and the head and tail every
+//!   page shares.
+//! - `render.rs`: [`Site::render_at`] and the HTML of the city list, the
+//!   city pages and the profile pages.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
 use crate::generation;
 use crate::profile::{self, Profile};
+
+mod html;
+mod render;
+
+pub(crate) use html::{head_with, small_page, tail, Extra};
+pub use html::{Page, PageEncoding};
 
 /// Most sitemap-only profiles a site has (`--sitemap_only`): their ids
 /// come after the linked ones, and [`Site::profile_at`] answers for ids up
@@ -44,15 +57,6 @@ impl Default for View {
     }
 }
 
-/// Extra markup a variant of a profile page carries (`/meta/...`, print).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Extra<'a> {
-    /// Inside `<head>`, after the title.
-    pub head: &'a str,
-    /// At the end of `<body>`.
-    pub body: &'a str,
-}
-
 /// How big the generated site is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SiteConfig {
@@ -73,59 +77,6 @@ impl Default for SiteConfig {
             cities: 20,
             page_size: 20,
         }
-    }
-}
-
-/// How a page's bytes are encoded and where that is declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageEncoding {
-    /// UTF-8, declared in the header and in `<meta charset="utf-8">`.
-    Utf8,
-    /// GBK, declared only in the header (`text/html; charset=gbk`).
-    GbkHeader,
-    /// GBK, declared only in `<meta charset="gbk">` (header `text/html`).
-    GbkMeta,
-}
-
-impl PageEncoding {
-    /// The Content-Type header value the page is served with.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            PageEncoding::Utf8 => "text/html; charset=utf-8",
-            PageEncoding::GbkHeader => "text/html; charset=gbk",
-            PageEncoding::GbkMeta => "text/html",
-        }
-    }
-
-    fn meta(self) -> &'static str {
-        match self {
-            PageEncoding::Utf8 => "<meta charset=\"utf-8\">\n",
-            PageEncoding::GbkHeader => "",
-            PageEncoding::GbkMeta => "<meta charset=\"gbk\">\n",
-        }
-    }
-}
-
-/// A rendered page: encoded bytes plus the header that describes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// The body, already in [`Page::encoding`].
-    pub body: Vec<u8>,
-    /// How the body is encoded; gives the Content-Type.
-    pub encoding: PageEncoding,
-}
-
-impl Page {
-    fn encode(html: String, encoding: PageEncoding) -> Page {
-        let body = match encoding {
-            PageEncoding::Utf8 => html.into_bytes(),
-            // Every character on the site is in GBK (see the tables in
-            // `profile`), so nothing is lost to replacement.
-            PageEncoding::GbkHeader | PageEncoding::GbkMeta => {
-                encoding_rs::GBK.encode(&html).0.into_owned()
-            }
-        };
-        Page { body, encoding }
     }
 }
 
@@ -416,220 +367,6 @@ impl Site {
             _ => PageEncoding::Utf8,
         }
     }
-
-    /// The page at `path` (with optional query), or `None` for a 404.
-    /// Only `page=N` is read from the query; other parameters are ignored.
-    /// Generation 0, no optional sections: [`Site::render_at`] with the
-    /// default [`View`].
-    pub fn render(&self, path: &str, query: Option<&str>) -> Option<Page> {
-        self.render_at(path, query, &View::default(), "")
-    }
-
-    /// The HTML page at `path` as `view` shows it, or `None` (a 404, or a
-    /// 410 when [`Site::is_gone`]). `origin` (`http://host:port`, from the
-    /// request) makes the absolute links of the open-web pages. Sitemaps,
-    /// scripts and JSON are not pages; the router serves them.
-    pub fn render_at(
-        &self,
-        path: &str,
-        query: Option<&str>,
-        view: &View,
-        origin: &str,
-    ) -> Option<Page> {
-        if path == "/" {
-            return Some(self.render_city_list());
-        }
-        if view.open_web {
-            if let Some(rest) = path.strip_prefix("/meta/") {
-                return crate::open_web::render_meta(self, rest, view);
-            }
-            // The print views name the profile's own page as canonical:
-            // relative from `/profile/{id}/print`, absolute from
-            // `/profile/{id}?view=print`.
-            let print = query.is_some_and(|q| q.split('&').any(|p| p == "view=print"));
-            let canonical = match path.strip_prefix("/profile/") {
-                Some(rest) => match rest.strip_suffix("/print") {
-                    Some(id) => Some((id, "")),
-                    None if print => Some((rest, origin)),
-                    None => None,
-                },
-                None => None,
-            };
-            if let Some((id, base)) = canonical {
-                let head = format!("<link rel=\"canonical\" href=\"{base}/profile/{id}\">\n");
-                return self.profile_page(
-                    canonical_id(id)?,
-                    view,
-                    Extra {
-                        head: &head,
-                        body: "",
-                    },
-                );
-            }
-        }
-        if view.js {
-            if let Some(rest) = path.strip_prefix("/js/") {
-                return crate::js::render(self, rest, view, origin);
-            }
-        }
-        if let Some(slug) = path.strip_prefix("/city/") {
-            let city = self.city_index(slug)?;
-            let page = match query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("page=")))
-            {
-                None => 1,
-                Some(n) => n.parse().ok()?,
-            };
-            return self.render_city_at(city, page, view);
-        }
-        if let Some(id) = path.strip_prefix("/profile/") {
-            return self.profile_page(canonical_id(id)?, view, Extra::default());
-        }
-        None
-    }
-
-    /// `/`: a link to every city, plus links a parser must skip.
-    pub fn render_city_list(&self) -> Page {
-        let mut html = String::with_capacity(600 + 60 * self.cities.len());
-        head(&mut html, PageEncoding::Utf8, "城市列表 - 示例交友网", None);
-        html.push_str("<div class=\"city-list\">\n<h1>城市列表</h1>\n<ul>\n");
-        for city in &self.cities {
-            let _ = writeln!(
-                html,
-                "<li><a href=\"/city/{}\">{}</a></li>",
-                city.slug, city.name
-            );
-        }
-        html.push_str(
-            "</ul>\n<p class=\"more\"><a href=\"javascript:void(0)\">更多城市</a> \
-             <a href=\"mailto:x@y\">合作联系</a> <a href=\"#top\">返回顶部</a></p>\n</div>\n",
-        );
-        tail(&mut html);
-        Page::encode(html, PageEncoding::Utf8)
-    }
-
-    /// `/city/{slug}?page=N`: that page's profiles and a link to the next
-    /// page while there is one. `None` for a page past the end.
-    pub fn render_city(&self, city: u32, page: u64) -> Option<Page> {
-        self.render_city_at(city, page, &View::default())
-    }
-
-    /// [`Site::render_city`] in `view`'s generation: removed profiles are
-    /// left out (the page keeps its place, so pages never shift), changed
-    /// ones show their new age.
-    pub fn render_city_at(&self, city: u32, page: u64, view: &View) -> Option<Page> {
-        let pages = self.city_pages(city);
-        if page == 0 || page > pages {
-            return None;
-        }
-        let c = self.cities.get(city as usize)?;
-        let size = u64::from(self.config.page_size);
-        let first = (page - 1) * size;
-        let last = (first + size).min(self.city_profile_count(city));
-        let encoding = Site::city_encoding(city, page);
-        let mut html = String::with_capacity(700 + 90 * (last - first) as usize);
-        let title = format!("{}征婚交友 第{page}页 - 示例交友网", c.name);
-        head(&mut html, encoding, &title, None);
-        let _ = write!(
-            html,
-            "<div class=\"nav\"><a href=\"/\">首页</a></div>\n\
-             <h1 class=\"city\">{}征婚交友</h1>\n<ul class=\"profile-list\">\n",
-            c.name
-        );
-        for j in first..last {
-            let id = u64::from(city) + 1 + j * u64::from(self.config.cities);
-            if generation::removed(id, view.generation) {
-                continue;
-            }
-            // Every third link is relative to /city/, to exercise resolution.
-            let prefix = if id % 3 == 0 {
-                "../profile/"
-            } else {
-                "/profile/"
-            };
-            let _ = write!(html, "<li><a href=\"{prefix}{id}\">");
-            profile::write_name(id, &mut html);
-            let _ = writeln!(
-                html,
-                "</a> <span class=\"age\">{}岁</span></li>",
-                profile::age_after(id, generation::edits(id, view.generation))
-            );
-        }
-        let _ = write!(html, "</ul>\n<div class=\"pager\">第{page}/{pages}页");
-        if page < pages {
-            // Alternate a query-only relative link with an absolute path.
-            let next = page + 1;
-            if next.is_multiple_of(2) {
-                let _ = write!(html, " <a class=\"next\" href=\"?page={next}\">下一页</a>");
-            } else {
-                let _ = write!(
-                    html,
-                    " <a class=\"next\" href=\"/city/{}?page={next}\">下一页</a>",
-                    c.slug
-                );
-            }
-        }
-        html.push_str(" <a href=\"#top\">返回顶部</a></div>\n");
-        tail(&mut html);
-        Some(Page::encode(html, encoding))
-    }
-
-    /// `/profile/{id}`: the profile table and four recommendations.
-    pub fn render_profile(&self, id: u64) -> Option<Page> {
-        self.profile_page(id, &View::default(), Extra::default())
-    }
-
-    /// The profile page of `id` as `view` shows it, with `extra` markup.
-    pub(crate) fn profile_page(&self, id: u64, view: &View, extra: Extra<'_>) -> Option<Page> {
-        if !self.serves_profile(id, view) {
-            return None;
-        }
-        let p = self.profile_at(id, view.generation)?;
-        let encoding = Site::profile_encoding(id);
-        let has_base = Site::profile_has_base(id);
-        let mut html = String::with_capacity(2048);
-        let title = format!("{}的征婚资料 - 示例交友网", p.name);
-        head_with(
-            &mut html,
-            encoding,
-            &title,
-            has_base.then_some("/profile/all/"),
-            extra.head,
-        );
-        let slug = &self.cities[self.city_of(id) as usize].slug;
-        let _ = write!(
-            html,
-            "<div class=\"nav\"><a href=\"/\">首页</a> &gt; <a href=\"/city/{slug}\">{}</a></div>\n\
-             <h1 class=\"name\">{}</h1>\n",
-            p.city, p.name
-        );
-        p.write_table(&mut html);
-        html.push_str("<div class=\"guess-you-like\">\n<h2>猜你喜欢</h2>\n<ul>\n");
-        for (k, t) in self.recommendations(id).into_iter().enumerate() {
-            if generation::removed(t, view.generation) {
-                continue;
-            }
-            let href = match ((id + k as u64) % 4, has_base) {
-                (0, _) => format!("/profile/{t}"),
-                // Against <base href="/profile/all/"> only; against the
-                // page URL it would give /{t}, a 404.
-                (_, true) => format!("../{t}"),
-                (1, false) => format!("../profile/{t}"),
-                (2, false) => format!("{t}"),
-                _ => format!("/profile/{t}#comments"),
-            };
-            let _ = write!(html, "<li><a href=\"{href}\">");
-            profile::write_name(t, &mut html);
-            html.push_str("</a></li>\n");
-        }
-        html.push_str(
-            "<li><a href=\"javascript:void(0)\">换一批</a></li>\n</ul>\n</div>\n\
-             <div class=\"footer\"><a href=\"#top\">返回顶部</a> \
-             <a href=\"mailto:x@y\">联系我们</a></div>\n",
-        );
-        html.push_str(extra.body);
-        tail(&mut html);
-        Some(Page::encode(html, encoding))
-    }
 }
 
 /// A profile id as the site spells it, or `None`. Only canonical decimal
@@ -640,34 +377,4 @@ fn canonical_id(id: &str) -> Option<u64> {
         return None;
     }
     id.parse().ok()
-}
-
-fn head(html: &mut String, encoding: PageEncoding, title: &str, base: Option<&str>) {
-    head_with(html, encoding, title, base, "");
-}
-
-/// The page head with `extra` markup (canonical, robots meta) after the
-/// title.
-pub(crate) fn head_with(
-    html: &mut String,
-    encoding: PageEncoding,
-    title: &str,
-    base: Option<&str>,
-    extra: &str,
-) {
-    // The charset declaration comes first so it is inside the 1024 bytes a
-    // browser (and our worker) sniffs.
-    html.push_str("<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n");
-    html.push_str(encoding.meta());
-    if let Some(base) = base {
-        let _ = writeln!(html, "<base href=\"{base}\">");
-    }
-    let _ = write!(
-        html,
-        "<title>{title}</title>\n{extra}</head>\n<body>\n<a id=\"top\"></a>\n"
-    );
-}
-
-pub(crate) fn tail(html: &mut String) {
-    html.push_str("</body>\n</html>\n");
 }
