@@ -41,8 +41,11 @@ fi
 
 # --- Peers (issue 14), PEERS=1 only: build spider-rs's bench binary (its own
 # cargo project, not a workspace member) and install the pinned Scrapy into a
-# venv, both under target/peers, before anything is measured.
+# venv, both under target/peers, before anything is measured. PEERS=spider
+# runs spider-rs alone (Scrapy takes ten minutes on the docs).
 peers=${PEERS:-0}
+scrapy=1
+if [[ $peers == spider ]]; then peers=1 scrapy=0; fi
 peer_dir=target/peers
 # Scrapy is ~50x slower than the Rust crawlers: on the docs it took 588 s of a
 # loaded machine, so a peer gets its own, longer timeout.
@@ -52,7 +55,7 @@ scrapy_version=2.19.0
 if [[ $peers == 1 ]]; then
     echo "bench: peers: building spider-rs $spider_version, installing Scrapy $scrapy_version" >&2
     cargo build --release --quiet --manifest-path bench/peers/spider/Cargo.toml --target-dir "$peer_dir"
-    if [[ $("$peer_dir/venv/bin/python" -c 'import scrapy; print(scrapy.__version__)' 2>/dev/null) != "$scrapy_version" ]]; then
+    if ((scrapy)) && [[ $("$peer_dir/venv/bin/python" -c 'import scrapy; print(scrapy.__version__)' 2>/dev/null) != "$scrapy_version" ]]; then
         python3 -m venv "$peer_dir/venv"
         "$peer_dir/venv/bin/pip" install -q "scrapy==$scrapy_version"
     fi
@@ -338,20 +341,26 @@ ratio() { if [[ -n ${2:-} ]] && awk "BEGIN { exit !($2 > 0) }"; then calc "$1 / 
 # site's rate for spider-rs, the docs' wall time and CPU for spider-rs.
 peers_on() {
     local label=$1 url=$2 parse=$3 our_pages=$4 our_wall=$5 our_cpu=$6
-    local s_pages s_items s_wall s_rate s_cpu s_rss c_pages c_items c_wall c_rate c_cpu c_rss our_rate
+    local s_pages s_items s_wall s_rate s_cpu s_rss our_rate
+    # Empty when Scrapy does not run (PEERS=spider): its ratios print "?".
+    local c_pages="" c_items="" c_wall="" c_rate="" c_cpu="" c_rss=""
     echo "bench: peers on $label: spider-rs $spider_version, then Scrapy $scrapy_version (128 at once)"
     read -r s_pages s_items s_wall s_rate s_cpu s_rss < <(run_peer "spider.$label" \
         "$peer_dir/release/spider-peer" --url "$url" --concurrency 128 --parse "$parse")
     echo "bench:   spider-rs: $(tail -n 1 "$run_dir/peer.spider.$label.out")"
-    read -r c_pages c_items c_wall c_rate c_cpu c_rss < <(run_peer "scrapy.$label" \
-        "$peer_dir/venv/bin/python" bench/peers/scrapy_site.py --url "$url" --concurrency 128 \
-        --parse "$parse" --items "$run_dir/scrapy.$label.jsonl")
-    echo "bench:   Scrapy: $(tail -n 1 "$run_dir/peer.scrapy.$label.out")"
+    if ((scrapy)); then
+        read -r c_pages c_items c_wall c_rate c_cpu c_rss < <(run_peer "scrapy.$label" \
+            "$peer_dir/venv/bin/python" bench/peers/scrapy_site.py --url "$url" --concurrency 128 \
+            --parse "$parse" --items "$run_dir/scrapy.$label.jsonl")
+        echo "bench:   Scrapy: $(tail -n 1 "$run_dir/peer.scrapy.$label.out")"
+    fi
     our_rate=$(calc "$our_pages / $our_wall" 0)
     local peer_fmt='%s: %s pages%s in %ss, %s pages/s, %s CPU s, peak RSS %s MiB' line
     line="- peers on $label (128 at once; ours: $our_pages pages in ${our_wall}s, $our_rate pages/s, $our_cpu CPU s all processes): "
-    line+="$(printf "$peer_fmt" "spider-rs $spider_version" "$s_pages" "$([[ $parse == profile ]] && echo ", $s_items items")" "$s_wall" "$s_rate" "$s_cpu" "$s_rss"); "
-    line+="$(printf "$peer_fmt" "Scrapy $scrapy_version" "$c_pages" "$([[ $parse == profile ]] && echo ", $c_items items")" "$c_wall" "$c_rate" "$c_cpu" "$c_rss")"
+    line+="$(printf "$peer_fmt" "spider-rs $spider_version" "$s_pages" "$([[ $parse == profile ]] && echo ", $s_items items")" "$s_wall" "$s_rate" "$s_cpu" "$s_rss")"
+    if ((scrapy)); then
+        line+="; $(printf "$peer_fmt" "Scrapy $scrapy_version" "$c_pages" "$([[ $parse == profile ]] && echo ", $c_items items")" "$c_wall" "$c_rate" "$c_cpu" "$c_rss")"
+    fi
     extra+=("$line")
     if [[ $parse == profile ]]; then
         local r

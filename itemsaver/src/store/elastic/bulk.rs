@@ -5,10 +5,11 @@
 use std::collections::HashSet;
 
 use elasticsearch::{BulkOperation, BulkParts};
+use rpcsupport::cli::message;
 use rpcsupport::{Item, Refusal};
 use serde_json::Value as Json;
 
-use super::client::{error_chain, error_reason, reason, FIRST_BACKOFF, MAX_BACKOFF};
+use super::client::{error_reason, reason, FIRST_BACKOFF, MAX_BACKOFF};
 use super::mapping::document;
 use super::Inner;
 use crate::store::StoreError;
@@ -183,7 +184,7 @@ impl Inner {
             .body(operations)
             .send()
             .await
-            .map_err(|e| BulkFailure::Retry(error_chain(&e)))?;
+            .map_err(|e| BulkFailure::Retry(message(&e)))?;
         let status = response.status_code();
         let body: Json = match response.json().await {
             Ok(body) => body,

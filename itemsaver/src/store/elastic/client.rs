@@ -14,6 +14,9 @@ use elasticsearch::http::transport::{
 use elasticsearch::http::StatusCode;
 use elasticsearch::indices::IndicesRefreshParts;
 use elasticsearch::Elasticsearch;
+// An error with its sources: reqwest's own message ("error sending
+// request") hides the useful part ("connection refused").
+use rpcsupport::cli::message;
 use serde_json::Value as Json;
 
 use super::{Auth, Inner, Settings};
@@ -94,7 +97,7 @@ impl Inner {
                     };
                     failures.push(format!("HTTP {status}{hint}: {}", reason(&body)));
                 }
-                Err(e) => failures.push(error_chain(&e)),
+                Err(e) => failures.push(message(&e)),
             }
         }
         for failure in &failures {
@@ -130,7 +133,7 @@ impl Inner {
                     let body: Json = response.json().await.unwrap_or_default();
                     format!("HTTP {status}: {}", reason(&body))
                 }
-                Err(e) => error_chain(&e),
+                Err(e) => message(&e),
             };
             if attempt >= READ_ATTEMPTS {
                 return Err(StoreError::Cluster(format!("{}: {failure}", self.urls)));
@@ -215,20 +218,4 @@ pub(super) fn error_reason(error: Option<&Json>) -> String {
         Some(other) if !other.is_null() => other.to_string(),
         _ => "no reason given".into(),
     }
-}
-
-/// An error with its sources: reqwest's own message ("error sending
-/// request") hides the useful part ("connection refused").
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
