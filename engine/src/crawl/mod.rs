@@ -31,7 +31,8 @@
 //!   `drive`, a short `select!` that feeds events to the machine, then its
 //!   shutdown; and `call`, one worker call in its own task.
 //! - `machine.rs`: the `Crawl` value that owns all loop state; its methods
-//!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`.
+//!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`
+//!   (the first two in `machine/dispatch.rs` and `machine/on_outcome.rs`).
 //! - `outcome.rs`: what an outcome means: retry, skip, fail, robots answer,
 //!   backoff.
 //! - `durable.rs`: what goes into the URL store (queued, done, failed,
@@ -47,8 +48,9 @@
 //! - `report.rs`: metrics, the progress line and the dashboard's tick.
 //! - `rounds.rs`: [`run_every`], recrawl rounds one after another
 //!   (`--recrawl_every`).
-//! - `tests.rs`: the decisions, driven under `start_paused` time with
-//!   outcomes fed in as values (no worker, no site).
+//! - `tests.rs` (helpers) and `tests/` (one file per decision): the
+//!   decisions, driven under `start_paused` time with outcomes fed in as
+//!   values (no worker, no site).
 
 mod durable;
 mod machine;
