@@ -462,17 +462,11 @@ impl<'t> Scanner<'t, '_, '_> {
                         Escaped
                     }
                     c if c.is_ascii_alphabetic() => {
-                        // `<script` (then whitespace, `/` or `>`) starts
-                        // the double escaped part.
-                        let (word, next) = letters(b, at)?;
+                        // `<script` starts the double escaped part.
+                        let (script, next) = script_word(b, at)?;
                         at = next;
-                        if is_space(b[at]) || b[at] == b'/' || b[at] == b'>' {
-                            at += 1;
-                            if word.eq_ignore_ascii_case(b"script") {
-                                Double
-                            } else {
-                                Escaped
-                            }
+                        if script {
+                            Double
                         } else {
                             Escaped
                         }
@@ -481,17 +475,11 @@ impl<'t> Scanner<'t, '_, '_> {
                 },
                 DoubleLt => match *b.get(at)? {
                     b'/' => {
-                        // `</script` (then whitespace, `/` or `>`) ends it.
-                        at += 1;
-                        let (word, next) = letters(b, at)?;
+                        // `</script` ends it.
+                        let (script, next) = script_word(b, at + 1)?;
                         at = next;
-                        if is_space(b[at]) || b[at] == b'/' || b[at] == b'>' {
-                            at += 1;
-                            if word.eq_ignore_ascii_case(b"script") {
-                                Escaped
-                            } else {
-                                Double
-                            }
+                        if script {
+                            Escaped
                         } else {
                             Double
                         }
@@ -520,14 +508,21 @@ fn lowered(raw: &str) -> Cow<'_, str> {
         .collect()
 }
 
-/// The ASCII letters from `at` and where they end; `None` if the text
-/// ends with them.
-fn letters(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+/// The letters from `at` in escaped script data, where `script` followed
+/// by whitespace, `/` or `>` moves between its escaped parts: whether they
+/// are that (the delimiter is taken with any word), and where the text
+/// goes on; `None` if the text ends first.
+fn script_word(b: &[u8], at: usize) -> Option<(bool, usize)> {
     let mut end = at;
     while b.get(end)?.is_ascii_alphabetic() {
         end += 1;
     }
-    Some((&b[at..end], end))
+    let c = b[end];
+    if is_space(c) || c == b'/' || c == b'>' {
+        Some((b[at..end].eq_ignore_ascii_case(b"script"), end + 1))
+    } else {
+        Some((false, end))
+    }
 }
 
 /// Just past the comment whose text starts at `at` (after `<!--`).
