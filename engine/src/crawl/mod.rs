@@ -29,7 +29,9 @@
 //!
 //! - this file: [`run`]: set-up (state dir, workers, itemsaver), then
 //!   `drive`, a short `select!` that feeds events to the machine, then its
-//!   shutdown; and `call`, one worker call in its own task.
+//!   shutdown.
+//! - `call.rs`: one worker call in its own task, and the `Outcome` it
+//!   reports back.
 //! - `machine.rs`: the `Crawl` value that owns all loop state; its methods
 //!   are the events: `dispatch`, `on_outcome`, `on_tick`, `begin_stop`
 //!   (the first two in `machine/dispatch.rs` and `machine/on_outcome.rs`).
@@ -52,6 +54,7 @@
 //!   decisions, driven under `start_paused` time with outcomes fed in as
 //!   values (no worker, no site).
 
+mod call;
 mod durable;
 mod machine;
 mod outcome;
@@ -70,22 +73,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use rpcsupport::{
-    connect_itemsaver, ConnectOptions, CrawlError, FetchPolicy, ParseError, ParseResult,
-    RenderError, Request, SITEMAP_PARSER,
-};
-use tarpc::client::RpcError;
+use rpcsupport::{connect_itemsaver, ConnectOptions, ParseError, Request, SITEMAP_PARSER};
 use thiserror::Error;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::items::{Ack, DeleteOptions, Deleter, ItemSink, SinkOptions};
-use crate::pool::{deadline_in, ConnectionId, NoWorkers, WorkerPool};
+use crate::pool::{deadline_in, NoWorkers, WorkerPool};
 use crate::render::needs_browser;
 use crate::spill::PrivateDir;
 use crate::state::{unix_now, Loaded, OpenError, Requeue, StateDir};
 use crate::summary::Summary;
+use call::{call, Route};
+use call::{CallId, CallResult, Outcome};
 use machine::{Crawl, Step, Tick};
 pub use rounds::run_every;
 
@@ -145,37 +146,6 @@ pub enum EngineError {
 /// How often progress, metrics, the dashboard, the worker wait, the stop
 /// deadline and the state file are looked at.
 const TICK: Duration = Duration::from_millis(200);
-
-/// Which call in flight an outcome belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct CallId(u64);
-
-/// What a dispatch task reports back.
-#[derive(Debug)]
-struct Outcome {
-    /// The worker's position in the pool.
-    worker: usize,
-    result: CallResult,
-}
-
-#[derive(Debug)]
-enum CallResult {
-    /// The worker answered (with a page or a page error).
-    Answered(Result<ParseResult, CrawlError>),
-    /// The call itself failed: deadline, disconnect.
-    Failed {
-        kind: &'static str,
-        reason: String,
-        /// The connection, when the pool found the worker lost with it
-        /// (dropped, or not answering `status`); `None` when the worker
-        /// is fine and only this call failed.
-        lost: Option<ConnectionId>,
-    },
-    /// The request needs a browser and no worker that can render came up
-    /// within `worker_wait`: nothing was sent (the outcome's worker index
-    /// means nothing).
-    NoRenderWorker { waited: Duration },
-}
 
 /// Runs one crawl to the end, or until `shutdown` completes; then stops
 /// dispatching, waits up to `shutdown_grace` for calls in flight, flushes
@@ -290,13 +260,17 @@ async fn drive(
                 true => Route::Render { wait: worker_wait },
                 false => Route::Any,
             };
-            let call = call(
+            // Boxed: the call's future is ~10 KB (the RPC client's state)
+            // and spawning moves it several times; a callgrind profile of
+            // the docs crawl found 46% of the engine's instructions in
+            // those copies (bench/NOTES.md). A pointer moves instead.
+            let call = Box::pin(call(
                 pool.clone(),
                 request.clone(),
                 policy.clone(),
                 rpc_timeout,
                 route,
-            );
+            ));
             // A panic in a call is an outcome too (nothing learnt), so its
             // request is not lost with the task.
             calls.spawn(async move { (id, AssertUnwindSafe(call).catch_unwind().await.ok()) });
@@ -421,79 +395,6 @@ fn follow_sitemaps_if_parsed(mut settings: Settings, builtins: &[String]) -> Set
         settings.politeness.sitemaps = None;
     }
     settings
-}
-
-/// Which workers a call may go to.
-#[derive(Debug, Clone, Copy)]
-enum Route {
-    /// Any worker in rotation.
-    Any,
-    /// Only a worker that can render, waited for at most `wait` since
-    /// render calls first found none.
-    Render { wait: Duration },
-}
-
-/// One call to the next worker. A failed call is followed by a health check
-/// so the pool can tell a slow page (worker answers `status`) from a dead
-/// worker (it does not, or the connection is gone).
-async fn call(
-    pool: Arc<WorkerPool>,
-    request: Request,
-    policy: FetchPolicy,
-    timeout: Duration,
-    route: Route,
-) -> Outcome {
-    let worker = match route {
-        Route::Any => pool.next().await,
-        Route::Render { wait } => match pool.next_render(wait).await {
-            Some(worker) => worker,
-            None => {
-                return Outcome {
-                    worker: 0,
-                    result: CallResult::NoRenderWorker { waited: wait },
-                }
-            }
-        },
-    };
-    let mut answer = worker
-        .client
-        .process(deadline_in(timeout), request.clone(), policy.clone())
-        .await;
-    if let Ok(Err(CrawlError::Parse(ParseError::UnknownRuleset(_)))) = &answer {
-        // Restarted since it got the rules: give them again, ask again.
-        if let Err(e) = pool.reload_rules(&worker).await {
-            tracing::warn!(worker = %worker.addr, error = %e, "could not reload rules");
-        }
-        answer = worker
-            .client
-            .process(deadline_in(timeout), request, policy)
-            .await;
-    }
-    if let Ok(Err(CrawlError::Render(RenderError::Unavailable { .. }))) = &answer {
-        // It has no browser (or lost it): no more render requests for it
-        // until its status says otherwise; the loop sends this one again.
-        pool.cannot_render(&worker);
-    }
-    let result = match answer {
-        Ok(answer) => CallResult::Answered(answer),
-        Err(e) => {
-            let (kind, broken) = match &e {
-                RpcError::DeadlineExceeded => ("rpc_deadline", false),
-                RpcError::Server(_) => ("rpc_server", false),
-                _ => ("rpc_disconnected", true),
-            };
-            let up = pool.check(&worker, broken).await;
-            CallResult::Failed {
-                kind,
-                reason: format!("worker {}: {e}", worker.addr),
-                lost: (!up).then(|| worker.connection()),
-            }
-        }
-    };
-    Outcome {
-        worker: worker.index,
-        result,
-    }
 }
 
 async fn connect_checked_saver(
