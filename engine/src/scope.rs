@@ -73,6 +73,48 @@ impl Scope {
     }
 }
 
+/// Scope rejections remembered by the fingerprint of the raw link, so a
+/// link that many pages repeat (a site-wide footer's offsite links) is
+/// normalized once, not on every page. The scope does not change during a
+/// crawl and [`Scope::admit`] depends on the text alone, so a remembered
+/// rejection is the answer admitting it again would give. Direct-mapped,
+/// [`RejectCache::SLOTS`] slots: a fixed 256 KiB however many links a
+/// crawl meets; a link whose slot was taken is normalized again.
+#[derive(Debug)]
+pub struct RejectCache {
+    /// (fingerprint, why), fingerprint 0 for an empty slot.
+    slots: Box<[(u64, OutOfScope)]>,
+}
+
+impl Default for RejectCache {
+    fn default() -> Self {
+        RejectCache {
+            slots: vec![(0, OutOfScope::BadUrl); Self::SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl RejectCache {
+    /// Slots (a power of two).
+    pub const SLOTS: usize = 1 << 14;
+
+    fn slot(fp: u64) -> usize {
+        // The fingerprint is a hash already: its low bits are as good as any.
+        (fp as usize) & (Self::SLOTS - 1)
+    }
+
+    /// Why the link with raw fingerprint `fp` was rejected, if remembered.
+    pub fn get(&self, fp: u64) -> Option<OutOfScope> {
+        let (held, why) = self.slots[Self::slot(fp)];
+        (fp != 0 && held == fp).then_some(why)
+    }
+
+    /// Remembers that the link with raw fingerprint `fp` was rejected.
+    pub fn insert(&mut self, fp: u64, why: OutOfScope) {
+        self.slots[Self::slot(fp)] = (fp, why);
+    }
+}
+
 /// The form of a URL used for dedup: scheme and host lowercased, default
 /// port dropped, dot segments resolved (all done by parsing), no fragment,
 /// percent-encoding in one form (uppercase hex; unreserved characters
@@ -259,5 +301,21 @@ mod tests {
         ] {
             let _ = normalize(s, &[]);
         }
+    }
+
+    /// The reject cache answers only for the fingerprint it holds; a later
+    /// rejection in the same slot replaces the earlier one.
+    #[test]
+    fn reject_cache_holds_one_per_slot() {
+        let mut cache = RejectCache::default();
+        assert_eq!(cache.get(7), None);
+        assert_eq!(cache.get(0), None, "an empty slot is no answer");
+        cache.insert(7, OutOfScope::Domain);
+        assert_eq!(cache.get(7), Some(OutOfScope::Domain));
+        let same_slot = 7 + RejectCache::SLOTS as u64;
+        assert_eq!(cache.get(same_slot), None);
+        cache.insert(same_slot, OutOfScope::Pattern);
+        assert_eq!(cache.get(same_slot), Some(OutOfScope::Pattern));
+        assert_eq!(cache.get(7), None, "replaced");
     }
 }

@@ -23,6 +23,8 @@
 //! - `snapshot.rs`: the frontier as a value, and loading one back (a
 //!   resume from the URL store).
 //! - `url.rs`: host, origin and path read off a URL's text; the fingerprint.
+//! - `tests.rs`, and `testing.rs`: helpers it shares with the crawl loop's
+//!   tests.
 //!
 //! The far end of a frontier larger than `queue_memory_tasks` waits on disk
 //! in a [`SpillQueue`].
@@ -31,6 +33,8 @@ mod delayed;
 mod hosts;
 mod robots_gate;
 mod snapshot;
+#[cfg(test)]
+pub(super) mod testing;
 #[cfg(test)]
 mod tests;
 mod url;
@@ -44,7 +48,7 @@ use rpcsupport::{ParserSpec, Request};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::scope::{OutOfScope, Scope};
+use crate::scope::{OutOfScope, RejectCache, Scope};
 use crate::seen::SeenSet;
 use crate::spill::SpillQueue;
 use delayed::DelayedHeap;
@@ -132,6 +136,8 @@ pub struct Scheduler {
     seen: SeenSet,
     max_depth: Option<u32>,
     scope: Scope,
+    /// Links the scope refused, so a repeated one is not normalized again.
+    rejected: RejectCache,
     politeness: Politeness,
     /// Tasks kept in the hosts' queues before new ones go to `overflow`;
     /// 0 for no bound.
@@ -184,13 +190,26 @@ impl Scheduler {
         // does not change during a crawl): a duplicate, known without
         // parsing it again. Normalizing is idempotent, so this gives the
         // same answer as normalizing first, only cheaper.
-        if self.seen.contains(fingerprint(&request.url)) {
+        let raw = fingerprint(&request.url);
+        if self.seen.contains(raw) {
             return Err(Dropped::Duplicate);
         }
-        let normalized = self
-            .scope
-            .admit(&request.url)
-            .map_err(Dropped::OutOfScope)?;
+        // The same with a fragment (`page.html#method.len`, most of a
+        // rustdoc page's links): parsing ignores what follows `#` and the
+        // normal form drops it, so if the rest is a seen normal form, so is
+        // the whole link's.
+        if let Some((page, _)) = request.url.split_once('#') {
+            if self.seen.contains(fingerprint(page)) {
+                return Err(Dropped::Duplicate);
+            }
+        }
+        if let Some(why) = self.rejected.get(raw) {
+            return Err(Dropped::OutOfScope(why));
+        }
+        let normalized = self.scope.admit(&request.url).map_err(|why| {
+            self.rejected.insert(raw, why);
+            Dropped::OutOfScope(why)
+        })?;
         if !self.seen.insert(fingerprint(&normalized)) {
             return Err(Dropped::Duplicate);
         }
@@ -462,32 +481,6 @@ impl Scheduler {
         if !host.in_ring {
             host.in_ring = true;
             self.ring.push_back(key);
-        }
-    }
-}
-
-#[cfg(test)]
-pub(super) mod testing {
-    use super::*;
-
-    pub fn req(url: &str, depth: u32) -> Request {
-        Request {
-            url: url.into(),
-            parser: ParserSpec::named("p"),
-            depth,
-            hints: Default::default(),
-        }
-    }
-
-    pub fn open() -> Scheduler {
-        let scope = Scope::new(vec!["*".into()], vec![], vec![], vec![]);
-        Scheduler::new(None, scope, Politeness::default())
-    }
-
-    pub fn take(s: &mut Scheduler, now: Instant) -> Task {
-        match s.next(now) {
-            Next::Task(t) => t,
-            other => panic!("expected a task, got {other:?}"),
         }
     }
 }

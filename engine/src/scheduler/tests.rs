@@ -122,6 +122,58 @@ fn rejects_out_of_scope() {
     );
 }
 
+/// A rejected link repeated on many pages gets the same answer each time
+/// (remembered, not normalized again), with its kind kept for the counts;
+/// a link of another kind in the same slot's place is not mistaken for it.
+#[test]
+fn repeated_rejections_keep_their_kind() {
+    let mut s = Scheduler::new(
+        None,
+        Scope::new(
+            vec!["h".into()],
+            vec![],
+            vec![regex::Regex::new("/private").unwrap()],
+            vec![],
+        ),
+        Politeness::default(),
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            s.enqueue(req("http://other/x", 0)),
+            Err(Dropped::OutOfScope(OutOfScope::Domain))
+        );
+        assert_eq!(
+            s.enqueue(req("http://h/private", 0)),
+            Err(Dropped::OutOfScope(OutOfScope::Pattern))
+        );
+        assert_eq!(
+            s.enqueue(req("mailto:a@b", 0)),
+            Err(Dropped::OutOfScope(OutOfScope::BadUrl))
+        );
+    }
+    assert_eq!(s.enqueue(req("http://h/public", 0)), Ok(()));
+    assert_eq!(
+        s.enqueue(req("http://h/public", 0)),
+        Err(Dropped::Duplicate)
+    );
+}
+
+/// A seen page's link with a fragment is a duplicate; an unseen page's
+/// link with one is queued once, without it.
+#[test]
+fn fragments_of_seen_pages_are_duplicates() {
+    let mut s = scheduler(None, Politeness::default());
+    assert_eq!(s.enqueue(req("http://h/a", 0)), Ok(()));
+    assert_eq!(s.enqueue(req("http://h/a#x", 0)), Err(Dropped::Duplicate));
+    assert_eq!(s.enqueue(req("http://h/a#", 0)), Err(Dropped::Duplicate));
+    assert_eq!(s.enqueue(req("http://h/b#y", 0)), Ok(()));
+    assert_eq!(s.enqueue(req("http://h/b", 0)), Err(Dropped::Duplicate));
+    assert_eq!(s.enqueue(req("http://h/b#z", 0)), Err(Dropped::Duplicate));
+    let now = Instant::now();
+    assert_eq!(take(&mut s, now).request.url, "http://h/a");
+    assert_eq!(take(&mut s, now).request.url, "http://h/b");
+}
+
 /// A host never has more than `concurrency` requests in flight, and
 /// its requests start at least `delay` apart, while another host is
 /// served in between.
