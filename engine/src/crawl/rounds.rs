@@ -50,7 +50,7 @@ fn next_wait(settings: &Settings, every: Duration) -> Result<Duration, EngineErr
         path: dir.clone(),
         source,
     };
-    let (state, _) = StateDir::open(dir).map_err(|e| match e {
+    let (state, _) = StateDir::open_with_cache(dir, settings.state_cache_bytes).map_err(|e| match e {
         crate::state::OpenError::Locked { dir, pid } => {
             EngineError::StateDirLocked { path: dir, pid }
         }
