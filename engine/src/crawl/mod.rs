@@ -372,13 +372,14 @@ fn open_state(settings: &Settings) -> Result<(Option<StateDir>, Option<Loaded>),
     let Some(dir) = &settings.state_dir else {
         return Ok((None, None));
     };
-    let (state, mut loaded) = StateDir::open_with_cache(dir, settings.state_cache_bytes).map_err(|e| match e {
-        OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
-        OpenError::Io(source) => EngineError::State {
-            path: dir.clone(),
-            source,
-        },
-    })?;
+    let (state, mut loaded) =
+        StateDir::open_with_cache(dir, settings.state_cache_bytes).map_err(|e| match e {
+            OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
+            OpenError::Io(source) => EngineError::State {
+                path: dir.clone(),
+                source,
+            },
+        })?;
     let requeue = match &settings.recrawl {
         Some(r) => Requeue::Recrawl {
             now: unix_now(),

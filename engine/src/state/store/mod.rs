@@ -38,15 +38,15 @@ use std::sync::Arc;
 
 use redb::backends::FileBackend;
 use redb::{
-    Database, Durability, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
+    Database, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
     TableDefinition,
 };
 use rpcsupport::Item;
 use serde::{Deserialize, Serialize};
 
 use super::record::UrlRecord;
-use batch::{write, Batch};
 use crate::summary::Summary;
+use batch::{write, Batch};
 
 mod batch;
 
