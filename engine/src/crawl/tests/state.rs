@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// A stateful crawl of `s` in `dir` with its seed sent: the crawl, the
+/// seed's call, and the time.
+fn seed_sent<'a>(s: &'a Settings, dir: &Path) -> (Crawl<'a>, CallId, Instant) {
+    let mut c = stateful(s, dir, None);
+    let now = Instant::now();
+    let id = one(dispatch(&mut c, now).0);
+    (c, id, now)
+}
+
+/// The seed's page, linking to `n` new pages.
+fn page_with_links(n: usize) -> Option<Outcome> {
+    let links: Vec<String> = (0..n).map(|i| format!("http://a.test/{i}")).collect();
+    page(&links.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// A store commit is due every `state_interval` (or sooner, after half of
 /// `state_commit_changes` changes), and what it holds is enough to resume:
 /// the calls in flight then are sent again and the seeds are not queued
@@ -43,13 +58,9 @@ async fn state_commit_keeps_calls_in_flight() {
 async fn many_changes_commit_early() {
     let dir = tempfile::tempdir().unwrap();
     let s = state_settings(dir.path(), |c| c.state_commit_changes = 10);
-    let mut c = stateful(&s, dir.path(), None);
-    let now = Instant::now();
-    let id = one(dispatch(&mut c, now).0);
+    let (mut c, id, now) = seed_sent(&s, dir.path());
     assert!(!c.commit_due(), "one seed queued");
-    let links: Vec<String> = (0..3).map(|i| format!("http://a.test/{i}")).collect();
-    let links: Vec<&str> = links.iter().map(String::as_str).collect();
-    c.on_outcome(id, page(&links), now);
+    c.on_outcome(id, page_with_links(3), now);
     assert!(c.commit_due(), "seed queued, done, 3 links: 5 changes");
     assert_eq!(c.on_tick(now, 1), Tick::WriteState);
     c.commit(now);
@@ -66,12 +77,8 @@ async fn many_changes_commit_early() {
 async fn dispatch_waits_for_the_commit_under_way() {
     let dir = tempfile::tempdir().unwrap();
     let s = state_settings(dir.path(), |c| c.state_commit_changes = 6);
-    let mut c = stateful(&s, dir.path(), None);
-    let now = Instant::now();
-    let id = one(dispatch(&mut c, now).0);
-    let links: Vec<String> = (0..6).map(|i| format!("http://a.test/{i}")).collect();
-    let links: Vec<&str> = links.iter().map(String::as_str).collect();
-    c.on_outcome(id, page(&links), now);
+    let (mut c, id, now) = seed_sent(&s, dir.path());
+    c.on_outcome(id, page_with_links(6), now);
     assert!(c.commit_due());
     let job = c.begin_commit(now).expect("a commit starts");
     assert!(!c.commit_backlogged(), "nothing behind the commit yet");
@@ -97,10 +104,8 @@ async fn dispatch_waits_for_the_commit_under_way() {
 async fn no_commit_under_way_no_wait() {
     let dir = tempfile::tempdir().unwrap();
     let s = state_settings(dir.path(), |c| c.state_commit_changes = 2);
-    let mut c = stateful(&s, dir.path(), None);
-    let now = Instant::now();
-    let id = one(dispatch(&mut c, now).0);
-    c.on_outcome(id, page(&["http://a.test/1", "http://a.test/2"]), now);
+    let (mut c, id, now) = seed_sent(&s, dir.path());
+    c.on_outcome(id, page_with_links(2), now);
     assert!(c.commit_due());
     assert!(!c.commit_backlogged());
     assert_eq!(dispatch(&mut c, now).0.len(), 2);
