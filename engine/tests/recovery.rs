@@ -215,15 +215,15 @@ async fn itemsaver_outage_loses_nothing() {
 /// Requests in flight at once in the kill test (one host): what a killed
 /// engine may have sent without its outcome being kept.
 const IN_FLIGHT: u64 = 32;
-/// Changes per commit in the kill test; a page done makes at least one
-/// (its record), so at most this many pages are done between two commits.
+/// `state_commit_changes` in the kill test: the changes not on disk at any
+/// time (the commit being written and those behind it); a page done makes
+/// at least one (its record), so at most this many done pages are lost.
 const COMMIT_CHANGES: u64 = 300;
 
 /// SIGKILL the engine mid-crawl and start it again with the same state dir
 /// (issue 13): every profile stored exactly once, every page counted once,
 /// and the pages fetched twice (by the summary and by the site's own log)
-/// at most the calls in flight plus the commit being written and the batch
-/// behind it.
+/// at most the calls in flight plus one commit interval's worth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_killed_and_resumed_loses_nothing() {
     let (site, url, log, _s) = logged_site().await;
@@ -314,12 +314,13 @@ async fn engine_killed_and_resumed_loses_nothing() {
         .iter()
         .filter(|(p, n)| **n > 1 && p.as_str() != "/robots.txt")
         .count() as u64;
-    // A commit runs off the loop while the next batch gathers (and the
-    // loop stops sending once that one is full too), so a kill loses at
-    // most the batch being written and the one behind it.
-    let bound = IN_FLIGHT + 2 * COMMIT_CHANGES;
+    // A commit (at most half the changes bound) runs off the loop while
+    // the next half gathers, and the loop stops sending once that one and
+    // the calls in flight fill it: a kill loses at most the bound's worth
+    // of pages done, plus those in flight.
+    let bound = IN_FLIGHT + COMMIT_CHANGES;
     println!(
-        "engine killed after {before} requests: {refetched} pages fetched twice by the summary, {twice} paths served twice by the site; bound {bound} ({IN_FLIGHT} in flight + 2 x {COMMIT_CHANGES} changes per commit)"
+        "engine killed after {before} requests: {refetched} pages fetched twice by the summary, {twice} paths served twice by the site; bound {bound} ({IN_FLIGHT} in flight + {COMMIT_CHANGES} changes not on disk)"
     );
     assert!(
         refetched <= bound,

@@ -6,20 +6,21 @@
 //! groups of `--commit_changes`; then reopens the directory and loads the
 //! frontier as a resume does. Prints
 //!
-//! `urlstore urls=N phase=P secs=S file_bytes=B disk_bytes_per_url=X rss_growth_bytes=R mem_bytes_per_url=Y`
+//! `urlstore urls=N commit_changes=K phase=P secs=S file_bytes=B disk_bytes_per_url=X rss_growth_bytes=R mem_bytes_per_url=Y`
 //!
 //! for the queued phase, the done phase and the resume. The store's
 //! memory is its group-commit buffer (bounded by `--commit_changes`) and
-//! redb's page cache ([`engine::state::CACHE_BYTES`]), so the memory per
-//! URL falls as N grows; the seen-URL set the resume builds is measured
-//! by `seenset`. Stops after `--max_seconds` (reporting the URLs done by
-//! then), so it always ends.
+//! redb's page cache (`--cache_mb`, the engine's `state_cache_mb`), so it
+//! falls per URL as N grows; the resume's line adds the seen-URL set it
+//! builds (the scheduler's, as `seenset` measures it alone), which grows
+//! with N. Stops each phase after `--max_seconds` (reporting the URLs
+//! done by then), so it always ends.
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use engine::scheduler::{fingerprint, Task};
-use engine::state::{Fetched, Meta, Requeue, StateDir, UrlRecord, UrlStatus};
+use engine::scheduler::{fingerprint, FrontierSnapshot, Scheduler, Task};
+use engine::state::{Fetched, Meta, Requeue, StateDir, UrlRecord, UrlStatus, DEFAULT_CACHE_MB};
 use rpcsupport::{Item, ParserSpec, Request};
 
 /// Cost per URL of the engine's URL store.
@@ -31,6 +32,9 @@ struct Args {
     /// Changes per commit (the engine's `state_commit_changes`).
     #[arg(long = "commit_changes", default_value_t = 10_000)]
     commit_changes: usize,
+    /// MiB of page cache for the store (the engine's `state_cache_mb`).
+    #[arg(long = "cache_mb", default_value_t = DEFAULT_CACHE_MB)]
+    cache_mb: u64,
     /// Stop each phase after this long, reporting the URLs it reached.
     #[arg(long = "max_seconds", default_value_t = 240)]
     max_seconds: u64,
@@ -51,7 +55,8 @@ fn main() -> anyhow::Result<()> {
     let parser = ParserSpec::named("profile");
     let task = |i: u64| Task::new(Request::new(url(i), parser.clone(), 2));
 
-    let (mut state, _) = StateDir::open(&dir)?;
+    let cache = (args.cache_mb as usize) << 20;
+    let (mut state, _) = StateDir::open_with_cache(&dir, cache)?;
     let before = bench::status_bytes("VmRSS").unwrap_or(0);
     let meta = Meta::default();
 
@@ -72,7 +77,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     state.commit(&meta)?;
-    report(n, "queued", start, &dir, before);
+    let report = |urls: u64, phase: &str, start: Instant| {
+        report(urls, args.commit_changes, phase, start, &dir, before)
+    };
+    report(n, "queued", start);
 
     // Phase 2: every URL fetched: validators, schedule, one item, acked
     // a commit later (as the sink acks while the loop goes on).
@@ -120,12 +128,12 @@ fn main() -> anyhow::Result<()> {
     if done < n {
         println!("urlstore: done phase stopped by --max_seconds at {done} of {n} URLs");
     }
-    report(n, "done", start, &dir, before);
+    report(n, "done", start);
     drop(state);
 
-    // Phase 3: a restart: every fingerprint read back for the seen set.
+    // Phase 3: a restart: every fingerprint read back into the seen set.
     let start = Instant::now();
-    let (state, _) = StateDir::open(&dir)?;
+    let (state, _) = StateDir::open_with_cache(&dir, cache)?;
     let frontier = state.frontier(Requeue::Resume)?;
     anyhow::ensure!(
         frontier.seen.len() as u64 == n && frontier.pending.len() as u64 == n - done,
@@ -134,17 +142,31 @@ fn main() -> anyhow::Result<()> {
         frontier.pending.len(),
         n - done
     );
-    report(n, "resume", start, &dir, before);
+    let mut scheduler = Scheduler::default();
+    scheduler.restore(FrontierSnapshot {
+        pending: frontier.pending,
+        seen: frontier.seen,
+    });
+    anyhow::ensure!(scheduler.seen_count() as u64 == n, "seen set lost URLs");
+    report(n, "resume", start);
+    drop((state, scheduler));
     Ok(())
 }
 
-fn report(urls: u64, phase: &str, start: Instant, dir: &std::path::Path, before: u64) {
+fn report(
+    urls: u64,
+    commit_changes: usize,
+    phase: &str,
+    start: Instant,
+    dir: &std::path::Path,
+    before: u64,
+) {
     let file = std::fs::metadata(dir.join("urls.redb")).map_or(0, |m| m.len());
     let growth = bench::status_bytes("VmRSS")
         .unwrap_or(0)
         .saturating_sub(before);
     println!(
-        "urlstore urls={urls} phase={phase} secs={:.1} file_bytes={file} disk_bytes_per_url={:.1} rss_growth_bytes={growth} mem_bytes_per_url={:.1}",
+        "urlstore urls={urls} commit_changes={commit_changes} phase={phase} secs={:.1} file_bytes={file} disk_bytes_per_url={:.1} rss_growth_bytes={growth} mem_bytes_per_url={:.1}",
         start.elapsed().as_secs_f64(),
         file as f64 / urls.max(1) as f64,
         growth as f64 / urls.max(1) as f64

@@ -120,8 +120,10 @@ flags! {
         state_dir: String,
         /// Milliseconds between state writes.
         state_interval_ms: u64,
-        /// Changes that commit the URL store before the interval is up.
+        /// URL store changes held in memory at most (half commits early).
         state_commit_changes: usize,
+        /// MiB the URL store may use to cache its file's pages.
+        state_cache_mb: u64,
         /// With --recrawl: keep running, a round at most this far apart (90s, 10m, 1h, 1d).
         recrawl_every: String,
         /// Shortest recrawl interval of a URL, in seconds.

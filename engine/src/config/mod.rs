@@ -139,10 +139,16 @@ pub struct EngineConfig {
     /// A rules file of declarative parsers (see the README); "" for none.
     /// Without it, a `[rules]` section of the config file is used if present.
     pub rules: String,
-    /// State changes (URL records, items, deletes) that trigger a commit of
-    /// the URL store before `state_interval_ms` is up: bounds the changes
-    /// held in memory and what a kill can lose.
+    /// State changes (URL records, items, deletes) held in memory, not yet
+    /// on disk: what a kill can lose. Half of it triggers a commit of the
+    /// URL store before `state_interval_ms` is up; while it is written the
+    /// other half gathers, and dispatch waits when that is full.
     pub state_commit_changes: usize,
+    /// MiB of memory the URL store's database (redb) may use to cache the
+    /// pages of its file, read cache and write buffer together (1 to 1024).
+    /// Less saves the engine memory and costs time once the store is much
+    /// bigger than the cache.
+    pub state_cache_mb: u64,
     /// Crawl again the URLs of a finished crawl in `state_dir` that are
     /// due (see the `recrawl_*` keys), with the validators of their last
     /// fetch, instead of resuming or seeding.
@@ -239,6 +245,7 @@ impl Default for EngineConfig {
             dashboard_linger_ms: 5_000,
             rules: String::new(),
             state_commit_changes: 10_000,
+            state_cache_mb: crate::state::DEFAULT_CACHE_MB,
             recrawl: false,
             recrawl_now: false,
             recrawl_every: String::new(),

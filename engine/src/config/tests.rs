@@ -23,6 +23,7 @@ fn defaults_with_a_seed_are_valid() {
         vec!["127.0.0.1".to_string()]
     );
     assert!(s.politeness.obey_robots);
+    assert_eq!(s.state_cache_bytes, 16 << 20, "state_cache_mb = 16");
 }
 
 /// Rules given inline (a `[rules]` section) are used when no rules file
@@ -115,6 +116,20 @@ fn bad_values_name_their_key() {
                 ..with_seed()
             },
             "sitemaps",
+        ),
+        (
+            EngineConfig {
+                state_cache_mb: 0,
+                ..with_seed()
+            },
+            "state_cache_mb",
+        ),
+        (
+            EngineConfig {
+                state_cache_mb: 1025,
+                ..with_seed()
+            },
+            "state_cache_mb",
         ),
     ];
     for (config, key) in cases {

@@ -16,6 +16,9 @@ use crate::render::render_mode_of;
 use crate::scheduler::{HostLimits, Politeness};
 use crate::scope::Scope;
 
+/// Largest `state_cache_mb`: redb's own default, 1 GiB.
+const MAX_STATE_CACHE_MB: u64 = 1024;
+
 /// Checked settings, built by [`EngineConfig::validate`].
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -52,8 +55,11 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// At least 1 ms.
     pub state_interval: Duration,
-    /// URL store changes that trigger a commit (at least 1).
+    /// URL store changes held in memory at most, half of them a batch
+    /// (at least 1).
     pub state_commit_changes: usize,
+    /// Bytes of the URL store's page cache (1 MiB to 1 GiB).
+    pub state_cache_bytes: usize,
     /// A recrawl of the state dir's crawl, if asked for (needs a state
     /// dir).
     pub recrawl: Option<super::Recrawl>,
@@ -153,6 +159,7 @@ impl EngineConfig {
             state_dir: path(&self.state_dir),
             state_interval: Duration::from_millis(self.state_interval_ms),
             state_commit_changes: self.state_commit_changes,
+            state_cache_bytes: (self.state_cache_mb as usize) << 20,
             recrawl,
             recrawl_policy,
             failures_file: path(&self.failures_file),
@@ -312,6 +319,12 @@ impl EngineConfig {
         at_least_one("item_buffer_items", self.item_buffer_items as u64)?;
         at_least_one("state_interval_ms", self.state_interval_ms)?;
         at_least_one("state_commit_changes", self.state_commit_changes as u64)?;
+        if !(1..=MAX_STATE_CACHE_MB).contains(&self.state_cache_mb) {
+            return Err(invalid(
+                "state_cache_mb",
+                format!("must be 1 to {MAX_STATE_CACHE_MB} (MiB)"),
+            ));
+        }
         at_least_one("per_host_concurrency", self.per_host_concurrency as u64)?;
         Ok(())
     }

@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 
-use rpcsupport::ParseResult;
+use rpcsupport::{PageMeta, ParseResult};
 use tokio::time::Instant;
 
 use super::machine::Crawl;
@@ -55,16 +55,8 @@ impl Crawl<'_> {
         let fp = fingerprint(&task.request.url);
         let now = unix_now();
         let prev = self.previous(fp);
-        let page = &parsed.page;
         let prev_fetch = prev.as_ref().and_then(|r| r.fetched.as_ref());
-        let change = match prev_fetch {
-            None => Change::New,
-            Some(_) if page.unchanged => Change::Unchanged,
-            Some(f) if page.content_hash.is_some() && page.content_hash == f.content_hash => {
-                Change::Unchanged
-            }
-            Some(_) => Change::Changed,
-        };
+        let change = change_of(&parsed.page, prev_fetch);
         let lastmod = task
             .request
             .hints
@@ -76,40 +68,8 @@ impl Crawl<'_> {
             lastmod,
             now,
         );
-        // A 304 may omit the validators it confirmed: keep the old ones.
-        let kept = |new: &Option<String>, old: Option<&Option<String>>| match change {
-            Change::Unchanged => new.clone().or_else(|| old.cloned().flatten()),
-            _ => new.clone(),
-        };
-        let fetched = Fetched {
-            http_status: match page.status {
-                0 | 304 => 200,
-                s => s,
-            },
-            etag: kept(&page.etag, prev_fetch.map(|f| &f.etag)),
-            last_modified: kept(&page.last_modified, prev_fetch.map(|f| &f.last_modified)),
-            content_hash: page
-                .content_hash
-                .or_else(|| prev_fetch.and_then(|f| f.content_hash)),
-            fetched_at: now,
-            next_fetch: now.saturating_add(interval as i64),
-            interval_s: interval,
-        };
-        let item_keys: Vec<String> = match (change, &prev) {
-            (Change::Unchanged, Some(p)) => p.item_keys.clone(),
-            _ => parsed.items.iter().map(|i| i.key()).collect(),
-        };
-        let dropped: Vec<String> = match (change, &prev) {
-            (Change::Changed, Some(p)) => {
-                let now_produced: HashSet<&String> = item_keys.iter().collect();
-                p.item_keys
-                    .iter()
-                    .filter(|k| !now_produced.contains(k))
-                    .cloned()
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
+        let fetched = fetched(&parsed.page, prev_fetch, change, interval, now);
+        let (item_keys, dropped) = item_keys(change, prev.as_ref(), parsed);
         if self.summary.recrawl.active {
             let r = &mut self.summary.recrawl;
             match change {
@@ -199,20 +159,30 @@ impl Crawl<'_> {
         std::mem::take(&mut self.deletes_out)
     }
 
+    /// Half of `state_commit_changes`, the bound on changes not on disk:
+    /// a commit takes at most this many (plus the last page's), and while
+    /// it is written at most this many more gather behind it.
+    fn half_batch(&self) -> usize {
+        self.settings.state_commit_changes.div_ceil(2)
+    }
+
     /// Whether enough changes wait to commit before the interval is up.
     pub(super) fn commit_due(&self) -> bool {
         self.state
             .as_ref()
-            .is_some_and(|s| s.store.changes() >= self.settings.state_commit_changes)
+            .is_some_and(|s| s.store.changes() >= self.half_batch())
     }
 
-    /// Whether a full batch of changes waits behind a commit still under
-    /// way: then nothing new is sent until it is done, so the changes held
-    /// in memory (and what a kill can lose) stay within about two batches
-    /// however slow the disk.
+    /// Whether dispatch must wait for the commit under way: the changes
+    /// behind it and the calls in flight (each makes at least one change
+    /// when it ends) have reached half a batch. So a kill, which loses the
+    /// commit being written and what gathers behind it, loses at most
+    /// `state_commit_changes` changes' worth of pages plus those in flight
+    /// when it struck, however slow the disk; and workers stay busy while
+    /// the disk keeps up (issue 13).
     pub(super) fn commit_backlogged(&self) -> bool {
         self.state.as_ref().is_some_and(|s| {
-            s.store.committing() && s.store.changes() >= self.settings.state_commit_changes
+            s.store.committing() && s.store.changes() + self.in_flight.len() >= self.half_batch()
         })
     }
 
@@ -286,4 +256,71 @@ impl Crawl<'_> {
             source,
         })
     }
+}
+
+/// What a page's fetch found, against its last fetch (`None`: never
+/// fetched): a 304, or the same body hash, is unchanged.
+fn change_of(page: &PageMeta, prev: Option<&Fetched>) -> Change {
+    match prev {
+        None => Change::New,
+        Some(_) if page.unchanged => Change::Unchanged,
+        Some(f) if page.content_hash.is_some() && page.content_hash == f.content_hash => {
+            Change::Unchanged
+        }
+        Some(_) => Change::Changed,
+    }
+}
+
+/// What is kept of a fetch: its status and validators (an unchanged
+/// page's old ones where a 304 omits them), and when it is due again.
+fn fetched(
+    page: &PageMeta,
+    prev: Option<&Fetched>,
+    change: Change,
+    interval: u64,
+    now: i64,
+) -> Fetched {
+    let kept = |new: &Option<String>, old: Option<&Option<String>>| match change {
+        Change::Unchanged => new.clone().or_else(|| old.cloned().flatten()),
+        _ => new.clone(),
+    };
+    Fetched {
+        http_status: match page.status {
+            0 | 304 => 200,
+            s => s,
+        },
+        etag: kept(&page.etag, prev.map(|f| &f.etag)),
+        last_modified: kept(&page.last_modified, prev.map(|f| &f.last_modified)),
+        content_hash: page
+            .content_hash
+            .or_else(|| prev.and_then(|f| f.content_hash)),
+        fetched_at: now,
+        next_fetch: now.saturating_add(interval as i64),
+        interval_s: interval,
+    }
+}
+
+/// The item keys a page now stands for (an unchanged page keeps its old
+/// ones), and those a changed page no longer produces, to delete.
+fn item_keys(
+    change: Change,
+    prev: Option<&UrlRecord>,
+    parsed: &ParseResult,
+) -> (Vec<String>, Vec<String>) {
+    let keys: Vec<String> = match (change, prev) {
+        (Change::Unchanged, Some(p)) => p.item_keys.clone(),
+        _ => parsed.items.iter().map(|i| i.key()).collect(),
+    };
+    let dropped = match (change, prev) {
+        (Change::Changed, Some(p)) => {
+            let now_produced: HashSet<&String> = keys.iter().collect();
+            p.item_keys
+                .iter()
+                .filter(|k| !now_produced.contains(k))
+                .cloned()
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    (keys, dropped)
 }

@@ -299,6 +299,11 @@ async fn drive(
             done = async { commit.as_mut().expect("guarded").await }, if commit.is_some() => {
                 commit = None;
                 crawl.end_commit(done);
+                // Half a batch may have gathered meanwhile: write it now,
+                // before dispatch lets more gather behind it.
+                if crawl.commit_due() {
+                    start_commit(crawl, &mut commit);
+                }
             }
             _ = &mut shutdown, if !crawl.stop_begun() => {
                 crawl.begin_stop("stopped by signal", Instant::now());
@@ -341,13 +346,14 @@ fn open_state(settings: &Settings) -> Result<(Option<StateDir>, Option<Loaded>),
     let Some(dir) = &settings.state_dir else {
         return Ok((None, None));
     };
-    let (state, mut loaded) = StateDir::open(dir).map_err(|e| match e {
-        OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
-        OpenError::Io(source) => EngineError::State {
-            path: dir.clone(),
-            source,
-        },
-    })?;
+    let (state, mut loaded) =
+        StateDir::open_with_cache(dir, settings.state_cache_bytes).map_err(|e| match e {
+            OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
+            OpenError::Io(source) => EngineError::State {
+                path: dir.clone(),
+                source,
+            },
+        })?;
     let requeue = match &settings.recrawl {
         Some(r) => Requeue::Recrawl {
             now: unix_now(),

@@ -119,12 +119,18 @@ impl UrlRecord {
 
     /// The value stored for it.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![self.status.byte()];
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the value stored for it to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(self.status.byte());
         // Serializing plain data into a Vec cannot fail.
         codec()
-            .serialize_into(&mut out, self)
+            .serialize_into(out, self)
             .expect("a record serializes");
-        out
     }
 
     /// Reads a stored value back.

@@ -19,13 +19,18 @@
 //!
 //! **Group commit**: changes wait in memory (coalesced per key: a URL
 //! queued and done within one interval is one write) and go to disk in
-//! one transaction, fsynced, every `state_interval_ms` or every
-//! `state_commit_changes` changes, so a commit costs what changed since
-//! the last one, not the size of the crawl. A kill loses at most those
-//! changes: their pages are fetched again. The crawl loop hands a batch
+//! one transaction, fsynced, every `state_interval_ms` or once half of
+//! `state_commit_changes` changes wait, so a commit costs what changed
+//! since the last one, not the size of the crawl. A kill loses the changes
+//! not yet committed (the crawl loop keeps them within
+//! `state_commit_changes`, see `crawl/durable.rs`): their pages are
+//! fetched again. The crawl loop hands a batch
 //! to a blocking thread ([`UrlStore::begin_commit`], [`CommitJob::run`])
 //! and carries on; reads see the batch being written until it is done
 //! ([`UrlStore::end_commit`]), and one commit runs at a time.
+//!
+//! Files: this one, the store and its reads; `batch.rs`, the changes a
+//! commit writes and the transaction that writes them; `tests.rs`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,7 +38,7 @@ use std::sync::Arc;
 
 use redb::backends::FileBackend;
 use redb::{
-    Database, Durability, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
+    Database, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
     TableDefinition,
 };
 use rpcsupport::Item;
@@ -41,6 +46,9 @@ use serde::{Deserialize, Serialize};
 
 use super::record::UrlRecord;
 use crate::summary::Summary;
+use batch::{write, Batch};
+
+mod batch;
 
 const URLS: TableDefinition<u64, &[u8]> = TableDefinition::new("urls");
 const UNACKED: TableDefinition<&str, &[u8]> = TableDefinition::new("unacked");
@@ -51,12 +59,13 @@ const META_KEY: &str = "meta";
 /// Format of what is stored; a store of another version is refused.
 pub const VERSION: u32 = 3;
 
-/// Memory redb may use to cache pages of the file (read cache and write
-/// buffer together). redb's own default is 1 GiB; the engine's memory is
-/// the seen set and the frontier, and the store is mostly written, so a
-/// small cache is enough. Smaller costs time at scale: with 4 MiB the
-/// `urlstore` bench's million URLs took twice as long as with 16.
-pub const CACHE_BYTES: usize = 16 << 20;
+/// Default MiB redb may use to cache pages of the file (read cache and
+/// write buffer together; the `state_cache_mb` setting). redb's own
+/// default is 1 GiB; the engine's memory is the seen set and the frontier,
+/// and the store is mostly written, so a small cache is enough. Smaller
+/// costs time at scale: with 4 MiB the `urlstore` bench's million URLs
+/// took twice as long as with 16.
+pub const DEFAULT_CACHE_MB: u64 = 16;
 
 /// An error of the store, as an I/O error (the state dir's error type).
 pub(super) fn io(e: impl std::fmt::Display) -> std::io::Error {
@@ -72,37 +81,6 @@ pub struct Meta {
     pub summary: Summary,
     /// The crawl ran to its end.
     pub finished: bool,
-}
-
-/// Changes not yet committed, coalesced per key.
-#[derive(Debug, Default)]
-struct Batch {
-    /// Records changed, by fingerprint.
-    urls: HashMap<u64, UrlRecord>,
-    /// Unacked items to write (`Some`, encoded: a fraction of an item's
-    /// size in memory) or remove (`None`), by key.
-    unacked: HashMap<String, Option<Vec<u8>>>,
-    /// Deletes to record (`true`) or forget, acknowledged (`false`).
-    deletes: HashMap<String, bool>,
-    /// Changes made (each put or removal, before coalescing).
-    changes: usize,
-}
-
-impl Batch {
-    /// Puts `older` under these changes: what this batch changed again
-    /// wins (a failed commit's batch comes back this way).
-    fn absorb_older(&mut self, older: &Batch) {
-        for (k, v) in &older.urls {
-            self.urls.entry(*k).or_insert_with(|| v.clone());
-        }
-        for (k, v) in &older.unacked {
-            self.unacked.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        for (k, v) in &older.deletes {
-            self.deletes.entry(k.clone()).or_insert(*v);
-        }
-        self.changes += older.changes;
-    }
 }
 
 /// The store and the changes not yet committed.
@@ -148,10 +126,11 @@ pub struct Contents {
 }
 
 impl UrlStore {
-    /// Opens the store in `file` (created private by the caller).
-    pub fn open(file: File) -> std::io::Result<(UrlStore, Contents)> {
+    /// Opens the store in `file` (created private by the caller), with a
+    /// page cache of `cache_bytes`.
+    pub fn open(file: File, cache_bytes: usize) -> std::io::Result<(UrlStore, Contents)> {
         let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create_with_backend(FileBackend::new(file).map_err(io)?)
             .map_err(io)?;
         // Create the tables, so reads never meet a missing one.
@@ -234,11 +213,10 @@ impl UrlStore {
     pub fn get(&self, fp: u64) -> std::io::Result<Option<UrlRecord>> {
         let changed = self
             .pending
-            .urls
-            .get(&fp)
-            .or_else(|| self.committing.as_ref()?.urls.get(&fp));
-        if let Some(r) = changed {
-            return Ok(Some(r.clone()));
+            .url(fp)
+            .or_else(|| self.committing.as_ref()?.url(fp));
+        if let Some(value) = changed {
+            return UrlRecord::decode(value).map(Some).map_err(io);
         }
         let tx = self.db.begin_read().map_err(io)?;
         let table = tx.open_table(URLS).map_err(io)?;
@@ -250,7 +228,7 @@ impl UrlStore {
 
     /// Records `record` under `fp` (at the next commit).
     pub fn put(&mut self, fp: u64, record: UrlRecord) {
-        self.pending.urls.insert(fp, record);
+        self.pending.put_record(fp, &record);
         self.pending.changes += 1;
     }
 
@@ -362,185 +340,5 @@ impl UrlStore {
     }
 }
 
-/// Writes `batch` and `meta` in one durable transaction.
-fn write(db: &Database, batch: &Batch, meta: &Meta) -> std::io::Result<()> {
-    let mut tx = db.begin_write().map_err(io)?;
-    tx.set_durability(Durability::Immediate).map_err(io)?;
-    {
-        let mut urls = tx.open_table(URLS).map_err(io)?;
-        // In key order: each B-tree page is visited once, in turn, rather
-        // than the pages hopping at random (fingerprints are hashes).
-        let mut records: Vec<(&u64, &UrlRecord)> = batch.urls.iter().collect();
-        records.sort_unstable_by_key(|(fp, _)| **fp);
-        for (fp, record) in records {
-            urls.insert(*fp, record.encode().as_slice()).map_err(io)?;
-        }
-        let mut unacked = tx.open_table(UNACKED).map_err(io)?;
-        for (key, item) in &batch.unacked {
-            match item {
-                Some(bytes) => {
-                    unacked.insert(key.as_str(), bytes.as_slice()).map_err(io)?;
-                }
-                None => {
-                    unacked.remove(key.as_str()).map_err(io)?;
-                }
-            }
-        }
-        let mut deletes = tx.open_table(DELETES).map_err(io)?;
-        for (key, add) in &batch.deletes {
-            if *add {
-                deletes.insert(key.as_str(), ()).map_err(io)?;
-            } else {
-                deletes.remove(key.as_str()).map_err(io)?;
-            }
-        }
-        let mut table = tx.open_table(META).map_err(io)?;
-        let meta = Meta {
-            version: VERSION,
-            ..meta.clone()
-        };
-        let bytes = bincode::serialize(&meta).map_err(io)?;
-        table.insert(META_KEY, bytes.as_slice()).map_err(io)?;
-    }
-    tx.commit().map_err(io)?;
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::super::record::UrlStatus;
-    use super::*;
-    use crate::scheduler::Task;
-    use rpcsupport::{ParserSpec, Request};
-    use std::path::Path;
-
-    fn file(dir: &Path) -> File {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("urls.redb"))
-            .unwrap()
-    }
-
-    fn record(i: u64) -> UrlRecord {
-        UrlRecord::queued(&Task::new(Request::new(
-            format!("http://h/{i}"),
-            ParserSpec::named("p"),
-            1,
-        )))
-    }
-
-    fn item(key: &str) -> Item {
-        Item {
-            url: "http://h/".into(),
-            kind: "t".into(),
-            id: Some(key.into()),
-            payload: Default::default(),
-        }
-    }
-
-    /// Nothing reaches the file before a commit; after it, records, unacked
-    /// items, deletes and the counters come back on reopen.
-    #[test]
-    fn group_commit_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, contents) = UrlStore::open(file(dir.path())).unwrap();
-        assert!(contents.meta.is_none());
-        for i in 0..10 {
-            store.put(i, record(i));
-        }
-        store.items_sent(&[item("a"), item("b")]);
-        store.deletes_queued(&["gone".into()]);
-        assert_eq!(store.changes(), 13);
-        assert_eq!(store.url_count().unwrap(), 0, "not committed yet");
-        assert_eq!(store.get(3).unwrap().unwrap().url, "http://h/3");
-        let meta = Meta {
-            summary: Summary {
-                pages: 4,
-                ..Summary::default()
-            },
-            ..Meta::default()
-        };
-        store.commit(&meta).unwrap();
-        assert_eq!(store.changes(), 0);
-        store.items_acked(&["a".into()]);
-        // Dropped without a commit: the ack of "a" is lost, so "a" is
-        // still unacked (sent again: the itemsaver upserts).
-        drop(store);
-        let (store, contents) = UrlStore::open(file(dir.path())).unwrap();
-        assert_eq!(store.url_count().unwrap(), 10);
-        assert_eq!(contents.meta.unwrap().summary.pages, 4);
-        let mut keys: Vec<String> = contents.unacked.iter().map(Item::key).collect();
-        keys.sort();
-        assert_eq!(keys, ["a", "b"]);
-        assert_eq!(contents.deletes, ["gone"]);
-        let mut seen = 0;
-        store
-            .scan(|_, v| {
-                assert_eq!(UrlStatus::of(v), Some(UrlStatus::Queued));
-                seen += 1;
-            })
-            .unwrap();
-        assert_eq!(seen, 10);
-    }
-
-    /// A commit under way leaves the store usable: reads see its batch,
-    /// new changes wait for the next one, and a failed commit's changes
-    /// come back for the next try.
-    #[test]
-    fn background_commit_and_failed_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, _) = UrlStore::open(file(dir.path())).unwrap();
-        store.put(1, record(1));
-        let job = store.begin_commit(&Meta::default()).unwrap();
-        assert!(
-            store.begin_commit(&Meta::default()).is_none(),
-            "one at a time"
-        );
-        assert!(store.commit(&Meta::default()).is_err());
-        store.put(2, record(2));
-        assert_eq!(
-            store.get(1).unwrap().unwrap().url,
-            "http://h/1",
-            "being written"
-        );
-        assert_eq!(store.changes(), 1);
-        // This one "fails": its record comes back under the newer change.
-        drop(job);
-        store.end_commit(false);
-        assert_eq!(store.changes(), 2);
-        let job = store.begin_commit(&Meta::default()).unwrap();
-        job.run().unwrap();
-        store.end_commit(true);
-        assert_eq!(store.url_count().unwrap(), 2);
-        assert_eq!(store.changes(), 0);
-    }
-
-    /// An item key sent twice stays unacked until both copies are acked;
-    /// acked deletes are forgotten.
-    #[test]
-    fn acks_remove_unacked_and_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, _) = UrlStore::open(file(dir.path())).unwrap();
-        store.items_sent(&[item("k"), item("k"), item("j")]);
-        store.deletes_queued(&["d1".into(), "d2".into()]);
-        store.commit(&Meta::default()).unwrap();
-        store.items_acked(&["k".into(), "j".into()]);
-        store.deletes_acked(&["d1".into()]);
-        store.commit(&Meta::default()).unwrap();
-        drop(store);
-        let (mut store, contents) = UrlStore::open(file(dir.path())).unwrap();
-        assert_eq!(
-            contents.unacked.iter().map(Item::key).collect::<Vec<_>>(),
-            ["k"]
-        );
-        assert_eq!(contents.deletes, ["d2"]);
-        store.items_acked(&["k".into()]);
-        store.commit(&Meta::default()).unwrap();
-        drop(store);
-        let (_, contents) = UrlStore::open(file(dir.path())).unwrap();
-        assert!(contents.unacked.is_empty());
-    }
-}
+mod tests;
