@@ -329,3 +329,6 @@ pub fn streams_whole(name: &str, url: &Url, text: &str) -> Option<bool> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests;
