@@ -8,8 +8,8 @@
 //!   [`links_tokenizer`], the reference) and what a pass finds ([`Scan`]),
 //!   with what it means for a result (base URL, admitted links, page meta).
 //! - `model`: the [`Model`], the little of the tree builder that links
-//!   depend on, and the [`Sink`] trait through which a reader feeds it
-//!   tokens.
+//!   depend on; `sink`: the [`Sink`] trait through which a reader feeds it
+//!   (or the strict tree over it) tokens.
 //! - `scanner`: the reader the streaming parsers use. It jumps with `memchr`
 //!   from `<` to `<` and reads only tag names and the attributes the sink
 //!   asks for, following the HTML tokenizer's states exactly where they
@@ -69,6 +69,7 @@ mod charref;
 mod demo;
 mod model;
 mod scanner;
+mod sink;
 mod strict;
 mod tokenizer;
 
@@ -79,7 +80,8 @@ use url::Url;
 
 use super::meta::{self, Directives};
 use super::{admit_links, base_url, Budget, Parser};
-use model::{is_html_space, Attr, Model, Sink, StartTag, Switch, ATTRS};
+use model::{is_html_space, Attr, Model, StartTag, Switch, ATTRS};
+use sink::Sink;
 
 /// The `links` parser's streaming path: [`super::links`]'s requests and
 /// the page's meta (robots directives, canonical URL), from `text`.
