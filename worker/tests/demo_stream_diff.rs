@@ -8,6 +8,8 @@
 //! Each page is decoded and cut by the prescan exactly as the worker does,
 //! then parsed both ways with `rel="nofollow"` obeyed.
 
+mod common;
+
 use rpcsupport::{ParseError, ParseResult, ParserSpec, Request};
 use url::Url;
 use worker::parse::{city, city_list, profile, stream, Budget, PageLimits, Parser};
@@ -112,48 +114,13 @@ fn demo_site_pages_agree() {
         open_web: true,
         ..demosite::View::default()
     };
-    let origin = "http://127.0.0.1:8";
-    let mut paths: Vec<(String, Option<String>, &str)> = vec![("/".into(), None, "city_list")];
-    for city in 0..site.city_count() {
-        for page in 1..=site.city_pages(city) {
-            let path = site.city_path(city, page).unwrap();
-            match path.split_once('?') {
-                Some((p, q)) => paths.push((p.into(), Some(q.into()), "city")),
-                None => paths.push((path, None, "city")),
-            }
-        }
-    }
-    for id in 1..=site.profile_count() {
-        paths.push((demosite::Site::profile_path(id), None, "profile"));
-        paths.push((format!("/profile/{id}/print"), None, "profile"));
-        paths.push((
-            format!("/profile/{id}"),
-            Some("view=print".into()),
-            "profile",
-        ));
-    }
-    for meta in ["", "links", "canonical-offsite"] {
-        paths.push((format!("/meta/{meta}"), None, ""));
-    }
-    for id in 1..=5 {
-        for kind in ["noindex", "nofollow", "header", "unreached", "followed"] {
-            paths.push((format!("/meta/{kind}/{id}"), None, ""));
-        }
-    }
     let mut diffs = Diffs::default();
-    for (path, query, meant) in &paths {
-        let Some(page) = site.render_at(path, query.as_deref(), &view, origin) else {
-            continue;
-        };
-        let url = match query {
-            Some(q) => format!("{origin}{path}?{q}"),
-            None => format!("{origin}{path}"),
-        };
+    for (url, page, meant) in common::demo_pages(&site, &view, "http://127.0.0.1:8") {
         let text = decode::decode(&page.body, Some(page.encoding.content_type())).text;
         for parser in PARSERS {
-            diffs.compare(parser, &[], &url, &text, parser.name == *meant);
+            diffs.compare(parser, &[], &url, &text, parser.name == meant);
         }
-        if *meant == "city" {
+        if meant == "city" {
             diffs.compare(&city::PARSER, &[("next", "false")], &url, &text, true);
         }
     }
