@@ -105,17 +105,8 @@ impl Diffs {
 /// others fail or agree through the tree.
 #[test]
 fn demo_site_pages_agree() {
-    let site = demosite::Site::new(demosite::SiteConfig {
-        profiles: 400,
-        cities: 5,
-        page_size: 20,
-    });
-    let view = demosite::View {
-        open_web: true,
-        ..demosite::View::default()
-    };
     let mut diffs = Diffs::default();
-    for (url, page, meant) in common::demo_pages(&site, &view, "http://127.0.0.1:8") {
+    for (url, page, meant) in common::demo_pages(400) {
         let text = decode::decode(&page.body, Some(page.encoding.content_type())).text;
         for parser in PARSERS {
             diffs.compare(parser, &[], &url, &text, parser.name == meant);

@@ -121,16 +121,23 @@ pub async fn serve_worker(
     (client, worker, stop)
 }
 
-/// Every page `site` serves as `view` shows it to `origin`, as the
-/// stream differential tests read them: the city list, every city page,
-/// every profile with its two print views, and the `/meta/` pages (those
-/// with the open web on). Each with its URL and the demo parser a crawl
-/// reads it with (`""` for the `/meta/` pages, which `links` reads).
-pub fn demo_pages(
-    site: &demosite::Site,
-    view: &demosite::View,
-    origin: &str,
-) -> Vec<(String, demosite::Page, &'static str)> {
+/// Every page a demo site of `profiles` profiles in 5 cities serves with
+/// the open web on, as the stream differential tests read them: the city
+/// list, every city page, every profile (UTF-8 and GBK, with and without
+/// `<base href>`) with its two print views (canonical links), and the
+/// `/meta/` pages. Each with its URL and the demo parser a crawl reads it
+/// with (`""` for the `/meta/` pages, which `links` reads).
+pub fn demo_pages(profiles: u64) -> Vec<(String, demosite::Page, &'static str)> {
+    let site = &demosite::Site::new(demosite::SiteConfig {
+        profiles,
+        cities: 5,
+        page_size: 20,
+    });
+    let view = &demosite::View {
+        open_web: true,
+        ..demosite::View::default()
+    };
+    let origin = "http://127.0.0.1:8";
     let mut paths: Vec<(String, Option<String>, &str)> = vec![("/".into(), None, "city_list")];
     for city in 0..site.city_count() {
         for page in 1..=site.city_pages(city) {
