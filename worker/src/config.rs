@@ -69,7 +69,8 @@ pub struct WorkerConfig {
     /// more pages wait for the parser instead of all building trees at the
     /// same time.
     pub max_parse_bytes: u64,
-    /// Parse pages whose parser needs no document tree (`links`) in one
+    /// Parse pages whose parser needs no document tree (`links`, and the
+    /// demo site's `city_list`, `city`, `profile`) in one
     /// streaming pass over the text instead of building the tree: same
     /// result, no tree in memory. `false` parses every page into a tree.
     pub stream_parse: bool,

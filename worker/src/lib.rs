@@ -50,8 +50,9 @@
 //!   `max_sitemap_urls` / `max_sitemap_bytes`). [`parse::meta`] reads
 //!   what any HTML page asks of crawlers (robots meta, `X-Robots-Tag`,
 //!   `rel="nofollow"`) and its canonical URL, and obeys it as the crawl's
-//!   policy says. [`parse::stream`] gives `links` the same result in one
-//!   pass over the tokenizer, with no tree (`stream_parse`).
+//!   policy says. [`parse::stream`] gives `links` and the demo parsers
+//!   the same result in one pass over the text, with no tree
+//!   (`stream_parse`; the demo parsers hand odd markup to the tree).
 //! - [`render`]: pages that need JavaScript (a parser's `render` mode):
 //!   a headless browser pool whose every request goes through [`fetch`],
 //!   and the `auto` mode's test of whether a fetched page needs rendering;

@@ -54,9 +54,7 @@ impl Prepared {
     /// one (`stream_parse`, a parser with [`crate::parse::Parser::stream`]).
     pub(crate) fn weight(&self, runner: &Runner, stream_parse: bool) -> u64 {
         match runner {
-            Runner::Builtin(parser)
-                if stream_parse && parser.stream.is_some() && parser.content == Content::Html =>
-            {
+            Runner::Builtin(parser) if parser.streams_without_tree(stream_parse) => {
                 (self.text.len() as u64).saturating_mul(STREAM_HALVES_PER_BYTE) / 2
             }
             _ => self.tree_weight,

@@ -9,6 +9,8 @@
 //! then parsed all three ways with `rel="nofollow"` obeyed (so those counts
 //! are compared too).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -95,48 +97,8 @@ impl Diffs {
 /// their canonical link, and the `/meta/` pages.
 #[test]
 fn demo_site_pages_agree() {
-    let site = demosite::Site::new(demosite::SiteConfig {
-        profiles: 200,
-        cities: 5,
-        page_size: 20,
-    });
-    let view = demosite::View {
-        open_web: true,
-        ..demosite::View::default()
-    };
-    let origin = "http://127.0.0.1:8";
-    let mut paths: Vec<(String, Option<String>)> = vec![("/".into(), None)];
-    for city in 0..site.city_count() {
-        for page in 1..=site.city_pages(city) {
-            let path = site.city_path(city, page).unwrap();
-            match path.split_once('?') {
-                Some((p, q)) => paths.push((p.into(), Some(q.into()))),
-                None => paths.push((path, None)),
-            }
-        }
-    }
-    for id in 1..=site.profile_count() {
-        paths.push((demosite::Site::profile_path(id), None));
-        paths.push((format!("/profile/{id}/print"), None));
-        paths.push((format!("/profile/{id}"), Some("view=print".into())));
-    }
-    for meta in ["", "links", "canonical-offsite"] {
-        paths.push((format!("/meta/{meta}"), None));
-    }
-    for id in 1..=5 {
-        for kind in ["noindex", "nofollow", "header", "unreached", "followed"] {
-            paths.push((format!("/meta/{kind}/{id}"), None));
-        }
-    }
     let mut diffs = Diffs::default();
-    for (path, query) in &paths {
-        let Some(page) = site.render_at(path, query.as_deref(), &view, origin) else {
-            continue;
-        };
-        let url = match query {
-            Some(q) => format!("{origin}{path}?{q}"),
-            None => format!("{origin}{path}"),
-        };
+    for (url, page, _) in common::demo_pages(200) {
         diffs.compare(&url, &page.body, Some(page.encoding.content_type()));
     }
     assert!(diffs.pages > 600, "only {} pages rendered", diffs.pages);

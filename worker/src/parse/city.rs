@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use rpcsupport::{ParseError, ParseResult};
+use rpcsupport::{ParseError, ParseResult, Request};
 use scraper::Selector;
 
 use super::{selector, Page, Parser};
@@ -18,7 +18,8 @@ pub const PARSER: Parser = Parser {
     content: super::Content::Html,
     check_args,
     parse,
-    stream: None,
+    stream: Some(super::stream::city),
+    stream_may_build_tree: true,
 };
 
 static LIST: LazyLock<Selector> = LazyLock::new(|| selector("ul.profile-list"));
@@ -36,6 +37,11 @@ fn check_args(args: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `request` asks for the next page to be followed (`next`).
+pub(crate) fn follows_next(request: &Request) -> bool {
+    request.parser.args.get("next").map(String::as_str) != Some("false")
+}
+
 /// Profile links from `ul.profile-list`, then the `.pager a.next` link.
 pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
     let mut requests = page.follow_links_in(
@@ -44,8 +50,7 @@ pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
         &PROFILES,
         super::profile::PARSER.name,
     )?;
-    let follow_next = page.request.parser.args.get("next").map(String::as_str) != Some("false");
-    if follow_next {
+    if follows_next(page.request) {
         // Only the first: a pager repeated at the top and bottom of a page
         // would otherwise give the same link twice.
         if let Some(next) = page.links(&NEXT).into_iter().next() {

@@ -13,7 +13,8 @@ pub const PARSER: Parser = Parser {
     content: super::Content::Html,
     check_args: no_args,
     parse,
-    stream: None,
+    stream: Some(super::stream::city_list),
+    stream_may_build_tree: true,
 };
 
 static LIST: LazyLock<Selector> = LazyLock::new(|| selector(".city-list"));

@@ -18,6 +18,7 @@ pub const PARSER: Parser = Parser {
     check_args: no_args,
     parse,
     stream: Some(stream::links),
+    stream_may_build_tree: false,
 };
 
 static A: LazyLock<Selector> = LazyLock::new(|| selector("a[href]"));

@@ -71,17 +71,7 @@ impl Page<'_> {
     /// with `render=auto`), not an argument of one parser, so the pages it
     /// leads to are fetched the same way.
     pub fn follow(&self, url: Url, parser: &str) -> Request {
-        let mut spec = ParserSpec::named(parser);
-        if let Some(mode) = self.request.parser.args.get(rpcsupport::Render::ARG) {
-            spec.args
-                .insert(rpcsupport::Render::ARG.to_string(), mode.clone());
-        }
-        Request {
-            url: url.into(),
-            parser: spec,
-            depth: self.request.depth.saturating_add(1),
-            hints: Default::default(),
-        }
+        follow(self.request, url, parser)
     }
 
     /// The URL relative links resolve against: the page's own URL, or its
@@ -138,6 +128,21 @@ impl Page<'_> {
             .select(links)
             .filter_map(|a| Some((a.value().attr("href")?, a.value().attr("rel"))));
         admit_links(self.budget, &base, anchors)
+    }
+}
+
+/// [`Page::follow`] from the page answering `request`.
+pub(crate) fn follow(request: &Request, url: Url, parser: &str) -> Request {
+    let mut spec = ParserSpec::named(parser);
+    if let Some(mode) = request.parser.args.get(rpcsupport::Render::ARG) {
+        spec.args
+            .insert(rpcsupport::Render::ARG.to_string(), mode.clone());
+    }
+    Request {
+        url: url.into(),
+        parser: spec,
+        depth: request.depth.saturating_add(1),
+        hints: Default::default(),
     }
 }
 
@@ -272,6 +277,21 @@ pub struct Parser {
     /// parsers that need none: gives exactly what `parse` and the page's
     /// meta would, and is used when the settings allow (`stream_parse`).
     pub stream: Option<StreamFn>,
+    /// Whether `stream` hands the pages it cannot read to the tree (the
+    /// demo site's parsers do, on markup outside their strict subset): such
+    /// a page is weighed as a tree against `max_parse_bytes` all the same.
+    pub stream_may_build_tree: bool,
+}
+
+impl Parser {
+    /// Whether this parser, streaming under `stream_parse`, never builds
+    /// a tree, so a page it reads weighs only its text.
+    pub fn streams_without_tree(&self, stream_parse: bool) -> bool {
+        stream_parse
+            && self.stream.is_some()
+            && !self.stream_may_build_tree
+            && self.content == Content::Html
+    }
 }
 
 impl Parser {
@@ -349,6 +369,19 @@ pub(crate) fn run_tree(
     budget: &Budget,
     parse: impl FnOnce(&Page<'_>) -> Result<ParseResult, ParseError>,
 ) -> Result<ParseResult, ParseError> {
+    Ok(budget.finish(read_tree(html, request, url, text, budget, parse)?))
+}
+
+/// [`run_tree`] before [`Budget::finish`]: what a [`StreamFn`] gives, for
+/// the streaming parsers that hand a page they cannot read to the tree.
+pub(crate) fn read_tree(
+    html: &Html,
+    request: &Request,
+    url: &Url,
+    text: &str,
+    budget: &Budget,
+    parse: impl FnOnce(&Page<'_>) -> Result<ParseResult, ParseError>,
+) -> Result<ParseResult, ParseError> {
     let page = Page {
         request,
         url,
@@ -359,7 +392,7 @@ pub(crate) fn run_tree(
     };
     let mut result = parse(&page)?;
     meta::read_document(&page, &mut result);
-    Ok(budget.finish(result))
+    Ok(result)
 }
 
 /// For parsers that take no arguments.

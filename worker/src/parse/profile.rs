@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 
 use rpcsupport::{Item, ParseError, ParseResult, Value};
 use scraper::Selector;
+use url::Url;
 
 use super::{no_args, selector, Page, Parser};
 
@@ -19,7 +20,8 @@ pub const PARSER: Parser = Parser {
     content: super::Content::Html,
     check_args: no_args,
     parse,
-    stream: None,
+    stream: Some(super::stream::profile),
+    stream_may_build_tree: true,
 };
 
 /// The item kind.
@@ -51,25 +53,43 @@ pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
         .select(&TABLE)
         .next()
         .ok_or_else(|| page.error("no table.profile"))?;
+    let cells = table.select(&FIELDS).filter_map(|cell| {
+        let field = cell.value().attr("data-field")?;
+        Some((field, cell.text().collect::<String>()))
+    });
+    let item = item(page.url, table.value().attr("data-id"), cells)
+        .ok_or_else(|| page.error("no profile id (data-id or /profile/{id})"))?;
+    let requests = page
+        .links(&RECOMMENDED)
+        .into_iter()
+        .map(|url| page.follow(url, PARSER.name))
+        .collect();
+    Ok(ParseResult {
+        requests,
+        items: vec![item],
+        ..ParseResult::default()
+    })
+}
+
+/// The item of the profile at `url` whose table has `data_id` and the
+/// `cells` (each `data-field` and its text, in page order), whichever way
+/// the page was read; `None` without an id.
+pub(crate) fn item<F: AsRef<str>, T: AsRef<str>>(
+    url: &Url,
+    data_id: Option<&str>,
+    cells: impl Iterator<Item = (F, T)>,
+) -> Option<Item> {
     // The id comes from the markup; the URL's last segment is the fallback
     // for pages that lost the attribute.
-    let id = table
-        .value()
-        .attr("data-id")
+    let id = data_id
         .and_then(|id| id.trim().parse::<u64>().ok())
-        .or_else(|| page.url.path_segments()?.next_back()?.parse().ok())
-        .ok_or_else(|| page.error("no profile id (data-id or /profile/{id})"))?;
-
+        .or_else(|| url.path_segments()?.next_back()?.parse().ok())?;
     let mut payload = BTreeMap::new();
-    for cell in table.select(&FIELDS) {
-        let Some(field) = cell.value().attr("data-field") else {
+    for (field, text) in cells {
+        let Some(&(key, is_int)) = FIELDS_SPEC.iter().find(|(k, _)| *k == field.as_ref()) else {
             continue;
         };
-        let Some(&(key, is_int)) = FIELDS_SPEC.iter().find(|(k, _)| *k == field) else {
-            continue;
-        };
-        let text: String = cell.text().collect();
-        let text = text.trim();
+        let text = text.as_ref().trim();
         let value = if is_int {
             match leading_int(text) {
                 Some(n) => Value::Int(n),
@@ -83,21 +103,11 @@ pub fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {
         // First occurrence wins, as a reader would see it.
         payload.entry(key.to_owned()).or_insert(value);
     }
-
-    let requests = page
-        .links(&RECOMMENDED)
-        .into_iter()
-        .map(|url| page.follow(url, PARSER.name))
-        .collect();
-    Ok(ParseResult {
-        requests,
-        items: vec![Item {
-            url: page.url.to_string(),
-            kind: KIND.to_owned(),
-            id: Some(id.to_string()),
-            payload,
-        }],
-        ..ParseResult::default()
+    Some(Item {
+        url: url.to_string(),
+        kind: KIND.to_owned(),
+        id: Some(id.to_string()),
+        payload,
     })
 }
 

@@ -17,6 +17,7 @@ pub const PARSER: Parser = Parser {
     check_args: no_args,
     parse,
     stream: None,
+    stream_may_build_tree: false,
 };
 
 fn parse(page: &Page<'_>) -> Result<ParseResult, ParseError> {

@@ -22,8 +22,17 @@
 //! `memchr`, names live on the stack, and each element name is looked up
 //! once per page ([`Names`]) with what the model needs of it worked out
 //! then, so a tag costs one hash lookup and no allocation.
+//!
+//! # Layout
+//! - this file: [`html_prefix`], the pass, and the model of the stack of
+//!   open elements it follows ([`Names`], `Stack`).
+//! - `lex`: the bytes of a tag: searches, names, attributes stepped over.
+
+mod lex;
 
 use std::collections::HashMap;
+
+use lex::{find, find_end_tag, find_seq, read_name, scan_attributes, NameBuf};
 
 /// Elements that never have content.
 const VOID: &[&str] = &[
@@ -443,115 +452,6 @@ pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
         end: text.len(),
         nodes,
     }
-}
-
-fn find(b: &[u8], from: usize, needle: u8) -> Option<usize> {
-    memchr::memchr(needle, b.get(from..)?).map(|p| from + p)
-}
-
-fn find_seq(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(b.get(from..)?, needle).map(|p| from + p)
-}
-
-/// The position of `</name` (any case) at or after `from`.
-fn find_end_tag(b: &[u8], from: usize, name: &str) -> Option<usize> {
-    let mut i = from;
-    while let Some(lt) = find_seq(b, i, b"</") {
-        let rest = &b[lt + 2..];
-        if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
-            return Some(lt);
-        }
-        i = lt + 1;
-    }
-    None
-}
-
-/// A tag name as [`read_name`] keeps it: at most 32 bytes.
-#[derive(Default)]
-struct NameBuf {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl NameBuf {
-    fn as_str(&self) -> &str {
-        // Only ASCII letters, digits, `-` and `:` are kept.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-/// Reads a tag name at `from` into `name`, lower case; returns where it
-/// ends. Names are kept to 32 bytes: none that matters here is longer.
-fn read_name(b: &[u8], from: usize, name: &mut NameBuf) -> usize {
-    // Of the first 32 ASCII bytes, those that may be in a name.
-    let mut ascii = 0;
-    name.len = 0;
-    let mut i = from;
-    while let Some(&c) = b.get(i) {
-        if c.is_ascii_whitespace() || c == b'/' || c == b'>' {
-            break;
-        }
-        if ascii < 32 && c.is_ascii() {
-            ascii += 1;
-            if c.is_ascii_alphanumeric() || c == b'-' || c == b':' {
-                name.bytes[name.len] = c.to_ascii_lowercase();
-                name.len += 1;
-            }
-        }
-        i += 1;
-    }
-    i
-}
-
-/// Reads a start tag's attributes from `from`: returns where the tag ends
-/// (after its `>`, or the end of the text), how many attributes it has, and
-/// whether it ends in `/>`.
-fn scan_attributes(b: &[u8], from: usize) -> (usize, usize, bool) {
-    let mut i = from;
-    let mut attrs = 0;
-    let mut last = 0u8;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'>' => return (i + 1, attrs, last == b'/'),
-            c if c.is_ascii_whitespace() || c == b'/' => i += 1,
-            _ => {
-                // An attribute name, then maybe `= value`.
-                attrs += 1;
-                while let Some(&c) = b.get(i) {
-                    if c.is_ascii_whitespace() || matches!(c, b'/' | b'>' | b'=') {
-                        break;
-                    }
-                    i += 1;
-                }
-                while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
-                    i += 1;
-                }
-                if b.get(i) == Some(&b'=') {
-                    i += 1;
-                    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
-                        i += 1;
-                    }
-                    match b.get(i) {
-                        Some(&q @ (b'"' | b'\'')) => {
-                            i = find(b, i + 1, q).map_or(b.len(), |p| p + 1);
-                        }
-                        _ => {
-                            while let Some(&c) = b.get(i) {
-                                if c.is_ascii_whitespace() || c == b'>' {
-                                    break;
-                                }
-                                i += 1;
-                            }
-                        }
-                    }
-                }
-                last = 0;
-                continue;
-            }
-        }
-        last = c;
-    }
-    (b.len(), attrs, false)
 }
 
 #[cfg(test)]

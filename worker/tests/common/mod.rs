@@ -120,3 +120,60 @@ pub async fn serve_worker(
         .unwrap();
     (client, worker, stop)
 }
+
+/// Every page a demo site of `profiles` profiles in 5 cities serves with
+/// the open web on, as the stream differential tests read them: the city
+/// list, every city page, every profile (UTF-8 and GBK, with and without
+/// `<base href>`) with its two print views (canonical links), and the
+/// `/meta/` pages. Each with its URL and the demo parser a crawl reads it
+/// with (`""` for the `/meta/` pages, which `links` reads).
+pub fn demo_pages(profiles: u64) -> Vec<(String, demosite::Page, &'static str)> {
+    let site = &demosite::Site::new(demosite::SiteConfig {
+        profiles,
+        cities: 5,
+        page_size: 20,
+    });
+    let view = &demosite::View {
+        open_web: true,
+        ..demosite::View::default()
+    };
+    let origin = "http://127.0.0.1:8";
+    let mut paths: Vec<(String, Option<String>, &str)> = vec![("/".into(), None, "city_list")];
+    for city in 0..site.city_count() {
+        for page in 1..=site.city_pages(city) {
+            let path = site.city_path(city, page).unwrap();
+            match path.split_once('?') {
+                Some((p, q)) => paths.push((p.into(), Some(q.into()), "city")),
+                None => paths.push((path, None, "city")),
+            }
+        }
+    }
+    for id in 1..=site.profile_count() {
+        paths.push((demosite::Site::profile_path(id), None, "profile"));
+        paths.push((format!("/profile/{id}/print"), None, "profile"));
+        paths.push((
+            format!("/profile/{id}"),
+            Some("view=print".into()),
+            "profile",
+        ));
+    }
+    for meta in ["", "links", "canonical-offsite"] {
+        paths.push((format!("/meta/{meta}"), None, ""));
+    }
+    for id in 1..=5 {
+        for kind in ["noindex", "nofollow", "header", "unreached", "followed"] {
+            paths.push((format!("/meta/{kind}/{id}"), None, ""));
+        }
+    }
+    paths
+        .into_iter()
+        .filter_map(|(path, query, parser)| {
+            let page = site.render_at(&path, query.as_deref(), view, origin)?;
+            let url = match query {
+                Some(q) => format!("{origin}{path}?{q}"),
+                None => format!("{origin}{path}"),
+            };
+            Some((url, page, parser))
+        })
+        .collect()
+}

@@ -72,6 +72,7 @@ pub const PARSER: Parser = Parser {
     check_args,
     parse,
     stream: None,
+    stream_may_build_tree: false,
 };
 
 /// The pages' parser is required; every other argument is one of its own

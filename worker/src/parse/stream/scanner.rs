@@ -7,7 +7,7 @@
 //!   body has shown something), and then only to tell whether it is all
 //!   whitespace, character references included (`&#32;` is a space).
 //! - Tags: names are read, and of their attributes only those the model
-//!   reads of that tag ([`attrs_read`]); the others are stepped over by the
+//!   reads of that tag ([`Sink::attrs_read`]); the others are stepped over by the
 //!   same states (quoted values may hold `>`). A tag the page ends inside is
 //!   dropped, as the tokenizer drops it.
 //! - Comments end at the first `-->` or `--!>` (`<!-->` and `<!--->` are
@@ -24,19 +24,23 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr2, memchr3, memmem};
+use memchr::{memchr, memchr3, memmem};
+
+mod raw;
+
+use raw::comment_end;
 
 use super::charref;
-use super::{attrs_read, tokenizer, Attr, Model, StartTag, Switch, ATTRS};
+use super::{is_html_space, tokenizer, Attr, Sink, StartTag, Switch, ATTRS};
 
 /// Reads `text` once into `model`.
-pub(super) fn scan(text: &str, model: &mut Model<'_>) {
+pub(super) fn scan(text: &str, sink: &mut impl Sink) {
     // The tokenizer drops a byte order mark at the start.
     let at = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
     Scanner {
         text,
         b: text.as_bytes(),
-        model,
+        sink,
         values: Values::default(),
     }
     .markup(at);
@@ -67,10 +71,10 @@ impl StartTag for Tag<'_, '_> {
     }
 }
 
-struct Scanner<'t, 'm, 'a> {
+struct Scanner<'t, 'm, S> {
     text: &'t str,
     b: &'t [u8],
-    model: &'m mut Model<'a>,
+    sink: &'m mut S,
     /// The values of the tag being read, emptied after each: one array
     /// for the page rather than one set up and dropped per tag.
     values: Values<'t>,
@@ -83,7 +87,7 @@ fn is_space(c: u8) -> bool {
 
 /// The tokenizer's "data" state and what it leads to, until the end of
 /// the text (every `Option` below is `None` at the end of the text).
-impl<'t> Scanner<'t, '_, '_> {
+impl<'t, S: Sink> Scanner<'t, '_, S> {
     fn markup(&mut self, mut at: usize) {
         let b = self.b;
         loop {
@@ -100,12 +104,12 @@ impl<'t> Scanner<'t, '_, '_> {
                 Some(b'?') => self.to_gt(lt + 1),
                 // Not a tag: the `<` is text, and what follows is read again.
                 _ => {
-                    self.model.text(true);
+                    self.stray("<");
                     Some(lt + 1)
                 }
             };
             match next {
-                Some(next) if !self.model.done() => at = next,
+                Some(next) if !self.sink.done() => at = next,
                 _ => return,
             }
         }
@@ -114,7 +118,20 @@ impl<'t> Scanner<'t, '_, '_> {
     /// Text from `from` to `to` (no `<` in it), told to the model if it
     /// still cares.
     fn text_between(&mut self, from: usize, to: usize) {
-        if from >= to || !self.model.text_matters() {
+        if from >= to {
+            return;
+        }
+        if self.sink.wants_chars() {
+            let text = self.decoded(from, to, false);
+            self.sink.chars(&text);
+            if text.chars().any(|c| c != '\0' && !is_html_space(c)) {
+                self.sink.text(true);
+            } else if text.contains('\0') {
+                self.sink.null();
+            }
+            return;
+        }
+        if !self.sink.text_matters() {
             return;
         }
         let b = &self.b[..to];
@@ -128,13 +145,13 @@ impl<'t> Scanner<'t, '_, '_> {
                 }
                 b'&' => match charref::decode(b, at + 1, false) {
                     Some(d) if d.chars().iter().all(|&c| super::is_html_space(c)) => at = d.end,
-                    _ => return self.model.text(true),
+                    _ => return self.sink.text(true),
                 },
-                _ => return self.model.text(true),
+                _ => return self.sink.text(true),
             }
         }
         if null {
-            self.model.null();
+            self.sink.null();
         }
     }
 
@@ -149,18 +166,18 @@ impl<'t> Scanner<'t, '_, '_> {
             let end = self.to_gt(at + 7);
             let markup = &self.text[at - 2..end.unwrap_or(b.len())];
             if let Some((html, quirks, public)) = tokenizer::doctype(markup) {
-                self.model.doctype(html, quirks, public);
+                self.sink.doctype(html, quirks, public);
             }
             return end;
         }
-        if !self.model.html_content() && rest.starts_with(b"[CDATA[") {
+        if !self.sink.html_content() && rest.starts_with(b"[CDATA[") {
             let from = at + 7;
             let end = memmem::find(&b[from..], b"]]>").map(|p| from + p);
             let data = &b[from..end.unwrap_or(b.len())];
             if data.iter().any(|&c| c != 0 && !is_space(c)) {
-                self.model.text(true);
+                self.sink.text(true);
             } else if data.contains(&0) {
-                self.model.null();
+                self.sink.null();
             }
             return end.map(|e| e + 3);
         }
@@ -179,7 +196,7 @@ impl<'t> Scanner<'t, '_, '_> {
             Some(c) if c.is_ascii_alphabetic() => {
                 let (name_end, name) = self.tag_name(at);
                 let (end, _) = self.attributes(name_end, &[])?;
-                self.model.end_tag(&name);
+                self.sink.end_tag(&name);
                 Some(end)
             }
             // `</>` is nothing.
@@ -187,7 +204,7 @@ impl<'t> Scanner<'t, '_, '_> {
             Some(_) => self.to_gt(at),
             None => {
                 // `</` at the end is text.
-                self.model.text(true);
+                self.stray("</");
                 None
             }
         }
@@ -196,9 +213,9 @@ impl<'t> Scanner<'t, '_, '_> {
     /// A start tag whose name starts at `at`, and the raw text it may open.
     fn start_tag(&mut self, at: usize) -> Option<usize> {
         let (name_end, name) = self.tag_name(at);
-        let wanted = attrs_read(&name);
+        let wanted = self.sink.attrs_read(&name);
         let (end, self_closing) = self.attributes(name_end, wanted)?;
-        let switch = self.model.start_tag(&Tag {
+        let switch = self.sink.start_tag(&Tag {
             name: &name,
             self_closing,
             values: &self.values,
@@ -310,15 +327,25 @@ impl<'t> Scanner<'t, '_, '_> {
                 }
             };
             if let Some(i) = slot {
-                self.values[i] = Some(self.value(from, to));
+                self.values[i] = Some(self.decoded(from, to, true));
             }
         }
     }
 
-    /// An attribute value as the tokenizer gives it: references decoded,
-    /// CR and CRLF as LF, U+0000 as U+FFFD (a copy only when that changes
-    /// it). The value ends at `to`, where its quote or delimiter is.
-    fn value(&self, from: usize, to: usize) -> Cow<'t, str> {
+    /// Characters that are text though they look like markup (`<` not
+    /// starting a tag).
+    fn stray(&mut self, text: &str) {
+        if self.sink.wants_chars() {
+            self.sink.chars(text);
+        }
+        self.sink.text(true);
+    }
+
+    /// An attribute value (`attribute`) or text as the tokenizer gives it:
+    /// references decoded, CR and CRLF as LF, U+0000 as U+FFFD in a value
+    /// and kept in text (a copy only when that changes it). It ends at
+    /// `to`, where its quote, delimiter or `<` is.
+    fn decoded(&self, from: usize, to: usize, attribute: bool) -> Cow<'t, str> {
         let text: &'t str = self.text;
         let b = &self.b[..to];
         let special = |at: usize| memchr3(b'&', b'\r', 0, &b[at..]).map(|p| at + p);
@@ -332,7 +359,7 @@ impl<'t> Scanner<'t, '_, '_> {
             out.push_str(&text[at..s]);
             at = s + 1;
             match b[s] {
-                b'&' => match charref::decode(b, at, true) {
+                b'&' => match charref::decode(b, at, attribute) {
                     Some(d) => {
                         out.extend(d.chars());
                         at = d.end;
@@ -345,149 +372,12 @@ impl<'t> Scanner<'t, '_, '_> {
                         at += 1;
                     }
                 }
-                _ => out.push('\u{FFFD}'),
+                _ => out.push(if attribute { '\u{FFFD}' } else { '\0' }),
             }
             next = special(at);
         }
         out.push_str(&text[at..to]);
         Cow::Owned(out)
-    }
-
-    /// Raw text from `at` to the end tag of the element named
-    /// `text[name..name_end]`.
-    fn raw_text(&mut self, mut at: usize, name: usize, name_end: usize) -> Option<usize> {
-        let b = self.b;
-        loop {
-            let lt = at + memchr(b'<', &b[at..])?;
-            if b.get(lt + 1) == Some(&b'/') {
-                if let Some(delim) = self.appropriate_end(lt + 2, name, name_end) {
-                    return self.close_raw(delim, name, name_end);
-                }
-            }
-            at = lt + 1;
-        }
-    }
-
-    /// After `</` at `at`: whether the letters there name the element
-    /// `text[name..name_end]` (in any case) and are followed by whitespace,
-    /// `/` or `>`; if so, where that follows.
-    fn appropriate_end(&self, at: usize, name: usize, name_end: usize) -> Option<usize> {
-        let b = self.b;
-        let end = at + (name_end - name);
-        if !b.get(at..end)?.eq_ignore_ascii_case(&b[name..name_end]) {
-            return None;
-        }
-        let c = *b.get(end)?;
-        (is_space(c) || c == b'/' || c == b'>').then_some(end)
-    }
-
-    /// The end tag of a raw text element, read up to `at`.
-    fn close_raw(&mut self, at: usize, name: usize, name_end: usize) -> Option<usize> {
-        let (end, _) = self.attributes(at, &[])?;
-        let text: &'t str = self.text;
-        self.model.end_tag(&lowered(&text[name..name_end]));
-        Some(end)
-    }
-
-    /// Script data from `at` to the end tag of the `<script>` named
-    /// `text[name..name_end]`, through its escapes: after `<!--`, a
-    /// `<script>` starts a "double escaped" part where `</script>` only
-    /// ends that part, and `-->` ends the escape.
-    fn script(&mut self, mut at: usize, name: usize, name_end: usize) -> Option<usize> {
-        #[derive(Clone, Copy, PartialEq, Eq)]
-        enum State {
-            Data,
-            Escaped,
-            EscapedDash,
-            EscapedDashDash,
-            EscapedLt,
-            Double,
-            DoubleDash,
-            DoubleDashDash,
-            DoubleLt,
-        }
-        use State::*;
-        let b = self.b;
-        let mut state = Data;
-        loop {
-            state = match state {
-                Data => {
-                    at += memchr(b'<', &b[at..])? + 1;
-                    match *b.get(at)? {
-                        b'/' => {
-                            if let Some(delim) = self.appropriate_end(at + 1, name, name_end) {
-                                return self.close_raw(delim, name, name_end);
-                            }
-                            at += 1;
-                            Data
-                        }
-                        b'!' if b.get(at + 1..at + 3) == Some(b"--") => {
-                            at += 3;
-                            EscapedDashDash
-                        }
-                        // Read again as script data.
-                        _ => Data,
-                    }
-                }
-                Escaped | Double => {
-                    let p = at + memchr2(b'-', b'<', &b[at..])?;
-                    at = p + 1;
-                    match (b[p], state) {
-                        (b'-', Escaped) => EscapedDash,
-                        (b'-', _) => DoubleDash,
-                        (_, Escaped) => EscapedLt,
-                        _ => DoubleLt,
-                    }
-                }
-                EscapedDash | EscapedDashDash | DoubleDash | DoubleDashDash => {
-                    let double = matches!(state, DoubleDash | DoubleDashDash);
-                    let c = *b.get(at)?;
-                    at += 1;
-                    match c {
-                        b'-' if double => DoubleDashDash,
-                        b'-' => EscapedDashDash,
-                        b'<' if double => DoubleLt,
-                        b'<' => EscapedLt,
-                        b'>' if matches!(state, EscapedDashDash | DoubleDashDash) => Data,
-                        _ if double => Double,
-                        _ => Escaped,
-                    }
-                }
-                EscapedLt => match *b.get(at)? {
-                    b'/' => {
-                        if let Some(delim) = self.appropriate_end(at + 1, name, name_end) {
-                            return self.close_raw(delim, name, name_end);
-                        }
-                        at += 1;
-                        Escaped
-                    }
-                    c if c.is_ascii_alphabetic() => {
-                        // `<script` starts the double escaped part.
-                        let (script, next) = script_word(b, at)?;
-                        at = next;
-                        if script {
-                            Double
-                        } else {
-                            Escaped
-                        }
-                    }
-                    _ => Escaped,
-                },
-                DoubleLt => match *b.get(at)? {
-                    b'/' => {
-                        // `</script` ends it.
-                        let (script, next) = script_word(b, at + 1)?;
-                        at = next;
-                        if script {
-                            Escaped
-                        } else {
-                            Double
-                        }
-                    }
-                    _ => Double,
-                },
-            };
-        }
     }
 }
 
@@ -506,43 +396,4 @@ fn lowered(raw: &str) -> Cow<'_, str> {
             }
         })
         .collect()
-}
-
-/// The letters from `at` in escaped script data, where `script` followed
-/// by whitespace, `/` or `>` moves between its escaped parts: whether they
-/// are that (the delimiter is taken with any word), and where the text
-/// goes on; `None` if the text ends first.
-fn script_word(b: &[u8], at: usize) -> Option<(bool, usize)> {
-    let mut end = at;
-    while b.get(end)?.is_ascii_alphabetic() {
-        end += 1;
-    }
-    let c = b[end];
-    if is_space(c) || c == b'/' || c == b'>' {
-        Some((b[at..end].eq_ignore_ascii_case(b"script"), end + 1))
-    } else {
-        Some((false, end))
-    }
-}
-
-/// Just past the comment whose text starts at `at` (after `<!--`).
-fn comment_end(b: &[u8], at: usize) -> Option<usize> {
-    match b.get(at..) {
-        Some([b'>', ..]) => return Some(at + 1),
-        Some([b'-', b'>', ..]) => return Some(at + 2),
-        _ => {}
-    }
-    let mut from = at;
-    loop {
-        let dashes = from + memmem::find(&b[from..], b"--")?;
-        let mut end = dashes + 2;
-        while b.get(end) == Some(&b'-') {
-            end += 1;
-        }
-        match b.get(end..) {
-            Some([b'>', ..]) => return Some(end + 1),
-            Some([b'!', b'>', ..]) => return Some(end + 2),
-            _ => from = end,
-        }
-    }
 }
