@@ -204,33 +204,7 @@ flags! {
 }
 
 fn main() -> ExitCode {
-    one_malloc_arena();
     rpcsupport::cli::run("engine", real_main)
-}
-
-/// Asks glibc's malloc for one arena, before any thread starts. By default
-/// each thread that meets contention gets an arena of its own and keeps the
-/// memory it took; the engine's heap is small (under 6 MB live in massif
-/// on a 5,000-profile crawl with `--state_dir`), and the URL store's commit
-/// thread's arena alone was some 3-6 MiB of its peak resident memory
-/// (bench/NOTES.md). Its threads allocate little at once (the crawl loop is
-/// one task), and glibc's per-thread caches serve most small allocations
-/// without the arena's lock. Other C libraries: nothing to do.
-fn one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-        }
-        /// glibc's malloc.h.
-        const M_ARENA_MAX: std::ffi::c_int = -8;
-        // SAFETY: mallopt only sets a malloc parameter; called from main
-        // before any other thread exists. A refusal (0) leaves the default,
-        // which is only more memory.
-        unsafe {
-            mallopt(M_ARENA_MAX, 1);
-        }
-    }
 }
 
 fn real_main() -> anyhow::Result<()> {
