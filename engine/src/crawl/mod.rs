@@ -68,7 +68,7 @@ mod tests;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,8 +85,7 @@ use crate::render::needs_browser;
 use crate::spill::PrivateDir;
 use crate::state::{unix_now, Loaded, OpenError, Requeue, StateDir};
 use crate::summary::Summary;
-use call::{call, Route};
-use call::{CallId, CallResult, Outcome};
+use call::{call, CallId, CallResult, Outcome, Route};
 use machine::{Crawl, Step, Tick};
 pub use rounds::run_every;
 
@@ -341,19 +340,24 @@ fn spill_dir(settings: &Settings) -> Result<(PathBuf, Option<PrivateDir>), Engin
     Ok((private.path().to_owned(), Some(private)))
 }
 
+/// Opens (and locks) `dir` with the crawl's cache size, its errors as the
+/// engine's: for a crawl, and for a recrawl round's look at what is due.
+fn open_state_dir(settings: &Settings, dir: &Path) -> Result<(StateDir, Loaded), EngineError> {
+    StateDir::open_with_cache(dir, settings.state_cache_bytes).map_err(|e| match e {
+        OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
+        OpenError::Io(source) => EngineError::State {
+            path: dir.to_owned(),
+            source,
+        },
+    })
+}
+
 /// Opens (and locks) the state dir, if one is set, with what it holds.
 fn open_state(settings: &Settings) -> Result<(Option<StateDir>, Option<Loaded>), EngineError> {
     let Some(dir) = &settings.state_dir else {
         return Ok((None, None));
     };
-    let (state, mut loaded) =
-        StateDir::open_with_cache(dir, settings.state_cache_bytes).map_err(|e| match e {
-            OpenError::Locked { dir, pid } => EngineError::StateDirLocked { path: dir, pid },
-            OpenError::Io(source) => EngineError::State {
-                path: dir.clone(),
-                source,
-            },
-        })?;
+    let (state, mut loaded) = open_state_dir(settings, dir)?;
     let requeue = match &settings.recrawl {
         Some(r) => Requeue::Recrawl {
             now: unix_now(),

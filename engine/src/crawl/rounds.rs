@@ -10,7 +10,7 @@ use futures::FutureExt as _;
 
 use super::{run, EngineError};
 use crate::config::Settings;
-use crate::state::{unix_now, Requeue, StateDir};
+use crate::state::{unix_now, Requeue};
 use crate::summary::Summary;
 
 /// Runs recrawl rounds until `shutdown`, calling `on_round` with each
@@ -50,13 +50,7 @@ fn next_wait(settings: &Settings, every: Duration) -> Result<Duration, EngineErr
         path: dir.clone(),
         source,
     };
-    let (state, _) =
-        StateDir::open_with_cache(dir, settings.state_cache_bytes).map_err(|e| match e {
-            crate::state::OpenError::Locked { dir, pid } => {
-                EngineError::StateDirLocked { path: dir, pid }
-            }
-            crate::state::OpenError::Io(e) => state_error(e),
-        })?;
+    let (state, _) = super::open_state_dir(settings, dir)?;
     let now = unix_now();
     let frontier = state
         .frontier(Requeue::Recrawl { now, all: false })
