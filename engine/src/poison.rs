@@ -197,6 +197,7 @@ mod tests {
             attempts: 0,
             retries: 0,
             robots: false,
+            key: 0,
         }
     }
 

@@ -1,7 +1,8 @@
 //! `urlstore`: what the engine's URL store (`--state_dir`, see
 //! [`engine::state`]) costs per URL. Simulates a crawl of `--urls`
 //! distinct profile URLs through it, the way the crawl loop writes: each
-//! URL recorded as queued, then as done with its validators, schedule and
+//! URL recorded as queued (under the next key, in discovery order), then,
+//! in the same order, as done with its validators, schedule and
 //! one item key (the item itself unacked until a later ack), committed in
 //! groups of `--commit_changes`; then reopens the directory and loads the
 //! frontier as a resume does. Prints
@@ -19,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use engine::scheduler::{fingerprint, FrontierSnapshot, Scheduler, Task};
+use engine::scheduler::{FrontierSnapshot, Scheduler, Task};
 use engine::state::{Fetched, Meta, Requeue, StateDir, UrlRecord, UrlStatus, DEFAULT_CACHE_MB};
 use rpcsupport::{Item, ParserSpec, Request};
 
@@ -65,9 +66,9 @@ fn main() -> anyhow::Result<()> {
     let mut n = 0;
     for i in 1..=args.urls {
         let t = task(i);
-        state
-            .store
-            .put(fingerprint(&t.request.url), UrlRecord::queued(&t));
+        // Keys follow discovery, as the crawl gives them: URL i gets key i.
+        let key = state.store.new_key();
+        state.store.put(key, UrlRecord::queued(&t));
         n = i;
         if state.store.changes() >= args.commit_changes {
             state.commit(&meta)?;
@@ -104,7 +105,7 @@ fn main() -> anyhow::Result<()> {
             interval_s: 86_400,
         });
         r.item_keys = vec![i.to_string()];
-        state.store.put(fingerprint(&t.request.url), r);
+        state.store.put(i, r);
         let item = Item {
             url: t.request.url.clone(),
             kind: "profile".into(),

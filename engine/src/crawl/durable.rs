@@ -22,22 +22,35 @@ use crate::items::Ack;
 use crate::scheduler::{fingerprint, Task};
 use crate::state::{unix_now, Change, CommitJob, Fetched, Meta, StateDir, UrlRecord, UrlStatus};
 
-/// A task was queued: its record says so (at the next commit).
-pub(super) fn record_queued(state: &mut Option<StateDir>, task: &Task) {
+/// A task was queued for the first time: it gets its key in the store, and
+/// its record says it is queued (at the next commit).
+pub(super) fn record_queued(state: &mut Option<StateDir>, task: &mut Task) {
     if let Some(state) = state {
-        state
-            .store
-            .put(fingerprint(&task.request.url), UrlRecord::queued(task));
+        task.key = state.store.new_key();
+        state.store.put(task.key, UrlRecord::queued(task));
     }
+}
+
+/// The store key of `task`: every task a crawl with a state dir queues
+/// got one ([`record_queued`], or the store's, on a resume or recrawl),
+/// so a task without one is a bug, logged, and its record not written
+/// rather than written under a key that is another URL's.
+fn key_of(task: &Task) -> Option<u64> {
+    if task.key == 0 {
+        debug_assert!(false, "a task with no store key: {}", task.request.url);
+        tracing::error!(url = %task.request.url, "a task with no URL-store key; its record is not written");
+        return None;
+    }
+    Some(task.key)
 }
 
 impl Crawl<'_> {
     /// The record a recrawl compares against (`None` outside a recrawl:
     /// a plain crawl fetches each URL once and needs no read).
-    fn previous(&self, fp: u64) -> Option<UrlRecord> {
+    fn previous(&self, key: u64) -> Option<UrlRecord> {
         self.settings.recrawl.as_ref()?;
         let state = self.state.as_ref()?;
-        match state.store.get(fp) {
+        match state.store.get(key) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a URL record; treating the page as new");
@@ -52,9 +65,12 @@ impl Crawl<'_> {
         if self.state.is_none() {
             return;
         }
+        let Some(key) = key_of(task) else {
+            return;
+        };
         let fp = fingerprint(&task.request.url);
         let now = unix_now();
-        let prev = self.previous(fp);
+        let prev = self.previous(key);
         let prev_fetch = prev.as_ref().and_then(|r| r.fetched.as_ref());
         let change = change_of(&parsed.page, prev_fetch);
         let lastmod = task
@@ -90,7 +106,7 @@ impl Crawl<'_> {
         };
         let state = self.state.as_mut().expect("checked");
         state.record_done(fp);
-        state.store.put(fp, record);
+        state.store.put(key, record);
         state.store.items_sent(&parsed.items);
         if !dropped.is_empty() {
             state.store.deletes_queued(&dropped);
@@ -104,9 +120,13 @@ impl Crawl<'_> {
         if self.state.is_none() {
             return;
         }
-        let fp = fingerprint(&task.request.url);
+        let Some(key) = key_of(task) else {
+            return;
+        };
         let gone = matches!(kind, "http_404" | "http_410");
-        let mut record = self.previous(fp).unwrap_or_else(|| UrlRecord::queued(task));
+        let mut record = self
+            .previous(key)
+            .unwrap_or_else(|| UrlRecord::queued(task));
         let known = record.fetched.is_some();
         record.status = if gone {
             UrlStatus::Gone
@@ -123,7 +143,7 @@ impl Crawl<'_> {
             self.summary.recrawl.gone += 1;
         }
         let state = self.state.as_mut().expect("checked");
-        state.store.put(fp, record);
+        state.store.put(key, record);
         if !deletes.is_empty() {
             state.store.deletes_queued(&deletes);
             self.deletes_out.extend(deletes);
@@ -133,11 +153,15 @@ impl Crawl<'_> {
     /// A request not crawled on purpose (not HTML, redirected off-site):
     /// done, with nothing to keep.
     pub(super) fn record_skipped(&mut self, task: &Task) {
-        if let Some(state) = self.state.as_mut() {
-            let mut record = UrlRecord::queued(task);
-            record.status = UrlStatus::Done;
-            state.store.put(fingerprint(&task.request.url), record);
-        }
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let Some(key) = key_of(task) else {
+            return;
+        };
+        let mut record = UrlRecord::queued(task);
+        record.status = UrlStatus::Done;
+        state.store.put(key, record);
     }
 
     /// The itemsaver acknowledged items or deletes.

@@ -99,7 +99,7 @@ impl Crawl<'_> {
     /// Queues a request, counting why if it is dropped.
     pub(super) fn enqueue(&mut self, request: Request) {
         let state = &mut self.state;
-        let queued = |task: &Task| super::durable::record_queued(state, task);
+        let queued = |task: &mut Task| super::durable::record_queued(state, task);
         match self.scheduler.enqueue_with(request, queued) {
             Ok(()) => {}
             Err(Dropped::Duplicate) => self.summary.duplicates += 1,

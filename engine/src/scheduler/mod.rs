@@ -74,6 +74,12 @@ pub struct Task {
     /// A robots.txt fetch made by the scheduler, not a crawl request.
     #[serde(default)]
     pub robots: bool,
+    /// Its URL's key in the URL store (`--state_dir`): the URL's place in
+    /// the order URLs were discovered, given when it is first queued
+    /// ([`crate::state::UrlStore::new_key`]); 0 when the crawl keeps no
+    /// state. See `state/store/` for why the store is keyed this way.
+    #[serde(default)]
+    pub key: u64,
 }
 
 impl Task {
@@ -84,6 +90,7 @@ impl Task {
             attempts: 0,
             retries: 0,
             robots: false,
+            key: 0,
         }
     }
 }
@@ -175,11 +182,11 @@ impl Scheduler {
     }
 
     /// [`Scheduler::enqueue`], showing `queued` the task as queued (its URL
-    /// normalized), so the URL store can record it.
+    /// normalized), so the URL store can record it and give it its key.
     pub fn enqueue_with(
         &mut self,
         mut request: Request,
-        queued: impl FnOnce(&Task),
+        queued: impl FnOnce(&mut Task),
     ) -> Result<(), Dropped> {
         if self.max_depth.is_some_and(|max| request.depth > max) {
             return Err(Dropped::TooDeep);
@@ -214,8 +221,8 @@ impl Scheduler {
             return Err(Dropped::Duplicate);
         }
         request.url = normalized;
-        let task = Task::new(request);
-        queued(&task);
+        let mut task = Task::new(request);
+        queued(&mut task);
         self.push_or_spill(task);
         Ok(())
     }

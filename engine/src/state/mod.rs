@@ -7,7 +7,8 @@
 //! - this file: the directory: its lock, its modes, the done log, and
 //!   loading what it holds into the frontier.
 //! - `store/`: [`UrlStore`], the durable URL store (`urls.redb`, on
-//!   redb): a record per URL, the unacknowledged items, the pending
+//!   redb): a record per URL, keyed by discovery order (each task carries
+//!   its key), the unacknowledged items, the pending
 //!   deletes, the counters; changes are group-committed (`batch.rs`: the
 //!   changes a commit writes).
 //! - `record.rs`: [`UrlRecord`], what is kept per URL, and its encoding.
@@ -222,7 +223,7 @@ impl StateDir {
     pub fn frontier(&self, requeue: Requeue) -> io::Result<Frontier> {
         let mut out = Frontier::default();
         let mut bad = 0u64;
-        self.store.scan(|fp, value| {
+        self.store.scan(|key, fp, value| {
             out.seen.push(fp);
             let status = UrlStatus::of(value);
             let wanted = matches!(
@@ -253,7 +254,7 @@ impl StateDir {
                 }
                 out.due += 1;
             }
-            out.pending.push(record.task());
+            out.pending.push(record.task(key));
         })?;
         if bad > 0 {
             tracing::warn!(

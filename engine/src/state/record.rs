@@ -155,8 +155,8 @@ impl UrlRecord {
         }
     }
 
-    /// The task that fetches it again.
-    pub fn task(&self) -> Task {
+    /// The task that fetches it again, under its store `key`.
+    pub fn task(&self, key: u64) -> Task {
         Task {
             request: Request {
                 url: self.url.clone(),
@@ -167,6 +167,7 @@ impl UrlRecord {
             attempts: self.attempts,
             retries: 0,
             robots: false,
+            key,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the state directory: commits, the done log, recrawl queues, locks, modes.
 
 use super::*;
+use crate::scheduler::fingerprint;
 use rpcsupport::{ParserSpec, Request};
 
 fn task(url: &str) -> Task {
@@ -27,10 +28,39 @@ fn commit_round_trip_and_done_log() {
     assert!(loaded.meta.is_some());
     assert_eq!(loaded.done_since, HashSet::from([5, 6]));
     let f = state.frontier(Requeue::Resume).unwrap();
-    assert_eq!(f.pending, vec![task("http://h/a")]);
+    assert_eq!(
+        f.pending,
+        vec![Task {
+            key: 1,
+            ..task("http://h/a")
+        }],
+        "a queued task comes back under its key"
+    );
     let mut seen = f.seen;
     seen.sort();
-    assert_eq!(seen, [1, 2]);
+    let mut fps = [fingerprint("http://h/a"), fingerprint("http://h/b")];
+    fps.sort();
+    assert_eq!(seen, fps, "the seen set gets the URLs' fingerprints");
+}
+
+/// Keys follow discovery across a restart: a reopened store gives keys
+/// after the largest committed one, never one a stored URL holds.
+#[test]
+fn keys_continue_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut state, _) = StateDir::open(dir.path()).unwrap();
+    let keys: Vec<u64> = (0..3).map(|_| state.store.new_key()).collect();
+    assert_eq!(keys, [1, 2, 3]);
+    for (key, url) in keys.iter().zip(["http://h/a", "http://h/b", "http://h/c"]) {
+        state.store.put(*key, UrlRecord::queued(&task(url)));
+    }
+    state.commit(&Meta::default()).unwrap();
+    // Given but never committed (a kill): reused, harmlessly.
+    assert_eq!(state.store.new_key(), 4);
+    drop(state);
+    let (mut state, _) = StateDir::open(dir.path()).unwrap();
+    assert_eq!(state.store.new_key(), 4);
+    assert_eq!(state.store.get(2).unwrap().unwrap().url, "http://h/b");
 }
 
 /// A commit run off the loop covers the pages done before it began;

@@ -4,11 +4,12 @@
 use rpcsupport::PageMeta;
 
 use super::*;
-use crate::scheduler::{fingerprint, Task};
+use crate::scheduler::Task;
 use crate::state::{unix_now, Fetched, Meta, UrlRecord, UrlStatus};
 
-/// Leaves in `dir` a finished crawl that fetched each of `urls` (ETag
-/// `"v{i}"`, content hash `i`, items `{i}a` and `{i}b`), none due yet.
+/// Leaves in `dir` a finished crawl that fetched each of `urls` (key
+/// `i + 1`, ETag `"v{i}"`, content hash `i`, items `{i}a` and `{i}b`),
+/// none due yet.
 fn finished_crawl(dir: &Path, urls: &[&str]) {
     let (mut state, _) = StateDir::open(dir).unwrap();
     for (i, url) in urls.iter().enumerate() {
@@ -24,7 +25,7 @@ fn finished_crawl(dir: &Path, urls: &[&str]) {
             ..Fetched::default()
         });
         r.item_keys = vec![format!("{i}a"), format!("{i}b")];
-        state.store.put(fingerprint(url), r);
+        state.store.put(i as u64 + 1, r);
     }
     let meta = Meta {
         finished: true,
@@ -108,7 +109,13 @@ async fn recrawl_decides_unchanged_changed_gone() {
     deletes.sort();
     assert_eq!(deletes, ["1b", "2a", "2b"]);
     let store = &c.state.as_ref().unwrap().store;
-    let get = |url: &str| store.get(fingerprint(url)).unwrap().unwrap();
+    // The records stay under the keys the first crawl gave them.
+    let get = |url: &str| {
+        let key = urls.iter().position(|u| u == &url).unwrap() as u64 + 1;
+        let r = store.get(key).unwrap().unwrap();
+        assert_eq!(r.url, url);
+        r
+    };
     let same = get(urls[0]);
     assert_eq!(same.item_keys, ["0a", "0b"], "unchanged keeps its items");
     let f = same.fetched.unwrap();

@@ -1,5 +1,6 @@
 //! The changes a commit writes: [`Batch`], coalesced per key, and
-//! [`write`], the one transaction that puts a batch on disk.
+//! [`write`], the one transaction that puts a batch on disk; [`value`],
+//! how a URL's value is laid out.
 
 use std::collections::HashMap;
 
@@ -11,10 +12,11 @@ use crate::state::record::UrlRecord;
 /// Changes not yet committed, coalesced per key.
 #[derive(Debug, Default)]
 pub(super) struct Batch {
-    /// Records changed, by fingerprint: where its encoded value lies in
-    /// `records` (start, length).
+    /// Records changed, by key: where its value (the URL's fingerprint,
+    /// then its encoded record: [`value`]) lies in `records` (start,
+    /// length).
     urls: HashMap<u64, (usize, usize)>,
-    /// The encoded records, one after another: a record held this way
+    /// The values, one after another: a record held this way
     /// takes its 60 to 150 bytes of value and no allocation of its own,
     /// where a [`UrlRecord`] takes three times that in four or five
     /// allocations; and the commit writes them without encoding. A record
@@ -31,23 +33,24 @@ pub(super) struct Batch {
 }
 
 impl Batch {
-    /// Records `record` under `fp`, encoded.
-    pub(super) fn put_record(&mut self, fp: u64, record: &UrlRecord) {
+    /// Records `record`, whose URL has fingerprint `fp`, under `key`.
+    pub(super) fn put_record(&mut self, key: u64, fp: u64, record: &UrlRecord) {
         let at = self.records.len();
+        self.records.extend_from_slice(&fp.to_le_bytes());
         record.encode_into(&mut self.records);
-        self.urls.insert(fp, (at, self.records.len() - at));
+        self.urls.insert(key, (at, self.records.len() - at));
     }
 
-    /// Records `value` (an encoded [`UrlRecord`]) under `fp`.
-    fn put_url(&mut self, fp: u64, value: &[u8]) {
+    /// Records `value` (as [`value`] reads it) under `key`.
+    fn put_value(&mut self, key: u64, value: &[u8]) {
         let at = self.records.len();
         self.records.extend_from_slice(value);
-        self.urls.insert(fp, (at, value.len()));
+        self.urls.insert(key, (at, value.len()));
     }
 
-    /// The encoded record of `fp`, if this batch changed it.
-    pub(super) fn url(&self, fp: u64) -> Option<&[u8]> {
-        let &(at, len) = self.urls.get(&fp)?;
+    /// The value of `key`, if this batch changed it.
+    pub(super) fn url(&self, key: u64) -> Option<&[u8]> {
+        let &(at, len) = self.urls.get(&key)?;
         Some(&self.records[at..at + len])
     }
 
@@ -56,18 +59,18 @@ impl Batch {
         let mut out: Vec<(u64, &[u8])> = self
             .urls
             .iter()
-            .map(|(&fp, &(at, len))| (fp, &self.records[at..at + len]))
+            .map(|(&key, &(at, len))| (key, &self.records[at..at + len]))
             .collect();
-        out.sort_unstable_by_key(|(fp, _)| *fp);
+        out.sort_unstable_by_key(|(key, _)| *key);
         out
     }
 
     /// Puts `older` under these changes: what this batch changed again
     /// wins (a failed commit's batch comes back this way).
     pub(super) fn absorb_older(&mut self, older: &Batch) {
-        for (fp, value) in older.sorted_urls() {
-            if !self.urls.contains_key(&fp) {
-                self.put_url(fp, value);
+        for (key, value) in older.sorted_urls() {
+            if !self.urls.contains_key(&key) {
+                self.put_value(key, value);
             }
         }
         for (k, v) in &older.unacked {
@@ -80,16 +83,26 @@ impl Batch {
     }
 }
 
+/// A URL's value in the `urls` table: the fingerprint of its URL (8
+/// bytes, little-endian: what the seen set is rebuilt from, without
+/// decoding the record) and its encoded [`UrlRecord`]. `None` if shorter.
+pub(super) fn value(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (fp, record) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*fp), record))
+}
+
 /// Writes `batch` and `meta` in one durable transaction.
 pub(super) fn write(db: &Database, batch: &Batch, meta: &Meta) -> std::io::Result<()> {
     let mut tx = db.begin_write().map_err(io)?;
     tx.set_durability(Durability::Immediate).map_err(io)?;
     {
         let mut urls = tx.open_table(URLS).map_err(io)?;
-        // In key order: each B-tree page is visited once, in turn, rather
-        // than the pages hopping at random (fingerprints are hashes).
-        for (fp, value) in batch.sorted_urls() {
-            urls.insert(fp, value).map_err(io)?;
+        // In key order: each B-tree page is visited once, in turn; and
+        // keys follow discovery, so a batch's keys are the newest (queued
+        // URLs, appended at the tree's right edge) and a run of older ones
+        // (pages done, fetched in roughly the order found).
+        for (key, value) in batch.sorted_urls() {
+            urls.insert(key, value).map_err(io)?;
         }
         let mut unacked = tx.open_table(UNACKED).map_err(io)?;
         for (key, item) in &batch.unacked {

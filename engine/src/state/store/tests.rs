@@ -72,7 +72,7 @@ fn group_commit_round_trip() {
     assert_eq!(contents.deletes, ["gone"]);
     let mut seen = 0;
     store
-        .scan(|_, v| {
+        .scan(|_, _, v| {
             assert_eq!(UrlStatus::of(v), Some(UrlStatus::Queued));
             seen += 1;
         })
