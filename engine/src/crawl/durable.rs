@@ -150,6 +150,24 @@ impl Crawl<'_> {
         }
     }
 
+    /// The page of `task` claimed `canonical` (normalized) as its URL: the
+    /// store keeps it as seen, so a resume does not fetch it
+    /// ([`UrlStatus::Claimed`]).
+    pub(super) fn record_claimed(&mut self, task: &Task, canonical: &str) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let claimed = Task::new(rpcsupport::Request {
+            url: canonical.to_owned(),
+            hints: Default::default(),
+            ..task.request.clone()
+        });
+        let mut record = UrlRecord::queued(&claimed);
+        record.status = UrlStatus::Claimed;
+        let key = state.store.new_key();
+        state.store.put(key, record);
+    }
+
     /// A request not crawled on purpose (not HTML, redirected off-site):
     /// done, with nothing to keep.
     pub(super) fn record_skipped(&mut self, task: &Task) {

@@ -8,8 +8,9 @@
 //!   bounds the links followed from the pages a sitemap lists, not the
 //!   list itself; sitemap indexes and robots.txt sitemaps are depth 0.
 //! - canonical URL ([`canonical`]): an in-scope canonical becomes the
-//!   page's identity in the seen set; a page whose canonical was crawled
-//!   already is a duplicate.
+//!   page's identity in the seen set (and, with a state dir, a claimed
+//!   record in the URL store, so a resume knows it); a page whose
+//!   canonical was crawled already is a duplicate.
 //! - rendering: counted by reason; a page `auto` had to render teaches its
 //!   host and parser ([`crate::render::Learnt`]).
 
@@ -142,6 +143,10 @@ impl Crawl<'_> {
             Canonical::Claimed(to) => {
                 self.summary.page.canonical_rewritten += 1;
                 rewrite_items(&mut parsed.items, url, &to);
+                if !refetch {
+                    // A recrawl's claim was recorded by the first crawl.
+                    self.record_claimed(task, &to);
+                }
             }
         }
         parsed

@@ -27,6 +27,12 @@ pub enum UrlStatus {
     /// The server said 404 or 410: the page is no more, its items are
     /// deleted.
     Gone,
+    /// Never fetched: a page crawled under another URL named this one its
+    /// canonical URL, and its items are stored under it. Seen on a resume
+    /// (so the URL is not fetched as well, as in the crawl that claimed
+    /// it), never queued again, not even by a recrawl, which refetches the
+    /// page that claimed it.
+    Claimed,
 }
 
 impl UrlStatus {
@@ -36,6 +42,7 @@ impl UrlStatus {
             UrlStatus::Done => 1,
             UrlStatus::Failed => 2,
             UrlStatus::Gone => 3,
+            UrlStatus::Claimed => 4,
         }
     }
 
@@ -46,6 +53,7 @@ impl UrlStatus {
             1 => UrlStatus::Done,
             2 => UrlStatus::Failed,
             3 => UrlStatus::Gone,
+            4 => UrlStatus::Claimed,
             _ => return None,
         })
     }

@@ -223,3 +223,20 @@ fn corrupt_store_and_old_snapshot_are_errors() {
         "{err}"
     );
 }
+
+/// A canonical URL claimed by another page is seen on a resume, and
+/// queued by neither a resume nor a recrawl of everything.
+#[test]
+fn claimed_urls_are_seen_never_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut state, _) = StateDir::open(dir.path()).unwrap();
+    let mut claimed = UrlRecord::queued(&task("http://h/canonical"));
+    claimed.status = UrlStatus::Claimed;
+    state.store.put(1, claimed);
+    state.commit(&Meta::default()).unwrap();
+    for requeue in [Requeue::Resume, Requeue::Recrawl { now: 0, all: true }] {
+        let f = state.frontier(requeue).unwrap();
+        assert!(f.pending.is_empty(), "{requeue:?}: {:?}", f.pending);
+        assert_eq!(f.seen, [fingerprint("http://h/canonical")]);
+    }
+}

@@ -110,3 +110,32 @@ async fn no_commit_under_way_no_wait() {
     assert!(!c.commit_backlogged());
     assert_eq!(dispatch(&mut c, now).0.len(), 2);
 }
+
+/// A canonical URL a page claimed stays claimed after a resume: it is in
+/// the store as seen, so the resumed crawl does not fetch it either.
+#[tokio::test(start_paused = true)]
+async fn canonical_claims_survive_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state_settings(dir.path(), |_| {});
+    let (mut c, id, now) = seed_sent(&s, dir.path());
+    c.on_outcome(id, page(&["http://a.test/p/2/print"]), now);
+    let print = one(dispatch(&mut c, now).0);
+    let claimed = answered(Ok(ParseResult {
+        page: rpcsupport::PageMeta {
+            canonical: Some("http://a.test/p/2".into()),
+            ..Default::default()
+        },
+        ..ParseResult::default()
+    }));
+    c.on_outcome(print, claimed, now);
+    assert_eq!(c.summary.page.canonical_rewritten, 1);
+    c.commit(now);
+    drop(c);
+
+    let mut resumed = stateful(&s, dir.path(), Some(Requeue::Resume));
+    assert!(
+        matches!(resumed.scheduler.claim("http://a.test/p/2"), Ok(false)),
+        "the claimed canonical URL is seen after the resume"
+    );
+    assert!(dispatch(&mut resumed, now).0.is_empty(), "nothing to fetch");
+}
