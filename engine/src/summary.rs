@@ -134,6 +134,9 @@ pub struct PageCounts {
     /// Render requests sent again because their worker could not render
     /// (it lost its browser); no attempt used.
     pub render_requeued: u64,
+    /// Pages a streaming parser read as a tree instead (markup outside
+    /// what it streams exactly; `PageMeta::tree_fallback`).
+    pub tree_fallbacks: u64,
 }
 
 impl PageCounts {
@@ -167,6 +170,13 @@ impl PageCounts {
                 self.canonical_duplicates,
                 self.canonical_rewritten,
                 self.canonical_ignored
+            )?;
+        }
+        if self.tree_fallbacks > 0 {
+            writeln!(
+                f,
+                "  {:<14} {} pages read as a tree by a streaming parser (markup it does not stream)",
+                "parse", self.tree_fallbacks
             )?;
         }
         let total = self.rendered_total();

@@ -56,17 +56,28 @@ impl Diffs {
             let budget = Budget::new(limits).obeying(true, "crawler");
             parser.run_with(&request, &page_url, text, &budget)
         };
-        let (tree, streamed) = (run(false), run(true));
+        let (tree, mut streamed) = (run(false), run(true));
         self.pages += 1;
+        let whole = stream::streams_whole(parser.name, &page_url, text) == Some(true);
+        // The stream says when it left the page to the tree, and only then;
+        // otherwise the two results are the same.
+        if let Ok(r) = &mut streamed {
+            if r.page.tree_fallback == whole {
+                self.differ.push(format!(
+                    "{} on {url}: tree_fallback {} but streamed whole {whole}",
+                    parser.name, r.page.tree_fallback
+                ));
+            }
+            r.page.tree_fallback = false;
+        }
         if tree != streamed {
             self.differ.push(format!(
                 "{} on {url}: tree {tree:?}\nstream {streamed:?}\npage {text:?}",
                 parser.name
             ));
         }
-        let streamed = stream::streams_whole(parser.name, &page_url, text) == Some(true);
-        self.streamed += usize::from(streamed);
-        if meant && !streamed {
+        self.streamed += usize::from(whole);
+        if meant && !whole {
             self.fell_back.push(format!("{} on {url}", parser.name));
         }
     }

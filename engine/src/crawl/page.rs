@@ -77,6 +77,7 @@ fn count(counts: &mut PageCounts, page: &PageMeta) {
     counts.nofollow_links += page.nofollow_links;
     counts.noindex_items += page.noindex_items;
     counts.sitemap_dropped += page.sitemap_dropped;
+    counts.tree_fallbacks += u64::from(page.tree_fallback);
     if let Some(reason) = page.rendered {
         *counts.rendered.entry(reason.kind().to_owned()).or_default() += 1;
     }
@@ -164,6 +165,7 @@ impl Crawl<'_> {
             ("nofollow_links", page.nofollow_links),
             ("noindex_items", page.noindex_items),
             ("sitemap_dropped", page.sitemap_dropped),
+            ("tree_fallback", u64::from(page.tree_fallback)),
         ];
         for (kind, n) in signals.into_iter().filter(|(_, n)| *n > 0) {
             self.registry
@@ -286,6 +288,7 @@ mod tests {
             noindex_items: 1,
             sitemap_dropped: 2,
             rendered: Some(RenderReason::ScriptShell),
+            tree_fallback: true,
             ..PageMeta::default()
         };
         count(&mut c, &page);
@@ -295,6 +298,7 @@ mod tests {
             (2, 2, 6, 2)
         );
         assert_eq!(c.sitemap_dropped, 4);
+        assert_eq!(c.tree_fallbacks, 2);
         assert_eq!(c.rendered.get("script_shell"), Some(&2));
         let item = |url: &str| Item {
             url: url.into(),

@@ -68,6 +68,11 @@ pub struct PageMeta {
     pub sitemap_dropped: u64,
     /// Set when the page was rendered in a browser, with why.
     pub rendered: Option<RenderReason>,
+    /// Set when a parser that streams (under the worker's `stream_parse`)
+    /// read this page as a document tree instead, its markup being outside
+    /// what the stream reads exactly: the same result, at a tree's cost in
+    /// time and memory.
+    pub tree_fallback: bool,
     /// For a rendered page: the requests its scripts, styles and frames
     /// made that the worker fetched, by host (as in their URLs), so the
     /// engine charges them to those hosts' politeness as it would charge

@@ -110,14 +110,16 @@ fn tree(
     budget: &Budget,
     parse: fn(&Page<'_>) -> Result<ParseResult, ParseError>,
 ) -> Result<ParseResult, ParseError> {
-    read_tree(
+    let mut result = read_tree(
         &Html::parse_document(text),
         request,
         url,
         text,
         budget,
         parse,
-    )
+    )?;
+    result.page.tree_fallback = true;
+    Ok(result)
 }
 
 /// A block-and-links parser's result: each list's links followed with
