@@ -3,11 +3,9 @@
 //! `CRAWLER_TEST_ES_URL`, see `scripts/noida.sh`: without it the test
 //! prints a notice and passes, except under CI, where it fails).
 
-mod common;
-
 use std::future::pending;
 
-use common::*;
+use crate::common::*;
 use rpcsupport::{SearchRequest, Value};
 use tarpc::context;
 

@@ -9,12 +9,10 @@
 //! counts them as unchanged; with workers that do not yet, the test says
 //! so and checks the rest.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use demosite::{generation, Generation, SiteConfig, SiteOptions};
 use rpcsupport::Value;
 

@@ -4,11 +4,9 @@
 //! `rel="nofollow"`) is obeyed and counted; a print view with a canonical
 //! link stores its profile once, under the profile's own URL.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use demosite::{SiteConfig, SiteOptions};
 use rpcsupport::Item;
 

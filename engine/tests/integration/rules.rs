@@ -2,11 +2,9 @@
 //! rules file, crawled through real workers that were started with nothing
 //! but a port, gives the same items as the built-in parsers.
 
-mod common;
-
 use std::future::pending;
 
-use common::*;
+use crate::common::*;
 use demosite::SiteConfig;
 use rpcsupport::{ConnectOptions, HostAddr};
 use tarpc::context;

@@ -2,15 +2,13 @@
 //! losses and is failed as `poison`; the calls that died beside it are sent
 //! again without being failed (issue 11).
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::fake::{start_fake_worker, Reply, PARSER};
-use common::*;
+use crate::common::fake::{start_fake_worker, Reply, PARSER};
+use crate::common::*;
 use rpcsupport::{ParseResult, ParserSpec, Request};
 
 /// Pages of the synthetic site: `/p/1` .. `/p/PAGES`, a tree where page n

@@ -2,12 +2,10 @@
 //! directory in use stops at once with an error naming it and the pid of
 //! the engine holding it, and the first crawls on to its end.
 
-mod common;
-
 use std::future::pending;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use engine::EngineError;
 
 /// The second engine on a state dir gets `StateDirLocked` with the

@@ -2,14 +2,12 @@
 //! whole worker pool, robots.txt, retries, and bad input that never stops a
 //! crawl. Everything runs on loopback; each crawl is small and bounded.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use demosite::{SiteConfig, SiteOptions};
 
 /// Request starts at the server are `delay` apart on average (one delay of

@@ -2,11 +2,9 @@
 //! a page of 10,000 links to 404s crawled with `max_pages = 200` costs the
 //! site at most 200 requests plus those in flight and its robots.txt.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 

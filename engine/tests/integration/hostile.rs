@@ -5,12 +5,10 @@
 //! slow redirect chain, a 100 MB robots.txt) and each page gets its outcome
 //! with no worker outage and each worker under 256 MiB resident.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::procs::Proc;
-use common::*;
+use crate::common::procs::Proc;
+use crate::common::*;
 use demosite::SiteOptions;
 
 /// Each worker's peak resident memory must stay below this.

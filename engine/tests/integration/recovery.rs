@@ -2,13 +2,11 @@
 //! killed with SIGKILL mid-crawl; the crawl still stores every profile
 //! exactly once. Each test is bounded by its site size and explicit limits.
 
-mod common;
-
 use std::future::pending;
 use std::time::Duration;
 
-use common::procs::{stored, wait_for_items, Proc};
-use common::*;
+use crate::common::procs::{stored, wait_for_items, Proc};
+use crate::common::*;
 use demosite::SiteConfig;
 use rpcsupport::{connect_crawl, ConnectOptions, HostAddr};
 use tarpc::context;
@@ -260,7 +258,7 @@ async fn engine_killed_and_resumed_loses_nothing() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut first = std::process::Command::new(common::procs::bin("engine"))
+    let mut first = std::process::Command::new(crate::common::procs::bin("engine"))
         .args(&args)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -277,7 +275,7 @@ async fn engine_killed_and_resumed_loses_nothing() {
     );
 
     let second = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(common::procs::bin("engine"))
+        std::process::Command::new(crate::common::procs::bin("engine"))
             .args(args)
             .env("RUST_LOG", "warn")
             .output()

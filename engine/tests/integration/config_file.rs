@@ -3,7 +3,7 @@
 
 use rpcsupport::config::parse_section;
 
-const SHIPPED: &str = include_str!("../../config.toml");
+const SHIPPED: &str = include_str!("../../../config.toml");
 
 /// Each section of the shipped config.toml parses and equals the defaults
 /// of its process.

@@ -1,11 +1,9 @@
 //! The `engine` binary turns bad input into a clear message and a non-zero
 //! exit (issue 2).
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 
 fn engine(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_engine"))
