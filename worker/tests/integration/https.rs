@@ -2,11 +2,9 @@
 //! TLS server with a certificate made in the test stands in for a site; its
 //! name resolves through a table, to 127.0.0.1 only.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{policy, Table};
+use crate::common::{policy, Table};
 use rpcsupport::FetchError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;

@@ -9,8 +9,6 @@
 //! then parsed all three ways with `rel="nofollow"` obeyed (so those counts
 //! are compared too).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -98,7 +96,7 @@ impl Diffs {
 #[test]
 fn demo_site_pages_agree() {
     let mut diffs = Diffs::default();
-    for (url, page, _) in common::demo_pages(200) {
+    for (url, page, _) in crate::common::demo_pages(200) {
         diffs.compare(&url, &page.body, Some(page.encoding.content_type()));
     }
     assert!(diffs.pages > 600, "only {} pages rendered", diffs.pages);

@@ -1,10 +1,8 @@
 //! The worker's metrics move with its work (issue 7).
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{local, request};
+use crate::common::{local, request};
 use demosite::{Site, SiteConfig};
 
 /// Requests are counted by outcome and timed.

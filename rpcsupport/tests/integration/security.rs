@@ -414,7 +414,7 @@ async fn idle_connection_is_closed() {
 /// its default.
 #[test]
 fn shipped_config_lists_every_rpc_key() {
-    let shipped = include_str!("../../config.toml");
+    let shipped = include_str!("../../../config.toml");
     let rpc: RpcConfig = rpcsupport::config::parse_section(shipped, "rpc").unwrap();
     assert_eq!(rpc, RpcConfig::default());
     let file: toml::Table = toml::from_str(shipped).unwrap();

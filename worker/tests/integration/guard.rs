@@ -7,11 +7,9 @@
 //! fails the test on, anything but loopback, so no test can connect outside
 //! this machine even if the guard were broken.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::{loopback_only, policy, Table};
+use crate::common::{loopback_only, policy, Table};
 use demosite::{Site, SiteConfig};
 use rpcsupport::FetchError;
 use worker::fetch::Fetcher;

@@ -2,17 +2,15 @@
 //! what pages ask of crawlers, canonical URLs and sitemaps, through a real
 //! worker over tarpc and a small site of the test's own on 127.0.0.1:0.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::common::{policy, request, serve_worker};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
-use common::{policy, request, serve_worker};
 use rpcsupport::{CrawlClient, FetchHints, FetchPolicy, ParseResult, ParserSpec, Request};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -20,7 +18,7 @@ use worker::WorkerConfig;
 
 const ETAG: &str = "\"v1\"";
 const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
-const PROFILE: &str = include_str!("data/profile.html");
+const PROFILE: &str = include_str!("../data/profile.html");
 
 /// One request the site saw: path and the conditional headers it carried.
 #[derive(Debug, Clone, PartialEq, Eq)]

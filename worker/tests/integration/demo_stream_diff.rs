@@ -8,8 +8,6 @@
 //! Each page is decoded and cut by the prescan exactly as the worker does,
 //! then parsed both ways with `rel="nofollow"` obeyed.
 
-mod common;
-
 use rpcsupport::{ParseError, ParseResult, ParserSpec, Request};
 use url::Url;
 use worker::parse::{city, city_list, profile, stream, Budget, PageLimits, Parser};
@@ -117,7 +115,7 @@ impl Diffs {
 #[test]
 fn demo_site_pages_agree() {
     let mut diffs = Diffs::default();
-    for (url, page, meant) in common::demo_pages(400) {
+    for (url, page, meant) in crate::common::demo_pages(400) {
         let text = decode::decode(&page.body, Some(page.encoding.content_type())).text;
         for parser in PARSERS {
             diffs.compare(parser, &[], &url, &text, parser.name == meant);

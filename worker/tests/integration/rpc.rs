@@ -3,9 +3,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-mod common;
-
-use common::{local, policy, request, serve_worker};
+use crate::common::{local, policy, request, serve_worker};
 use demosite::{Site, SiteConfig};
 use rpcsupport::{CrawlClient, CrawlError, FetchError, ParseError, ParseResult, Request, Value};
 use tokio::net::TcpListener;

@@ -12,9 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{local, policy, request};
+use crate::common::{local, policy, request};
 use rpcsupport::{CrawlError, FetchError, ParseResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
