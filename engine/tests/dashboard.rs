@@ -100,15 +100,17 @@ async fn dashboard_follows_a_crawl_to_the_end() {
     let shots = std::env::var_os("DASHBOARD_SCREENSHOT_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| cluster.path(""));
-    for (name, size) in [
-        ("dashboard.png", (1280, 1100)),
-        ("dashboard-phone.png", (390, 1600)),
-    ] {
+    // Both at once, in two tabs of the one browser.
+    let shoot = |name: &str, size: (u32, u32)| {
         let file = shots.join(name);
         let b = browser.clone();
         let p = page.clone();
         tokio::task::spawn_blocking(move || b.screenshot(&p, BUDGET, size, &file))
-            .await
-            .unwrap();
-    }
+    };
+    let (laptop, phone) = tokio::join!(
+        shoot("dashboard.png", (1280, 1100)),
+        shoot("dashboard-phone.png", (390, 1600)),
+    );
+    laptop.unwrap();
+    phone.unwrap();
 }

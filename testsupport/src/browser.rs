@@ -2,21 +2,34 @@
 //! page's scripts ran, and a screenshot. Debian's `chromium` package
 //! (`/usr/bin/chromium`, or `$CHROMIUM`); `.ci/run` installs it.
 //!
-//! Every run gets a fresh profile directory and the flags that keep
-//! Chromium from reaching out to the network by itself, and is killed if
-//! it takes longer than [`BROWSER_TIMEOUT`].
+//! # Layout
+//! - this file: [`chromium`] (the binary, or a skip), [`Browser`] (one
+//!   Chromium process for every page a test loads through it) and
+//!   [`text_by_id`].
+//! - `devtools`: that process, driven over its DevTools pipe; each page
+//!   in a fresh browser context, within [`BROWSER_TIMEOUT`].
+//! - `json`: the little JSON (and base64) those messages need.
+//!
+//! The browser gets a fresh profile directory and the flags that keep
+//! Chromium from reaching out to the network by itself.
+
+mod devtools;
+mod json;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use devtools::{Devtools, Take};
 
 // The worker's list (`worker::render::QUIET_FLAGS`), written once: this
 // crate links nothing but std, so it includes the file rather than
 // depending on the worker, which every test binary would then build.
 include!("../../worker/src/render/quiet_flags.rs");
 
-/// Longest one Chromium run may take.
+/// Longest one page may take, from its new context to its DOM or
+/// screenshot (and the browser's launch).
 pub const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The Chromium binary, or `None` (with a notice) when it is not installed
@@ -40,22 +53,29 @@ pub fn chromium(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// A page as a headless browser sees it.
+/// Pages as a headless browser sees them. The browser starts with the
+/// first page and serves every later one (a launch costs about a second
+/// of a small machine's CPU, a page a tenth of that); it quits when this
+/// is dropped. Pages may be loaded from several threads at once.
 pub struct Browser {
     path: PathBuf,
+    running: Mutex<Option<Arc<Devtools>>>,
 }
 
 impl Browser {
-    /// A browser at `path` (from [`chromium`]).
+    /// A browser at `path` (from [`chromium`]); nothing runs yet.
     pub fn new(path: PathBuf) -> Browser {
-        Browser { path }
+        Browser {
+            path,
+            running: Mutex::new(None),
+        }
     }
 
     /// The DOM of `url` once its scripts had `budget` of (virtual) time,
     /// at a laptop's width.
     pub fn dom(&self, url: &str, budget: Duration) -> String {
-        let out = self.run(&["--dump-dom".into()], url, budget, (1280, 900));
-        String::from_utf8_lossy(&out).into_owned()
+        let out = self.devtools().load(url, budget, (1280, 900), Take::Dom);
+        String::from_utf8(out).expect("a DOM read from JSON is UTF-8")
     }
 
     /// Saves a PNG of `url` at `width` x `height` to `file`.
@@ -66,53 +86,21 @@ impl Browser {
         (width, height): (u32, u32),
         file: &Path,
     ) {
-        self.run(
-            &[format!("--screenshot={}", file.display())],
-            url,
-            budget,
-            (width, height),
-        );
-        assert!(file.exists(), "no screenshot written to {}", file.display());
+        let png = self
+            .devtools()
+            .load(url, budget, (width, height), Take::Png);
+        std::fs::write(file, png)
+            .unwrap_or_else(|e| panic!("write the screenshot {}: {e}", file.display()));
     }
 
-    fn run(&self, extra: &[String], url: &str, budget: Duration, size: (u32, u32)) -> Vec<u8> {
-        let profile = Profile::new();
-        let mut cmd = Command::new(&self.path);
-        cmd.args(QUIET_FLAGS)
-            .args([
-                "--no-sandbox",
-                // Names resolve to nothing: a page can only ever reach loopback.
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-            ])
-            .arg(format!("--user-data-dir={}", profile.0.display()))
-            .arg(format!("--window-size={},{}", size.0, size.1))
-            .arg(format!("--virtual-time-budget={}", budget.as_millis()))
-            .args(extra)
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("start chromium");
-        let mut stdout = child.stdout.take().expect("piped");
-        let reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
-            buf
-        });
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for chromium") {
-                assert!(status.success(), "chromium {url}: {status}");
-                break;
-            }
-            if started.elapsed() > BROWSER_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chromium took over {BROWSER_TIMEOUT:?} on {url}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        reader.join().expect("reader thread")
+    /// The running browser, launched if this is the first page.
+    fn devtools(&self) -> Arc<Devtools> {
+        // A test that panicked while launching leaves `None`: the next
+        // page launches again.
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .get_or_insert_with(|| Arc::new(Devtools::launch(&self.path)))
+            .clone()
     }
 }
 

@@ -9,8 +9,9 @@
 //! 127.0.0.1:0. Names are resolved by a table, never by a real resolver,
 //! and a last check on every address handed to the HTTP client fails the
 //! test on anything but loopback. Tests that need Chromium skip with a
-//! notice when it is missing (and fail under CI); they take turns, so that
-//! two cores do not run several browsers at once.
+//! notice when it is missing (and fail under CI). They run side by side,
+//! each with its own browser, except the one that writes a fake browser
+//! and runs it, which runs alone (see [`turn`]).
 
 mod common;
 
@@ -279,20 +280,23 @@ fn worker(browser: &str, tune: impl FnOnce(&mut WorkerConfig)) -> (Worker, Viola
     (worker, violations)
 }
 
-/// The browser, and this file's turn to use it; `None` (skip) without one.
+/// The browser, and a shared turn to start it; `None` (skip) without one.
 async fn browser(test: &str) -> Option<(PathBuf, Turn)> {
     let path = testsupport::browser::chromium(test)?;
-    Some((path, turn().await))
+    Some((path, turn(libc::LOCK_SH).await))
 }
 
-/// This file's turn to start processes, held until dropped.
+/// A turn to start processes, held until dropped.
 struct Turn(#[allow(dead_code)] std::fs::File);
 
-/// Waits for this file's turn: an exclusive `flock` on a file in the temp
-/// dir, so the tests take turns whether they share a process (`cargo
-/// test`) or each have their own (nextest), and a failed test's turn ends
-/// with it.
-async fn turn() -> Turn {
+/// Waits for a turn: a `flock` on a file in the temp dir, so the tests
+/// wait for one another whether they share a process (`cargo test`) or
+/// each have their own (nextest), and a failed test's turn ends with it.
+/// Tests that start browsers share it (`LOCK_SH`: as many browsers at once
+/// as the runner runs tests, one a core by default; one at a time, the
+/// file's renders took a third longer on two cores); the test that writes
+/// an executable takes it alone (`LOCK_EX`).
+async fn turn(how: libc::c_int) -> Turn {
     let path = std::env::temp_dir().join("crawler-worker-render-tests.lock");
     let file = std::fs::File::options()
         .create(true)
@@ -303,7 +307,7 @@ async fn turn() -> Turn {
     tokio::task::spawn_blocking(move || {
         use std::os::fd::AsRawFd;
         // SAFETY: flock(2) on a descriptor this closure owns.
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        let locked = unsafe { libc::flock(file.as_raw_fd(), how) };
         assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
         Turn(file)
     })
@@ -625,7 +629,8 @@ async fn render_limits_refuse_and_count() {
 /// A page that opens alerts, confirms and prompts renders (the dialogs
 /// return at once and the script goes on to build the page); a page whose
 /// network never goes quiet and a page in an endless loop both end at a
-/// 2 s `render_timeout_ms` with `RenderError::Timeout`, and the worker
+/// 2 s `render_timeout_ms` with `RenderError::Timeout` (rendered side by
+/// side, one page's hang does not hold the other's), and the worker
 /// renders the next page normally. (The pages that must render get three
 /// tries at their 2 s, for a loaded machine.)
 #[tokio::test]
@@ -638,11 +643,19 @@ async fn dialog_hanging_and_looping_pages() {
     // First, so the browser's launch is not in the timings below.
     let dialogs = render_in_tries(&worker, site.url("/dialog")).await;
     assert_eq!(dialogs.items[0].id.as_deref(), Some("9"));
-    for page in ["/hang", "/loop"] {
-        let started = Instant::now();
-        let err = run(&worker, site.url(page), "links", Render::Always)
-            .await
-            .unwrap_err();
+    // Both at once, in two tabs of the one browser: each waits out its
+    // own deadline, so together they cost one deadline, not two.
+    let timed_out = |page: &'static str| {
+        let worker = &worker;
+        let url = site.url(page);
+        async move {
+            let started = Instant::now();
+            let err = run(worker, url, "links", Render::Always).await.unwrap_err();
+            (page, err, started.elapsed())
+        }
+    };
+    let (hang, looping) = tokio::join!(timed_out("/hang"), timed_out("/loop"));
+    for (page, err, took) in [hang, looping] {
         assert!(
             matches!(err, CrawlError::Render(RenderError::Timeout { .. })),
             "{page}: {err:?}"
@@ -650,11 +663,7 @@ async fn dialog_hanging_and_looping_pages() {
         // The outcome is what this shows (only the render's deadline gives
         // it); the bound only catches a render that outlived its deadline
         // by far, with room for a loaded machine.
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{page}: {:?}",
-            started.elapsed()
-        );
+        assert!(took < Duration::from_secs(15), "{page}: {took:?}");
     }
     let after = render_in_tries(&worker, site.url("/plain/7")).await;
     assert_eq!(after.items[0].id.as_deref(), Some("7"));
@@ -724,7 +733,7 @@ async fn browser_is_recycled() {
 async fn a_browser_that_does_not_start_is_unavailable() {
     // Written and closed while no other test here starts a process, which
     // would hold it open for writing and make it "busy" to exec.
-    let _turn = turn().await;
+    let _turn = turn(libc::LOCK_EX).await;
     let site = Site::start().await;
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("chromium");
