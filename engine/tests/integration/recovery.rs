@@ -30,15 +30,41 @@ async fn logged_site() -> (
     std::sync::Arc<demosite::RequestLog>,
     Stop,
 ) {
+    gated_site(None).await
+}
+
+/// [`logged_site`], serving pages only as `gate` gives permits (one per
+/// page), if given: so a test knows the crawl cannot end before it acts.
+async fn gated_site(
+    gate: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+) -> (
+    std::sync::Arc<demosite::Site>,
+    String,
+    std::sync::Arc<demosite::RequestLog>,
+    Stop,
+) {
     start_site_with(
         "127.0.0.1",
         SiteConfig {
             profiles: PROFILES,
             ..SiteConfig::default()
         },
-        demosite::SiteOptions::default(),
+        demosite::SiteOptions {
+            gate,
+            ..demosite::SiteOptions::default()
+        },
     )
     .await
+}
+
+/// Pages the gated tests let the site serve before they act: enough for
+/// 300 profiles' items (the list and the city pages come first), well
+/// short of the whole site.
+const FIRST_PAGES: usize = 1_000;
+
+/// Opens the gate for good.
+fn open_gate(gate: &tokio::sync::Semaphore) {
+    gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
 }
 
 /// Waits until the site has answered at least `n` requests.
@@ -102,7 +128,10 @@ fn config(url: &str, workers: &[&Proc], saver: &Proc) -> engine::EngineConfig {
 /// and every profile is stored exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_crawl_loses_nothing() {
-    let (site, url, _s) = site().await;
+    // The site stops after FIRST_PAGES until the worker is dead, so the
+    // kill always strikes mid-crawl, with calls of that worker waiting.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(FIRST_PAGES));
+    let (site, url, _log, _s) = gated_site(Some(gate.clone())).await;
     let dir = tempfile::tempdir().unwrap();
     let saver = saver_proc(dir.path(), "0");
     let mut w1 = worker_proc("0");
@@ -112,6 +141,7 @@ async fn worker_killed_mid_crawl_loses_nothing() {
 
     wait_for_items(&saver.addr, 300, LIMIT).await;
     w1.kill9();
+    open_gate(&gate);
     let summary = tokio::time::timeout(LIMIT, crawl)
         .await
         .expect("crawl ends")
@@ -129,7 +159,10 @@ async fn worker_killed_mid_crawl_loses_nothing() {
 /// itself and receives requests again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_worker_receives_requests_again() {
-    let (_site, url, _s) = site().await;
+    // The site stops after FIRST_PAGES until the worker is back, so most
+    // of the crawl is left for it to rejoin.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(FIRST_PAGES));
+    let (_site, url, _log, _s) = gated_site(Some(gate.clone())).await;
     let dir = tempfile::tempdir().unwrap();
     let saver = saver_proc(dir.path(), "0");
     let mut w1 = worker_proc("0");
@@ -142,6 +175,7 @@ async fn restarted_worker_receives_requests_again() {
     w1.kill9();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let w1 = worker_proc(&port);
+    open_gate(&gate);
     let summary = tokio::time::timeout(LIMIT, crawl)
         .await
         .expect("crawl ends")
@@ -168,7 +202,10 @@ async fn restarted_worker_receives_requests_again() {
 /// once; the wait shows in the summary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn itemsaver_outage_loses_nothing() {
-    let (_site, url, log, _s) = logged_site().await;
+    // The site stops after FIRST_PAGES until the itemsaver is down, so
+    // the crawl has pages left to fetch during the outage.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(FIRST_PAGES));
+    let (_site, url, log, _s) = gated_site(Some(gate.clone())).await;
     let dir = tempfile::tempdir().unwrap();
     let mut saver = saver_proc(dir.path(), "0");
     let w1 = worker_proc("0");
@@ -191,6 +228,7 @@ async fn itemsaver_outage_loses_nothing() {
     // Down while the crawl fetches another few hundred pages (more than
     // the 200 items the sink keeps in memory), not for a fixed time.
     let seen = log.entries().len();
+    open_gate(&gate);
     wait_for_requests(&log, seen + 400).await;
     let saver = saver_proc(dir.path(), &port);
     let summary = tokio::time::timeout(LIMIT, crawl)
