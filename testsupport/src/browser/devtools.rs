@@ -143,6 +143,54 @@ impl Devtools {
     ) -> Vec<u8> {
         let deadline = Instant::now() + BROWSER_TIMEOUT;
         let call = |session, method, params: &str| self.call(session, method, params, deadline);
+        let (context, session, events) = self.open_page((width, height), deadline);
+        let page = Some(session.as_str());
+        // Enabling replays the blank page's own lifecycle events; none of
+        // them is the load waited for below.
+        while events.try_recv().is_ok() {}
+        let navigated = call(
+            page,
+            "Page.navigate",
+            &format!("{{\"url\":{}}}", quote(url)),
+        );
+        if let Some(error) = navigated.get("errorText").and_then(Json::str) {
+            panic!("chromium {url}: {error}");
+        }
+        let frame = navigated.str_at("frameId");
+        wait_for(&events, deadline, url, "load", |e| {
+            e.str_at("method") == "Page.lifecycleEvent"
+                && e.get("params")
+                    .is_some_and(|p| p.str_at("name") == "load" && p.str_at("frameId") == frame)
+        });
+        call(
+            page,
+            "Emulation.setVirtualTimePolicy",
+            &format!(
+                "{{\"policy\":\"pauseIfNetworkFetchesPending\",\"budget\":{},\"maxVirtualTimeTaskStarvationCount\":9999}}",
+                budget.as_millis()
+            ),
+        );
+        wait_for(&events, deadline, url, "its time budget", |e| {
+            e.str_at("method") == "Emulation.virtualTimeBudgetExpired"
+        });
+        let out = self.take(page, take, url, (width, height), deadline);
+        lock(&self.routes.sessions).remove(&session);
+        call(
+            None,
+            "Target.disposeBrowserContext",
+            &format!("{{\"browserContextId\":{}}}", quote(&context)),
+        );
+        out
+    }
+
+    /// A blank page of `width` x `height` in a fresh browser context: the
+    /// context, the page's session and its events.
+    fn open_page(
+        &self,
+        (width, height): (u32, u32),
+        deadline: Instant,
+    ) -> (String, String, mpsc::Receiver<Json>) {
+        let call = |session, method, params: &str| self.call(session, method, params, deadline);
         let context = call(None, "Target.createBrowserContext", "{}")
             .str_at("browserContextId")
             .to_owned();
@@ -176,35 +224,20 @@ impl Devtools {
         );
         call(page, "Page.enable", "{}");
         call(page, "Page.setLifecycleEventsEnabled", "{\"enabled\":true}");
-        // Enabling replays the blank page's own lifecycle events; none of
-        // them is the load waited for below.
-        while events.try_recv().is_ok() {}
-        let navigated = call(
-            page,
-            "Page.navigate",
-            &format!("{{\"url\":{}}}", quote(url)),
-        );
-        if let Some(error) = navigated.get("errorText").and_then(Json::str) {
-            panic!("chromium {url}: {error}");
-        }
-        let frame = navigated.str_at("frameId");
-        wait_for(&events, deadline, url, "load", |e| {
-            e.str_at("method") == "Page.lifecycleEvent"
-                && e.get("params")
-                    .is_some_and(|p| p.str_at("name") == "load" && p.str_at("frameId") == frame)
-        });
-        call(
-            page,
-            "Emulation.setVirtualTimePolicy",
-            &format!(
-                "{{\"policy\":\"pauseIfNetworkFetchesPending\",\"budget\":{},\"maxVirtualTimeTaskStarvationCount\":9999}}",
-                budget.as_millis()
-            ),
-        );
-        wait_for(&events, deadline, url, "its time budget", |e| {
-            e.str_at("method") == "Emulation.virtualTimeBudgetExpired"
-        });
-        let out = match take {
+        (context, session, events)
+    }
+
+    /// What `take` asks of the loaded page of session `page`.
+    fn take(
+        &self,
+        page: Option<&str>,
+        take: Take,
+        url: &str,
+        (width, height): (u32, u32),
+        deadline: Instant,
+    ) -> Vec<u8> {
+        let call = |session, method, params: &str| self.call(session, method, params, deadline);
+        match take {
             Take::Dom => {
                 let expression = "(document.doctype ? new XMLSerializer().serializeToString(document.doctype) + '\\n' : '') + document.documentElement.outerHTML";
                 let answer = call(
@@ -231,14 +264,7 @@ impl Devtools {
                 super::json::base64(answer.str_at("data"))
                     .unwrap_or_else(|| panic!("chromium {url}: a screenshot that is not base64"))
             }
-        };
-        lock(&self.routes.sessions).remove(&session);
-        call(
-            None,
-            "Target.disposeBrowserContext",
-            &format!("{{\"browserContextId\":{}}}", quote(&context)),
-        );
-        out
+        }
     }
 }
 
