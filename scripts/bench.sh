@@ -239,7 +239,7 @@ export_run
 
 # The median round by end-to-end rate gives the table; the medians of both
 # rates give the ratio.
-median_of() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median_of() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 crawl_rates=() fp_rates=()
 for r in $(seq 1 "$rounds"); do
     crawl_rates+=("$(. "$run_dir/crawl.$r"; echo "$rate")")
@@ -579,28 +579,35 @@ fi
 if [[ ${BROAD:-1} != 0 ]]; then
     b_hosts=${BROAD_HOSTS:-200} b_latency=${BROAD_LATENCY_MS:-100} b_inflight=${BROAD_IN_FLIGHT:-2000}
     read -r -a b_sizes <<<"${BROAD_PROFILES:-200 1000}"
+    # BROAD_ROUNDS rounds (default 2), each with no latency then with it,
+    # read at the medians: one pair of runs moved by 10% from run to run.
+    b_rounds=${BROAD_ROUNDS:-2}
     for b_profiles in "${b_sizes[@]}"; do
-        declare -A broad_rate broad_pages broad_wall
-        for lat in 0 "$b_latency"; do
-            bsite=$(start "demosite.broad$lat" --port 0 --bind 127.0.2.1 --hosts "$b_hosts" --latency_ms "$lat" --profiles "$b_profiles")
-            bport=${bsite##*:}
-            python3 -c "import ipaddress,sys; a=int(ipaddress.IPv4Address('127.0.2.1')); [print(f'http://{ipaddress.IPv4Address(a+i)}:{sys.argv[2]}/') for i in range(int(sys.argv[1]))]" \
-                "$b_hosts" "$bport" >"$run_dir/seeds.broad$lat"
-            echo "bench: broad crawl: $b_hosts hosts x $b_profiles profiles, ${lat} ms per page, $b_inflight in flight"
-            read -r b_pages b_wall b_rate _ _ _ < <(crawl_site "broad$lat" "$run_dir/seeds.broad$lat" \
-                --parser city_list --worker_count "$b_inflight" \
-                --per_host_concurrency $(((b_inflight + b_hosts - 1) / b_hosts)))
-            broad_rate[$lat]=$b_rate broad_pages[$lat]=$b_pages broad_wall[$lat]=$b_wall
-            stop_named "demosite.broad$lat"
+        declare -A broad_rates broad_pages broad_walls
+        for r in $(seq 1 "$b_rounds"); do
+            for lat in 0 "$b_latency"; do
+                bsite=$(start "demosite.broad$lat.$r" --port 0 --bind 127.0.2.1 --hosts "$b_hosts" --latency_ms "$lat" --profiles "$b_profiles")
+                bport=${bsite##*:}
+                python3 -c "import ipaddress,sys; a=int(ipaddress.IPv4Address('127.0.2.1')); [print(f'http://{ipaddress.IPv4Address(a+i)}:{sys.argv[2]}/') for i in range(int(sys.argv[1]))]" \
+                    "$b_hosts" "$bport" >"$run_dir/seeds.broad$lat"
+                echo "bench: broad crawl: $b_hosts hosts x $b_profiles profiles, ${lat} ms per page, $b_inflight in flight, round $r"
+                read -r b_pages b_wall b_rate _ _ _ < <(crawl_site "broad$lat.$r" "$run_dir/seeds.broad$lat" \
+                    --parser city_list --worker_count "$b_inflight" \
+                    --per_host_concurrency $(((b_inflight + b_hosts - 1) / b_hosts)))
+                broad_rates[$lat]+="$b_rate " broad_pages[$lat]=$b_pages broad_walls[$lat]+="$b_wall "
+                stop_named "demosite.broad$lat.$r"
+            done
         done
-        line="- broad crawl ($b_hosts loopback hosts x $b_profiles profiles, $b_inflight in flight): no latency ${broad_rate[0]} pages/s (${broad_pages[0]} pages in ${broad_wall[0]}s); ${b_latency} ms per page ${broad_rate[$b_latency]} pages/s (${broad_pages[$b_latency]} pages in ${broad_wall[$b_latency]}s): **$(pct "${broad_rate[$b_latency]}" "${broad_rate[0]}")%** of the no-latency ceiling"
+        b0=$(tr ' ' '\n' <<<"${broad_rates[0]}" | grep . | median_of)
+        bl=$(tr ' ' '\n' <<<"${broad_rates[$b_latency]}" | grep . | median_of)
+        line="- broad crawl ($b_hosts loopback hosts x $b_profiles profiles, $b_inflight in flight, $b_rounds rounds, medians): no latency $b0 pages/s (${broad_pages[0]} pages in ${broad_walls[0]% }s); ${b_latency} ms per page $bl pages/s (${broad_pages[$b_latency]} pages in ${broad_walls[$b_latency]% }s): **$(pct "$bl" "$b0")%** of the no-latency ceiling"
         if [[ $b_profiles == "${b_sizes[-1]}" ]]; then
             line+=" (target 90%)"
         else
             line+=" (a shorter crawl, where the latencies before every host is busy and after the first hosts finish weigh more)"
         fi
         extra+=("$line")
-        unset broad_rate broad_pages broad_wall
+        unset broad_rates broad_pages broad_walls
     done
 fi
 

@@ -25,11 +25,11 @@
 //!   of who can render.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpcsupport::{ConnectOptions, CrawlClient, HostAddr, ParseError};
+use rpcsupport::{ConnectOptions, CrawlClient, FetchPolicy, HostAddr, ParseError, PolicyRef};
 use tarpc::context;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -53,7 +53,13 @@ pub struct WorkerHandle {
     /// Which connection of this worker the client belongs to; a failure
     /// reported for an older connection does not take down a newer one.
     generation: u64,
+    /// Whether this connection holds the crawl's policy (a call that gave
+    /// it was answered), so calls can name it instead of sending it.
+    policy_given: Arc<AtomicBool>,
 }
+
+/// The id the crawl's one fetch policy goes by on every connection.
+const CRAWL_POLICY: u64 = 1;
 
 /// One connection to one worker: the identity of a loss. Every call that
 /// fails because this connection died reports the same id, so the crawl
@@ -68,6 +74,29 @@ pub struct ConnectionId {
 }
 
 impl WorkerHandle {
+    /// The crawl's `policy` as this call should carry it: named once the
+    /// connection holds it, whole until then.
+    pub fn policy_ref(&self, policy: &FetchPolicy) -> PolicyRef {
+        if self.policy_given.load(Ordering::Relaxed) {
+            PolicyRef::Known(CRAWL_POLICY)
+        } else {
+            PolicyRef::Given {
+                id: CRAWL_POLICY,
+                policy: policy.clone(),
+            }
+        }
+    }
+
+    /// Records what an answered call says of the policy: held, if the call
+    /// gave it; not held, if the worker answered that it does not know it.
+    pub fn policy_answered(&self, sent: &PolicyRef, known: bool) {
+        match (sent, known) {
+            (PolicyRef::Given { .. }, true) => self.policy_given.store(true, Ordering::Relaxed),
+            (_, false) => self.policy_given.store(false, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
     /// The connection this handle's client uses.
     pub fn connection(&self) -> ConnectionId {
         ConnectionId {
@@ -109,6 +138,9 @@ struct SlotState {
     /// Its last status said it can render, and no render request has
     /// been refused by it since.
     can_render: bool,
+    /// The current connection holds the crawl's policy; a new one per
+    /// connection.
+    policy_given: Arc<AtomicBool>,
 }
 
 struct Shared {
@@ -185,6 +217,7 @@ impl WorkerPool {
                     client,
                     generation: 0,
                     can_render,
+                    policy_given: Arc::default(),
                 }),
             });
         }
@@ -327,6 +360,7 @@ impl Shared {
             addr: slot.addr.clone(),
             client: client.clone(),
             generation: state.generation,
+            policy_given: state.policy_given.clone(),
         })
     }
 }

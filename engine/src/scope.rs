@@ -1,6 +1,8 @@
 //! What gets crawled: URL normalization (the form used for dedup) and the
 //! crawl's scope (allowed domains, include/exclude patterns).
 
+use std::collections::HashSet;
+
 use regex::Regex;
 use rpcsupport::FetchPolicy;
 use url::Url;
@@ -21,6 +23,8 @@ pub enum OutOfScope {
 pub struct Scope {
     /// Allowed domains, also sent to workers so redirects stay inside.
     pub policy: FetchPolicy,
+    /// The same domains, for admitting links.
+    domains: Domains,
     include: Vec<Regex>,
     exclude: Vec<Regex>,
     /// Query parameters removed before dedup; a trailing `*` matches a
@@ -37,6 +41,7 @@ impl Scope {
         strip_params: Vec<String>,
     ) -> Scope {
         Scope {
+            domains: Domains::new(&allowed_domains),
             policy: FetchPolicy {
                 allowed_domains,
                 obey_robots_meta: false,
@@ -50,7 +55,7 @@ impl Scope {
 
     /// The same scope, obeying (or not) what pages ask of crawlers:
     /// robots meta / `X-Robots-Tag`, and `rel="nofollow"` links. The
-    /// workers apply both (the policy travels with every request).
+    /// workers apply both (the policy goes to every worker connection).
     pub fn with_robots_meta(mut self, obey_robots_meta: bool, obey_nofollow: bool) -> Scope {
         self.policy.obey_robots_meta = obey_robots_meta;
         self.policy.obey_nofollow = obey_nofollow;
@@ -60,7 +65,7 @@ impl Scope {
     /// The normalized URL if it is in scope.
     pub fn admit(&self, raw: &str) -> Result<String, OutOfScope> {
         let url = normalize(raw, &self.strip_params).ok_or(OutOfScope::BadUrl)?;
-        if !url.host_str().is_some_and(|h| self.policy.allows_host(h)) {
+        if !url.host_str().is_some_and(|h| self.domains.allows(h)) {
             return Err(OutOfScope::Domain);
         }
         let text = url.as_str();
@@ -70,6 +75,50 @@ impl Scope {
             return Err(OutOfScope::Pattern);
         }
         Ok(url.into())
+    }
+}
+
+/// The allowed domains as a set, so admitting a link costs a look-up per
+/// label of its host, not a comparison per domain: a broad crawl's domains
+/// are its seeds' hosts, thousands of them. Answers as
+/// [`FetchPolicy::allows_host`] does.
+#[derive(Debug, Clone)]
+struct Domains {
+    /// Lowercased, without trailing dots; none of them empty.
+    set: HashSet<String>,
+    /// No domain given, or `*`: every host.
+    any: bool,
+}
+
+impl Default for Domains {
+    /// No domain given: every host, as an empty policy allows.
+    fn default() -> Self {
+        Domains::new(&[])
+    }
+}
+
+impl Domains {
+    fn new(domains: &[String]) -> Domains {
+        Domains {
+            any: domains.is_empty() || domains.iter().any(|d| d == "*"),
+            set: domains
+                .iter()
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Whether `host` is one of the domains or a subdomain of one.
+    fn allows(&self, host: &str) -> bool {
+        if self.any {
+            return true;
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.set.contains(&host)
+            || host
+                .match_indices('.')
+                .any(|(i, _)| self.set.contains(&host[i + 1..]))
     }
 }
 
@@ -199,6 +248,56 @@ mod tests {
         normalize(s, &["utm_*".into(), "gclid".into()])
             .map(String::from)
             .unwrap_or_default()
+    }
+
+    /// The set of domains answers as the policy's own check does, for
+    /// every host against every list: subdomains, case, trailing dots,
+    /// empty and `*` entries, look-alike suffixes.
+    #[test]
+    fn domains_answer_as_the_policy_does() {
+        let hosts = [
+            "example.com",
+            "EXAMPLE.com.",
+            "a.example.com",
+            "a.b.example.com",
+            "badexample.com",
+            "example.com.evil.test",
+            "com",
+            "127.0.2.7",
+            "127.0.2.70",
+            "x..example.com",
+            "",
+        ];
+        let lists: [&[&str]; 8] = [
+            &[],
+            &["*"],
+            &["example.com"],
+            &["Example.COM."],
+            &["b.example.com", "127.0.2.7"],
+            &["", "."],
+            &["com", "evil.test"],
+            &["other.test", "*", "x"],
+        ];
+        for list in lists {
+            let list: Vec<String> = list.iter().map(|d| d.to_string()).collect();
+            let policy = FetchPolicy {
+                allowed_domains: list.clone(),
+                ..FetchPolicy::default()
+            };
+            let domains = Domains::new(&list);
+            let default = Domains::default();
+            for host in hosts {
+                assert_eq!(
+                    default.allows(host),
+                    FetchPolicy::default().allows_host(host)
+                );
+                assert_eq!(
+                    domains.allows(host),
+                    policy.allows_host(host),
+                    "{host:?} against {list:?}"
+                );
+            }
+        }
     }
 
     /// A normal form is its own normal form: the scheduler relies on this

@@ -22,6 +22,10 @@ pub enum CrawlError {
     /// The page needed a browser and could not be rendered.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The call named a policy (`PolicyRef::Known`) this connection does
+    /// not hold; nothing was fetched. The caller gives the policy again.
+    #[error("unknown fetch policy {0} on this connection")]
+    UnknownPolicy(u64),
 }
 
 impl CrawlError {
@@ -31,6 +35,7 @@ impl CrawlError {
             CrawlError::Fetch(e) => e.kind(),
             CrawlError::Parse(e) => e.kind().to_owned(),
             CrawlError::Render(e) => e.kind().to_owned(),
+            CrawlError::UnknownPolicy(_) => "unknown_policy".to_owned(),
         }
     }
 
@@ -39,7 +44,7 @@ impl CrawlError {
         match self {
             CrawlError::Fetch(e) => e.is_transient(),
             CrawlError::Render(e) => e.is_transient(),
-            CrawlError::Parse(_) => false,
+            CrawlError::Parse(_) | CrawlError::UnknownPolicy(_) => false,
         }
     }
 }

@@ -68,7 +68,7 @@ pub use transport::{
     connect_crawl, connect_itemsaver, serve, ConnectOptions, HostAddr, HostError, ServeOptions,
 };
 pub use types::{
-    content_hash, FetchHints, FetchPolicy, Item, PageMeta, ParseResult, ParserSpec, Refusal,
-    Render, RenderReason, Request, SaveAck, ScanCursor, ScanPage, ScanRequest, SearchRequest,
-    SearchResponse, Value, WorkerStatus, SITEMAP_PARSER,
+    content_hash, FetchHints, FetchPolicy, Item, PageMeta, ParseResult, ParserSpec, PolicyRef,
+    Refusal, Render, RenderReason, Request, SaveAck, ScanCursor, ScanPage, ScanRequest,
+    SearchRequest, SearchResponse, Value, WorkerStatus, SITEMAP_PARSER,
 };

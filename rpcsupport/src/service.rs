@@ -4,15 +4,16 @@
 
 use crate::error::{CrawlError, ParseError, SaveError};
 use crate::types::{
-    FetchPolicy, Item, ParseResult, Request, SaveAck, ScanPage, ScanRequest, SearchRequest,
+    Item, ParseResult, PolicyRef, Request, SaveAck, ScanPage, ScanRequest, SearchRequest,
     SearchResponse, WorkerStatus,
 };
 
 /// Served by each worker: fetch and parse one page.
 #[tarpc::service]
 pub trait Crawl {
-    /// Fetch `request.url` under `policy` and run `request.parser` on it.
-    async fn process(request: Request, policy: FetchPolicy) -> Result<ParseResult, CrawlError>;
+    /// Fetch `request.url` under `policy` (given here, or earlier on this
+    /// connection) and run `request.parser` on it.
+    async fn process(request: Request, policy: PolicyRef) -> Result<ParseResult, CrawlError>;
     /// A cheap liveness check that touches no page, so the engine can tell a
     /// slow page from a dead worker.
     async fn status() -> WorkerStatus;

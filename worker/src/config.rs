@@ -37,6 +37,10 @@ pub struct WorkerConfig {
     pub max_frame_bytes: usize,
     /// Requests one RPC connection may have in progress at once.
     pub max_concurrent_requests: usize,
+    /// Fetch policies one RPC connection may have given by id
+    /// (`PolicyRef`); past that the oldest is forgotten, and a call that
+    /// names it is answered `unknown_policy` (the engine gives it again).
+    pub policies_per_connection: usize,
     /// Refuse to fetch from loopback, private, link-local and metadata
     /// addresses, except those in `allow_internal`.
     pub block_private_addresses: bool,
@@ -146,6 +150,7 @@ impl Default for WorkerConfig {
             max_redirects: 5,
             max_frame_bytes: rpcsupport::transport::DEFAULT_MAX_FRAME_BYTES,
             max_concurrent_requests: 4096,
+            policies_per_connection: 8,
             block_private_addresses: true,
             allow_internal: Vec::new(),
             max_links_per_page: 10_000,
@@ -190,6 +195,11 @@ impl WorkerConfig {
             (
                 "max_concurrent_requests",
                 self.max_concurrent_requests as u64,
+                1,
+            ),
+            (
+                "policies_per_connection",
+                self.policies_per_connection as u64,
                 1,
             ),
         ])?;
@@ -330,11 +340,12 @@ mod tests {
     #[test]
     fn each_bad_value_names_its_key() {
         WorkerConfig::default().validate().unwrap();
-        let zero: [(&str, Spoil); 19] = [
+        let zero: [(&str, Spoil); 20] = [
             ("connect_timeout_ms", |c| c.connect_timeout_ms = 0),
             ("timeout_ms", |c| c.timeout_ms = 0),
             ("max_body_bytes", |c| c.max_body_bytes = 0),
             ("max_concurrent_requests", |c| c.max_concurrent_requests = 0),
+            ("policies_per_connection", |c| c.policies_per_connection = 0),
             ("max_links_per_page", |c| c.max_links_per_page = 0),
             ("max_url_bytes", |c| c.max_url_bytes = 0),
             ("max_html_nodes", |c| c.max_html_nodes = 0),

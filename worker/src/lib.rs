@@ -12,7 +12,8 @@
 //! Modules in the order a request flows through them:
 //!
 //! - [`service`]: the tarpc [`Crawl`](rpcsupport::Crawl) implementation,
-//!   a thin shell over [`Worker::process`] and [`Worker::status`].
+//!   a thin shell over [`Worker::process`] and [`Worker::status`], one per
+//!   connection, holding the fetch policies given on it (by id).
 //! - [`config`]: [`WorkerConfig`] (the `[worker]` section of
 //!   `config.toml`), checked at start, and [`WorkerError`].
 //! - this file: [`Worker`] (its shared parts and counters, the rule sets
@@ -272,9 +273,9 @@ pub async fn serve(
         security: options.security,
         ..worker.config().serve_options()
     };
-    let service = service::CrawlService::new(worker);
     rpcsupport::serve(listener, options, shutdown, move |channel| {
-        let service = service.clone();
+        // A service per connection: the policies given on it are its own.
+        let service = service::CrawlService::new(worker.clone());
         async move {
             channel
                 .execute(service.serve())

@@ -7,10 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpcsupport::{CrawlError, FetchPolicy, ParseError, ParseResult, RenderError, Request};
+use rpcsupport::{
+    CrawlError, FetchPolicy, ParseError, ParseResult, PolicyRef, RenderError, Request,
+};
 use tarpc::client::RpcError;
 
-use crate::pool::{deadline_in, ConnectionId, WorkerPool};
+use crate::pool::{deadline_in, ConnectionId, WorkerHandle, WorkerPool};
 
 /// Which call in flight an outcome belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +61,7 @@ pub(super) enum Route {
 pub(super) async fn call(
     pool: Arc<WorkerPool>,
     request: Request,
-    policy: FetchPolicy,
+    policy: Arc<FetchPolicy>,
     timeout: Duration,
     route: Route,
 ) -> Outcome {
@@ -75,19 +77,13 @@ pub(super) async fn call(
             }
         },
     };
-    let mut answer = worker
-        .client
-        .process(deadline_in(timeout), request.clone(), policy.clone())
-        .await;
+    let mut answer = process(&worker, &request, &policy, timeout).await;
     if let Ok(Err(CrawlError::Parse(ParseError::UnknownRuleset(_)))) = &answer {
         // Restarted since it got the rules: give them again, ask again.
         if let Err(e) = pool.reload_rules(&worker).await {
             tracing::warn!(worker = %worker.addr, error = %e, "could not reload rules");
         }
-        answer = worker
-            .client
-            .process(deadline_in(timeout), request, policy)
-            .await;
+        answer = process(&worker, &request, &policy, timeout).await;
     }
     if let Ok(Err(CrawlError::Render(RenderError::Unavailable { .. }))) = &answer {
         // It has no browser (or lost it): no more render requests for it
@@ -113,5 +109,31 @@ pub(super) async fn call(
     Outcome {
         worker: worker.index,
         result,
+    }
+}
+
+/// One `process` call carrying the crawl's policy as the connection needs
+/// it (whole until it holds it, by id after); a worker that answers it does
+/// not know the policy is given it whole, once, at once.
+async fn process(
+    worker: &WorkerHandle,
+    request: &Request,
+    policy: &FetchPolicy,
+    timeout: Duration,
+) -> Result<Result<ParseResult, CrawlError>, RpcError> {
+    let mut sent = worker.policy_ref(policy);
+    loop {
+        let answer = worker
+            .client
+            .process(deadline_in(timeout), request.clone(), sent.clone())
+            .await;
+        let unknown = matches!(answer, Ok(Err(CrawlError::UnknownPolicy(_))));
+        if answer.is_ok() {
+            worker.policy_answered(&sent, !unknown);
+        }
+        if !unknown || matches!(sent, PolicyRef::Given { .. }) {
+            return answer;
+        }
+        sent = worker.policy_ref(policy);
     }
 }

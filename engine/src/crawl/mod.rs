@@ -235,7 +235,7 @@ async fn drive(
     acks: &mut tokio::sync::mpsc::UnboundedReceiver<Ack>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let policy = crawl.settings.scope.policy.clone();
+    let policy = Arc::new(crawl.settings.scope.policy.clone());
     let rpc_timeout = crawl.settings.rpc_timeout;
     let worker_wait = crawl.settings.worker_wait;
     let rules = crawl.settings.rules.clone();

@@ -2,6 +2,7 @@
 //! crawl's rules; and taking it out, then back in the background.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rpcsupport::{connect_crawl, ConnectOptions, CrawlClient, HostAddr, WorkerStatus};
@@ -74,6 +75,8 @@ impl WorkerPool {
                             let mut state = shared.slots[index].state.lock().unwrap();
                             state.client = Some(client);
                             state.generation += 1;
+                            // A new connection holds no policy yet.
+                            state.policy_given = Arc::default();
                             state.can_render = status.can_render;
                         }
                         shared.up_events.send_modify(|n| *n += 1);

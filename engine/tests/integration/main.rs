@@ -17,6 +17,7 @@ mod crawl;
 mod hostile;
 mod open_web;
 mod poison;
+mod policy;
 mod politeness;
 mod recovery;
 mod recrawl;

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::fake::{start_fake_worker, Reply, PARSER};
+use crate::common::fake::{start_fake_worker, tree_page, Reply, PARSER};
 use crate::common::*;
-use rpcsupport::{ParseResult, ParserSpec, Request};
+use rpcsupport::Request;
 
 /// Pages of the synthetic site: `/p/1` .. `/p/PAGES`, a tree where page n
 /// links to 10(n-1)+2 .. 10n+1.
@@ -36,26 +36,9 @@ async fn answer(log: Arc<Log>, request: Request) -> Reply {
     // Long enough that many calls are in flight on each connection when
     // one dies.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let n: u32 = request
-        .url
-        .rsplit('/')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("a synthetic page URL");
-    let requests = (10 * (n - 1) + 2..=10 * n + 1)
-        .filter(|&c| c <= PAGES)
-        .map(|c| Request {
-            url: format!("http://site.test/p/{c}"),
-            parser: ParserSpec::named(PARSER),
-            depth: request.depth + 1,
-            hints: Default::default(),
-        })
-        .collect();
+    let page = tree_page(&request, PAGES);
     log.answered.lock().unwrap().push(request.url);
-    Reply::Answer(Ok(ParseResult {
-        requests,
-        ..ParseResult::default()
-    }))
+    Reply::Answer(Ok(page))
 }
 
 /// The killer page is failed as `poison` after at most two worker losses,

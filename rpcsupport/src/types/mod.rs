@@ -28,7 +28,7 @@ mod value;
 
 pub use item::{fnv1a64, Item, MAX_VALUE_DEPTH};
 pub use request::{
-    host_in_domain, FetchHints, FetchPolicy, ParserSpec, Render, RenderReason, Request,
+    host_in_domain, FetchHints, FetchPolicy, ParserSpec, PolicyRef, Render, RenderReason, Request,
     SITEMAP_PARSER,
 };
 pub use result::{content_hash, PageMeta, ParseLimits, ParseResult};

@@ -173,8 +173,10 @@ impl ParserSpec {
 /// not, and plain-text sitemaps): see [`ParserSpec::sitemap`].
 pub const SITEMAP_PARSER: &str = "sitemap";
 
-/// Crawl-wide rules a worker applies to every fetch, sent by the engine with
-/// each request (a few bytes), so workers keep no per-crawl state.
+/// Crawl-wide rules a worker applies to every fetch. They travel as a
+/// [`PolicyRef`]: whole once per connection, by id after that, since
+/// `allowed_domains` holds every seed's host by default and a broad crawl
+/// has thousands of seeds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchPolicy {
     /// Hosts the crawl may reach; a redirect to any other host is not
@@ -199,6 +201,41 @@ impl FetchPolicy {
         self.allowed_domains
             .iter()
             .any(|d| d == "*" || host_in_domain(host, d))
+    }
+}
+
+/// The fetch policy of one `process` call: given whole, or named by the id
+/// it was given under earlier on the same connection. A worker keeps a few
+/// policies per connection (its `policies_per_connection`), the oldest
+/// forgotten first, and none across connections, so one caller's ids never
+/// reach another's calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyRef {
+    /// This policy, for this call; the connection keeps it under `id` for
+    /// later calls (replacing what it held under that id).
+    Given {
+        /// The caller's name for it, on this connection.
+        id: u64,
+        /// The policy.
+        policy: FetchPolicy,
+    },
+    /// The policy given earlier on this connection under this id. A worker
+    /// that does not hold it (forgotten, or a new connection) answers
+    /// [`crate::CrawlError::UnknownPolicy`] and fetches nothing; the caller
+    /// gives it again.
+    Known(u64),
+}
+
+impl From<FetchPolicy> for PolicyRef {
+    /// The policy given under id 0.
+    fn from(policy: FetchPolicy) -> Self {
+        PolicyRef::Given { id: 0, policy }
+    }
+}
+
+impl Default for PolicyRef {
+    fn default() -> Self {
+        FetchPolicy::default().into()
     }
 }
 

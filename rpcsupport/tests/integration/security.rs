@@ -12,8 +12,8 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use rpcsupport::{
-    ClientSecurity, ConnectOptions, Crawl, CrawlClient, CrawlError, FetchPolicy, HostAddr,
-    ParseError, ParseResult, Request, RpcConfig, ServeOptions, ServerSecurity, Service, Token,
+    ClientSecurity, ConnectOptions, Crawl, CrawlClient, CrawlError, HostAddr, ParseError,
+    ParseResult, PolicyRef, Request, RpcConfig, ServeOptions, ServerSecurity, Service, Token,
     WorkerStatus,
 };
 use tarpc::context::{self, Context};
@@ -33,7 +33,7 @@ impl Crawl for Stub {
         self,
         _: Context,
         _request: Request,
-        _policy: FetchPolicy,
+        _policy: PolicyRef,
     ) -> Result<ParseResult, CrawlError> {
         Ok(ParseResult::default())
     }

@@ -45,6 +45,9 @@ struct Args {
     /// Requests in progress per RPC connection [default 4096].
     #[arg(long = "max_concurrent_requests")]
     max_concurrent_requests: Option<usize>,
+    /// Fetch policies kept per RPC connection, by id [default 8].
+    #[arg(long = "policies_per_connection")]
+    policies_per_connection: Option<usize>,
     /// Refuse internal addresses (loopback, private, link-local, metadata)
     /// except those in --allow_internal (true/false) [default true].
     #[arg(long = "block_private_addresses")]
@@ -204,6 +207,7 @@ impl Args {
             max_redirects,
             max_frame_bytes,
             max_concurrent_requests,
+            policies_per_connection,
             block_private_addresses,
             allow_internal,
             max_links_per_page,

@@ -144,7 +144,7 @@ async fn worker_refuses_loopback_the_engine_names() {
                     depth: 0,
                     hints: Default::default(),
                 },
-                policy(&["127.0.0.1"]),
+                policy(&["127.0.0.1"]).into(),
             )
             .await
             .unwrap();

@@ -108,7 +108,8 @@ impl Setup {
                     obey_robots_meta: obey,
                     obey_nofollow: obey,
                     ..policy(&["127.0.0.1"])
-                },
+                }
+                .into(),
             )
             .await
             .expect("RPC itself succeeds")

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::common::{local, policy, request, serve_worker};
 use demosite::{Site, SiteConfig};
-use rpcsupport::{CrawlClient, CrawlError, FetchError, ParseError, ParseResult, Request, Value};
+use rpcsupport::{
+    CrawlClient, CrawlError, FetchError, ParseError, ParseResult, PolicyRef, Request, Value,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use worker::{Worker, WorkerConfig};
@@ -53,7 +55,11 @@ async fn setup() -> (String, CrawlClient, Worker, Stop) {
 
 async fn call(client: &CrawlClient, req: Request) -> Result<ParseResult, CrawlError> {
     client
-        .process(tarpc::context::current(), req, policy(&["127.0.0.1"]))
+        .process(
+            tarpc::context::current(),
+            req,
+            policy(&["127.0.0.1"]).into(),
+        )
         .await
         .expect("RPC itself succeeds")
 }
@@ -334,4 +340,61 @@ async fn full_crawl_in_process() {
         );
     }
     assert_eq!(worker.status().served, site.page_count());
+}
+
+/// A policy given on one connection can be named on it, and only on it: a
+/// call naming a policy its connection does not hold is answered
+/// `UnknownPolicy` and fetches nothing, and another connection to the same
+/// worker holds none of the first one's policies.
+#[tokio::test]
+async fn policies_are_per_connection() {
+    let mut stops = Vec::new();
+    let site = start_site(SiteConfig::default(), &mut stops).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = rpcsupport::HostAddr::from(listener.local_addr().unwrap());
+    let worker = Worker::new(&local()).unwrap();
+    let (tx, shutdown) = stopper();
+    stops.push(tx);
+    tokio::spawn(worker::serve(
+        listener,
+        worker.clone(),
+        worker::ServerOptions::default(),
+        shutdown,
+    ));
+    let connect = || rpcsupport::connect_crawl(&addr, rpcsupport::ConnectOptions::default());
+    let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
+    let ask = |client: &CrawlClient, policy: PolicyRef| {
+        let client = client.clone();
+        let page = request(format!("{site}/"), "city_list");
+        async move {
+            client
+                .process(tarpc::context::current(), page, policy)
+                .await
+                .expect("RPC itself succeeds")
+        }
+    };
+    let given = PolicyRef::Given {
+        id: 7,
+        policy: policy(&["127.0.0.1"]),
+    };
+
+    assert_eq!(
+        ask(&a, PolicyRef::Known(7)).await,
+        Err(CrawlError::UnknownPolicy(7))
+    );
+    assert_eq!(
+        worker.status().served,
+        0,
+        "nothing fetched without a policy"
+    );
+    let whole = ask(&a, given).await.expect("the page parses");
+    let named = ask(&a, PolicyRef::Known(7)).await.expect("the page parses");
+    assert_eq!(named.requests, whole.requests);
+    assert!(!named.requests.is_empty());
+    assert_eq!(
+        ask(&b, PolicyRef::Known(7)).await,
+        Err(CrawlError::UnknownPolicy(7)),
+        "another connection does not see it"
+    );
+    assert_eq!(worker.status().served, 2);
 }
