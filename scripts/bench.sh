@@ -584,7 +584,7 @@ if [[ ${BROAD:-1} != 0 ]]; then
     # run (the same pages, the same code, 33 to 41 CPU s).
     b_rounds=${BROAD_ROUNDS:-3}
     for b_profiles in "${b_sizes[@]}"; do
-        declare -A broad_rates broad_pages broad_walls
+        declare -A broad_rates broad_pages broad_walls broad_cpus broad_site_cpus
         for r in $(seq 1 "$b_rounds"); do
             for lat in 0 "$b_latency"; do
                 bsite=$(start "demosite.broad$lat.$r" --port 0 --bind 127.0.2.1 --hosts "$b_hosts" --latency_ms "$lat" --profiles "$b_profiles")
@@ -592,23 +592,27 @@ if [[ ${BROAD:-1} != 0 ]]; then
                 python3 -c "import ipaddress,sys; a=int(ipaddress.IPv4Address('127.0.2.1')); [print(f'http://{ipaddress.IPv4Address(a+i)}:{sys.argv[2]}/') for i in range(int(sys.argv[1]))]" \
                     "$b_hosts" "$bport" >"$run_dir/seeds.broad$lat"
                 echo "bench: broad crawl: $b_hosts hosts x $b_profiles profiles, ${lat} ms per page, $b_inflight in flight, round $r"
-                read -r b_pages b_wall b_rate _ _ _ < <(crawl_site "broad$lat.$r" "$run_dir/seeds.broad$lat" \
+                read -r b_pages b_wall b_rate b_cpu _ _ < <(crawl_site "broad$lat.$r" "$run_dir/seeds.broad$lat" \
                     --parser city_list --worker_count "$b_inflight" \
                     --per_host_concurrency $(((b_inflight + b_hosts - 1) / b_hosts)))
                 broad_rates[$lat]+="$b_rate " broad_pages[$lat]=$b_pages broad_walls[$lat]+="$b_wall "
+                # CPU seconds: ours (engine, workers, itemsaver) and the site's.
+                broad_cpus[$lat]+="$b_cpu " broad_site_cpus[$lat]+="$(calc "$(cpu_ticks "$(cat "$run_dir/demosite.broad$lat.$r.pid")") / $hz" 2) "
                 stop_named "demosite.broad$lat.$r"
             done
         done
         b0=$(tr ' ' '\n' <<<"${broad_rates[0]}" | grep . | median_of)
         bl=$(tr ' ' '\n' <<<"${broad_rates[$b_latency]}" | grep . | median_of)
         line="- broad crawl ($b_hosts loopback hosts x $b_profiles profiles, $b_inflight in flight, $b_rounds rounds, medians): no latency $b0 pages/s (${broad_pages[0]} pages in ${broad_walls[0]% }s); ${b_latency} ms per page $bl pages/s (${broad_pages[$b_latency]} pages in ${broad_walls[$b_latency]% }s): **$(pct "$bl" "$b0")%** of the no-latency ceiling"
+        cpu_med() { tr ' ' '\n' <<<"$1" | grep . | median_of; }
+        line+="; CPU s, medians, no latency / ${b_latency} ms: ours $(cpu_med "${broad_cpus[0]}") / $(cpu_med "${broad_cpus[$b_latency]}"), the site's $(cpu_med "${broad_site_cpus[0]}") / $(cpu_med "${broad_site_cpus[$b_latency]}")"
         if [[ $b_profiles == "${b_sizes[-1]}" ]]; then
             line+=" (target 90%)"
         else
             line+=" (a shorter crawl, where the latencies before every host is busy and after the first hosts finish weigh more)"
         fi
         extra+=("$line")
-        unset broad_rates broad_pages broad_walls
+        unset broad_rates broad_pages broad_walls broad_cpus broad_site_cpus
     done
 fi
 
