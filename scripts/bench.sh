@@ -583,6 +583,8 @@ if [[ ${BROAD:-1} != 0 ]]; then
     # read at the medians: on this VM one crawl moved by 10-25% from run to
     # run (the same pages, the same code, 33 to 41 CPU s).
     b_rounds=${BROAD_ROUNDS:-3}
+    # med_words "A B C ": the median of the words.
+    med_words() { tr ' ' '\n' <<<"$1" | grep . | median_of; }
     for b_profiles in "${b_sizes[@]}"; do
         declare -A broad_rates broad_pages broad_walls broad_cpus broad_site_cpus
         for r in $(seq 1 "$b_rounds"); do
@@ -601,16 +603,14 @@ if [[ ${BROAD:-1} != 0 ]]; then
                 stop_named "demosite.broad$lat.$r"
             done
         done
-        b0=$(tr ' ' '\n' <<<"${broad_rates[0]}" | grep . | median_of)
-        bl=$(tr ' ' '\n' <<<"${broad_rates[$b_latency]}" | grep . | median_of)
+        b0=$(med_words "${broad_rates[0]}") bl=$(med_words "${broad_rates[$b_latency]}")
         line="- broad crawl ($b_hosts loopback hosts x $b_profiles profiles, $b_inflight in flight, $b_rounds rounds, medians): no latency $b0 pages/s (${broad_pages[0]} pages in ${broad_walls[0]% }s); ${b_latency} ms per page $bl pages/s (${broad_pages[$b_latency]} pages in ${broad_walls[$b_latency]% }s): **$(pct "$bl" "$b0")%** of the no-latency ceiling"
-        cpu_med() { tr ' ' '\n' <<<"$1" | grep . | median_of; }
-        line+="; CPU s, medians, no latency / ${b_latency} ms: ours $(cpu_med "${broad_cpus[0]}") / $(cpu_med "${broad_cpus[$b_latency]}"), the site's $(cpu_med "${broad_site_cpus[0]}") / $(cpu_med "${broad_site_cpus[$b_latency]}")"
         if [[ $b_profiles == "${b_sizes[-1]}" ]]; then
             line+=" (target 90%)"
         else
             line+=" (a shorter crawl, where the latencies before every host is busy and after the first hosts finish weigh more)"
         fi
+        line+="; CPU s, medians, no latency / ${b_latency} ms: ours $(med_words "${broad_cpus[0]}") / $(med_words "${broad_cpus[$b_latency]}"), the site's $(med_words "${broad_site_cpus[0]}") / $(med_words "${broad_site_cpus[$b_latency]}")"
         extra+=("$line")
         unset broad_rates broad_pages broad_walls broad_cpus broad_site_cpus
     done

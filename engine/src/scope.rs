@@ -1,6 +1,7 @@
 //! What gets crawled: URL normalization (the form used for dedup) and the
 //! crawl's scope (allowed domains, include/exclude patterns).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use regex::Regex;
@@ -114,8 +115,13 @@ impl Domains {
         if self.any {
             return true;
         }
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.set.contains(&host)
+        let host = host.trim_end_matches('.');
+        // Parsed URLs have their domain lowercased already: no copy then.
+        let host = match host.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Cow::Owned(host.to_ascii_lowercase()),
+            false => Cow::Borrowed(host),
+        };
+        self.set.contains(host.as_ref())
             || host
                 .match_indices('.')
                 .any(|(i, _)| self.set.contains(&host[i + 1..]))

@@ -65,6 +65,9 @@ struct FakeWorker<F> {
     policies: Arc<FakePolicies>,
 }
 
+/// Policies a fake worker's connection holds, as a default worker does.
+const POLICIES_HELD: usize = 8;
+
 /// The fetch policies a fake worker's calls carried, and those its
 /// connections hold, as a real worker holds them ([`worker::service::Policies`]).
 #[derive(Default)]
@@ -87,7 +90,7 @@ impl FakePolicies {
 
     fn open(&self) -> usize {
         let mut held = self.held.lock().unwrap();
-        held.push(Arc::new(Policies::new(8)));
+        held.push(Arc::new(Policies::new(POLICIES_HELD)));
         held.len() - 1
     }
 
@@ -95,7 +98,7 @@ impl FakePolicies {
     /// that keeps fewer than its callers give.
     pub fn forget(&self) {
         for p in self.held.lock().unwrap().iter_mut() {
-            *p = Arc::new(Policies::new(8));
+            *p = Arc::new(Policies::new(POLICIES_HELD));
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::common::fake::{start_fake_worker_with, tree_page, FakePolicies, Reply, PARSER};
 use crate::common::*;
-use rpcsupport::{ParseResult, Request};
+use rpcsupport::Request;
 
 /// Pages of the synthetic site ([`tree_page`]).
 const PAGES: u32 = 300;
@@ -24,19 +24,20 @@ async fn page(request: Request) -> Reply {
     Reply::Answer(Ok(tree_page(&request, PAGES)))
 }
 
-/// Crawls the synthetic site over one fake worker answering with
-/// `answer`; every page must be fetched, none failed.
+/// Crawls the synthetic site over one fake worker, which drops its
+/// connection instead of answering where `dies` says so; every page must
+/// be fetched, none failed.
 async fn crawl(
     policies: Arc<FakePolicies>,
-    answer: impl Fn(Request) -> Reply + Send + Sync + 'static,
+    dies: impl Fn(&Request) -> bool + Send + Sync + 'static,
 ) {
-    let answer = Arc::new(answer);
+    let dies = Arc::new(dies);
     let fake = start_fake_worker_with(false, policies, move |r| {
-        let reply = answer(r.clone());
+        let die = dies(&r);
         async move {
-            match reply {
-                Reply::Answer(_) => page(r).await,
-                die => die,
+            match die {
+                true => Reply::Die,
+                false => page(r).await,
             }
         }
     })
@@ -57,10 +58,6 @@ async fn crawl(
     assert!(summary.errors.is_empty(), "{summary}");
 }
 
-fn go_on() -> Reply {
-    Reply::Answer(Ok(ParseResult::default()))
-}
-
 /// Whole on the calls sent before the connection's first answer, by id on
 /// every call after it; and given again, once, after the worker forgot it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +69,7 @@ async fn given_until_held_then_named() {
         if answered.fetch_add(1, Ordering::SeqCst) == 100 {
             forgetter.forget();
         }
-        go_on()
+        false
     })
     .await;
 
@@ -106,10 +103,7 @@ async fn new_connection_is_given_it() {
     let died = Arc::new(Mutex::new(HashSet::new()));
     crawl(policies.clone(), move |r| {
         // The 50th page kills its connection, the first time only.
-        if r.url == "http://site.test/p/50" && died.lock().unwrap().insert(r.url) {
-            return Reply::Die;
-        }
-        go_on()
+        r.url == "http://site.test/p/50" && died.lock().unwrap().insert(r.url.clone())
     })
     .await;
 
