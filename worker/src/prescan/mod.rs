@@ -21,7 +21,8 @@
 //! was as costly as the streaming link parse after it): searches jump with
 //! `memchr`, names live on the stack, and each element name is looked up
 //! once per page ([`Names`]) with what the model needs of it worked out
-//! then, so a tag costs one hash lookup and no allocation.
+//! once per thread, so a tag costs one hash lookup and no allocation, and
+//! a page whose names the thread has seen allocates nothing.
 //!
 //! # Layout
 //! - this file: [`html_prefix`], the pass, and the model of the stack of
@@ -220,8 +221,11 @@ struct Name {
     open: Vec<usize>,
 }
 
-/// The page's element names, each with an id. As many as the page has
-/// distinct names, which `max_html_nodes` bounds like everything else.
+/// Element names, each with an id. What is worked out of a name depends
+/// on the name alone, so the table is kept from page to page on each
+/// thread ([`STACK`]) while it holds at most [`NAMES_KEPT`] names; within
+/// a page it holds as many as the page has distinct names, which
+/// `max_html_nodes` bounds like everything else.
 struct Names {
     ids: HashMap<Box<str>, u32>,
     names: Vec<Name>,
@@ -291,13 +295,27 @@ impl Names {
         id
     }
 
-    /// The id of `name` if the page has used it.
+    /// The id of `name` if it has one (from this page or an earlier one).
     fn get(&self, name: &str) -> Option<u32> {
         match self.recent[recent_slot(name.as_bytes())] {
             Some(id) if &*self.names[id as usize].name == name => Some(id),
             _ => self.ids.get(name).copied(),
         }
     }
+}
+
+/// Names a thread's table keeps for the next page; a page with more
+/// (real pages use a few dozen) leaves a fresh table behind it.
+const NAMES_KEPT: usize = 256;
+
+/// Open elements a thread's stack keeps room for; a page nested deeper
+/// (up to `max_html_depth`) leaves fresh vectors behind it.
+const DEPTH_KEPT: usize = 1024;
+
+thread_local! {
+    /// Each thread's stack, names and vectors kept between pages so a
+    /// page costs no allocation once its names have been seen.
+    static STACK: std::cell::RefCell<Stack> = std::cell::RefCell::default();
 }
 
 /// The model of the parser's stack of open elements.
@@ -315,6 +333,29 @@ struct Stack {
 }
 
 impl Stack {
+    /// After a page: a stack that grew past what is kept is replaced, so
+    /// a hostile page's names and depth are not held after it.
+    fn trim(&mut self) {
+        let deep = self.open.capacity() > DEPTH_KEPT
+            || self.bounds.iter().any(|b| b.capacity() > DEPTH_KEPT)
+            || self
+                .names
+                .names
+                .iter()
+                .any(|n| n.open.capacity() > DEPTH_KEPT);
+        if deep || self.names.names.len() > NAMES_KEPT {
+            *self = Stack::default();
+        }
+    }
+
+    /// Ready for a new page: nothing open, the names kept.
+    fn reset(&mut self) {
+        self.open.clear();
+        self.bounds.iter_mut().for_each(Vec::clear);
+        self.names.names.iter_mut().for_each(|n| n.open.clear());
+        self.foreign_from = None;
+    }
+
     fn depth(&self) -> usize {
         self.open.len()
     }
@@ -388,8 +429,21 @@ impl Stack {
 /// Where to cut `text` so the parser sees at most `max_nodes` elements and
 /// attributes, nested at most `max_depth` deep.
 pub fn html_prefix(text: &str, max_nodes: usize, max_depth: usize) -> Prefix {
+    STACK.with(|stack| match stack.try_borrow_mut() {
+        Ok(mut stack) => {
+            stack.reset();
+            let prefix = prefix_with(text, max_nodes, max_depth, &mut stack);
+            stack.trim();
+            prefix
+        }
+        // Not reached (the pass calls nothing that comes back here), but
+        // a fresh stack gives the same answer.
+        Err(_) => prefix_with(text, max_nodes, max_depth, &mut Stack::default()),
+    })
+}
+
+fn prefix_with(text: &str, max_nodes: usize, max_depth: usize, stack: &mut Stack) -> Prefix {
     let b = text.as_bytes();
-    let mut stack = Stack::default();
     let mut nodes = 0usize;
     let mut i = 0;
     let mut name = NameBuf::default();

@@ -86,3 +86,46 @@ fn text_is_not_tags() {
     let raw = format!("<textarea>{}</textarea><p>", "<div>".repeat(100));
     assert_eq!(depth_of(&raw), 1);
 }
+
+/// The stack a thread keeps between pages answers as a fresh one would,
+/// after pages cut with elements open or with odd markup, and a page with
+/// more names than are kept, or nested deeper than is kept, leaves a fresh
+/// table behind.
+#[test]
+fn kept_stack_answers_as_a_fresh_one() {
+    let many_names: String = (0..NAMES_KEPT + 10).map(|i| format!("<x{i}>")).collect();
+    let pages = [
+        format!("<html><body>{}", "<div><p>".repeat(300)),
+        "<p>a</div></p><div></div><svg><g/></svg>".repeat(50),
+        "<table><tr><td><ul><li>x</table>".repeat(40),
+        many_names.clone(),
+        "<div><span><div></span>".repeat(400),
+        "<b><i>".repeat(DEPTH_KEPT),
+        "</li><li></ul><p>".repeat(100),
+        // Leaves a <span> open; the next page's stray </span> must not
+        // find it.
+        "<div><div><span>".to_string(),
+        "<b><b><b><b></span><i><i>".to_string(),
+    ];
+    for round in 0..2 {
+        for page in &pages {
+            for (nodes, depth) in [(usize::MAX, 512), (100, 8), (1000, usize::MAX), (100, 5)] {
+                let kept = html_prefix(page, nodes, depth);
+                let fresh = prefix_with(page, nodes, depth, &mut Stack::default());
+                assert_eq!(
+                    (kept.end, kept.nodes),
+                    (fresh.end, fresh.nodes),
+                    "round {round}, {}",
+                    &page[..30]
+                );
+            }
+        }
+    }
+    html_prefix(&many_names, usize::MAX, 512);
+    STACK.with(|s| assert!(s.borrow().names.names.is_empty()));
+    html_prefix("<html><div><p>", usize::MAX, 512);
+    STACK.with(|s| assert_eq!(s.borrow().names.names.len(), 3));
+    let deep = "<b><i>".repeat(DEPTH_KEPT);
+    html_prefix(&deep, usize::MAX, usize::MAX);
+    STACK.with(|s| assert!(s.borrow().names.names.is_empty()));
+}
