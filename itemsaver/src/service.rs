@@ -12,7 +12,7 @@ use rpcsupport::metrics::{Counter, Histogram, Registry};
 use rpcsupport::types::MAX_VALUE_DEPTH;
 use rpcsupport::{
     Item, ItemSaver, Refusal, SaveAck, SaveError, ScanPage, ScanRequest, SearchRequest,
-    SearchResponse,
+    SearchResponse, Shared,
 };
 use tarpc::context::Context;
 
@@ -140,8 +140,8 @@ impl ItemSaverService {
 }
 
 impl ItemSaver for ItemSaverService {
-    async fn save(self, _: Context, items: Vec<Item>) -> Result<SaveAck, SaveError> {
-        let (items, mut refused) = match self.check(items) {
+    async fn save(self, _: Context, items: Shared<Vec<Item>>) -> Result<SaveAck, SaveError> {
+        let (items, mut refused) = match self.check(items.into_inner()) {
             Ok(split) => split,
             Err(e) => {
                 self.count_error(&e);

@@ -10,7 +10,8 @@
 //! - [`types`]: what crosses the wire. A [`Request`] is a URL plus a
 //!   [`ParserSpec`] (a parser is *data*, a name and its arguments, so any
 //!   worker can run it); a worker answers with a [`ParseResult`] of new
-//!   requests and [`Item`]s whose payload keeps typed [`Value`]s.
+//!   requests and [`Item`]s whose payload keeps typed [`Value`]s; a
+//!   [`Shared`] argument is one the caller keeps, sent without a copy.
 //! - [`error`]: typed, serializable outcomes of a crawl step
 //!   ([`CrawlError`], [`FetchError`], [`ParseError`]) and of a save
 //!   ([`SaveError`]). Transport failures stay tarpc's `RpcError`.
@@ -70,5 +71,5 @@ pub use transport::{
 pub use types::{
     content_hash, FetchHints, FetchPolicy, Item, PageMeta, ParseResult, ParserSpec, PolicyRef,
     Refusal, Render, RenderReason, Request, SaveAck, ScanCursor, ScanPage, ScanRequest,
-    SearchRequest, SearchResponse, Value, WorkerStatus, SITEMAP_PARSER,
+    SearchRequest, SearchResponse, Shared, Value, WorkerStatus, SITEMAP_PARSER,
 };

@@ -5,7 +5,7 @@
 use crate::error::{CrawlError, ParseError, SaveError};
 use crate::types::{
     Item, ParseResult, PolicyRef, Request, SaveAck, ScanPage, ScanRequest, SearchRequest,
-    SearchResponse, WorkerStatus,
+    SearchResponse, Shared, WorkerStatus,
 };
 
 /// Served by each worker: fetch and parse one page.
@@ -13,7 +13,10 @@ use crate::types::{
 pub trait Crawl {
     /// Fetch `request.url` under `policy` (given here, or earlier on this
     /// connection) and run `request.parser` on it.
-    async fn process(request: Request, policy: PolicyRef) -> Result<ParseResult, CrawlError>;
+    async fn process(
+        request: Shared<Request>,
+        policy: PolicyRef,
+    ) -> Result<ParseResult, CrawlError>;
     /// A cheap liveness check that touches no page, so the engine can tell a
     /// slow page from a dead worker.
     async fn status() -> WorkerStatus;
@@ -27,7 +30,7 @@ pub trait Crawl {
 pub trait ItemSaver {
     /// Store a batch; the answer comes only once every item is durable.
     /// Items are upserted by [`Item::key`], so resending a batch is safe.
-    async fn save(items: Vec<Item>) -> Result<SaveAck, SaveError>;
+    async fn save(items: Shared<Vec<Item>>) -> Result<SaveAck, SaveError>;
     /// One item by its key.
     async fn get(id: String) -> Result<Option<Item>, SaveError>;
     /// How many items are stored.

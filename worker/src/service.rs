@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use rpcsupport::{
-    Crawl, CrawlError, FetchPolicy, ParseError, ParseResult, PolicyRef, Request, WorkerStatus,
+    Crawl, CrawlError, FetchPolicy, ParseError, ParseResult, PolicyRef, Request, Shared,
+    WorkerStatus,
 };
 use tarpc::context::Context;
 
@@ -36,11 +37,13 @@ impl Crawl for CrawlService {
     async fn process(
         self,
         _: Context,
-        request: Request,
+        request: Shared<Request>,
         policy: PolicyRef,
     ) -> Result<ParseResult, CrawlError> {
         let policy = self.policies.resolve(policy)?;
-        self.worker.process_with(request, &policy).await
+        self.worker
+            .process_with(request.into_inner(), &policy)
+            .await
     }
 
     async fn status(self, _: Context) -> WorkerStatus {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rpcsupport::{
-    CrawlError, FetchPolicy, ParseError, ParseResult, PolicyRef, RenderError, Request,
+    CrawlError, FetchPolicy, ParseError, ParseResult, PolicyRef, RenderError, Request, Shared,
 };
 use tarpc::client::RpcError;
 
@@ -77,6 +77,8 @@ pub(super) async fn call(
             }
         },
     };
+    // One copy of the request for every attempt below, none per attempt.
+    let request = Shared::new(request);
     let mut answer = process(&worker, &request, &policy, timeout).await;
     if let Ok(Err(CrawlError::Parse(ParseError::UnknownRuleset(_)))) = &answer {
         // Restarted since it got the rules: give them again, ask again.
@@ -117,7 +119,7 @@ pub(super) async fn call(
 /// not know the policy is given it whole, once, at once.
 async fn process(
     worker: &WorkerHandle,
-    request: &Request,
+    request: &Shared<Request>,
     policy: &FetchPolicy,
     timeout: Duration,
 ) -> Result<Result<ParseResult, CrawlError>, RpcError> {
@@ -125,7 +127,7 @@ async fn process(
     loop {
         let answer = worker
             .client
-            .process(deadline_in(timeout), request.clone(), sent.clone())
+            .process(deadline_in(timeout), request.share(), sent.clone())
             .await;
         let unknown = matches!(answer, Ok(Err(CrawlError::UnknownPolicy(_))));
         if answer.is_ok() {

@@ -12,11 +12,10 @@
 //! and written to the failures file rather than resent forever.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rpcsupport::{
-    connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, Refusal, SaveError,
+    connect_itemsaver, ConnectOptions, HostAddr, Item, ItemSaverClient, Refusal, SaveError, Shared,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -186,7 +185,7 @@ struct Sink {
     in_flight: Option<JoinHandle<SaveOutcome>>,
     /// The batch in flight, shared with the save task: kept so `unacked`
     /// can include it and a failed save can put it back.
-    in_flight_items: Arc<Vec<Item>>,
+    in_flight_items: Shared<Vec<Item>>,
     /// No save before this (backoff after a failure).
     not_before: Instant,
     backoff: Duration,
@@ -203,7 +202,7 @@ impl Sink {
             opts,
             client,
             in_flight: None,
-            in_flight_items: Arc::default(),
+            in_flight_items: Shared::default(),
             not_before: Instant::now(),
             backoff: Duration::from_millis(100),
             oldest: None,
@@ -255,21 +254,20 @@ impl Sink {
         } else {
             None
         };
-        let batch = Arc::new(batch);
-        self.in_flight_items = batch.clone();
+        let batch = Shared::new(batch);
+        self.in_flight_items = batch.share();
         let client = self.client.take();
         let opts = self.opts.clone();
         self.in_flight = Some(tokio::spawn(
-            async move { save(client, &opts, &batch).await },
+            async move { save(client, &opts, batch).await },
         ));
     }
 
     fn finish_save(&mut self, (client, result): SaveOutcome) {
         self.client = client;
-        // The save task is over and has let go of its reference, so this
-        // takes the batch back without copying it.
-        let batch = Arc::try_unwrap(std::mem::take(&mut self.in_flight_items))
-            .unwrap_or_else(|shared| shared.as_ref().clone());
+        // The save task is over and the call has let go of its handle, so
+        // this takes the batch back without copying it.
+        let batch = std::mem::take(&mut self.in_flight_items).into_inner();
         let answered = match &result {
             Ok(_) | Err(SaveFailure::Rejected(_)) => true,
             Err(SaveFailure::TooLarge(_)) => batch.len() <= 1,
@@ -375,7 +373,7 @@ impl Sink {
     }
 
     fn unacked(&mut self) -> Vec<Item> {
-        let mut all = self.in_flight_items.as_ref().clone();
+        let mut all = Vec::clone(&self.in_flight_items);
         all.extend(self.buffer.snapshot());
         all
     }
@@ -444,7 +442,11 @@ impl Sink {
 
 /// One save try, connecting first if needed. Returns the client (or `None`
 /// if the connection is broken) and the result.
-async fn save(client: Option<ItemSaverClient>, opts: &SinkOptions, batch: &[Item]) -> SaveOutcome {
+async fn save(
+    client: Option<ItemSaverClient>,
+    opts: &SinkOptions,
+    batch: Shared<Vec<Item>>,
+) -> SaveOutcome {
     let client = match client {
         Some(c) => c,
         None => match connect_itemsaver(&opts.addr, opts.connect).await {
@@ -460,10 +462,7 @@ async fn save(client: Option<ItemSaverClient>, opts: &SinkOptions, batch: &[Item
             }
         },
     };
-    match client
-        .save(deadline_in(opts.rpc_timeout), batch.to_vec())
-        .await
-    {
+    match client.save(deadline_in(opts.rpc_timeout), batch).await {
         Ok(Ok(ack)) => (Some(client), Ok(ack.refused)),
         Ok(Err(SaveError::Rejected(reason))) => (Some(client), Err(SaveFailure::Rejected(reason))),
         Ok(Err(SaveError::BatchTooLarge { max_items })) => {

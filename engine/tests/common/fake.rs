@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
 use rpcsupport::{
-    CrawlError, ParseError, ParseResult, PolicyRef, Request, ServeOptions, WorkerStatus,
+    CrawlError, ParseError, ParseResult, PolicyRef, Request, ServeOptions, Shared, WorkerStatus,
 };
 use tarpc::context::Context;
 use tarpc::server::Channel as _;
@@ -129,12 +129,12 @@ where
     async fn process(
         self,
         _: Context,
-        request: Request,
+        request: Shared<Request>,
         policy: PolicyRef,
     ) -> Result<ParseResult, CrawlError> {
         self.policies.record(self.connection, &policy);
         self.policies.resolve(self.connection, policy)?;
-        match (self.answer)(request).await {
+        match (self.answer)(request.into_inner()).await {
             Reply::Answer(result) => result,
             Reply::Die => {
                 self.kill.notify_one();

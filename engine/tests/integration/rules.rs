@@ -84,7 +84,7 @@ async fn rules_reach_workers_that_lack_them() {
         hints: Default::default(),
     };
     let answer = client
-        .process(context::current(), request, Default::default())
+        .process(context::current(), request.into(), Default::default())
         .await
         .unwrap();
     assert!(

@@ -66,7 +66,7 @@ async fn serves_counts_searches_and_stops() {
         payload,
     };
     client
-        .save(context::current(), vec![item])
+        .save(context::current(), (vec![item]).into())
         .await
         .unwrap()
         .unwrap();
@@ -174,7 +174,7 @@ async fn serves_from_elasticsearch() {
         })
         .collect();
     client
-        .save(context::current(), items)
+        .save(context::current(), items.into())
         .await
         .unwrap()
         .unwrap();

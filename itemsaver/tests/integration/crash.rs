@@ -61,7 +61,7 @@ async fn sigkill_after_ack_loses_nothing_acknowledged() {
             tokio::spawn(async move {
                 for batch in (sender..).step_by(2).take(100) {
                     let items: Vec<Item> = (0..50).map(|i| item(round, batch, i)).collect();
-                    match client.save(context::current(), items.clone()).await {
+                    match client.save(context::current(), items.clone().into()).await {
                         Ok(Ok(_)) => {
                             if tx.send(items).is_err() {
                                 return;

@@ -90,7 +90,7 @@ async fn export_and_search_page_through_the_binary() {
         })
         .collect();
     client
-        .save(context::current(), items)
+        .save(context::current(), items.into())
         .await
         .unwrap()
         .unwrap();

@@ -63,7 +63,7 @@ async fn itemsaver_survives_hostile_frames() {
         body(
             1,
             ItemSaverRequest::Save {
-                items: vec![item("a", Value::Int(1)), item("b", Value::from(MARKER))],
+                items: vec![item("a", Value::Int(1)), item("b", Value::from(MARKER))].into(),
             },
         ),
         body(2, ItemSaverRequest::Get { id: "a".into() }),

@@ -79,13 +79,13 @@ async fn save_count_get_search() {
         .collect();
 
     let ack = client
-        .save(context::current(), batch.clone())
+        .save(context::current(), batch.clone().into())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(ack.stored, 6);
     client
-        .save(context::current(), batch.clone())
+        .save(context::current(), batch.clone().into())
         .await
         .unwrap()
         .unwrap();
@@ -147,7 +147,10 @@ async fn limits_refuse_batches_and_items() {
     let client = &server.client;
 
     let too_many: Vec<Item> = (0..4).map(|i| profile(i, "x")).collect();
-    let result = client.save(context::current(), too_many).await.unwrap();
+    let result = client
+        .save(context::current(), too_many.into())
+        .await
+        .unwrap();
     assert_eq!(result, Err(SaveError::BatchTooLarge { max_items: 3 }));
 
     let mut huge = profile(9, "x");
@@ -157,7 +160,10 @@ async fn limits_refuse_batches_and_items() {
     let mut empty = profile(7, "x");
     empty.id = Some(String::new());
     let ack = client
-        .save(context::current(), vec![profile(8, "x"), huge, empty])
+        .save(
+            context::current(),
+            (vec![profile(8, "x"), huge, empty]).into(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -184,7 +190,7 @@ async fn delete_over_rpc() {
     let client = &server.client;
     let batch: Vec<Item> = (0..4).map(|i| profile(i, "Shanghai")).collect();
     client
-        .save(context::current(), batch)
+        .save(context::current(), batch.into())
         .await
         .unwrap()
         .unwrap();
@@ -229,7 +235,7 @@ async fn delete_batch_limit() {
     let client = &server.client;
     let batch: Vec<Item> = (0..3).map(|i| profile(i, "x")).collect();
     client
-        .save(context::current(), batch)
+        .save(context::current(), batch.into())
         .await
         .unwrap()
         .unwrap();
@@ -286,7 +292,7 @@ async fn too_deep_items_are_refused_by_name(store: Arc<dyn ItemStore>) {
     let ack = client
         .save(
             context::current(),
-            vec![ok.clone(), over.clone(), far.clone()],
+            vec![ok.clone(), over.clone(), far.clone()].into(),
         )
         .await
         .unwrap()

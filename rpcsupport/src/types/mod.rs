@@ -16,6 +16,8 @@
 //! - `value.rs`: [`Value`], the typed payload value, and the JSON writers.
 //! - `store.rs`: engine and tools to itemsaver: [`SaveAck`], searches and
 //!   scans.
+//! - `shared.rs`: [`Shared`], an argument the caller keeps (a request, a
+//!   batch of items) sent without copying it, on the wire as itself.
 //! - this file: [`WorkerStatus`], the health check's answer.
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 mod item;
 mod request;
 mod result;
+mod shared;
 mod store;
 mod value;
 
@@ -32,6 +35,7 @@ pub use request::{
     SITEMAP_PARSER,
 };
 pub use result::{content_hash, PageMeta, ParseLimits, ParseResult};
+pub use shared::Shared;
 pub use store::{
     Refusal, SaveAck, ScanCursor, ScanPage, ScanRequest, SearchRequest, SearchResponse,
 };

@@ -177,3 +177,25 @@ fn derived_key_is_stable_and_kind_specific() {
     assert_ne!(a.key(), b.key());
     assert_eq!(a.key().len(), 33);
 }
+
+/// A shared argument is on the wire exactly as the value it shares, and
+/// the end that decodes it holds the only handle, so it moves the value
+/// out.
+#[test]
+fn shared_is_the_value_on_the_wire() {
+    let batch = vec![sample_item(), sample_item()];
+    let shared = Shared::new(batch.clone());
+    let kept = shared.share();
+    let bytes = crate::codec::encode(&batch).unwrap();
+    assert_eq!(crate::codec::encode(&shared).unwrap(), bytes);
+    let decoded: Shared<Vec<Item>> =
+        crate::codec::decode(&bytes, crate::codec::DecodeLimits::default()).unwrap();
+    assert_eq!(*decoded, batch);
+    let items_at = decoded.as_ptr();
+    let moved = decoded.into_inner();
+    assert_eq!(moved.as_ptr(), items_at, "moved, not copied");
+    // With another handle alive, taking the value out copies it.
+    let copy = shared.into_inner();
+    assert_eq!(copy, *kept);
+    assert_ne!(copy.as_ptr(), kept.as_ptr());
+}

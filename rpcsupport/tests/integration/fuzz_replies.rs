@@ -138,7 +138,7 @@ async fn crawl_client_survives_bad_replies() {
             let client = rpcsupport::connect_crawl(&addr, quick()).await.unwrap();
             let mut ctx = context::current();
             ctx.deadline = std::time::Instant::now() + Duration::from_secs(5);
-            let call = client.process(ctx, request(), PolicyRef::default());
+            let call = client.process(ctx, request().into(), PolicyRef::default());
             let outcome = tokio::time::timeout(Duration::from_secs(10), call)
                 .await
                 .expect("the client gives up by its deadline at the latest");
@@ -167,7 +167,7 @@ async fn nested_reply_is_an_error() {
     .await;
     let client = rpcsupport::connect_crawl(&addr, quick()).await.unwrap();
     let outcome = client
-        .process(context::current(), request(), PolicyRef::default())
+        .process(context::current(), request().into(), PolicyRef::default())
         .await;
     assert!(outcome.is_err(), "{outcome:?}");
 }
@@ -192,7 +192,7 @@ async fn reply_of_the_wrong_method_is_an_error() {
     .await;
     let client = rpcsupport::connect_crawl(&addr, quick()).await.unwrap();
     let outcome = client
-        .process(context::current(), request(), PolicyRef::default())
+        .process(context::current(), request().into(), PolicyRef::default())
         .await;
     match outcome {
         Err(tarpc::client::RpcError::Server(e)) => {

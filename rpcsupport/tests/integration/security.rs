@@ -13,8 +13,8 @@ use rcgen::{
 };
 use rpcsupport::{
     ClientSecurity, ConnectOptions, Crawl, CrawlClient, CrawlError, HostAddr, ParseError,
-    ParseResult, PolicyRef, Request, RpcConfig, ServeOptions, ServerSecurity, Service, Token,
-    WorkerStatus,
+    ParseResult, PolicyRef, Request, RpcConfig, ServeOptions, ServerSecurity, Service, Shared,
+    Token, WorkerStatus,
 };
 use tarpc::context::{self, Context};
 use tarpc::server::Channel;
@@ -32,7 +32,7 @@ impl Crawl for Stub {
     async fn process(
         self,
         _: Context,
-        _request: Request,
+        _request: Shared<Request>,
         _policy: PolicyRef,
     ) -> Result<ParseResult, CrawlError> {
         Ok(ParseResult::default())

@@ -143,7 +143,8 @@ async fn worker_refuses_loopback_the_engine_names() {
                     parser: rpcsupport::ParserSpec::named(parser),
                     depth: 0,
                     hints: Default::default(),
-                },
+                }
+                .into(),
                 policy(&["127.0.0.1"]).into(),
             )
             .await

@@ -443,7 +443,11 @@ async fn worker_process_stays_small() {
                 let mut ctx = tarpc::context::current();
                 ctx.deadline = Instant::now() + Duration::from_secs(120);
                 let answer = client
-                    .process(ctx, request(url, parser), policy(&["127.0.0.1"]).into())
+                    .process(
+                        ctx,
+                        request(url, parser).into(),
+                        policy(&["127.0.0.1"]).into(),
+                    )
                     .await;
                 (path, parser, answer)
             });

@@ -103,7 +103,7 @@ impl Setup {
         self.client
             .process(
                 tarpc::context::current(),
-                request,
+                request.into(),
                 FetchPolicy {
                     obey_robots_meta: obey,
                     obey_nofollow: obey,

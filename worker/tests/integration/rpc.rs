@@ -57,7 +57,7 @@ async fn call(client: &CrawlClient, req: Request) -> Result<ParseResult, CrawlEr
     client
         .process(
             tarpc::context::current(),
-            req,
+            req.into(),
             policy(&["127.0.0.1"]).into(),
         )
         .await
@@ -368,7 +368,7 @@ async fn policies_are_per_connection() {
         let page = request(format!("{site}/"), "city_list");
         async move {
             client
-                .process(tarpc::context::current(), page, policy)
+                .process(tarpc::context::current(), page.into(), policy)
                 .await
                 .expect("RPC itself succeeds")
         }
