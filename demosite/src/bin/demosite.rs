@@ -126,6 +126,14 @@ impl Args {
     }
 }
 
+/// The site stands in for the web, yet on one machine its CPU is taken from
+/// the crawler it serves, so it should cost little. glibc's malloc
+/// cost it a third more CPU per page once thousands of requests wait
+/// (`--latency_ms`; bench/NOTES.md, session 9); mimalloc does not, and the
+/// site's memory is not measured against any target.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
