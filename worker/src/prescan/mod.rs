@@ -334,15 +334,14 @@ struct Stack {
 
 impl Stack {
     /// After a page: a stack that grew past what is kept is replaced, so
-    /// a hostile page's names and depth are not held after it.
+    /// a hostile page's names and depth are not held after it. What each
+    /// thread keeps is then at most [`NAMES_KEPT`] names and room for
+    /// [`DEPTH_KEPT`] open elements in each vector and across all names.
     fn trim(&mut self) {
+        let named: usize = self.names.names.iter().map(|n| n.open.capacity()).sum();
         let deep = self.open.capacity() > DEPTH_KEPT
             || self.bounds.iter().any(|b| b.capacity() > DEPTH_KEPT)
-            || self
-                .names
-                .names
-                .iter()
-                .any(|n| n.open.capacity() > DEPTH_KEPT);
+            || named > DEPTH_KEPT;
         if deep || self.names.names.len() > NAMES_KEPT {
             *self = Stack::default();
         }

@@ -128,4 +128,8 @@ fn kept_stack_answers_as_a_fresh_one() {
     let deep = "<b><i>".repeat(DEPTH_KEPT);
     html_prefix(&deep, usize::MAX, usize::MAX);
     STACK.with(|s| assert!(s.borrow().names.names.is_empty()));
+    // Many names each open a little deep: room kept across all names.
+    let wide: String = (0..40).map(|i| format!("<n{i}>").repeat(20)).collect();
+    html_prefix(&wide, usize::MAX, usize::MAX);
+    STACK.with(|s| assert!(s.borrow().names.names.is_empty()));
 }
