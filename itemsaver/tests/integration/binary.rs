@@ -66,7 +66,7 @@ async fn serves_counts_searches_and_stops() {
         payload,
     };
     client
-        .save(context::current(), (vec![item]).into())
+        .save(context::current(), vec![item].into())
         .await
         .unwrap()
         .unwrap();

@@ -162,7 +162,7 @@ async fn limits_refuse_batches_and_items() {
     let ack = client
         .save(
             context::current(),
-            (vec![profile(8, "x"), huge, empty]).into(),
+            vec![profile(8, "x"), huge, empty].into(),
         )
         .await
         .unwrap()

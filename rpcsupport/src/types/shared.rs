@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// reference-counted copy, on the wire exactly as `T` itself, so it
 /// changes no frame; the receiving end holds the only reference and takes
 /// the value out without a copy ([`Shared::into_inner`]).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, PartialEq, Eq, Default)]
 pub struct Shared<T>(Arc<T>);
 
 impl<T> Shared<T> {
